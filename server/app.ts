@@ -1,0 +1,61 @@
+import formbody from '@fastify/formbody';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createAuthRole } from './auth/role.ts';
+import type { WharfConfig } from './config/types.ts';
+import { healthRoutes } from './http/health.ts';
+import type { IdentityClient } from './identity/principal.ts';
+import { Metrics } from './observability/metrics.ts';
+import { createRemoteIdentityClient } from './registry/remote-identity.ts';
+import { createRegistryRole } from './registry/role.ts';
+import type { Role } from './roles.ts';
+import type { ObjectStore } from './store/object-store.ts';
+
+export interface Wharf {
+  app: FastifyInstance;
+  metrics: Metrics;
+  /** Stops taking requests, lets in-flight ones finish, then releases the roles and the store. */
+  close(): Promise<void>;
+}
+
+/** Assembles one server from its configuration: the roles it runs decide which plugins it mounts. */
+export async function buildWharf(config: WharfConfig, store: ObjectStore, logger: Logger): Promise<Wharf> {
+  const metrics = new Metrics();
+  let accepting = true;
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    // Ingresses and clients (cargo, skopeo) may put a trailing slash on any route.
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 500 },
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  metrics.instrument(app);
+  await app.register(formbody);
+  await app.register(healthRoutes, { store, metrics, ready: () => accepting });
+
+  const context = { config, store, metrics, logger };
+  const roles: Role[] = [];
+  let identity: IdentityClient | undefined;
+  if (config.roles.includes('auth')) {
+    const auth = await createAuthRole(context);
+    identity = auth.identity;
+    roles.push(auth);
+  }
+  if (config.roles.includes('registry')) {
+    identity ??= createRemoteIdentityClient(config.registry, metrics);
+    roles.push(await createRegistryRole({ ...context, identity }));
+  }
+  for (const role of roles) await role.register(app);
+
+  return {
+    app,
+    metrics,
+    async close() {
+      accepting = false;
+      await app.close();
+      for (const role of roles.reverse()) await role.close?.();
+      await store.close();
+    },
+  };
+}

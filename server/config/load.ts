@@ -1,0 +1,232 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import { parse as parseYaml } from 'yaml';
+import { configSchema } from './schema.ts';
+import type { WharfConfig } from './types.ts';
+
+/** A setting that is wrong or missing; the message names it, and where it came from. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Environment variables and the settings they override. A variable wins over the file, so one image
+ * can be configured by a mounted file and adjusted per Deployment.
+ */
+const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | 'boolean' | 'list' }> = {
+  PORT: { path: 'port', type: 'integer' },
+  HOST: { path: 'host', type: 'string' },
+  WHARF_ROLES: { path: 'roles', type: 'list' },
+  WHARF_PUBLIC_URL: { path: 'publicUrl', type: 'string' },
+  WHARF_LOG_LEVEL: { path: 'logLevel', type: 'string' },
+  WHARF_STORE: { path: 'store.driver', type: 'string' },
+  WHARF_DATA_DIR: { path: 'store.dataDir', type: 'string' },
+  WHARF_S3_BUCKET: { path: 'store.s3.bucket', type: 'string' },
+  WHARF_S3_ENDPOINT: { path: 'store.s3.endpoint', type: 'string' },
+  WHARF_S3_REGION: { path: 'store.s3.region', type: 'string' },
+  WHARF_S3_FORCE_PATH_STYLE: { path: 'store.s3.forcePathStyle', type: 'boolean' },
+  WHARF_S3_PREFIX: { path: 'store.s3.prefix', type: 'string' },
+  WHARF_S3_ACCESS_KEY_ID: { path: 'store.s3.accessKeyId', type: 'string' },
+  WHARF_S3_SECRET_ACCESS_KEY: { path: 'store.s3.secretAccessKey', type: 'string' },
+  WHARF_BCRYPT_COST: { path: 'auth.bcryptCost', type: 'integer' },
+  WHARF_SIGNUP: { path: 'auth.signup', type: 'string' },
+  WHARF_ADMIN_PASSWORD: { path: 'auth.adminPassword', type: 'string' },
+  WHARF_ADMIN_PASSWORD_FILE: { path: 'auth.adminPasswordFile', type: 'string' },
+  WHARF_AUTH_URL: { path: 'registry.authUrl', type: 'string' },
+  WHARF_AUTH_SERVICE_NAME: { path: 'registry.serviceName', type: 'string' },
+  WHARF_AUTH_SERVICE_PASSWORD: { path: 'registry.servicePassword', type: 'string' },
+  WHARF_AUTH_SERVICE_PASSWORD_FILE: { path: 'registry.servicePasswordFile', type: 'string' },
+  WHARF_SUPERUSERS: { path: 'registry.superusers', type: 'list' },
+};
+
+export const ENVIRONMENT_VARIABLES = Object.freeze({ ...ENVIRONMENT });
+
+export interface LoadOptions {
+  argv?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Reads `--config`/`WHARF_CONFIG` (YAML or JSON), applies the environment, validates, fills defaults. */
+export function loadConfig({
+  argv = process.argv.slice(2),
+  env = process.env,
+}: LoadOptions = {}): WharfConfig {
+  const file = configFileFrom(argv) ?? env.WHARF_CONFIG;
+  const raw: Record<string, unknown> = file ? readConfigFile(file) : {};
+  const sources = new Map<string, string>();
+  for (const [name, { path: settingPath, type }] of Object.entries(ENVIRONMENT)) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    setPath(raw, settingPath, convert(name, value, type));
+    sources.set(settingPath, name);
+  }
+  return validateConfig(raw, { file, sources });
+}
+
+export function validateConfig(
+  raw: unknown,
+  { file, sources = new Map() }: { file?: string | undefined; sources?: Map<string, string> } = {},
+): WharfConfig {
+  const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: false });
+  addFormats.default(ajv);
+  const validate = ajv.compile(configSchema);
+  const config = structuredClone(raw ?? {});
+  if (!validate(config)) {
+    const error = validate.errors?.[0];
+    const at = (error?.instancePath ?? '').split('/').filter(Boolean).join('.');
+    const setting =
+      error?.keyword === 'additionalProperties'
+        ? [at, String(error.params.additionalProperty)].filter(Boolean).join('.')
+        : error?.keyword === 'required'
+          ? [at, String(error.params.missingProperty)].filter(Boolean).join('.')
+          : at;
+    const origin = sources.get(setting) ?? (file ? `in ${file}` : undefined);
+    const what =
+      error?.keyword === 'additionalProperties'
+        ? 'is not a known setting'
+        : error?.keyword === 'required'
+          ? 'is required'
+          : error?.keyword === 'enum'
+            ? `must be one of ${(error.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`
+            : (error?.message ?? 'is invalid');
+    throw new ConfigError(
+      `configuration setting "${setting || '(root)'}"${origin ? ` (${origin})` : ''} ${what}`,
+    );
+  }
+  return resolveSecrets(config as WharfConfig);
+}
+
+function resolveSecrets(config: WharfConfig): WharfConfig {
+  if (config.store.driver === 's3' && !config.store.s3) {
+    throw new ConfigError(
+      'configuration setting "store.s3.bucket" (WHARF_S3_BUCKET) is required with the s3 store',
+    );
+  }
+  if (config.auth.adminPasswordFile && !config.auth.adminPassword) {
+    config.auth.adminPassword = readSecretFile('auth.adminPasswordFile', config.auth.adminPasswordFile);
+  }
+  if (config.registry.servicePasswordFile && !config.registry.servicePassword) {
+    config.registry.servicePassword = readSecretFile(
+      'registry.servicePasswordFile',
+      config.registry.servicePasswordFile,
+    );
+  }
+  for (const [index, service] of config.auth.services.entries()) {
+    const setting = `auth.services[${index}] (${service.name})`;
+    if (!service.password && service.passwordFile) {
+      service.password = readSecretFile(`${setting}.passwordFile`, service.passwordFile);
+    }
+    if (!service.password && service.passwordEnv) {
+      const value = process.env[service.passwordEnv];
+      if (!value)
+        throw new ConfigError(
+          `configuration setting "${setting}.passwordEnv" names ${service.passwordEnv}, which is not set`,
+        );
+      service.password = value;
+    }
+    if (!service.password)
+      throw new ConfigError(`configuration setting "${setting}" needs password, passwordFile or passwordEnv`);
+    if (service.password.length < 12)
+      throw new ConfigError(`configuration setting "${setting}" password must be at least 12 characters`);
+  }
+  if (config.roles.includes('registry') && !config.roles.includes('auth')) {
+    if (!config.registry.authUrl) {
+      throw new ConfigError(
+        'configuration setting "registry.authUrl" (WHARF_AUTH_URL) is required when the auth role runs elsewhere',
+      );
+    }
+    if (!config.registry.serviceName || !config.registry.servicePassword) {
+      throw new ConfigError(
+        'configuration settings "registry.serviceName" and "registry.servicePassword" (WHARF_AUTH_SERVICE_NAME, WHARF_AUTH_SERVICE_PASSWORD) are required when the auth role runs elsewhere',
+      );
+    }
+  }
+  return config;
+}
+
+function readSecretFile(setting: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new ConfigError(
+      `configuration setting "${setting}": cannot read ${file}: ${(error as Error).message}`,
+    );
+  }
+}
+
+function configFileFrom(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--config') {
+      const next = argv[i + 1];
+      if (!next) throw new ConfigError('--config needs a file name');
+      return next;
+    }
+    if (arg.startsWith('--config=')) return arg.slice('--config='.length);
+  }
+  return undefined;
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path.resolve(file), 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read configuration file ${file}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(
+      `configuration file ${file} is not valid YAML or JSON: ${(error as Error).message}`,
+    );
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`configuration file ${file} must hold a mapping of settings`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function convert(name: string, value: string, type: 'string' | 'integer' | 'boolean' | 'list'): unknown {
+  switch (type) {
+    case 'integer': {
+      if (!/^-?\d+$/.test(value.trim()))
+        throw new ConfigError(
+          `environment variable ${name} must be an integer, got ${JSON.stringify(value)}`,
+        );
+      return Number(value);
+    }
+    case 'boolean': {
+      if (/^(1|true|yes|on)$/i.test(value)) return true;
+      if (/^(0|false|no|off)$/i.test(value)) return false;
+      throw new ConfigError(
+        `environment variable ${name} must be true or false, got ${JSON.stringify(value)}`,
+      );
+    }
+    case 'list':
+      return value
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean);
+    default:
+      return value;
+  }
+}
+
+function setPath(target: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (typeof next !== 'object' || next === null) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]!] = value;
+}

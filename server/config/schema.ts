@@ -1,0 +1,114 @@
+/**
+ * The configuration file's JSON schema, section by section. Defaults live here too, so the schema
+ * is the one place that says what a setting is; docs/configuration.md and the README table follow it.
+ */
+
+const storeSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    driver: { enum: ['fs', 's3'], default: 'fs' },
+    dataDir: { type: 'string', minLength: 1, default: './data' },
+    s3: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        bucket: { type: 'string', minLength: 3, maxLength: 63 },
+        endpoint: { type: 'string', format: 'uri' },
+        region: { type: 'string', minLength: 1, default: 'us-east-1' },
+        forcePathStyle: { type: 'boolean', default: false },
+        accessKeyId: { type: 'string', minLength: 1 },
+        secretAccessKey: { type: 'string', minLength: 1 },
+        prefix: { type: 'string', pattern: '^([^/]+/)*$', default: '' },
+        presignDownloads: { type: 'boolean', default: false },
+      },
+      required: ['bucket'],
+    },
+  },
+} as const;
+
+const serviceSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
+    password: { type: 'string', minLength: 12 },
+    passwordFile: { type: 'string', minLength: 1 },
+    passwordEnv: { type: 'string', minLength: 1 },
+    permissions: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+  },
+  required: ['name'],
+} as const;
+
+const authSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    bcryptCost: { type: 'integer', minimum: 10, maximum: 15, default: 10 },
+    signup: { enum: ['admin', 'open', 'disabled'], default: 'admin' },
+    adminPassword: { type: 'string', minLength: 8 },
+    adminPasswordFile: { type: 'string', minLength: 1 },
+    services: { type: 'array', items: serviceSchema, default: [] },
+    rateLimit: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        perUser: { type: 'integer', minimum: 1, default: 10 },
+        perAddress: { type: 'integer', minimum: 1, default: 60 },
+        windowSeconds: { type: 'integer', minimum: 1, default: 60 },
+      },
+      default: {},
+    },
+  },
+  default: {},
+} as const;
+
+const registrySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    /** Base URL of the AuthService; empty means "this process" (all roles in one). */
+    authUrl: { type: 'string', format: 'uri' },
+    serviceName: { type: 'string', minLength: 1 },
+    servicePassword: { type: 'string', minLength: 1 },
+    servicePasswordFile: { type: 'string', minLength: 1 },
+    /** How long a verified credential is trusted without asking the AuthService again. */
+    credentialCacheSeconds: { type: 'integer', minimum: 0, maximum: 600, default: 10 },
+    superusers: { type: 'array', items: { type: 'string' }, default: [] },
+    protocols: {
+      type: 'array',
+      items: { enum: ['cargo', 'oci'] },
+      uniqueItems: true,
+      default: ['cargo', 'oci'],
+    },
+    cargo: { type: 'object', default: {} },
+    oci: { type: 'object', default: {} },
+  },
+  default: {},
+} as const;
+
+export const configSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    roles: {
+      type: 'array',
+      items: { enum: ['auth', 'registry'] },
+      minItems: 1,
+      uniqueItems: true,
+      default: ['auth', 'registry'],
+    },
+    host: { type: 'string', minLength: 1, default: '0.0.0.0' },
+    port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    /** The URL clients use to reach this server (behind an ingress it differs from host:port). */
+    publicUrl: { type: 'string', format: 'uri' },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    /** Seconds in-flight requests get to finish on SIGTERM. */
+    shutdownGraceSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 25 },
+    bodyLimitBytes: { type: 'integer', minimum: 1024, default: 10 * 1024 * 1024 },
+    store: { ...storeSchema, default: {} },
+    auth: authSchema,
+    registry: registrySchema,
+    openid: { type: 'object', default: {} },
+  },
+} as const;

@@ -1,0 +1,372 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { constants, createReadStream, createWriteStream, type Dirent } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  assertValidKey,
+  type Body,
+  type CompletedPart,
+  type GetOptions,
+  type GetResult,
+  InvalidRangeError,
+  type ListOptions,
+  type ListResult,
+  MAX_PARTS,
+  MIN_PART_SIZE,
+  NoSuchUploadError,
+  type ObjectInfo,
+  type ObjectStore,
+  PreconditionFailedError,
+  type PutOptions,
+  type PutResult,
+} from './object-store.ts';
+
+/**
+ * The embedded store: objects are files under `<root>/objects`, written to `<root>/tmp` first and
+ * renamed into place, so a crash never leaves a partial object visible. Leaf files carry a `%obj`
+ * suffix (which URI-encoding never produces), so `a/b` and `a/b/c` can both exist as on S3.
+ *
+ * Conditional writes hold a per-key lock file (O_EXCL) while they compare and rename, which makes
+ * them safe between processes sharing the directory too.
+ */
+export class FsObjectStore implements ObjectStore {
+  readonly kind = 'fs';
+  readonly root: string;
+  private readonly objectsDir: string;
+  private readonly tmpDir: string;
+  private readonly uploadsDir: string;
+  private readonly locksDir: string;
+
+  private constructor(root: string) {
+    this.root = path.resolve(root);
+    this.objectsDir = path.join(this.root, 'objects');
+    this.tmpDir = path.join(this.root, 'tmp');
+    this.uploadsDir = path.join(this.root, 'uploads');
+    this.locksDir = path.join(this.root, 'locks');
+  }
+
+  static async open(root: string): Promise<FsObjectStore> {
+    const store = new FsObjectStore(root);
+    for (const dir of [store.objectsDir, store.tmpDir, store.uploadsDir, store.locksDir]) {
+      await mkdir(dir, { recursive: true });
+    }
+    // Temporary files are only ever half-written objects of a process that died: drop them.
+    await rm(store.tmpDir, { recursive: true, force: true });
+    await mkdir(store.tmpDir, { recursive: true });
+    return store;
+  }
+
+  private objectPath(key: string): string {
+    assertValidKey(key);
+    const segments = key.split('/').map(encodeURIComponent);
+    segments[segments.length - 1] += LEAF_SUFFIX;
+    return path.join(this.objectsDir, ...segments);
+  }
+
+  async put(key: string, body: Body, options: PutOptions = {}): Promise<PutResult> {
+    const target = this.objectPath(key);
+    const tmp = path.join(this.tmpDir, randomUUID());
+    try {
+      await this.writeFileSynced(tmp, body, options.contentLength);
+      return await this.commit(key, tmp, target, options);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Writes a temporary file and flushes it to disk, so a rename never publishes unsynced data. */
+  private async writeFileSynced(file: string, body: Body, expectedLength?: number): Promise<void> {
+    const source =
+      typeof body === 'string' || body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : body;
+    await pipeline(source, createWriteStream(file, { flush: true, highWaterMark: READ_CHUNK }));
+    if (expectedLength !== undefined) {
+      const { size } = await stat(file);
+      if (size !== expectedLength) throw new Error(`body was ${size} bytes, expected ${expectedLength}`);
+    }
+  }
+
+  /** Moves a finished temporary file into place, checking the write's condition under the key lock. */
+  private async commit(key: string, tmp: string, target: string, options: PutOptions): Promise<PutResult> {
+    const etag = etagOf(await stat(tmp, { bigint: true }));
+    const conditional = options.ifMatch !== undefined || options.ifNoneMatch !== undefined;
+    const release = conditional ? await this.lock(key) : undefined;
+    try {
+      if (conditional) {
+        const current = await stat(target, { bigint: true }).catch(ignoreNotFound);
+        if (options.ifNoneMatch === '*' && current) throw new PreconditionFailedError(key);
+        if (options.ifMatch !== undefined && (!current || etagOf(current) !== options.ifMatch)) {
+          throw new PreconditionFailedError(key);
+        }
+      }
+      await this.renameCreatingParents(tmp, target);
+      return { etag };
+    } finally {
+      await release?.();
+    }
+  }
+
+  private async renameCreatingParents(from: string, to: string): Promise<void> {
+    // A concurrent delete may remove an emptied parent between mkdir and rename: try again.
+    for (let attempt = 0; ; attempt++) {
+      await mkdir(path.dirname(to), { recursive: true });
+      try {
+        await rename(from, to);
+        return;
+      } catch (error) {
+        if (!isNotFound(error) || attempt >= 5) throw error;
+      }
+    }
+  }
+
+  private async lock(key: string): Promise<() => Promise<void>> {
+    const lockFile = path.join(this.locksDir, createHash('sha256').update(key).digest('hex'));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const handle = await open(lockFile, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
+        await handle.close();
+        return () => unlink(lockFile).catch(() => undefined);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        // A holder that crashed leaves its lock behind; a lock older than any commit can take is stale.
+        const info = await stat(lockFile).catch(() => null);
+        if (info && Date.now() - info.mtimeMs > STALE_LOCK_MS) await unlink(lockFile).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(50, 1 + attempt)));
+      }
+    }
+  }
+
+  async get(key: string, options: GetOptions = {}): Promise<GetResult | null> {
+    const handle = await open(this.objectPath(key), 'r').catch(ignoreNotFound);
+    if (!handle) return null;
+    try {
+      const info = await handle.stat({ bigint: true });
+      const size = Number(info.size);
+      const result: GetResult = { ...this.info(key, info), body: Readable.from([]) };
+      if (options.range) {
+        const start = options.range.start;
+        const end = Math.min(options.range.end ?? size - 1, size - 1);
+        if (start >= size || start < 0 || end < start) throw new InvalidRangeError(key, size);
+        result.range = { start, end };
+        result.body = handle.createReadStream({ start, end, highWaterMark: READ_CHUNK });
+      } else {
+        result.body = handle.createReadStream({ highWaterMark: READ_CHUNK });
+      }
+      return result;
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    const info = await stat(this.objectPath(key), { bigint: true }).catch(ignoreNotFound);
+    return info ? this.info(key, info) : null;
+  }
+
+  private info(key: string, stats: BigIntStats): ObjectInfo {
+    return {
+      key,
+      size: Number(stats.size),
+      etag: etagOf(stats),
+      lastModified: new Date(Number(stats.mtimeMs)),
+    };
+  }
+
+  async delete(key: string): Promise<void> {
+    const file = this.objectPath(key);
+    await unlink(file).catch(ignoreNotFound);
+    // Remove emptied parent directories so that listings do not show prefixes with nothing under them.
+    let dir = path.dirname(file);
+    while (dir.startsWith(this.objectsDir) && dir !== this.objectsDir) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break;
+      }
+      dir = path.dirname(dir);
+    }
+  }
+
+  async list(options: ListOptions = {}): Promise<ListResult> {
+    const prefix = options.prefix ?? '';
+    const maxKeys = Math.min(Math.max(options.maxKeys ?? 1000, 1), 1000);
+    const after = options.continuationToken
+      ? Buffer.from(options.continuationToken, 'base64url').toString()
+      : (options.startAfter ?? '');
+    const result: ListResult = { objects: [], prefixes: [] };
+    let count = 0;
+    let last = '';
+    for await (const entry of this.walk(this.objectsDir, '', prefix, after, options.delimiter === '/')) {
+      if (count === maxKeys) {
+        result.nextContinuationToken = Buffer.from(last).toString('base64url');
+        break;
+      }
+      if (typeof entry === 'string') result.prefixes.push(entry);
+      else result.objects.push(entry);
+      last = typeof entry === 'string' ? entry : entry.key;
+      count++;
+    }
+    return result;
+  }
+
+  /** Yields objects (and, with a delimiter, folded prefixes) in key order, all after `after`. */
+  private async *walk(
+    dir: string,
+    dirKey: string,
+    prefix: string,
+    after: string,
+    fold: boolean,
+  ): AsyncGenerator<ObjectInfo | string> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw error;
+    }
+    const named = entries
+      .map((entry) => {
+        if (entry.isDirectory())
+          return { entry, key: `${dirKey}${decodeURIComponent(entry.name)}/`, dir: true };
+        if (entry.isFile() && entry.name.endsWith(LEAF_SUFFIX)) {
+          return {
+            entry,
+            key: dirKey + decodeURIComponent(entry.name.slice(0, -LEAF_SUFFIX.length)),
+            dir: false,
+          };
+        }
+        return null;
+      })
+      .filter((x) => x !== null)
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+
+    for (const { entry, key, dir: isDir } of named) {
+      const full = path.join(dir, entry.name);
+      if (!isDir) {
+        if (key.startsWith(prefix) && key > after) {
+          const info = await stat(full, { bigint: true }).catch(ignoreNotFound);
+          if (info) yield this.info(key, info);
+        }
+        continue;
+      }
+      // Everything under this directory starts with `key`; skip it when the page is already past it.
+      if (after >= key && !after.startsWith(key)) continue;
+      if (prefix.startsWith(key)) {
+        yield* this.walk(full, key, prefix, after, fold);
+      } else if (key.startsWith(prefix)) {
+        if (fold) {
+          if (!after.startsWith(key) && key > after) yield key;
+        } else {
+          yield* this.walk(full, key, prefix, after, fold);
+        }
+      }
+    }
+  }
+
+  async createMultipart(key: string): Promise<string> {
+    assertValidKey(key);
+    const uploadId = randomUUID();
+    await mkdir(path.join(this.uploadsDir, uploadId), { recursive: true });
+    await writeFile(path.join(this.uploadsDir, uploadId, 'key'), key);
+    return uploadId;
+  }
+
+  private async uploadDir(key: string, uploadId: string): Promise<string> {
+    if (!/^[0-9a-f-]{36}$/.test(uploadId)) throw new NoSuchUploadError(uploadId);
+    const dir = path.join(this.uploadsDir, uploadId);
+    const owner = await readFile(path.join(dir, 'key'), 'utf8').catch(ignoreNotFound);
+    if (owner !== key) throw new NoSuchUploadError(uploadId);
+    return dir;
+  }
+
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Body,
+    length?: number,
+  ): Promise<PutResult> {
+    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > MAX_PARTS) {
+      throw new Error(`part number must be 1..${MAX_PARTS}`);
+    }
+    const dir = await this.uploadDir(key, uploadId);
+    const tmp = path.join(this.tmpDir, randomUUID());
+    try {
+      await this.writeFileSynced(tmp, body, length);
+      const etag = etagOf(await stat(tmp, { bigint: true }));
+      await rename(tmp, path.join(dir, `part-${partNumber}`));
+      return { etag };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<PutResult> {
+    const dir = await this.uploadDir(key, uploadId);
+    if (parts.length === 0) throw new Error('a multipart upload needs at least one part');
+    const files: string[] = [];
+    for (const [index, part] of parts.entries()) {
+      if (index > 0 && part.partNumber <= parts[index - 1]!.partNumber) {
+        throw new Error('parts must be listed in ascending part-number order');
+      }
+      const file = path.join(dir, `part-${part.partNumber}`);
+      const info = await stat(file, { bigint: true }).catch(ignoreNotFound);
+      if (!info || etagOf(info) !== part.etag)
+        throw new Error(`part ${part.partNumber} is missing or changed`);
+      if (index < parts.length - 1 && Number(info.size) < MIN_PART_SIZE) {
+        throw new Error(`part ${part.partNumber} is smaller than the ${MIN_PART_SIZE}-byte minimum`);
+      }
+      files.push(file);
+    }
+    const tmp = path.join(this.tmpDir, randomUUID());
+    try {
+      async function* concatenated() {
+        for (const file of files) yield* createReadStream(file, { highWaterMark: READ_CHUNK });
+      }
+      await this.writeFileSynced(tmp, Readable.from(concatenated()));
+      const result = await this.commit(key, tmp, this.objectPath(key), {});
+      await rm(dir, { recursive: true, force: true });
+      return result;
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    const dir = await this.uploadDir(key, uploadId).catch(() => null);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
+
+  async presignGet(): Promise<string | null> {
+    return null;
+  }
+
+  async ping(): Promise<void> {
+    await stat(this.objectsDir);
+  }
+
+  async close(): Promise<void> {}
+}
+
+type BigIntStats = Awaited<ReturnType<typeof stat>> & { ino: bigint; size: bigint; mtimeNs: bigint };
+
+const LEAF_SUFFIX = '%obj';
+const STALE_LOCK_MS = 30_000;
+const READ_CHUNK = 1024 * 1024;
+
+/** Inode, size and nanosecond mtime change on every rename-into-place, so they identify a version. */
+function etagOf(stats: { ino: bigint | number; size: bigint | number; mtimeNs?: bigint }): string {
+  const id = `${stats.ino}:${stats.size}:${stats.mtimeNs ?? 0n}`;
+  return `"${createHash('sha256').update(id).digest('hex').slice(0, 32)}"`;
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+function ignoreNotFound(error: unknown): null {
+  if (isNotFound(error)) return null;
+  throw error;
+}

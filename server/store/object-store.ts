@@ -1,0 +1,154 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The one storage abstraction of wharf: every piece of state (users, tokens, crate index files,
+ * blobs, manifests) is an object in a flat key space. Two drivers implement it: `fs` (the embedded
+ * default) and `s3`. Both must pass test/store/contract.ts.
+ *
+ * Keys are `/`-separated, non-empty segments of printable ASCII; `.` and `..` segments are refused.
+ */
+export interface ObjectStore {
+  /** Driver name for logs and metrics: `fs` or `s3`. */
+  readonly kind: string;
+
+  /**
+   * Writes a whole object atomically: readers see the old object or the new one, never a part.
+   * With `ifMatch`, the write happens only if the current ETag is that one; with `ifNoneMatch: '*'`,
+   * only if the key does not exist. A failed condition throws {@link PreconditionFailedError}.
+   */
+  put(key: string, body: Body, options?: PutOptions): Promise<PutResult>;
+
+  /** Streams an object (or a byte range of it); `null` when the key does not exist. */
+  get(key: string, options?: GetOptions): Promise<GetResult | null>;
+
+  /** Metadata only; `null` when the key does not exist. */
+  head(key: string): Promise<ObjectInfo | null>;
+
+  /** Removes an object; removing a missing key is not an error. */
+  delete(key: string): Promise<void>;
+
+  /** Keys in ascending binary order. With `delimiter` ('/' only), deeper keys fold into `prefixes`. */
+  list(options?: ListOptions): Promise<ListResult>;
+
+  /**
+   * Multipart upload: parts are invisible until {@link completeMultipart} joins them, in part-number
+   * order, into the object at `key`. Every part but the last must be at least {@link MIN_PART_SIZE}
+   * bytes (S3's rule, enforced by both drivers so that fs tests catch what S3 would refuse).
+   */
+  createMultipart(key: string, options?: { contentType?: string }): Promise<string>;
+  uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Body,
+    length?: number,
+  ): Promise<PutResult>;
+  completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<PutResult>;
+  abortMultipart(key: string, uploadId: string): Promise<void>;
+
+  /** A time-limited URL a client may GET directly, or `null` when the driver has none (fs). */
+  presignGet(key: string, expiresInSeconds: number): Promise<string | null>;
+
+  /** Throws when the backend does not answer; used by `/readyz`. */
+  ping(): Promise<void>;
+
+  close(): Promise<void>;
+}
+
+export type Body = Buffer | Uint8Array | string | Readable;
+
+export interface PutOptions {
+  ifMatch?: string;
+  ifNoneMatch?: '*';
+  contentType?: string;
+  /** Required by S3 for a streamed body of known size; lets drivers reject short streams. */
+  contentLength?: number;
+}
+
+export interface PutResult {
+  etag: string;
+}
+
+export interface GetOptions {
+  /** Inclusive byte range, as HTTP's `Range: bytes=start-end`; `end` defaults to the last byte. */
+  range?: { start: number; end?: number };
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  etag: string;
+  lastModified: Date;
+  contentType?: string;
+}
+
+export interface GetResult extends ObjectInfo {
+  body: Readable;
+  /** The range actually served, when one was asked for. */
+  range?: { start: number; end: number };
+}
+
+export interface ListOptions {
+  prefix?: string;
+  delimiter?: '/';
+  /** Opaque token from a previous page. */
+  continuationToken?: string;
+  /** Return only keys after this one. */
+  startAfter?: string;
+  /** Page size, at most 1000. */
+  maxKeys?: number;
+}
+
+export interface ListResult {
+  objects: ObjectInfo[];
+  prefixes: string[];
+  nextContinuationToken?: string;
+}
+
+export interface CompletedPart {
+  partNumber: number;
+  etag: string;
+}
+
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+export const MAX_PARTS = 10_000;
+
+/** A conditional write lost: someone else changed (or created) the object first. */
+export class PreconditionFailedError extends Error {
+  readonly key: string;
+  constructor(key: string) {
+    super(`precondition failed for ${key}`);
+    this.name = 'PreconditionFailedError';
+    this.key = key;
+  }
+}
+
+/** A ranged read that starts past the end of the object. */
+export class InvalidRangeError extends Error {
+  readonly size: number;
+  constructor(key: string, size: number) {
+    super(`range not satisfiable for ${key} (size ${size})`);
+    this.name = 'InvalidRangeError';
+    this.size = size;
+  }
+}
+
+/** A multipart call naming an upload that does not exist (completed, aborted or never created). */
+export class NoSuchUploadError extends Error {
+  constructor(uploadId: string) {
+    super(`no such multipart upload ${uploadId}`);
+    this.name = 'NoSuchUploadError';
+  }
+}
+
+const KEY_SEGMENT = /^[\x21-\x7e]+$/;
+
+/** Refuses keys that could escape a directory or that S3 and fs would treat differently. */
+export function assertValidKey(key: string): void {
+  if (key.length === 0 || key.length > 1024) throw new Error(`invalid object key length: ${key.length}`);
+  for (const segment of key.split('/')) {
+    if (!KEY_SEGMENT.test(segment) || segment === '.' || segment === '..') {
+      throw new Error(`invalid object key: ${JSON.stringify(key)}`);
+    }
+  }
+}

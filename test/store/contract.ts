@@ -1,0 +1,253 @@
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { buffer, text } from 'node:stream/consumers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StoreConfig } from '../../server/config/types.ts';
+import { readJson, updateJson } from '../../server/store/json-doc.ts';
+import {
+  InvalidRangeError,
+  MIN_PART_SIZE,
+  type ObjectStore,
+  PreconditionFailedError,
+} from '../../server/store/object-store.ts';
+
+export interface StoreUnderTest {
+  store: ObjectStore;
+  /** The configuration a second process would use to open the same store. */
+  config: StoreConfig;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * The contract every ObjectStore driver must honour, in the spirit of distribution's storage-driver
+ * testsuites: one suite, run against each backend (fs here, MinIO for s3).
+ */
+export function storeContract(name: string, open: () => Promise<StoreUnderTest>): void {
+  describe(`ObjectStore contract: ${name}`, () => {
+    let subject: StoreUnderTest;
+    let store: ObjectStore;
+    // Each test works under its own prefix so that listings are not disturbed by other tests.
+    const scope = () => `t-${randomUUID().slice(0, 8)}`;
+
+    beforeAll(async () => {
+      subject = await open();
+      store = subject.store;
+    });
+    afterAll(async () => {
+      await subject?.cleanup();
+    });
+
+    it('stores, reads, heads and deletes an object', async () => {
+      const key = `${scope()}/hello.txt`;
+      expect(await store.get(key)).toBeNull();
+      expect(await store.head(key)).toBeNull();
+      const { etag } = await store.put(key, 'hello world', { contentType: 'text/plain' });
+      expect(etag).toBeTruthy();
+      const object = await store.get(key);
+      expect(object).not.toBeNull();
+      expect(await text(object!.body)).toBe('hello world');
+      expect(object!.size).toBe(11);
+      expect(object!.etag).toBe(etag);
+      const info = await store.head(key);
+      expect(info?.size).toBe(11);
+      expect(info?.etag).toBe(etag);
+      expect(info?.lastModified).toBeInstanceOf(Date);
+      await store.delete(key);
+      expect(await store.get(key)).toBeNull();
+      await store.delete(key); // deleting what is gone is fine
+    });
+
+    it('streams a body of unknown length and reads it back byte for byte', async () => {
+      const key = `${scope()}/stream.bin`;
+      const data = randomBytes(3 * 1024 * 1024 + 17);
+      async function* chunks() {
+        for (let offset = 0; offset < data.length; offset += 65536)
+          yield data.subarray(offset, offset + 65536);
+      }
+      await store.put(key, Readable.from(chunks()));
+      const object = await store.get(key);
+      expect((await buffer(object!.body)).equals(data)).toBe(true);
+    });
+
+    it('refuses a streamed body shorter than the announced length and keeps nothing', async () => {
+      const key = `${scope()}/short.bin`;
+      await expect(
+        store.put(key, Readable.from([Buffer.alloc(1000)]), { contentLength: 2000 }),
+      ).rejects.toThrow();
+      expect(await store.head(key)).toBeNull();
+    });
+
+    it('serves byte ranges and refuses ranges past the end', async () => {
+      const key = `${scope()}/range.txt`;
+      await store.put(key, '0123456789');
+      const middle = await store.get(key, { range: { start: 2, end: 5 } });
+      expect(await text(middle!.body)).toBe('2345');
+      expect(middle!.range).toEqual({ start: 2, end: 5 });
+      const tail = await store.get(key, { range: { start: 7 } });
+      expect(await text(tail!.body)).toBe('789');
+      const clipped = await store.get(key, { range: { start: 8, end: 100 } });
+      expect(await text(clipped!.body)).toBe('89');
+      await expect(store.get(key, { range: { start: 10 } })).rejects.toBeInstanceOf(InvalidRangeError);
+    });
+
+    it('gives a new ETag to every new version of an object', async () => {
+      const key = `${scope()}/versions`;
+      const first = await store.put(key, 'one');
+      const second = await store.put(key, 'two');
+      expect(second.etag).not.toBe(first.etag);
+      expect((await store.head(key))!.etag).toBe(second.etag);
+    });
+
+    it('creates with If-None-Match: * only when the key is free', async () => {
+      const key = `${scope()}/create-once`;
+      await store.put(key, 'first', { ifNoneMatch: '*' });
+      await expect(store.put(key, 'second', { ifNoneMatch: '*' })).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+      expect(await text((await store.get(key))!.body)).toBe('first');
+    });
+
+    it('replaces with If-Match only when the ETag is current', async () => {
+      const key = `${scope()}/cas`;
+      const { etag } = await store.put(key, 'v1');
+      const { etag: etag2 } = await store.put(key, 'v2', { ifMatch: etag });
+      await expect(store.put(key, 'v3', { ifMatch: etag })).rejects.toBeInstanceOf(PreconditionFailedError);
+      expect(await text((await store.get(key))!.body)).toBe('v2');
+      await expect(store.put(`${key}-missing`, 'x', { ifMatch: etag2 })).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+      expect(await store.head(`${key}-missing`)).toBeNull();
+    });
+
+    it('loses no update when 50 writers increment one counter concurrently', async () => {
+      const key = `${scope()}/counter.json`;
+      await Promise.all(
+        Array.from({ length: 50 }, () =>
+          updateJson<{ n: number }>(store, key, (current) => ({ n: (current?.n ?? 0) + 1 }), {
+            attempts: 500,
+          }),
+        ),
+      );
+      expect((await readJson<{ n: number }>(store, key))?.value.n).toBe(50);
+    });
+
+    it('lists keys in order, by prefix, with a delimiter, and page by page', async () => {
+      const root = scope();
+      const keys = [`${root}/a`, `${root}/a/b`, `${root}/a/c/d`, `${root}/a-z`, `${root}/b/x`, `${root}/c`];
+      for (const key of keys) await store.put(key, key);
+
+      const all = await store.list({ prefix: `${root}/` });
+      expect(all.objects.map((o) => o.key)).toEqual([...keys].sort());
+      expect(all.nextContinuationToken).toBeUndefined();
+      expect(all.objects.find((o) => o.key === `${root}/a/b`)?.size).toBe(`${root}/a/b`.length);
+
+      const top = await store.list({ prefix: `${root}/`, delimiter: '/' });
+      expect(top.objects.map((o) => o.key)).toEqual([`${root}/a`, `${root}/a-z`, `${root}/c`]);
+      expect(top.prefixes).toEqual([`${root}/a/`, `${root}/b/`]);
+
+      const partial = await store.list({ prefix: `${root}/a`, delimiter: '/' });
+      expect(partial.objects.map((o) => o.key)).toEqual([`${root}/a`, `${root}/a-z`]);
+      expect(partial.prefixes).toEqual([`${root}/a/`]);
+
+      const seen: string[] = [];
+      let token: string | undefined;
+      let pages = 0;
+      do {
+        const page = await store.list({
+          prefix: `${root}/`,
+          maxKeys: 2,
+          ...(token ? { continuationToken: token } : {}),
+        });
+        seen.push(...page.objects.map((o) => o.key));
+        token = page.nextContinuationToken;
+        pages++;
+      } while (token && pages < 10);
+      expect(seen).toEqual([...keys].sort());
+      expect(pages).toBe(3);
+
+      const after = await store.list({ prefix: `${root}/`, startAfter: `${root}/a/b` });
+      expect(after.objects.map((o) => o.key)).toEqual([`${root}/a/c/d`, `${root}/b/x`, `${root}/c`]);
+
+      for (const key of keys) await store.delete(key);
+      const emptied = await store.list({ prefix: `${root}/`, delimiter: '/' });
+      expect(emptied.objects).toEqual([]);
+      expect(emptied.prefixes).toEqual([]);
+    });
+
+    it('joins multipart uploads in part order and shows nothing before completion', async () => {
+      const key = `${scope()}/multipart.bin`;
+      const part1 = randomBytes(MIN_PART_SIZE);
+      const part2 = randomBytes(1234);
+      const uploadId = await store.createMultipart(key);
+      // Parts may arrive out of order; the part numbers decide the order.
+      const second = await store.uploadPart(key, uploadId, 2, part2, part2.length);
+      const first = await store.uploadPart(key, uploadId, 1, Readable.from([part1]), part1.length);
+      expect(await store.head(key)).toBeNull();
+      await store.completeMultipart(key, uploadId, [
+        { partNumber: 1, etag: first.etag },
+        { partNumber: 2, etag: second.etag },
+      ]);
+      const object = await store.get(key);
+      expect(object!.size).toBe(part1.length + part2.length);
+      expect((await buffer(object!.body)).equals(Buffer.concat([part1, part2]))).toBe(true);
+    });
+
+    it('refuses a multipart upload whose non-final part is under the minimum', async () => {
+      const key = `${scope()}/small-parts.bin`;
+      const uploadId = await store.createMultipart(key);
+      const a = await store.uploadPart(key, uploadId, 1, Buffer.alloc(1024), 1024);
+      const b = await store.uploadPart(key, uploadId, 2, Buffer.alloc(1024), 1024);
+      await expect(
+        store.completeMultipart(key, uploadId, [
+          { partNumber: 1, etag: a.etag },
+          { partNumber: 2, etag: b.etag },
+        ]),
+      ).rejects.toThrow();
+      expect(await store.head(key)).toBeNull();
+      await store.abortMultipart(key, uploadId);
+    });
+
+    it('drops an aborted multipart upload', async () => {
+      const key = `${scope()}/aborted.bin`;
+      const uploadId = await store.createMultipart(key);
+      const part = await store.uploadPart(key, uploadId, 1, Buffer.alloc(100), 100);
+      await store.abortMultipart(key, uploadId);
+      await expect(
+        store.completeMultipart(key, uploadId, [{ partNumber: 1, etag: part.etag }]),
+      ).rejects.toThrow();
+      expect(await store.head(key)).toBeNull();
+    });
+
+    it('shows nothing of a write whose process was killed before it committed', async () => {
+      const key = `${scope()}/crashed.bin`;
+      const code = await runCrashWriter(subject.config, key);
+      expect(code).toBe('SIGKILL');
+      expect(await store.head(key)).toBeNull();
+      expect((await store.list({ prefix: key })).objects).toEqual([]);
+      // And the key is still usable afterwards.
+      await store.put(key, 'after the crash', { ifNoneMatch: '*' });
+      expect(await text((await store.get(key))!.body)).toBe('after the crash');
+    });
+
+    it('answers ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
+
+/** Runs test/store/crash-writer.ts, which streams part of an object and SIGKILLs itself mid-write. */
+function runCrashWriter(config: StoreConfig, key: string): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [new URL('./crash-writer.ts', import.meta.url).pathname, JSON.stringify(config), key],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: process.env,
+      },
+    );
+    child.on('error', reject);
+    child.on('exit', (_code, signal) => resolve(signal));
+  });
+}
