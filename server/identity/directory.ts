@@ -189,7 +189,7 @@ export class Directory {
    */
   async checkPassword(rawName: string, password: string): Promise<UserRecord | null> {
     const user = await this.getUser(rawName);
-    if (!user || !user.passwordHash || user.disabled) {
+    if (!user?.passwordHash || user.disabled) {
       await verifyPasswordHash(password, await this.dummyHash);
       return null;
     }
