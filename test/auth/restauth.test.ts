@@ -316,6 +316,13 @@ describe('RestAuth API over a real socket', () => {
     expect((await call(`${restauth}/verify`, 'POST', { ...as, json: {} })).status).toBe(400);
   });
 
+  it('answers 405 for a method a resource does not support', async () => {
+    const response = await call(`${restauth}/users/`, 'DELETE', as);
+    expect(response.status).toBe(405);
+    expect(response.headers.get('allow')).toBe('GET, POST');
+    expect((await call(`${restauth}/groups/staff/`, 'PUT', { ...as, json: {} })).status).toBe(405);
+  });
+
   it('counts credential checks in /metrics', async () => {
     const metrics = await call(`${server.url}/metrics`, 'GET');
     expect(metrics.text).toMatch(/wharf_authentications_total\{method="password",result="success"\} [1-9]/);
