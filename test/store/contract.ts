@@ -134,7 +134,10 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
 
     it('lists keys in order, by prefix, with a delimiter, and page by page', async () => {
       const root = scope();
-      const keys = [`${root}/a`, `${root}/a/b`, `${root}/a/c/d`, `${root}/a-z`, `${root}/b/x`, `${root}/c`];
+      // `-` < `/` < `0`: folded prefixes must sort among the keys exactly as S3 sorts them. No key
+      // is also the "folder" of other keys (`a` beside `a/b`): MinIO cannot list both (see
+      // object-store.ts), so wharf's key layouts avoid it and the contract does not ask for it.
+      const keys = [`${root}/a-z`, `${root}/a/b`, `${root}/a/c/d`, `${root}/a0`, `${root}/b/x`, `${root}/c`];
       for (const key of keys) await store.put(key, key);
 
       const all = await store.list({ prefix: `${root}/` });
@@ -143,11 +146,11 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(all.objects.find((o) => o.key === `${root}/a/b`)?.size).toBe(`${root}/a/b`.length);
 
       const top = await store.list({ prefix: `${root}/`, delimiter: '/' });
-      expect(top.objects.map((o) => o.key)).toEqual([`${root}/a`, `${root}/a-z`, `${root}/c`]);
+      expect(top.objects.map((o) => o.key)).toEqual([`${root}/a-z`, `${root}/a0`, `${root}/c`]);
       expect(top.prefixes).toEqual([`${root}/a/`, `${root}/b/`]);
 
       const partial = await store.list({ prefix: `${root}/a`, delimiter: '/' });
-      expect(partial.objects.map((o) => o.key)).toEqual([`${root}/a`, `${root}/a-z`]);
+      expect(partial.objects.map((o) => o.key)).toEqual([`${root}/a-z`, `${root}/a0`]);
       expect(partial.prefixes).toEqual([`${root}/a/`]);
 
       const seen: string[] = [];
@@ -167,7 +170,12 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(pages).toBe(3);
 
       const after = await store.list({ prefix: `${root}/`, startAfter: `${root}/a/b` });
-      expect(after.objects.map((o) => o.key)).toEqual([`${root}/a/c/d`, `${root}/b/x`, `${root}/c`]);
+      expect(after.objects.map((o) => o.key)).toEqual([
+        `${root}/a/c/d`,
+        `${root}/a0`,
+        `${root}/b/x`,
+        `${root}/c`,
+      ]);
 
       for (const key of keys) await store.delete(key);
       const emptied = await store.list({ prefix: `${root}/`, delimiter: '/' });
