@@ -8,6 +8,7 @@ import { readJson, updateJson } from '../../server/store/json-doc.ts';
 import {
   InvalidRangeError,
   MIN_PART_SIZE,
+  NoSuchUploadError,
   type ObjectStore,
   PreconditionFailedError,
 } from '../../server/store/object-store.ts';
@@ -238,6 +239,180 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await text((await store.get(key))!.body)).toBe('after the crash');
     });
 
+    it('refuses a streamed body longer than the announced length and keeps nothing', async () => {
+      const key = `${scope()}/long.bin`;
+      await expect(
+        store.put(key, Readable.from([Buffer.alloc(1500), Buffer.alloc(1500)]), { contentLength: 2000 }),
+      ).rejects.toThrow();
+      await expect(store.put(key, Buffer.alloc(10), { contentLength: 9 })).rejects.toThrow();
+      expect(await store.head(key)).toBeNull();
+    });
+
+    it('stores 0-byte objects, from a buffer and from an empty stream', async () => {
+      const root = scope();
+      await store.put(`${root}/empty-buffer`, '');
+      await store.put(`${root}/empty-stream`, Readable.from([]), { contentLength: 0 });
+      await store.put(`${root}/empty-unsized`, Readable.from([]));
+      for (const name of ['empty-buffer', 'empty-stream', 'empty-unsized']) {
+        const object = await store.get(`${root}/${name}`);
+        expect(object?.size).toBe(0);
+        expect((await buffer(object!.body)).length).toBe(0);
+        expect((await store.head(`${root}/${name}`))?.size).toBe(0);
+        await expect(store.get(`${root}/${name}`, { range: { start: 0 } })).rejects.toBeInstanceOf(
+          InvalidRangeError,
+        );
+      }
+      const listed = await store.list({ prefix: `${root}/` });
+      expect(listed.objects.map((o) => o.size)).toEqual([0, 0, 0]);
+    });
+
+    it('keeps keys with URL-special characters distinct, listed in byte order', async () => {
+      const root = scope();
+      const names = [
+        'a+b',
+        'a b'.replace(' ', '%20'), // a literal "%20", not a space
+        'a%2Fb', // a literal "%2F", not a slash
+        'a:b',
+        'a@b',
+        'a~b',
+        'a=b&c',
+        "a!$'()*,;b",
+        'a#b?c',
+        'a[b]{c}|d',
+        'a"<b>\\^`',
+        'a%',
+        'a',
+        'a.b/c',
+      ];
+      const keys = names.map((name) => `${root}/${name}`);
+      for (const key of keys) await store.put(key, key, { ifNoneMatch: '*' });
+      for (const key of keys) {
+        expect(await text((await store.get(key))!.body)).toBe(key);
+        expect((await store.head(key))?.size).toBe(key.length);
+      }
+      const listed = await store.list({ prefix: `${root}/` });
+      expect(listed.objects.map((o) => o.key)).toEqual([...keys].sort());
+      const folded = await store.list({ prefix: `${root}/a`, delimiter: '/' });
+      expect(folded.prefixes).toEqual([`${root}/a.b/`]);
+      expect(await store.head(`${root}/a b`.replace(' ', '+'))).not.toBeNull(); // "+" stays "+"
+      expect(await store.head(`${root}/a/b`)).toBeNull(); // "%2F" never became a slash
+      await store.delete(`${root}/a+b`);
+      expect(await store.head(`${root}/a+b`)).toBeNull();
+      expect(await store.head(`${root}/a%20b`)).not.toBeNull();
+    });
+
+    it('lists more than 1000 keys across pages, with and without a delimiter', async () => {
+      const root = scope();
+      const keys = Array.from({ length: 1003 }, (_, i) => `${root}/k${String(i).padStart(4, '0')}`);
+      keys.push(`${root}/m/1`, `${root}/m/2`, `${root}/n/1`);
+      await inBatches(keys, 16, (key) => store.put(key, ''));
+
+      const first = await store.list({ prefix: `${root}/` });
+      expect(first.objects).toHaveLength(1000);
+      expect(first.nextContinuationToken).toBeTruthy();
+      const second = await store.list({
+        prefix: `${root}/`,
+        continuationToken: first.nextContinuationToken!,
+      });
+      expect(second.nextContinuationToken).toBeUndefined();
+      expect([...first.objects, ...second.objects].map((o) => o.key)).toEqual([...keys].sort());
+
+      // Pages of 501 with folding: the second page ends on the folded prefixes.
+      const seen: string[] = [];
+      let token: string | undefined;
+      let pages = 0;
+      do {
+        const page = await store.list({
+          prefix: `${root}/`,
+          delimiter: '/',
+          maxKeys: 501,
+          ...(token ? { continuationToken: token } : {}),
+        });
+        seen.push(...page.objects.map((o) => o.key), ...page.prefixes);
+        token = page.nextContinuationToken;
+        pages++;
+      } while (token && pages < 10);
+      expect(pages).toBe(3);
+      expect(seen).toEqual([...keys.slice(0, 1003), `${root}/m/`, `${root}/n/`]);
+
+      // A page that ends exactly on the last entry says there is no more.
+      const exact = await store.list({ prefix: `${root}/`, delimiter: '/', startAfter: `${root}/k1000` });
+      expect(exact.objects.map((o) => o.key)).toEqual([`${root}/k1001`, `${root}/k1002`]);
+      expect(exact.prefixes).toEqual([`${root}/m/`, `${root}/n/`]);
+      const full = await store.list({
+        prefix: `${root}/`,
+        delimiter: '/',
+        startAfter: `${root}/k1000`,
+        maxKeys: 4,
+      });
+      expect(full.nextContinuationToken).toBeUndefined();
+    });
+
+    it('gives the same ETag in put, head, get and list, and a multipart ETag works with If-Match', async () => {
+      const root = scope();
+      const { etag } = await store.put(`${root}/plain`, 'plain');
+      expect((await store.head(`${root}/plain`))?.etag).toBe(etag);
+      const part1 = randomBytes(MIN_PART_SIZE);
+      const uploadId = await store.createMultipart(`${root}/joined`);
+      const p1 = await store.uploadPart(`${root}/joined`, uploadId, 1, part1, part1.length);
+      const p2 = await store.uploadPart(`${root}/joined`, uploadId, 2, 'tail', 4);
+      const joined = await store.completeMultipart(`${root}/joined`, uploadId, [
+        { partNumber: 1, etag: p1.etag },
+        { partNumber: 2, etag: p2.etag },
+      ]);
+      const listed = await store.list({ prefix: `${root}/` });
+      expect(listed.objects.map((o) => [o.key, o.etag])).toEqual([
+        [`${root}/joined`, joined.etag],
+        [`${root}/plain`, etag],
+      ]);
+      const got = await store.get(`${root}/joined`);
+      expect(got?.etag).toBe(joined.etag);
+      got?.body.resume();
+      await store.put(`${root}/joined`, 'replaced', { ifMatch: joined.etag });
+      await expect(store.put(`${root}/joined`, 'again', { ifMatch: joined.etag })).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+    });
+
+    it('answers NoSuchUploadError for parts and completion of an aborted upload', async () => {
+      const key = `${scope()}/gone.bin`;
+      const uploadId = await store.createMultipart(key);
+      const part = await store.uploadPart(key, uploadId, 1, 'x', 1);
+      await store.abortMultipart(key, uploadId);
+      await expect(store.uploadPart(key, uploadId, 2, 'y', 1)).rejects.toBeInstanceOf(NoSuchUploadError);
+      await expect(
+        store.completeMultipart(key, uploadId, [{ partNumber: 1, etag: part.etag }]),
+      ).rejects.toBeInstanceOf(NoSuchUploadError);
+      await store.abortMultipart(key, uploadId); // aborting twice is fine
+    });
+
+    it('applies conditions to a streamed body larger than one upload part', async () => {
+      const key = `${scope()}/big-conditional.bin`;
+      const data = randomBytes(12 * 1024 * 1024 + 5);
+      const chunked = (bytes: Buffer) =>
+        Readable.from(
+          (function* () {
+            for (let offset = 0; offset < bytes.length; offset += 256 * 1024)
+              yield bytes.subarray(offset, offset + 256 * 1024);
+          })(),
+        );
+      const { etag } = await store.put(key, chunked(data), { ifNoneMatch: '*' });
+      await expect(
+        store.put(key, chunked(randomBytes(9 * 1024 * 1024)), { ifNoneMatch: '*' }),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
+      await expect(
+        store.put(key, chunked(randomBytes(9 * 1024 * 1024)), {
+          ifMatch: '"0123456789abcdef0123456789abcdef"',
+        }),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
+      const kept = await store.get(key);
+      expect(kept?.etag).toBe(etag);
+      expect((await buffer(kept!.body)).equals(data)).toBe(true);
+      const replacement = randomBytes(10 * 1024 * 1024);
+      await store.put(key, chunked(replacement), { ifMatch: etag, contentLength: replacement.length });
+      expect((await buffer((await store.get(key))!.body)).equals(replacement)).toBe(true);
+    });
+
     it('answers ping', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });
@@ -258,4 +433,8 @@ function runCrashWriter(config: StoreConfig, key: string): Promise<string | null
     child.on('error', reject);
     child.on('exit', (_code, signal) => resolve(signal));
   });
+}
+
+async function inBatches<T>(items: T[], size: number, action: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(action));
 }
