@@ -419,12 +419,28 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
   });
 }
 
-/** Runs test/store/crash-writer.ts, which streams part of an object and SIGKILLs itself mid-write. */
-function runCrashWriter(config: StoreConfig, key: string): Promise<string | null> {
+/**
+ * Runs test/store/crash-writer.ts, which streams `sendBytes` of an object announced as `totalBytes`
+ * (3 of 8 MiB by default) and SIGKILLs itself mid-write; resolves to the signal that ended it.
+ */
+export function runCrashWriter(
+  config: StoreConfig,
+  key: string,
+  sizes: { sendBytes: number; totalBytes: number } = {
+    sendBytes: 3 * 1024 * 1024,
+    totalBytes: 8 * 1024 * 1024,
+  },
+): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [new URL('./crash-writer.ts', import.meta.url).pathname, JSON.stringify(config), key],
+      [
+        new URL('./crash-writer.ts', import.meta.url).pathname,
+        JSON.stringify(config),
+        key,
+        String(sizes.sendBytes),
+        String(sizes.totalBytes),
+      ],
       {
         stdio: ['ignore', 'inherit', 'inherit'],
         env: process.env,
