@@ -70,6 +70,8 @@ export class S3ObjectStore implements ObjectStore {
    */
   private readonly streamingClient: S3Client;
   private readonly presignDownloads: boolean;
+  /** Signs download URLs for the endpoint clients use, which may differ from wharf's own. */
+  private readonly presignClient: S3Client;
 
   constructor(config: S3Config) {
     this.bucket = config.bucket;
@@ -93,6 +95,9 @@ export class S3ObjectStore implements ObjectStore {
     };
     this.client = new S3Client(clientConfig);
     this.streamingClient = new S3Client({ ...clientConfig, maxAttempts: 1 });
+    this.presignClient = config.publicEndpoint
+      ? new S3Client({ ...clientConfig, endpoint: config.publicEndpoint })
+      : this.client;
   }
 
   /**
@@ -514,7 +519,7 @@ export class S3ObjectStore implements ObjectStore {
   async presignGet(key: string, expiresInSeconds: number): Promise<string | null> {
     if (!this.presignDownloads) return null;
     return getSignedUrl(
-      this.client,
+      this.presignClient,
       new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
       {
         expiresIn: expiresInSeconds,
@@ -529,6 +534,7 @@ export class S3ObjectStore implements ObjectStore {
   async close(): Promise<void> {
     this.client.destroy();
     this.streamingClient.destroy();
+    if (this.presignClient !== this.client) this.presignClient.destroy();
   }
 }
 

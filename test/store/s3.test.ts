@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { buffer, text } from 'node:stream/consumers';
 import {
@@ -153,6 +154,29 @@ describe('s3 driver against MinIO', () => {
 
     const plain = await open({ presignDownloads: false });
     expect(await plain.presignGet('presigned/blob.bin', 60)).toBeNull();
+  });
+
+  it('signs download URLs for the public endpoint when clients reach S3 at another address', async () => {
+    // An ingress in front of MinIO: a plain TCP forwarder on another port.
+    const ingress = createServer((socket) => {
+      const upstream = connect(Number(new URL(minio.endpoint).port), '127.0.0.1');
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => ingress.listen(0, '127.0.0.1', resolve));
+    const publicEndpoint = `http://127.0.0.1:${(ingress.address() as AddressInfo).port}`;
+    try {
+      const store = await open({ presignDownloads: true, publicEndpoint });
+      await store.put('presigned/public.txt', 'through the ingress');
+      const url = await store.presignGet('presigned/public.txt', 60);
+      expect(url!.startsWith(`${publicEndpoint}/`)).toBe(true);
+      const response = await fetch(url!);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe('through the ingress');
+    } finally {
+      ingress.close();
+    }
   });
 
   it('keeps every key under the configured prefix and shows keys without it', async () => {
