@@ -13,13 +13,15 @@ export interface WharfProcess {
   stop(): Promise<number | null>;
 }
 
-/** Runs `npx node server/main.ts` (the real program) with `env` on top of a minimal environment. */
+/** Runs `node server/main.ts` (the real program) with `env` on top of a minimal environment. */
 export function runWharf(env: Record<string, string>): {
   child: ChildProcess;
   output: () => string;
   exit: Promise<number | null>;
 } {
-  const child = spawn('npx', ['node', 'server/main.ts'], {
+  // The test runner runs on the project's Node (24); spawning it directly (not through npx) means
+  // signals reach the server itself and no orphan is left behind when a test stops it.
+  const child = spawn(process.execPath, ['server/main.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
