@@ -233,17 +233,17 @@ export class Directory {
       ifNoneMatch: '*',
       contentType: 'application/json',
     });
-    let replaced: TokenEntry[] = [];
+    // Dropped: the previous Ktra token (for a Ktra token), and any token that has expired.
+    let dropped: TokenEntry[] = [];
     const updated = await this.updateUser(name, (user) => {
-      replaced = options.kind === 'ktra' ? user.tokens.filter((t) => t.kind === 'ktra') : [];
-      const kept = user.tokens.filter((t) => !replaced.includes(t) && !isExpired(t));
-      return { ...user, tokens: [...kept, entry] };
+      dropped = user.tokens.filter((t) => (options.kind === 'ktra' && t.kind === 'ktra') || isExpired(t));
+      return { ...user, tokens: [...user.tokens.filter((t) => !dropped.includes(t)), entry] };
     });
     if (!updated) {
       await this.store.delete(tokenKey(hash));
       return null;
     }
-    await Promise.all(replaced.map((old) => this.store.delete(tokenKey(old.hash))));
+    await Promise.all(dropped.map((old) => this.store.delete(tokenKey(old.hash))));
     return { token, entry };
   }
 
