@@ -296,6 +296,25 @@ describe('RestAuth API over a real socket', () => {
     expect((await call(`${groups}/developers/users/`, 'GET', as)).body).toEqual(['bob']);
     expect((await call(`${groups}/staff/users/alice/`, 'DELETE', as)).status).toBe(200);
     expect((await call(`${groups}/staff/users/alice/`, 'DELETE', as)).status).toBe(404);
+    // A user created with properties and groups in one request (RestAuth 0.6).
+    const withExtras = await call(`${restauth}/users/`, 'POST', {
+      ...as,
+      json: { username: 'dana', password: 'dana-pass-1', properties: { team: 'infra' }, groups: ['staff'] },
+    });
+    expect(withExtras.status).toBe(201);
+    expect((await call(`${restauth}/users/dana/props/team`, 'GET', as)).body).toBe('infra');
+    expect((await call(`${groups}/staff/users/dana/`, 'GET', as)).status).toBe(200);
+    const unknownGroup = await call(`${restauth}/users/`, 'POST', {
+      ...as,
+      json: { username: 'eve', password: 'eve-pass-1', groups: ['nope'] },
+    });
+    expect(unknownGroup.status).toBe(404);
+    expect(unknownGroup.headers.get('resource-type')).toBe('group');
+    expect((await call(`${restauth}/users/eve`, 'GET', as)).status).toBe(404);
+    // Deleting a user removes it from its groups.
+    expect((await call(`${restauth}/users/dana/`, 'DELETE', as)).status).toBe(200);
+    expect((await call(`${groups}/staff/users/`, 'GET', as)).body).toEqual([]);
+
     expect((await call(`${groups}/staff/`, 'DELETE', as)).status).toBe(200);
     expect((await call(`${groups}/staff/`, 'DELETE', as)).status).toBe(404);
     expect((await call(`${groups}/staff/users/`, 'GET', as)).status).toBe(404);
