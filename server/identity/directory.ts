@@ -11,7 +11,14 @@ import {
   normalizeName,
 } from './names.ts';
 import type { Principal } from './principal.ts';
-import { constantTimeEqual, generateToken, hashPassword, sha256Hex, verifyPasswordHash } from './secrets.ts';
+import {
+  constantTimeEqual,
+  generateToken,
+  hashCost,
+  hashPassword,
+  sha256Hex,
+  verifyPasswordHash,
+} from './secrets.ts';
 
 /** Scopes a named token may carry: cargo's publish scopes and OCI's pull/push. */
 export const TOKEN_SCOPES = [
@@ -193,7 +200,21 @@ export class Directory {
       await verifyPasswordHash(password, await this.dummyHash);
       return null;
     }
-    return (await verifyPasswordHash(password, user.passwordHash)) ? user : null;
+    if (!(await verifyPasswordHash(password, user.passwordHash))) return null;
+    if (hashCost(user.passwordHash) !== this.bcryptCost) await this.rehash(user, password);
+    return user;
+  }
+
+  /**
+   * After the operator changes `auth.bcryptCost`, each password is re-hashed at the new cost on its
+   * next successful check (the only moment the clear password is at hand). Only if the hash is
+   * still the one just verified, so a concurrent password change wins.
+   */
+  private async rehash(user: UserRecord, password: string): Promise<void> {
+    const passwordHash = await hashPassword(password, this.bcryptCost);
+    await this.updateUser(user.name, (current) =>
+      current.passwordHash === user.passwordHash ? { ...current, passwordHash } : undefined,
+    );
   }
 
   // ---- tokens --------------------------------------------------------------------------------
