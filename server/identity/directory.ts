@@ -353,11 +353,17 @@ export class Directory {
 
   // ---- principals ----------------------------------------------------------------------------
 
-  async principalFor(user: UserRecord, via: Principal['via'], scopes: string[] | null): Promise<Principal> {
+  /** `groups` may be a read of the groups document already under way (token checks start it early). */
+  async principalFor(
+    user: UserRecord,
+    via: Principal['via'],
+    scopes: string[] | null,
+    groups: Promise<GroupsDoc> = this.groups(),
+  ): Promise<Principal> {
     return {
       kind: user.robot ? 'robot' : 'user',
       name: user.name,
-      groups: groupsOfUser(await this.groups(), user.name),
+      groups: groupsOfUser(await groups, user.name),
       scopes,
       via,
       admin: user.admin,
