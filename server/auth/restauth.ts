@@ -215,7 +215,7 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
       if (!user) return notFound(reply, 'user', request.params.name);
       const value = user.properties[request.params.prop];
       if (value === undefined) return notFound(reply, 'property', request.params.prop);
-      return reply.send(JSON.stringify(value));
+      return reply.type('application/json').send(JSON.stringify(value));
     },
   );
 

@@ -213,6 +213,7 @@ describe('RestAuth API over a real socket', () => {
     expect(all.body).toMatchObject({ email: 'alice@example.com', 'date joined': expect.any(String) });
     const one = await call(`${props}/email/`, 'GET', as);
     expect(one.body).toBe('alice@example.com');
+    expect(one.headers.get('content-type')).toMatch(/^application\/json/);
     const replaced = await call(`${props}/email`, 'PUT', { ...as, json: { value: 'a@example.org' } });
     expect(replaced.status).toBe(200);
     expect(replaced.body).toBe('alice@example.com');
