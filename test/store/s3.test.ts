@@ -256,7 +256,7 @@ describe('s3 driver against MinIO', () => {
 
   it('streams a large body of unknown length with memory flat in its size', async () => {
     const store = await open();
-    const total = 160 * 1024 * 1024;
+    const total = 256 * 1024 * 1024;
     const chunk = randomBytes(256 * 1024);
     let produced = 0;
     let peak = 0;
@@ -275,8 +275,9 @@ describe('s3 driver against MinIO', () => {
     const info = await store.head('big/unsized.bin');
     expect(info).toMatchObject({ size: total, etag });
     expect(etag).toMatch(/-\d+"$/); // completed as a multipart upload
-    // About three 8 MiB parts are held at once; a driver that buffered the body would hold 160 MiB.
-    expect(peak).toBeLessThan(64 * 1024 * 1024);
+    // About three 8 MiB parts are live at once, plus garbage that V8 collects once external memory
+    // passes its 64 MiB trigger; a driver that buffered the body would hold all 256 MiB.
+    expect(peak).toBeLessThan(128 * 1024 * 1024);
     console.log(
       `streamed ${total / 2 ** 20} MiB; peak extra buffer memory ${(peak / 2 ** 20).toFixed(1)} MiB`,
     );
