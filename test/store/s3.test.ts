@@ -13,11 +13,12 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../server/config/load.ts';
 import type { S3Config } from '../../server/config/types.ts';
-import { MIN_PART_SIZE } from '../../server/store/object-store.ts';
+import { readJson, updateJson } from '../../server/store/json-doc.ts';
+import { MIN_PART_SIZE, PreconditionFailedError } from '../../server/store/object-store.ts';
 import { openStore } from '../../server/store/open.ts';
 import { S3ObjectStore } from '../../server/store/s3-store.ts';
 import { type MinioServer, startMinio } from '../support/minio.ts';
-import { startUnconditionalGateway } from '../support/unconditional-gateway.ts';
+import { startS3Gateway } from '../support/s3-gateway.ts';
 import { runCrashWriter, storeContract } from './contract.ts';
 
 const silent = pino({ level: 'silent' });
@@ -58,7 +59,7 @@ describe('s3 driver against MinIO', () => {
     ).map((o) => o.Key);
 
   it('refuses to start behind an S3-compatible gateway that ignores conditional writes', async () => {
-    const gateway = await startUnconditionalGateway(minio);
+    const gateway = await startS3Gateway({ ...minio, dropConditions: 'all' });
     try {
       // First, what such a gateway does: a create-only PUT overwrites, i.e. an update is lost.
       const client = new S3Client({
@@ -91,7 +92,7 @@ describe('s3 driver against MinIO', () => {
   });
 
   it('refuses to start when only CompleteMultipartUpload ignores the conditions', async () => {
-    const gateway = await startUnconditionalGateway({ ...minio, only: 'complete-multipart' });
+    const gateway = await startS3Gateway({ ...minio, dropConditions: 'complete-multipart' });
     try {
       const refused = S3ObjectStore.open(
         minio.storeConfig(bucket, { endpoint: gateway.endpoint }).s3!,
@@ -102,6 +103,42 @@ describe('s3 driver against MinIO', () => {
       );
       expect(gateway.droppedConditions()).toBeGreaterThan(0);
       expect(await keysInBucket('_wharf/')).toEqual([]);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('counts a conditional put whose answer was lost and retried as done, and no more than once', async () => {
+    const gateway = await startS3Gateway({ ...minio, dropConditions: 'none' });
+    try {
+      const store = await open({ endpoint: gateway.endpoint });
+      const key = 'flaky-network/counter.json';
+      gateway.loseConditionalAnswers(1);
+      const { etag } = await store.put(key, JSON.stringify({ n: 1 }), { ifNoneMatch: '*' });
+      expect(gateway.lostAnswers()).toBe(1); // MinIO created it; the SDK retried and got 412
+      expect((await store.head(key))?.etag).toBe(etag);
+
+      for (let i = 0; i < 3; i++) {
+        gateway.loseConditionalAnswers(1); // the write's first answer; the SDK's retry gets through
+        await updateJson<{ n: number }>(store, key, (current) => ({ n: (current?.n ?? 0) + 1 }));
+      }
+      expect(gateway.lostAnswers()).toBe(4);
+      expect((await readJson<{ n: number }>(store, key))?.value.n).toBe(4);
+
+      // The same for a streamed body, whose condition applies when its multipart upload completes.
+      const big = randomBytes(9 * 1024 * 1024);
+      gateway.loseConditionalAnswers(1);
+      const joined = await store.put('flaky-network/big.bin', Readable.from([big]), { ifNoneMatch: '*' });
+      expect(gateway.lostAnswers()).toBe(5);
+      expect(joined.etag).toMatch(/-2"$/);
+      expect((await store.head('flaky-network/big.bin'))?.etag).toBe(joined.etag);
+
+      // A retried write that really lost to another version still fails.
+      gateway.loseConditionalAnswers(1);
+      await expect(store.put(key, 'someone else', { ifNoneMatch: '*' })).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+      expect(gateway.lostAnswers()).toBe(6);
     } finally {
       await gateway.stop();
     }
