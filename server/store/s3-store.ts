@@ -398,8 +398,11 @@ export class S3ObjectStore implements ObjectStore {
       p.Prefix === undefined ? [] : [strip(p.Prefix)],
     );
     const page: ListResult = { objects, prefixes };
-    if (result.IsTruncated && result.NextContinuationToken && (await this.hasMoreAfter(options, page))) {
-      page.nextContinuationToken = result.NextContinuationToken;
+    if (result.IsTruncated && result.NextContinuationToken) {
+      // Only an exactly full page can be a false "truncated" (see hasMoreAfter).
+      const full = objects.length + prefixes.length >= maxKeys;
+      if (!full || (await this.hasMoreAfter(options, page)))
+        page.nextContinuationToken = result.NextContinuationToken;
     }
     return page;
   }
