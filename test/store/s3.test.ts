@@ -19,6 +19,7 @@ import { openStore } from '../../server/store/open.ts';
 import { S3ObjectStore } from '../../server/store/s3-store.ts';
 import { type MinioServer, startMinio } from '../support/minio.ts';
 import { startS3Gateway } from '../support/s3-gateway.ts';
+import { runWharf, startWharfProcess } from '../support/spawn-wharf.ts';
 import { runCrashWriter, storeContract } from './contract.ts';
 
 const silent = pino({ level: 'silent' });
@@ -141,6 +142,50 @@ describe('s3 driver against MinIO', () => {
       expect(gateway.lostAnswers()).toBe(6);
     } finally {
       await gateway.stop();
+    }
+  });
+
+  it('the program exits 2 with the reason when its endpoint ignores conditional writes', async () => {
+    const gateway = await startS3Gateway({ ...minio, dropConditions: 'all' });
+    try {
+      const run = runWharf({
+        WHARF_STORE: 's3',
+        WHARF_S3_BUCKET: bucket,
+        WHARF_S3_ENDPOINT: gateway.endpoint,
+        WHARF_S3_FORCE_PATH_STYLE: 'true',
+        WHARF_S3_ACCESS_KEY_ID: minio.accessKeyId,
+        WHARF_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+        PORT: '0',
+        HOST: '127.0.0.1',
+      });
+      expect(await run.exit).toBe(2);
+      expect(run.output()).toContain(
+        `wharf: configuration setting "store.s3.endpoint": ${gateway.endpoint} does not honour conditional writes`,
+      );
+      expect(run.output()).not.toContain(minio.secretAccessKey);
+    } finally {
+      await gateway.stop();
+    }
+  });
+
+  it('the program serves from MinIO configured by environment, credentials from AWS_*', async () => {
+    const server = await startWharfProcess({
+      WHARF_STORE: 's3',
+      WHARF_S3_BUCKET: bucket,
+      WHARF_S3_ENDPOINT: minio.endpoint,
+      WHARF_S3_FORCE_PATH_STYLE: 'true',
+      WHARF_S3_PREFIX: 'program/',
+      AWS_ACCESS_KEY_ID: minio.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
+    });
+    try {
+      const ready = await fetch(`${server.url}/readyz`);
+      expect(ready.status).toBe(200);
+      await ready.arrayBuffer();
+      expect(server.output()).toContain('conditional writes verified');
+      expect(server.output()).not.toContain(minio.secretAccessKey);
+    } finally {
+      expect(await server.stop()).toBe(0);
     }
   });
 
