@@ -39,10 +39,14 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_SIGNUP: { path: 'auth.signup', type: 'string' },
   WHARF_ADMIN_PASSWORD: { path: 'auth.adminPassword', type: 'string' },
   WHARF_ADMIN_PASSWORD_FILE: { path: 'auth.adminPasswordFile', type: 'string' },
+  WHARF_RATE_LIMIT_PER_USER: { path: 'auth.rateLimit.perUser', type: 'integer' },
+  WHARF_RATE_LIMIT_PER_ADDRESS: { path: 'auth.rateLimit.perAddress', type: 'integer' },
+  WHARF_RATE_LIMIT_WINDOW_SECONDS: { path: 'auth.rateLimit.windowSeconds', type: 'integer' },
   WHARF_AUTH_URL: { path: 'registry.authUrl', type: 'string' },
   WHARF_AUTH_SERVICE_NAME: { path: 'registry.serviceName', type: 'string' },
   WHARF_AUTH_SERVICE_PASSWORD: { path: 'registry.servicePassword', type: 'string' },
   WHARF_AUTH_SERVICE_PASSWORD_FILE: { path: 'registry.servicePasswordFile', type: 'string' },
+  WHARF_CREDENTIAL_CACHE_SECONDS: { path: 'registry.credentialCacheSeconds', type: 'integer' },
   WHARF_SUPERUSERS: { path: 'registry.superusers', type: 'list' },
 };
 
