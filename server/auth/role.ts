@@ -1,4 +1,5 @@
 import type { AuthRole, RoleContext } from '../roles.ts';
+import { mePage } from './me-page.ts';
 
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
 export async function createAuthRole(_context: RoleContext): Promise<AuthRole> {
@@ -9,6 +10,6 @@ export async function createAuthRole(_context: RoleContext): Promise<AuthRole> {
       userExists: async () => false,
       groupExists: async () => false,
     },
-    register: async () => {},
+    register: async (app) => void (await app.register(mePage, { config: _context.config })),
   };
 }
