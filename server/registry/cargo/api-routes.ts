@@ -42,7 +42,9 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
     { parseAs: 'buffer', bodyLimit: 1024 * 1024 },
     (_r, body, done) => {
       try {
-        done(null, JSON.parse((body as Buffer).toString('utf8')));
+        // cargo's yank/unyank carry an empty body with a JSON content type.
+        const text = (body as Buffer).toString('utf8');
+        done(null, text.trim() === '' ? undefined : JSON.parse(text));
       } catch {
         done(new PublishError('the request body is not valid JSON'), undefined);
       }
