@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { updateJson } from '../../store/json-doc.ts';
 import { AccessError, requirePrincipal, requireScope } from './access.ts';
 import { allowRead, type CargoContext } from './context.ts';
-import { readIndexFile, updateIndexFile } from './index-file.ts';
+import { updateIndexFile } from './index-file.ts';
 import { PublishError } from './metadata.ts';
 import { canonicalName, withoutBuildMetadata } from './names.ts';
 import { type CrateMeta, GROUP_PREFIX, isOwner, listOwners, readMeta } from './owners.ts';
@@ -204,7 +204,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
     async (request, reply) => {
       if (!(await allowRead(context, request, reply))) return reply;
       const { crate, version } = request.params;
-      const lines = await readIndexFile(store, storeKeys.index(crate));
+      const lines = await context.files.indexLines(storeKeys.index(crate));
       const line = lines?.find((l) => l.vers === version && l.name.toLowerCase() === crate.toLowerCase());
       if (!line) return missing(reply, `crate \`${crate}\` has no version \`${version}\` in this registry`);
       const key = storeKeys.crate(line.name, line.vers, line.cksum);
@@ -212,14 +212,13 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
         const url = await store.presignGet(key, cargo.presignSeconds);
         if (url) return reply.redirect(url, 302);
       }
-      const object = await store.get(key);
-      if (!object) return missing(reply, `the .crate of \`${crate}@${version}\` is missing from the store`);
+      const body = await context.files.crate(key);
+      if (!body) return missing(reply, `the .crate of \`${crate}@${version}\` is missing from the store`);
       return reply
         .type('application/gzip')
-        .header('content-length', object.size)
-        .header('etag', object.etag)
+        .header('etag', `"${line.cksum}"`)
         .header('cache-control', 'public, max-age=31536000, immutable')
-        .send(object.body);
+        .send(body);
     },
   );
 

@@ -11,7 +11,6 @@ export interface CrateMeta {
   /** User logins and AuthService group names that may publish, yank and change owners. */
   owners: { users: string[]; groups: string[] };
   description: string | null;
-  maxVersion: string | null;
   created: string;
   updated: string;
 }

@@ -7,12 +7,17 @@ import { indexRoutes } from './index-routes.ts';
 import { PublishError } from './metadata.ts';
 import { mirrorRoutes, UpstreamError } from './mirror.ts';
 import { tooLarge } from './publish.ts';
+import { StoredFiles } from './stored-files.ts';
 
 /**
  * The Cargo registry: sparse index, Web API and the crates.io mirror. Every error leaves in cargo's
  * `{"errors":[{"detail":…}]}` form, which cargo prints to the user as it is.
  */
-export async function cargoRegistry(app: FastifyInstance, context: CargoContext): Promise<void> {
+export async function cargoRegistry(
+  app: FastifyInstance,
+  options: Omit<CargoContext, 'files'>,
+): Promise<void> {
+  const context: CargoContext = { ...options, files: new StoredFiles(options.store) };
   const cargo = context.config.registry.cargo;
   app.setErrorHandler((error: FastifyError, request, reply) => {
     let status = 500;

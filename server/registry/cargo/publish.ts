@@ -84,7 +84,6 @@ export async function publishCrate(
         name: meta.name,
         owners: { users: principal.kind === 'anonymous' ? [] : [principal.name], groups: [] },
         description: meta.description ?? null,
-        maxVersion: meta.vers,
         created: now,
         updated: now,
       };
@@ -102,17 +101,17 @@ export async function publishCrate(
   } finally {
     if (!indexed) await undoPublish(store, logger, crateKey, indexKey, cksum, claimedName ? metaKey : null);
   }
-  if (existing) {
-    await updateJson<CrateMeta>(store, metaKey, (current) => {
-      if (!current) return undefined;
-      const newer = !current.maxVersion || compareVersions(meta.vers, current.maxVersion) > 0;
-      return {
-        ...current,
-        description: newer ? (meta.description ?? current.description) : current.description,
-        maxVersion: newer ? meta.vers : current.maxVersion,
-        updated: new Date().toISOString(),
-      };
-    }).catch((error: unknown) => logger.warn({ err: error, crate: meta.name }, 'crate metadata not updated'));
+  // Only a newer version with another description changes the crate's metadata: most publishes
+  // write two objects (.crate and index), nothing more.
+  const newest = lines.every((l) => compareVersions(meta.vers, l.vers) > 0);
+  if (existing && newest && (meta.description ?? null) !== existing.description) {
+    await updateJson<CrateMeta>(store, metaKey, (current) =>
+      current
+        ? { ...current, description: meta.description ?? null, updated: new Date().toISOString() }
+        : undefined,
+    ).catch((error: unknown) =>
+      logger.warn({ err: error, crate: meta.name }, 'crate description not updated'),
+    );
   }
   return { line, created: !existing };
 }

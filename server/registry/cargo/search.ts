@@ -1,5 +1,6 @@
 import type { ObjectStore } from '../../store/object-store.ts';
-import { canonicalName } from './names.ts';
+import { readIndexFile } from './index-file.ts';
+import { canonicalName, compareVersions } from './names.ts';
 import { readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
 
@@ -38,7 +39,14 @@ export async function searchCrates(
   for (const canonical of slice) {
     const meta = await readMeta(store, canonical);
     if (!meta) continue;
-    crates.push({ name: meta.name, max_version: meta.maxVersion ?? '0.0.0', description: meta.description });
+    // The highest version not yanked, as crates.io shows it (the index file is the truth).
+    const lines = (await readIndexFile(store, storeKeys.index(meta.name))) ?? [];
+    const live = lines.filter((l) => !l.yanked);
+    const max = (live.length > 0 ? live : lines)
+      .map((l) => l.vers)
+      .sort(compareVersions)
+      .at(-1);
+    crates.push({ name: meta.name, max_version: max ?? '0.0.0', description: meta.description });
   }
   return { crates, meta: { total: matches.length } };
 }
