@@ -57,17 +57,30 @@ async function waitFor(url: string, ok = (s: number) => s < 500): Promise<void> 
   throw new Error(`${url} did not come up`);
 }
 
+/** The real program (`server/main.ts`, all roles, fs store), with a user made through Ktra's sign-up. */
 async function startWharf(): Promise<{ url: string; token: string }> {
-  const child = spawn(process.execPath, [path.join(root, 'bench/cargo-wharf-server.ts')], {
-    env: { ...process.env, WHARF_BENCH_DATA_DIR: path.join(work, 'wharf') },
-    stdio: ['ignore', 'pipe', 'inherit'],
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, [path.join(root, 'server/main.ts')], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      WHARF_DATA_DIR: path.join(work, 'wharf'),
+      WHARF_SIGNUP: 'open',
+      WHARF_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
   });
   children.push(child);
-  const line = await new Promise<string>((resolve, reject) => {
-    child.stdout?.once('data', (d: Buffer) => resolve(d.toString()));
-    child.once('exit', (code) => reject(new Error(`wharf exited ${code}`)));
+  await waitFor(`${url}/healthz`, (s) => s === 200);
+  const res = await fetch(`${url}/ktra/api/v1/new_user/bench`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ password: 'bench-password-123' }),
   });
-  return JSON.parse(line);
+  const { token } = (await res.json()) as { token: string };
+  return { url, token };
 }
 
 async function startKtra(bin: string): Promise<{ url: string; token: string }> {

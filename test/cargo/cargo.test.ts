@@ -21,10 +21,10 @@ beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'wharf-cargo-work-'));
   targetDir = path.join(work, 'target');
   a = await startRegistry({ cargo: { maxCrateBytes: 256 * 1024 } });
-  a.identity.addUser('alice', { groups: ['devs'] });
-  a.identity.addUser('bob');
-  alice = a.identity.issueToken('alice');
-  bob = a.identity.issueToken('bob');
+  await a.accounts.addUser('alice', { groups: ['devs'] });
+  await a.accounts.addUser('bob');
+  alice = await a.accounts.token('alice');
+  bob = await a.accounts.token('bob');
   console.info(`cargo under test: ${cargoVersion()}`);
 });
 afterAll(async () => {
@@ -278,7 +278,7 @@ fancy = ["dep:opt"]
       [
         'token without publish-new',
         () => writeCrate(work, { name: 'scoped', version: '1.0.0' }),
-        a.identity.issueToken('alice', ['publish-update', 'yank']),
+        await a.accounts.token('alice', ['publish-update', 'yank']),
         /lacks the `publish-new` scope/,
       ],
       ['not an owner', () => base('2.0.0'), bob, /you are not an owner of crate `base`/],
@@ -298,8 +298,7 @@ describe('private registry', () => {
   it('refuses cargo without a token, pointing at /me; works with one', { timeout: TIMEOUT }, async () => {
     const priv = await startRegistry({ cargo: { authRequired: true } });
     try {
-      priv.identity.addUser('carol');
-      const token = priv.identity.issueToken('carol');
+      const token = await priv.accounts.addUser('carol');
       const home = await cargoHome(`[registries.private]\nindex = "sparse+${priv.url}/index/"\n`);
       const secret = await writeCrate(work, { name: 'secret', version: '0.1.0' });
       const env = { CARGO_REGISTRIES_PRIVATE_TOKEN: token };

@@ -1,79 +1,108 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { mePage } from '../../server/auth/me-page.ts';
+import { buildWharf, type Wharf } from '../../server/app.ts';
 import { validateConfig } from '../../server/config/load.ts';
 import type { WharfConfig } from '../../server/config/types.ts';
-import type { IdentityClient, Principal } from '../../server/identity/principal.ts';
-import { Metrics } from '../../server/observability/metrics.ts';
-import { createRegistryRole } from '../../server/registry/role.ts';
 import { FsObjectStore } from '../../server/store/fs-store.ts';
 import type { ObjectStore } from '../../server/store/object-store.ts';
 
+const SERVICE = { name: 'cargo-tests', password: 'cargo-tests-service-password' };
+const PASSWORD = 'correct horse battery staple';
+
 /**
- * STAND-IN for the AuthService (branch `identity` had not landed in main when these tests were
- * written): tokens, users and groups held in memory, answering the IdentityClient contract the way
- * the real AuthService does (null for an unknown token, scopes null = unrestricted).
+ * Users, groups and tokens made through the real AuthService endpoints, as an operator or a user
+ * would: Ktra's `new_user` (sign-up open in these tests), RestAuth's groups (as a service), and
+ * named scoped tokens from `/auth/api/v1/tokens`.
  */
-export class StandInIdentity implements IdentityClient {
-  private readonly tokens = new Map<string, Principal>();
-  private readonly users = new Set<string>();
-  private readonly groups = new Map<string, Set<string>>();
+export class Accounts {
+  private readonly wharf: Wharf;
+  private readonly tokens = new Map<string, string>();
   private counter = 0;
 
-  addUser(name: string, { groups = [] as string[] } = {}): void {
-    this.users.add(name);
-    for (const group of groups) {
-      const members = this.groups.get(group) ?? new Set();
-      members.add(name);
-      this.groups.set(group, members);
-    }
+  constructor(wharf: Wharf) {
+    this.wharf = wharf;
   }
 
-  /** A new API token for a user; `scopes` null = unrestricted. */
-  issueToken(name: string, scopes: string[] | null = null): string {
-    this.counter += 1;
-    const token = `wharf_test_${name}_${this.counter}_${Math.random().toString(36).slice(2)}`;
-    const groups = [...this.groups].filter(([, members]) => members.has(name)).map(([group]) => group);
-    this.tokens.set(token, { kind: 'user', name, groups, scopes, via: 'token', admin: false });
+  private async call(
+    method: 'POST' | 'GET',
+    url: string,
+    headers: Record<string, string>,
+    payload?: unknown,
+  ) {
+    const res = await this.wharf.app.inject({
+      method,
+      url,
+      headers,
+      ...(payload ? { payload: payload as object } : {}),
+    });
+    if (res.statusCode >= 300) throw new Error(`${method} ${url} → ${res.statusCode} ${res.body}`);
+    return res;
+  }
+
+  /** Creates a user with Ktra's endpoint and returns its login token (unrestricted). */
+  async addUser(name: string, { groups = [] as string[] } = {}): Promise<string> {
+    const res = await this.call('POST', `/ktra/api/v1/new_user/${name}`, {}, { password: PASSWORD });
+    const token = (res.json() as { token: string }).token;
+    this.tokens.set(name, token);
+    const service = `Basic ${Buffer.from(`${SERVICE.name}:${SERVICE.password}`).toString('base64')}`;
+    for (const group of groups) {
+      const exists = await this.wharf.app.inject({
+        method: 'GET',
+        url: `/restauth/groups/${group}`,
+        headers: { authorization: service },
+      });
+      if (exists.statusCode === 404)
+        await this.call('POST', '/restauth/groups', { authorization: service }, { group, users: [name] });
+      else
+        await this.call(
+          'POST',
+          `/restauth/groups/${group}/users`,
+          { authorization: service },
+          { user: name },
+        );
+    }
     return token;
   }
 
-  async verifyToken(token: string): Promise<Principal | null> {
-    return this.tokens.get(token) ?? null;
-  }
-  async verifyPassword(): Promise<Principal | null> {
-    return null;
-  }
-  async userExists(name: string): Promise<boolean> {
-    return this.users.has(name);
-  }
-  async groupExists(name: string): Promise<boolean> {
-    return this.groups.has(name);
+  /** The user's login token, or a new named token with the given scopes. */
+  async token(name: string, scopes?: string[]): Promise<string> {
+    const login = this.tokens.get(name);
+    if (!login) throw new Error(`no user ${name}`);
+    if (!scopes) return login;
+    this.counter += 1;
+    const res = await this.call(
+      'POST',
+      '/auth/api/v1/tokens',
+      { authorization: login },
+      { name: `t${this.counter}`, scopes },
+    );
+    return (res.json() as { token: string }).token;
   }
 }
 
 export interface TestRegistry {
-  app: FastifyInstance;
+  wharf: Wharf;
+  app: Wharf['app'];
   url: string;
   store: ObjectStore;
   dataDir: string;
-  identity: StandInIdentity;
+  accounts: Accounts;
   config: WharfConfig;
   close(): Promise<void>;
 }
 
-/** A registry (plus the /me page) on 127.0.0.1:random, on an fs store in a temp dir (or the given one). */
+/**
+ * A whole wharf (auth and registry roles, as `npm start` runs it) on 127.0.0.1:random, on an fs
+ * store in a temp dir, or on the given one (a second process on the same data).
+ */
 export async function startRegistry({
   cargo = {},
-  identity = new StandInIdentity(),
   dataDir,
   listen = true,
 }: {
   cargo?: Record<string, unknown>;
-  identity?: StandInIdentity;
   dataDir?: string;
   listen?: boolean;
 } = {}): Promise<TestRegistry> {
@@ -81,32 +110,26 @@ export async function startRegistry({
   const dir = dataDir ?? (await mkdtemp(path.join(tmpdir(), 'wharf-cargo-')));
   const config = validateConfig({
     roles: ['auth', 'registry'],
+    logLevel: 'silent',
     store: { dataDir: dir },
+    auth: { signup: 'open', services: [{ ...SERVICE, permissions: ['*'] }] },
     registry: { cargo },
   });
   const store = await FsObjectStore.open(dir);
-  const logger = pino({ level: process.env.WHARF_TEST_LOG ?? 'silent' });
-  const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
-    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 500 },
-    forceCloseConnections: true,
-  });
-  const role = await createRegistryRole({ config, store, metrics: new Metrics(), logger, identity });
-  await role.register(app);
-  await app.register(mePage, { config });
+  const wharf = await buildWharf(config, store, pino({ level: process.env.WHARF_TEST_LOG ?? 'silent' }));
   let url = '';
-  if (listen) url = (await app.listen({ host: '127.0.0.1', port: 0 })).replace('localhost', '127.0.0.1');
-  else await app.ready();
+  if (listen) url = await wharf.app.listen({ host: '127.0.0.1', port: 0 });
+  else await wharf.app.ready();
   return {
-    app,
+    wharf,
+    app: wharf.app,
     url,
     store,
     dataDir: dir,
-    identity,
+    accounts: new Accounts(wharf),
     config,
     async close() {
-      await app.close();
-      await store.close();
+      await wharf.close();
       if (ownDir) await rm(dir, { recursive: true, force: true });
     },
   };
