@@ -87,6 +87,53 @@ const registrySchema = {
   default: {},
 } as const;
 
+/** One OpenID Connect provider (an IdP such as GitLab) users may sign in with. */
+const openIdProviderSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    /** Short name, shown to users and used as the `issuer` part of `issuer:identity`. */
+    name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,31}$' },
+    issuerUrl: { type: 'string', format: 'uri' },
+    clientId: { type: 'string', minLength: 1 },
+    clientSecret: { type: 'string', minLength: 1 },
+    clientSecretFile: { type: 'string', minLength: 1 },
+    /** Scopes besides `openid`, chosen from what the provider's userinfo endpoint needs. */
+    additionalScopes: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: ['profile', 'email'],
+    },
+    /** Base of the redirect URLs registered at the provider; defaults to `publicUrl`. */
+    redirectBaseUrl: { type: 'string', format: 'uri' },
+    usernameClaim: { type: 'string', minLength: 1, default: 'preferred_username' },
+    groupsClaim: { type: 'string', minLength: 1, default: 'groups' },
+    authorizedGroups: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+    authorizedUsers: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+    /** Prepended to the identity to form the wharf account name (keeps providers apart). */
+    accountPrefix: { type: 'string', pattern: '^[a-z0-9._-]{0,16}$', default: '' },
+    /** Plain-http issuers, for tests against a local provider only: tokens would cross the wire in clear. */
+    allowInsecureRequests: { type: 'boolean', default: false },
+  },
+  required: ['name', 'issuerUrl', 'clientId'],
+} as const;
+
+const openIdSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    providers: { type: 'array', items: openIdProviderSchema, default: [] },
+    /** 32 bytes (base64 or hex) sealing each user's Ktra token at rest, so `/me` can show it again. */
+    tokenEncryptionKey: { type: 'string', minLength: 32 },
+    tokenEncryptionKeyFile: { type: 'string', minLength: 1 },
+    /** How long a browser stays signed in after an OpenID login. */
+    sessionSeconds: { type: 'integer', minimum: 60, maximum: 30 * 24 * 3600, default: 8 * 3600 },
+    /** How long a user has to finish signing in at the provider. */
+    loginTimeoutSeconds: { type: 'integer', minimum: 30, maximum: 3600, default: 600 },
+  },
+  default: {},
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -109,6 +156,6 @@ export const configSchema = {
     store: { ...storeSchema, default: {} },
     auth: authSchema,
     registry: registrySchema,
-    openid: { type: 'object', default: {} },
+    openid: openIdSchema,
   },
 } as const;
