@@ -87,7 +87,9 @@ export function validateConfig(
         : error?.keyword === 'required'
           ? [at, String(error.params.missingProperty)].filter(Boolean).join('.')
           : at;
-    const origin = sources.get(setting) ?? (file ? `in ${file}` : undefined);
+    // An environment variable may set a whole list ("roles") whose element ("roles.1") is wrong.
+    const fromEnvironment = [...sources].find(([at]) => setting === at || setting.startsWith(`${at}.`))?.[1];
+    const origin = fromEnvironment ?? (file ? `in ${file}` : undefined);
     const what =
       error?.keyword === 'additionalProperties'
         ? 'is not a known setting'
