@@ -50,6 +50,14 @@ export async function startProvider(options: {
     features: { devInteractions: { enabled: true }, userinfo: { enabled: options.userinfo ?? true } },
     pkce: { required: () => true },
     cookies: { keys: ['wharf-test-cookie-key'] },
+    ttl: {
+      Interaction: 600,
+      Session: 3600,
+      Grant: 3600,
+      AccessToken: 600,
+      IdToken: 600,
+      AuthorizationCode: 60,
+    },
     async findAccount(_ctx, id) {
       return {
         accountId: id,

@@ -90,6 +90,8 @@ export async function createOpenIdLogin(options: {
 
   const secureCookies = [...providers.values()].every((p) => p.redirectUris.me.startsWith('https:'));
 
+  const registryHostOf = (provider: string) =>
+    new URL(providers.get(provider)?.redirectUris.me ?? 'http://registry').host;
   const sessionFor = (request: FastifyRequest) => state.session(readCookie(request, SESSION_COOKIE));
 
   async function startLogin(request: FastifyRequest, reply: FastifyReply, purpose: Purpose, then: Then) {
@@ -264,7 +266,9 @@ export async function createOpenIdLogin(options: {
       return reply
         .code(200)
         .headers(PAGE_HEADERS)
-        .send(tokenPage(result, session.account, purpose === 'replace_token'));
+        .send(
+          tokenPage(result, session.account, purpose === 'replace_token', registryHostOf(session.provider)),
+        );
     return reply.code(200).send(result);
   }
 

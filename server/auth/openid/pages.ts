@@ -43,7 +43,7 @@ footer{margin-top:28px;font-size:.85em;color:#59636e}
 }
 
 /** The token page after `/me` or `/replace_token`; the same facts as the JSON reply. */
-export function tokenPage(reply: MeReply, account: string, replaced: boolean): string {
+export function tokenPage(reply: MeReply, account: string, replaced: boolean, registryHost: string): string {
   const token = 'existing_token' in reply ? reply.existing_token : reply.new_token;
   const headline = replaced
     ? 'Your token was replaced'
@@ -62,7 +62,7 @@ export function tokenPage(reply: MeReply, account: string, replaced: boolean): s
 ${revoked}
 <h2>Use it</h2>
 <pre>cargo login --registry &lt;registry-name&gt;   # paste the token when asked
-docker login &lt;registry-host&gt; --username ${escapeHtml(account)}   # the token is the password</pre>
+docker login ${escapeHtml(registryHost)} --username ${escapeHtml(account)}   # the token is the password</pre>
 <p><a class="button" href="/ktra/api/v1/openid/replace_token">Replace this token</a></p>
 <details><summary class="muted">JSON reply (what API clients receive)</summary><pre>${escapeHtml(JSON.stringify(reply, null, 2))}</pre></details>`;
   return layout(headline, body, 'ok');
