@@ -198,3 +198,46 @@ describe('OpenID provider checks at start-up', () => {
     }
   });
 });
+
+describe('accounts across providers and local users', () => {
+  let wharf: Harness;
+  beforeAll(async () => {
+    wharf = await startHarness({
+      extraProviders: [{ name: 'partner' }, { name: 'guests', accountPrefix: 'guest-' }],
+    });
+  });
+  afterAll(async () => {
+    await wharf?.close();
+  });
+
+  it('asks which provider to use when there are several', async () => {
+    const page = await new Browserless('text/html').request(`${wharf.baseUrl}/me`);
+    expect(page.response.status).toBe(200);
+    for (const name of ['corp', 'partner', 'guests']) expect(page.body).toContain(`/me?provider=${name}`);
+    const api = await new Browserless().request(`${wharf.baseUrl}/me`);
+    expect(api.response.status).toBe(400);
+    expect(api.body).toContain('corp, partner, guests');
+  });
+
+  it('never lets another provider sign into an account linked to a provider identity', async () => {
+    const first = (await new Browserless().signIn(`${wharf.baseUrl}/me?provider=corp`, 'alice')) as Visit;
+    expect(first.response.status).toBe(200);
+    const other = (await new Browserless().signIn(`${wharf.baseUrl}/me?provider=partner`, 'alice')) as Visit;
+    expect(other.response.status).toBe(403);
+    expect(other.body).toContain('already belongs to someone else');
+    const prefixed = (await new Browserless().signIn(
+      `${wharf.baseUrl}/me?provider=guests`,
+      'alice',
+    )) as Visit;
+    expect(prefixed.response.status).toBe(200);
+    expect(JSON.parse(prefixed.body).username).toBe('guests:alice');
+    expect(await wharf.identity.userExists('guest-alice')).toBe(true);
+  });
+
+  it('never turns a local account into a federated one', async () => {
+    await wharf.identity.createFederatedUser('carol'); // a local account created before carol's first SSO login
+    const visit = (await new Browserless().signIn(`${wharf.baseUrl}/me?provider=corp`, 'carol')) as Visit;
+    expect(visit.response.status).toBe(403);
+    expect(visit.body).toContain('already belongs to someone else');
+  });
+});

@@ -32,6 +32,8 @@ export interface Harness {
 export async function startHarness(
   options: {
     provider?: Partial<OpenIdProviderConfig>;
+    /** More providers, all backed by the same test provider (same client), told apart by name. */
+    extraProviders?: Partial<OpenIdProviderConfig>[];
     op?: { userinfo?: boolean; tamperNonce?: boolean };
   } = {},
 ): Promise<Harness> {
@@ -49,24 +51,26 @@ export async function startHarness(
       done();
     },
   });
+  const providerSettings = (overrides: Partial<OpenIdProviderConfig> = {}) => ({
+    name: 'corp',
+    issuerUrl: provider.issuer,
+    clientId: provider.clientId,
+    clientSecret: provider.clientSecret,
+    redirectBaseUrl: baseUrl,
+    additionalScopes: ['profile', 'groups'],
+    authorizedGroups: ['firm/crate-owners'],
+    authorizedUsers: ['carol'],
+    allowInsecureRequests: true,
+    ...overrides,
+  });
   const config = validateConfig({
     store: { dataDir },
     logLevel: 'info',
     openid: {
       tokenEncryptionKey: randomBytes(32).toString('base64'),
       providers: [
-        {
-          name: 'corp',
-          issuerUrl: provider.issuer,
-          clientId: provider.clientId,
-          clientSecret: provider.clientSecret,
-          redirectBaseUrl: baseUrl,
-          additionalScopes: ['profile', 'groups'],
-          authorizedGroups: ['firm/crate-owners'],
-          authorizedUsers: ['carol'],
-          allowInsecureRequests: true,
-          ...options.provider,
-        },
+        providerSettings(options.provider),
+        ...(options.extraProviders ?? []).map(providerSettings),
       ],
     },
   });
