@@ -341,6 +341,20 @@ export class Directory {
     return found;
   }
 
+  /** Makes a user a direct member of each of these groups (those that exist). */
+  async addToGroups(groups: string[], rawUser: string): Promise<void> {
+    const user = normalizeName(rawUser);
+    await this.updateGroups((doc) => {
+      const next = { ...doc.groups };
+      for (const group of groups.map(normalizeName)) {
+        const current = next[group];
+        if (current && !current.users.includes(user))
+          next[group] = { ...current, users: [...current.users, user] };
+      }
+      return { groups: next };
+    });
+  }
+
   async groupsOf(rawName: string): Promise<string[]> {
     return groupsOfUser(await this.groups(), normalizeName(rawName));
   }
