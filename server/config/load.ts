@@ -39,11 +39,22 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_SIGNUP: { path: 'auth.signup', type: 'string' },
   WHARF_ADMIN_PASSWORD: { path: 'auth.adminPassword', type: 'string' },
   WHARF_ADMIN_PASSWORD_FILE: { path: 'auth.adminPasswordFile', type: 'string' },
+  WHARF_RATE_LIMIT_PER_USER: { path: 'auth.rateLimit.perUser', type: 'integer' },
+  WHARF_RATE_LIMIT_PER_ADDRESS: { path: 'auth.rateLimit.perAddress', type: 'integer' },
+  WHARF_RATE_LIMIT_WINDOW_SECONDS: { path: 'auth.rateLimit.windowSeconds', type: 'integer' },
   WHARF_AUTH_URL: { path: 'registry.authUrl', type: 'string' },
   WHARF_AUTH_SERVICE_NAME: { path: 'registry.serviceName', type: 'string' },
   WHARF_AUTH_SERVICE_PASSWORD: { path: 'registry.servicePassword', type: 'string' },
   WHARF_AUTH_SERVICE_PASSWORD_FILE: { path: 'registry.servicePasswordFile', type: 'string' },
+  WHARF_CREDENTIAL_CACHE_SECONDS: { path: 'registry.credentialCacheSeconds', type: 'integer' },
   WHARF_SUPERUSERS: { path: 'registry.superusers', type: 'list' },
+  WHARF_CARGO_AUTH_REQUIRED: { path: 'registry.cargo.authRequired', type: 'boolean' },
+  WHARF_CARGO_MAX_CRATE_BYTES: { path: 'registry.cargo.maxCrateBytes', type: 'integer' },
+  WHARF_CARGO_PRESIGN_DOWNLOADS: { path: 'registry.cargo.presignDownloads', type: 'boolean' },
+  WHARF_CARGO_MIRROR: { path: 'registry.cargo.mirror.enabled', type: 'boolean' },
+  WHARF_CARGO_MIRROR_UPSTREAM: { path: 'registry.cargo.mirror.upstreamIndex', type: 'string' },
+  WHARF_CARGO_MIRROR_DOWNLOAD: { path: 'registry.cargo.mirror.upstreamDownload', type: 'string' },
+  WHARF_CARGO_MIRROR_TTL_SECONDS: { path: 'registry.cargo.mirror.indexTtlSeconds', type: 'integer' },
 };
 
 export const ENVIRONMENT_VARIABLES = Object.freeze({ ...ENVIRONMENT });
