@@ -193,6 +193,110 @@ const registrySchema = {
   default: {},
 } as const;
 
+/** One OpenID Connect provider (an IdP such as GitLab) users may sign in with. */
+const openIdProviderSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: {
+      type: 'string',
+      pattern: '^[a-z0-9][a-z0-9-]{0,31}$',
+      description: 'Short name of the provider; the `issuer` part of the `issuer:identity` username',
+    },
+    issuerUrl: {
+      type: 'string',
+      format: 'uri',
+      description: 'Issuer URL; discovery must succeed at start-up',
+    },
+    clientId: { type: 'string', minLength: 1, description: 'Client ID registered at the provider' },
+    clientSecret: { type: 'string', minLength: 1, description: 'Client secret (or clientSecretFile)' },
+    clientSecretFile: { type: 'string', minLength: 1, description: 'File holding the client secret' },
+    additionalScopes: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: ['profile', 'email'],
+      description: "Scopes besides `openid`, as the provider's userinfo endpoint needs them",
+    },
+    redirectBaseUrl: {
+      type: 'string',
+      format: 'uri',
+      description:
+        'Base of the redirect URLs registered at the provider (`/ktra/api/v1/openid/me`, `…/replace_token`); default `publicUrl`',
+    },
+    usernameClaim: {
+      type: 'string',
+      minLength: 1,
+      default: 'preferred_username',
+      description: 'Claim naming the user (the `identity` part, and the wharf account name)',
+    },
+    groupsClaim: {
+      type: 'string',
+      minLength: 1,
+      default: 'groups',
+      description: "Claim listing the user's groups (GitLab: `groups`)",
+    },
+    authorizedGroups: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: [],
+      description: 'Members of any of these groups may sign in',
+    },
+    authorizedUsers: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: [],
+      description: 'These users may sign in; both lists empty: everyone (with a warning at start-up)',
+    },
+    accountPrefix: {
+      type: 'string',
+      pattern: '^[a-z0-9._-]{0,16}$',
+      default: '',
+      description: 'Prepended to the identity to form the wharf account name (keeps providers apart)',
+    },
+    allowInsecureRequests: {
+      type: 'boolean',
+      default: false,
+      description: 'TESTS ONLY: allow a plain-http provider (tokens would cross the network in clear)',
+    },
+  },
+  required: ['name', 'issuerUrl', 'clientId'],
+} as const;
+
+const openIdSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    providers: {
+      type: 'array',
+      items: openIdProviderSchema,
+      default: [],
+      description: 'OpenID Connect providers; none: OIDC off',
+    },
+    tokenEncryptionKey: {
+      type: 'string',
+      minLength: 32,
+      description:
+        "Required with providers: 32 bytes (base64 or hex) sealing each user's token at rest, so `/me` can show it again",
+    },
+    tokenEncryptionKeyFile: { type: 'string', minLength: 1, description: 'File holding tokenEncryptionKey' },
+    sessionSeconds: {
+      type: 'integer',
+      minimum: 60,
+      maximum: 30 * 24 * 3600,
+      default: 8 * 3600,
+      description: 'How long a browser stays signed in after an OpenID login',
+    },
+    loginTimeoutSeconds: {
+      type: 'integer',
+      minimum: 30,
+      maximum: 3600,
+      default: 600,
+      description: 'How long a user has to finish signing in at the provider',
+    },
+  },
+  default: {},
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -215,6 +319,6 @@ export const configSchema = {
     store: { ...storeSchema, default: {} },
     auth: authSchema,
     registry: registrySchema,
-    openid: { type: 'object', default: {} },
+    openid: openIdSchema,
   },
 } as const;
