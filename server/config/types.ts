@@ -66,7 +66,6 @@ export interface CargoConfig {
   authRequired: boolean;
   maxCrateBytes: number;
   maxUnpackedBytes: number;
-  presignDownloads: boolean;
   presignSeconds: number;
   mirror: CargoMirrorConfig;
 }

@@ -208,10 +208,9 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
       const line = lines?.find((l) => l.vers === version && l.name.toLowerCase() === crate.toLowerCase());
       if (!line) return missing(reply, `crate \`${crate}\` has no version \`${version}\` in this registry`);
       const key = storeKeys.crate(line.name, line.vers, line.cksum);
-      if (cargo.presignDownloads) {
-        const url = await store.presignGet(key, cargo.presignSeconds);
-        if (url) return reply.redirect(url, 302);
-      }
+      // The store decides (store.s3.presignDownloads); fs and disabled S3 answer null.
+      const url = await store.presignGet(key, cargo.presignSeconds);
+      if (url) return reply.redirect(url, 302);
       const body = await context.files.crate(key);
       if (!body) return missing(reply, `the .crate of \`${crate}@${version}\` is missing from the store`);
       return reply
