@@ -291,6 +291,14 @@ describe('bad publishes leave no trace', () => {
   });
 });
 
+describe('metrics', () => {
+  it('counts publishes by result', async () => {
+    const text = (await registry.app.inject({ url: '/metrics' })).body;
+    expect(text).toMatch(/wharf_cargo_publishes_total\{result="published"\} [1-9]/);
+    expect(text).toMatch(/wharf_cargo_publishes_total\{result="refused"\} [1-9]/);
+  });
+});
+
 describe('token scopes', () => {
   // The AuthService issues only endpoint scopes today; crate scopes (`crate:NAME`, `crate:PREFIX*`)
   // are honoured by the registry when a token carries them.
