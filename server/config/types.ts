@@ -10,7 +10,7 @@ export interface WharfConfig {
   store: StoreConfig;
   auth: AuthConfig;
   registry: RegistryConfig;
-  openid: Record<string, unknown>;
+  openid: OpenIdConfig;
 }
 
 export type Role = 'auth' | 'registry';
@@ -76,4 +76,28 @@ export interface CargoMirrorConfig {
   upstreamDownload?: string;
   indexTtlSeconds: number;
   upstreamTimeoutSeconds: number;
+}
+
+export interface OpenIdConfig {
+  providers: OpenIdProviderConfig[];
+  tokenEncryptionKey?: string;
+  tokenEncryptionKeyFile?: string;
+  sessionSeconds: number;
+  loginTimeoutSeconds: number;
+}
+
+export interface OpenIdProviderConfig {
+  name: string;
+  issuerUrl: string;
+  clientId: string;
+  clientSecret?: string;
+  clientSecretFile?: string;
+  additionalScopes: string[];
+  redirectBaseUrl?: string;
+  usernameClaim: string;
+  groupsClaim: string;
+  authorizedGroups: string[];
+  authorizedUsers: string[];
+  accountPrefix: string;
+  allowInsecureRequests: boolean;
 }
