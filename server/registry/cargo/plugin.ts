@@ -3,9 +3,9 @@ import { AccessError } from './access.ts';
 import { apiRoutes } from './api-routes.ts';
 import { CargoMetrics } from './cargo-metrics.ts';
 import { baseUrl, type CargoContext } from './context.ts';
+import { CargoError } from './errors.ts';
 import { IndexContentionError } from './index-file.ts';
 import { indexRoutes } from './index-routes.ts';
-import { PublishError } from './metadata.ts';
 import { mirrorRoutes, UpstreamError } from './mirror.ts';
 import { tooLarge } from './publish.ts';
 import { StoredFiles } from './stored-files.ts';
@@ -32,7 +32,7 @@ export async function cargoRegistry(
       detail = error.message;
       if (status === 401)
         reply.header('www-authenticate', `Cargo login_url="${baseUrl(context.config, request)}/me"`);
-    } else if (error instanceof PublishError) {
+    } else if (error instanceof CargoError) {
       status = error.status;
       detail = error.message;
     } else if (error instanceof UpstreamError) {

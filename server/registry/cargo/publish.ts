@@ -4,8 +4,9 @@ import type { Principal } from '../../identity/principal.ts';
 import { updateJson } from '../../store/json-doc.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { AccessError, requireScope } from './access.ts';
+import { CargoError } from './errors.ts';
 import { type IndexLine, readIndexFile, updateIndexFile } from './index-file.ts';
-import { PublishError, type PublishMetadata, toIndexLine, validateMetadata } from './metadata.ts';
+import { type PublishMetadata, toIndexLine, validateMetadata } from './metadata.ts';
 import { canonicalName, compareVersions, withoutBuildMetadata } from './names.ts';
 import { type CrateMeta, isOwner, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
@@ -20,25 +21,25 @@ export interface PublishLimits {
 /** `cargo publish`'s body: u32-LE JSON length, JSON, u32-LE .crate length, .crate bytes. */
 export function parsePublishBody(body: Buffer, maxCrateBytes: number): { metadata: unknown; crate: Buffer } {
   const corrupt = "the publish request is malformed (expected cargo's length-prefixed JSON and .crate)";
-  if (body.length < 4) throw new PublishError(corrupt);
+  if (body.length < 4) throw new CargoError(corrupt);
   const jsonLength = body.readUInt32LE(0);
-  if (4 + jsonLength + 4 > body.length) throw new PublishError(corrupt);
+  if (4 + jsonLength + 4 > body.length) throw new CargoError(corrupt);
   let metadata: unknown;
   try {
     metadata = JSON.parse(body.subarray(4, 4 + jsonLength).toString('utf8'));
   } catch {
-    throw new PublishError('the publish metadata is not valid JSON');
+    throw new CargoError('the publish metadata is not valid JSON');
   }
   const crateLength = body.readUInt32LE(4 + jsonLength);
   if (crateLength > maxCrateBytes) throw tooLarge(crateLength, maxCrateBytes);
   const start = 8 + jsonLength;
-  if (start + crateLength !== body.length) throw new PublishError(corrupt);
+  if (start + crateLength !== body.length) throw new CargoError(corrupt);
   return { metadata, crate: body.subarray(start, start + crateLength) };
 }
 
-export function tooLarge(size: number, max: number): PublishError {
+export function tooLarge(size: number, max: number): CargoError {
   const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-  return new PublishError(
+  return new CargoError(
     `the .crate is ${mib(size)}, larger than this registry's limit of ${mib(max)}: exclude files you do not need with \`package.exclude\`/\`include\` in Cargo.toml (see \`cargo package --list\`)`,
     413,
   );
@@ -127,7 +128,7 @@ function checkMayPublish(
     return;
   }
   if (existing.name !== meta.name)
-    throw new PublishError(
+    throw new CargoError(
       `crate \`${existing.name}\` already exists and names may not differ only in case or in \`-\`/\`_\`: publish as \`${existing.name}\` or choose another name`,
     );
   requireScope(principal, 'publish-update', meta.name);
@@ -142,7 +143,7 @@ function checkNewVersion(lines: IndexLine[], meta: PublishMetadata): void {
   const release = withoutBuildMetadata(meta.vers);
   const clash = lines.find((l) => withoutBuildMetadata(l.vers) === release);
   if (!clash) return;
-  throw new PublishError(
+  throw new CargoError(
     clash.vers === meta.vers
       ? `crate version \`${meta.name}@${meta.vers}\` is already uploaded: versions are immutable, bump the version in Cargo.toml`
       : `crate version \`${meta.name}@${clash.vers}\` is already uploaded, and \`${meta.vers}\` differs only in build metadata: bump the version in Cargo.toml`,
