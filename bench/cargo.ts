@@ -17,9 +17,10 @@ import path from 'node:path';
 import { makeCrate, metadata, publishBody } from '../test/cargo/crate-file.ts';
 import { load as loadFor } from './load.ts';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const PUBLISHES = Number(process.env.BENCH_PUBLISHES ?? 20);
+const PUBLISHES = Number(process.env.BENCH_PUBLISHES ?? 30);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const root = path.resolve(import.meta.dirname, '..');
 const work = await mkdtemp(path.join(tmpdir(), 'wharf-bench-cargo-'));
 const children: ChildProcess[] = [];
@@ -162,10 +163,11 @@ async function publishTimes(
   name: string,
   count: number,
   big?: Buffer,
+  firstPatch = 0,
 ): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < count; i++) {
-    const vers = `1.0.${i}`;
+    const vers = `1.0.${firstPatch + i}`;
     const crate = await makeCrate([
       { name: `${name}-${vers}/Cargo.toml`, body: `[package]\nname = "${name}"\nversion = "${vers}"\n` },
       { name: `${name}-${vers}/src/lib.rs`, body: big ? big.toString('base64') : 'pub fn f() {}\n' },
@@ -225,32 +227,93 @@ interface Figures {
   notes: string[];
 }
 
-async function measure(target: Target, big: Buffer): Promise<Figures> {
-  const publishMs = median(await publishTimes(target.url, target.token, 'bench-crate', PUBLISHES));
-  await publishTimes(target.url, target.token, 'bench-big', 1, big);
-  const notes: string[] = [];
-  let index200: number | null = null;
-  let index304: number | null = null;
-  if (target.indexFile) {
-    const first = await fetch(target.indexFile, { headers: { authorization: target.token } });
-    const etag = first.headers.get('etag');
-    await first.arrayBuffer();
-    const ok = await load(target.indexFile, { authorization: target.token }, PIPELINING);
-    index200 = ok.statuses[200] === undefined ? null : ok.rps;
-    notes.push(`index 200 run ${JSON.stringify(ok.statuses)}`);
-    if (etag) {
-      const notModified = await load(
-        target.indexFile,
-        { authorization: target.token, 'if-none-match': etag },
-        PIPELINING,
-      );
-      index304 = notModified.statuses[304] === undefined ? null : notModified.rps;
-      notes.push(`304 run ${JSON.stringify(notModified.statuses)}`);
-    } else notes.push('no ETag on index files, so no 304 path');
+/**
+ * The machine is shared (other work runs beside the benchmark), so figures are taken in ROUNDS
+ * short rounds that alternate between the registries, and each figure is the median of its rounds:
+ * a burst of outside load then hits every registry alike instead of one of them.
+ */
+async function measureAll(targets: Target[], big: Buffer): Promise<Figures[]> {
+  const samples = targets.map(() => ({
+    index200: [] as number[],
+    index304: [] as number[],
+    dlMBps: [] as number[],
+    dlRps: [] as number[],
+    publish: [] as number[],
+    notes: new Map<string, Record<number, number>>(),
+  }));
+  const etags = new Map<Target, string | null>();
+  for (const target of targets) {
+    await publishTimes(target.url, target.token, 'bench-big', 1, big);
+    if (target.indexFile) {
+      await publishTimes(target.url, target.token, 'bench-crate', 1, undefined, 999);
+      const first = await fetch(target.indexFile, { headers: { authorization: target.token } });
+      etags.set(target, first.headers.get('etag'));
+      await first.arrayBuffer();
+    }
   }
-  const dl = await load(target.download('bench-big', '1.0.0'), { authorization: target.token });
-  notes.push(`downloads ${JSON.stringify(dl.statuses)}`);
-  return { index200, index304, dlMBps: dl.mbps, dlRps: dl.rps, publishMs, notes };
+  const tally = (
+    notes: Map<string, Record<number, number>>,
+    name: string,
+    statuses: Record<number, number>,
+  ) => {
+    const sum = notes.get(name) ?? {};
+    for (const [status, count] of Object.entries(statuses))
+      sum[Number(status)] = (sum[Number(status)] ?? 0) + count;
+    notes.set(name, sum);
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, target] of targets.entries()) {
+      const sample = samples[i];
+      if (!sample) continue;
+      const times = await publishTimes(
+        target.url,
+        target.token,
+        'bench-crate',
+        Math.ceil(PUBLISHES / ROUNDS),
+        undefined,
+        round * 100,
+      );
+      sample.publish.push(...times);
+      if (target.indexFile) {
+        const ok = await load(target.indexFile, { authorization: target.token }, PIPELINING);
+        tally(sample.notes, 'index 200 run', ok.statuses);
+        if (ok.statuses[200]) sample.index200.push(ok.rps);
+        // Publishes of this round changed the file: take its current ETag, as cargo would have it.
+        const current = await fetch(target.indexFile, { headers: { authorization: target.token } });
+        const etag = current.headers.get('etag');
+        await current.arrayBuffer();
+        etags.set(target, etag);
+        if (etag) {
+          const notModified = await load(
+            target.indexFile,
+            { authorization: target.token, 'if-none-match': etag },
+            PIPELINING,
+          );
+          tally(sample.notes, '304 run', notModified.statuses);
+          if (notModified.statuses[304]) sample.index304.push(notModified.rps);
+        }
+      }
+      const dl = await load(target.download('bench-big', '1.0.0'), { authorization: target.token });
+      tally(sample.notes, 'downloads', dl.statuses);
+      sample.dlMBps.push(dl.mbps);
+      sample.dlRps.push(dl.rps);
+    }
+  }
+  const mid = (xs: number[]) => (xs.length ? median(xs) : null);
+  return samples.map((sample, i) => ({
+    index200: mid(sample.index200),
+    index304: mid(sample.index304),
+    dlMBps: mid(sample.dlMBps) ?? Number.NaN,
+    dlRps: mid(sample.dlRps) ?? Number.NaN,
+    publishMs: median(sample.publish),
+    notes: [
+      ...[...sample.notes].map(([name, statuses]) => `${name} ${JSON.stringify(statuses)}`),
+      ...(targets[i]?.indexFile ? [] : ['no sparse index']),
+      ...(targets[i]?.indexFile && !etags.get(targets[i] as Target)
+        ? ['no ETag on index files, so no 304 path']
+        : []),
+    ],
+  }));
 }
 
 try {
@@ -289,12 +352,11 @@ try {
     });
   } else console.log('kellnr is not built (hack/kellnr.sh): no sparse-index peer figures');
 
-  const results: Figures[] = [];
-  for (const target of targets) results.push(await measure(target, big));
+  const results = await measureAll(targets, big);
   const [ours] = results as [Figures];
 
   console.log(
-    `\nCargo registry benchmark (${SECONDS}s per load figure, ${CONNECTIONS} connections, index runs pipelined ${PIPELINING} deep, ${PUBLISHES} sequential publishes; ${execFileSync('nproc').toString().trim()} cores shared by the client and the servers)`,
+    `\nCargo registry benchmark (${ROUNDS} alternating rounds of ${SECONDS}s per load figure (medians), ${CONNECTIONS} connections, index runs pipelined ${PIPELINING} deep, ${PUBLISHES} sequential publishes; ${execFileSync('nproc').toString().trim()} cores shared by the client and the servers)`,
   );
   console.log(`cargo: ${execFileSync('cargo', ['--version']).toString().trim()}`);
   const figures: [string, (f: Figures) => number | null, boolean, number][] = [

@@ -55,7 +55,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
     const principal = await requirePrincipal(request, identity, 'publishing');
     const body = request.body;
     if (!Buffer.isBuffer(body)) throw new CargoError('the publish request has no body');
-    const { line } = await publishCrate(store, logger, principal, body, {
+    const { line } = await publishCrate(store, context.files, logger, principal, body, {
       maxCrateBytes: cargo.maxCrateBytes,
       maxUnpackedBytes: cargo.maxUnpackedBytes,
       superusers,
@@ -200,8 +200,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
     async (request, reply) => {
       if (!(await allowRead(context, request, reply))) return reply;
       const { crate, version } = request.params;
-      const lines = await context.files.indexLines(storeKeys.index(crate));
-      const line = lines?.find((l) => l.vers === version && l.name.toLowerCase() === crate.toLowerCase());
+      const line = await context.files.version(storeKeys.index(crate), crate, version);
       if (!line) return missing(reply, `crate \`${crate}\` has no version \`${version}\` in this registry`);
       const key = storeKeys.crate(line.name, line.vers, line.cksum);
       // The store decides (store.s3.presignDownloads); fs and disabled S3 answer null.

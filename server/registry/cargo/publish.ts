@@ -5,11 +5,12 @@ import { updateJson } from '../../store/json-doc.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { AccessError, requireScope } from './access.ts';
 import { CargoError } from './errors.ts';
-import { type IndexLine, readIndexFile, updateIndexFile } from './index-file.ts';
+import { type IndexLine, parseIndexFile, readIndexFile, updateIndexFile } from './index-file.ts';
 import { type PublishMetadata, toIndexLine, validateMetadata } from './metadata.ts';
 import { canonicalName, compareVersions, withoutBuildMetadata } from './names.ts';
 import { type CrateMeta, isOwner, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
+import type { StoredFiles } from './stored-files.ts';
 import { validateCrateTarball } from './tarball.ts';
 
 export interface PublishLimits {
@@ -53,6 +54,7 @@ export function tooLarge(size: number, max: number): CargoError {
  */
 export async function publishCrate(
   store: ObjectStore,
+  files: StoredFiles,
   logger: Logger,
   principal: Principal,
   body: Buffer,
@@ -63,7 +65,8 @@ export async function publishCrate(
   const existing = await readMeta(store, meta.name);
   checkMayPublish(existing, meta, principal, limits.superusers);
   const indexKey = storeKeys.index(meta.name);
-  const lines = (await readIndexFile(store, indexKey)) ?? [];
+  const known = await files.index(indexKey);
+  const lines = known ? parseIndexFile(known.body.toString('utf8')) : [];
   checkNewVersion(lines, meta);
   await validateCrateTarball(crate, meta.name, meta.vers, limits.maxUnpackedBytes);
 
@@ -94,10 +97,16 @@ export async function publishCrate(
   let indexed = false;
   try {
     await store.put(crateKey, crate, { contentType: 'application/gzip', contentLength: crate.length });
-    await updateIndexFile(store, indexKey, (current) => {
-      checkNewVersion(current, meta);
-      return [...current, line];
-    });
+    files.rememberCrate(crateKey, crate);
+    await updateIndexFile(
+      store,
+      indexKey,
+      (current) => {
+        checkNewVersion(current, meta);
+        return [...current, line];
+      },
+      { known },
+    );
     indexed = true;
   } finally {
     if (!indexed) await undoPublish(store, logger, crateKey, indexKey, cksum, claimedName ? metaKey : null);

@@ -12,6 +12,8 @@ export class StoredFiles {
   private readonly store: ObjectStore;
   private readonly indexCache = new ByteCache(32 * 1024 * 1024, 1024 * 1024);
   private readonly crateCache = new ByteCache(128 * 1024 * 1024, 16 * 1024 * 1024);
+  /** `name@version` → index line: a published version's name, version and checksum never change. */
+  private readonly published = new Map<string, IndexLine>();
 
   constructor(store: ObjectStore) {
     this.store = store;
@@ -33,6 +35,22 @@ export class StoredFiles {
   async indexLines(key: string): Promise<IndexLine[] | null> {
     const file = await this.index(key);
     return file ? parseIndexFile(file.body.toString('utf8')) : null;
+  }
+
+  /**
+   * The index line of one published version, for downloads: answered from memory once seen, since
+   * only `yanked` may change and yanked versions stay downloadable.
+   */
+  async version(indexKey: string, name: string, version: string): Promise<IndexLine | null> {
+    const id = `${name.toLowerCase()}@${version}`;
+    const known = this.published.get(id);
+    if (known) return known;
+    const lines = await this.indexLines(indexKey);
+    const line = lines?.find((l) => l.vers === version && l.name.toLowerCase() === name.toLowerCase());
+    if (!line) return null;
+    if (this.published.size >= 100_000) this.published.clear();
+    this.published.set(id, line);
+    return line;
   }
 
   /** A .crate's bytes (small enough to hold: the publish limit bounds them), or null. */
