@@ -151,6 +151,14 @@ const cargoSchema = {
       default: 512 * 1024 * 1024,
       description: 'Largest unpacked size of a .crate (a guard against gzip bombs).',
     },
+    indexRevalidateMillis: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 60000,
+      default: 500,
+      description:
+        "How long a replica trusts an index file's ETag before asking the store again (0: every request). The replica that took a publish sees it at once; others within this bound.",
+    },
     presignSeconds: {
       type: 'integer',
       minimum: 10,

@@ -66,6 +66,7 @@ export interface CargoConfig {
   authRequired: boolean;
   maxCrateBytes: number;
   maxUnpackedBytes: number;
+  indexRevalidateMillis: number;
   presignSeconds: number;
   mirror: CargoMirrorConfig;
 }

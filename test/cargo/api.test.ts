@@ -455,6 +455,9 @@ describe('nothing lost', () => {
         }),
       );
       expect(results.every((s) => s === 200)).toBe(true);
+      // A replica trusts an index ETag for registry.cargo.indexRevalidateMillis (500 ms) unless it made
+      // the change itself: after that bound, every replica serves every line.
+      await new Promise((resolve) => setTimeout(resolve, 600));
       const lines = (await first.app.inject({ url: '/index/bu/sy/busy' })).body.trim().split('\n');
       expect(lines).toHaveLength(51);
       const crates = (await first.store.list({ prefix: 'cargo/crates/busy/' })).objects;

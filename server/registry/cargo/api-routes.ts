@@ -81,6 +81,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
       if (!line || line.yanked === yanked) return undefined;
       return lines.map((l) => (l === line ? { ...l, yanked } : l));
     });
+    context.files.forget(storeKeys.index(meta.name));
     if (!found) throw new CargoError(`crate \`${meta.name}\` has no version \`${version}\``, 404);
     logger.info(
       { crate: meta.name, version, yanked, by: principal.name },

@@ -20,7 +20,9 @@ export async function cargoRegistry(
 ): Promise<void> {
   const context: CargoContext = {
     ...options,
-    files: new StoredFiles(options.store),
+    files: new StoredFiles(options.store, {
+      revalidateMillis: options.config.registry.cargo.indexRevalidateMillis,
+    }),
     cargoMetrics: new CargoMetrics(options.metrics),
   };
   const cargo = context.config.registry.cargo;

@@ -108,6 +108,7 @@ export async function publishCrate(
       { known },
     );
     indexed = true;
+    files.forget(indexKey);
   } finally {
     if (!indexed) await undoPublish(store, logger, crateKey, indexKey, cksum, claimedName ? metaKey : null);
   }
