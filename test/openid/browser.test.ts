@@ -56,7 +56,7 @@ describe('OpenID login in Chromium', () => {
     const token = (await page.textContent('#token'))!.trim();
     expect(token).toMatch(/^wharf_[A-Za-z0-9_-]{43}$/);
     expect(await page.textContent('body')).toContain('corp:alice');
-    expect(await wharf.identity.accountOfToken(token)).toBe('alice');
+    expect(await wharf.auth.accountOfToken(token)).toBe('alice');
     for (const url of [page.url(), ...responses.map(String)]) expect(url).not.toContain(token);
 
     // Coming back later in the same browser: the same token, no provider round trip.
@@ -69,8 +69,8 @@ describe('OpenID login in Chromium', () => {
     await shot(page, 'alice-4-token-replaced.png');
     const replacement = (await page.textContent('#token'))!.trim();
     expect(replacement).not.toBe(token);
-    expect(await wharf.identity.accountOfToken(token)).toBeNull();
-    expect(await wharf.identity.accountOfToken(replacement)).toBe('alice');
+    expect(await wharf.auth.accountOfToken(token)).toBeNull();
+    expect(await wharf.auth.accountOfToken(replacement)).toBe('alice');
     await context.close();
   });
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browserless, type Visit } from './browserless.ts';
-import { type Harness, startHarness } from './harness.ts';
+import { ADMIN_PASSWORD, type Harness, startHarness } from './harness.ts';
 
 /**
  * The OpenID login flow over HTTP, through a real provider (oidc-provider) and its login and
@@ -27,7 +27,7 @@ describe('OpenID login against oidc-provider', () => {
     expect(reply.revoked_token).toBeNull();
     const token = reply.new_token as string;
     expect(token).toMatch(/^wharf_/);
-    expect(await wharf.identity.accountOfToken(token)).toBe('alice');
+    expect(await wharf.auth.accountOfToken(token)).toBe('alice');
 
     // Same browser: the session answers without going to the provider again.
     const again = await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/me`);
@@ -53,8 +53,12 @@ describe('OpenID login against oidc-provider', () => {
     expect(Object.keys(reply).sort()).toEqual(['new_token', 'revoked_token', 'username']);
     expect(reply).toMatchObject({ username: 'corp:alice', revoked_token: old });
     expect(reply.new_token).not.toBe(old);
-    expect(await wharf.identity.accountOfToken(old)).toBeNull();
-    expect(await wharf.identity.accountOfToken(reply.new_token as string)).toBe('alice');
+    expect(await wharf.auth.accountOfToken(old)).toBeNull();
+    expect(await wharf.auth.accountOfToken(reply.new_token as string)).toBe('alice');
+    // docker login: the account name with the token as the password.
+    expect(await wharf.auth.accountOfPassword('alice', old)).toBeNull();
+    expect(await wharf.auth.accountOfPassword('alice', reply.new_token as string)).toBe('alice');
+    expect(await wharf.auth.accountOfPassword('carol', reply.new_token as string)).toBeNull();
     // With the session, the Ktra path replaces again without a provider round trip.
     const second = json(await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/replace_token`));
     expect(second.revoked_token).toBe(reply.new_token);
@@ -81,7 +85,7 @@ describe('OpenID login against oidc-provider', () => {
     expect(visit.body).toContain('bob');
     expect(visit.body).not.toContain('wharf_');
     expect(browser.jar.get('127.0.0.1', 'wharf_sso')).toBeUndefined();
-    expect(await wharf.identity.userExists('bob')).toBe(false);
+    expect(await wharf.auth.userExists('bob')).toBe(false);
     const api = (await new Browserless().signIn(`${wharf.baseUrl}/me`, 'bob')) as Visit;
     expect(api.response.status).toBe(403);
     expect(json(api)).toHaveProperty('errors');
@@ -152,6 +156,35 @@ describe('OpenID login against oidc-provider', () => {
     expect((await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/session`)).response.status).toBe(401);
   });
 
+  it('turns the Ktra password endpoints off for people, but not for the bootstrap admin', async () => {
+    await new Browserless().signIn(`${wharf.baseUrl}/me`, 'alice');
+    const post = (url: string, body: unknown) =>
+      fetch(`${wharf.baseUrl}${url}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    for (const [url, body] of [
+      ['/ktra/api/v1/new_user/mallory', { password: 'mallory-password' }],
+      ['/ktra/api/v1/login/alice', { password: 'guess-password' }],
+      ['//ktra/api/v1/login/alice', { password: 'guess-password' }],
+      [
+        '/ktra/api/v1/change_password/alice',
+        { old_password: 'guess-password', new_password: 'new-password' },
+      ],
+    ] as const) {
+      const response = await post(url, body);
+      expect(response.status, url).toBe(403);
+      expect(JSON.stringify(await response.json())).toContain('sign in with your SSO at /me');
+    }
+    expect(await wharf.auth.userExists('mallory')).toBe(false);
+    const admin = await post('/ktra/api/v1/login/admin', { password: ADMIN_PASSWORD });
+    expect(admin.status).toBe(200);
+    expect(await wharf.auth.accountOfToken(((await admin.json()) as { token: string }).token)).toBe('admin');
+    // The federated account has no password at all.
+    expect(await wharf.auth.accountOfPassword('alice', 'any-password')).toBeNull();
+  });
+
   it('never writes a token, code or state into its logs', async () => {
     const browser = new Browserless();
     const callback = (await browser.signIn(`${wharf.baseUrl}/me`, 'alice', { stopAtCallback: true })) as URL;
@@ -181,7 +214,7 @@ describe('OpenID provider checks at start-up', () => {
       expect(visit.body).toContain('Sign-in could not be completed');
       expect(visit.body).toMatch(/nonce/);
       expect(browser.jar.get('127.0.0.1', 'wharf_sso')).toBeUndefined();
-      expect(await wharf.identity.userExists('alice')).toBe(false);
+      expect(await wharf.auth.userExists('alice')).toBe(false);
     } finally {
       await wharf.close();
     }
@@ -231,11 +264,11 @@ describe('accounts across providers and local users', () => {
     )) as Visit;
     expect(prefixed.response.status).toBe(200);
     expect(JSON.parse(prefixed.body).username).toBe('guests:alice');
-    expect(await wharf.identity.userExists('guest-alice')).toBe(true);
+    expect(await wharf.auth.userExists('guest-alice')).toBe(true);
   });
 
   it('never turns a local account into a federated one', async () => {
-    await wharf.identity.createFederatedUser('carol'); // a local account created before carol's first SSO login
+    await wharf.auth.createLocalUser('carol', 'carols-own-password'); // before carol's first SSO login
     const visit = (await new Browserless().signIn(`${wharf.baseUrl}/me?provider=corp`, 'carol')) as Visit;
     expect(visit.response.status).toBe(403);
     expect(visit.body).toContain('already belongs to someone else');
