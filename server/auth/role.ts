@@ -5,6 +5,7 @@ import { ServiceRegistry } from '../identity/services.ts';
 import type { AuthRole, RoleContext } from '../roles.ts';
 import { adminApiRoutes } from './api.ts';
 import { ktraRoutes } from './ktra.ts';
+import { mePage } from './me-page.ts';
 import { directoryIdentity } from './openid/directory-port.ts';
 import { createOpenIdLogin } from './openid/login.ts';
 import { restAuthRoutes } from './restauth.ts';
@@ -36,6 +37,7 @@ export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
       await app.register(restAuthRoutes, { prefix: '/restauth', authenticator, services, metrics });
       await app.register(ktraRoutes, { prefix: '/ktra/api/v1', authenticator, signup: config.auth.signup });
       await app.register(adminApiRoutes, { prefix: '/auth/api/v1', authenticator, services });
+      if (!openid) await app.register(mePage, { config }); // with OpenID, /me is the OIDC flow
     },
   };
 }

@@ -58,8 +58,25 @@ export interface RegistryConfig {
   credentialCacheSeconds: number;
   superusers: string[];
   protocols: ('cargo' | 'oci')[];
-  cargo: Record<string, unknown>;
+  cargo: CargoConfig;
   oci: Record<string, unknown>;
+}
+
+export interface CargoConfig {
+  authRequired: boolean;
+  maxCrateBytes: number;
+  maxUnpackedBytes: number;
+  presignDownloads: boolean;
+  presignSeconds: number;
+  mirror: CargoMirrorConfig;
+}
+
+export interface CargoMirrorConfig {
+  enabled: boolean;
+  upstreamIndex: string;
+  upstreamDownload?: string;
+  indexTtlSeconds: number;
+  upstreamTimeoutSeconds: number;
 }
 
 export interface OpenIdConfig {
