@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildWharf } from '../../server/app.ts';
+import { openIdLoginUrl, openIdSessionOf } from '../../server/auth/openid/session-client.ts';
+import { createLogger } from '../../server/observability/logger.ts';
+import { FsObjectStore } from '../../server/store/fs-store.ts';
 import { Browserless, type Visit } from './browserless.ts';
 import { ADMIN_PASSWORD, type Harness, startHarness } from './harness.ts';
 
@@ -272,5 +276,43 @@ describe('accounts across providers and local users', () => {
     const visit = (await new Browserless().signIn(`${wharf.baseUrl}/me?provider=corp`, 'carol')) as Visit;
     expect(visit.response.status).toBe(403);
     expect(visit.body).toContain('already belongs to someone else');
+  });
+});
+
+describe('API v1 hook: who signed in through OpenID', () => {
+  let wharf: Harness;
+  let app: Awaited<ReturnType<typeof buildWharf>> | undefined;
+  beforeAll(async () => {
+    wharf = await startHarness();
+  });
+  afterAll(async () => {
+    await app?.close();
+    await wharf?.close();
+  });
+
+  it('answers the same in process (inject) and over HTTP (AuthService elsewhere)', async () => {
+    const browser = new Browserless();
+    const back = (await browser.signIn(
+      `${wharf.baseUrl}${openIdLoginUrl('/api/v1/signin/openid/done')}`,
+      'alice',
+    )) as Visit;
+    expect(back.url.pathname).toBe('/api/v1/signin/openid/done');
+    const cookie = browser.jar.header(new URL(wharf.baseUrl));
+    const expected = {
+      username: 'corp:alice',
+      account: 'alice',
+      groups: ['firm/crate-owners', 'firm/everyone'],
+    };
+    expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toEqual(expected);
+    // A second process on the same store, all roles in one: the in-process path.
+    app = await buildWharf(
+      wharf.config,
+      await FsObjectStore.open(wharf.config.store.dataDir),
+      createLogger('silent'),
+    );
+    await app.app.ready();
+    expect(await openIdSessionOf(cookie, { app: app.app })).toEqual(expected);
+    expect(await openIdSessionOf('wharf_sso=forged', { app: app.app })).toBeNull();
+    expect(await openIdSessionOf(undefined, { authUrl: wharf.baseUrl })).toBeNull();
   });
 });
