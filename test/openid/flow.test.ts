@@ -1,6 +1,14 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWharf } from '../../server/app.ts';
+import { createOpenIdLogin } from '../../server/auth/openid/login.ts';
 import { openIdLoginUrl, openIdSessionOf } from '../../server/auth/openid/session-client.ts';
+import { ConfigError, validateConfig } from '../../server/config/load.ts';
 import { createLogger } from '../../server/observability/logger.ts';
 import { FsObjectStore } from '../../server/store/fs-store.ts';
 import { Browserless, type Visit } from './browserless.ts';
@@ -207,6 +215,46 @@ describe('OpenID provider checks at start-up', () => {
     await expect(startHarness({ op: { userinfo: false } })).rejects.toThrow(
       /OpenID provider "corp" \(http:\/\/127\.0\.0\.1:\d+\).*no userinfo_endpoint/,
     );
+  });
+
+  it("stops start-up with the provider's name when its discovery fails", async () => {
+    const dead = createServer();
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => dead.close(() => resolve())); // nothing listens there now
+    const config = validateConfig({
+      store: { dataDir: tmpdir() },
+      openid: {
+        tokenEncryptionKey: randomBytes(32).toString('base64'),
+        providers: [
+          {
+            name: 'gone',
+            issuerUrl: issuer,
+            clientId: 'c',
+            clientSecret: 's',
+            redirectBaseUrl: 'http://127.0.0.1:1',
+            allowInsecureRequests: true,
+          },
+        ],
+      },
+    });
+    const dir = await mkdtemp(path.join(tmpdir(), 'wharf-oidc-dead-'));
+    const store = await FsObjectStore.open(dir);
+    try {
+      const attempt = createOpenIdLogin({
+        config: config.openid,
+        store,
+        logger: createLogger('silent'),
+        identity: {} as never,
+      });
+      await expect(attempt).rejects.toThrow(ConfigError);
+      await expect(attempt).rejects.toThrow(
+        new RegExp(`OpenID provider "gone" \\(${issuer}\\): discovery failed`),
+      );
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an ID token whose nonce is not the one sent', async () => {
