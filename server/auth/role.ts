@@ -6,6 +6,8 @@ import type { AuthRole, RoleContext } from '../roles.ts';
 import { adminApiRoutes } from './api.ts';
 import { ktraRoutes } from './ktra.ts';
 import { mePage } from './me-page.ts';
+import { directoryIdentity } from './openid/directory-port.ts';
+import { createOpenIdLogin } from './openid/login.ts';
 import { restAuthRoutes } from './restauth.ts';
 
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
@@ -27,14 +29,23 @@ export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
   });
 
   if (config.auth.adminPassword) await bootstrapAdmin(directory, config.auth.adminPassword, logger);
+  // OpenID login (/me, /replace_token); null when no provider is configured.
+  const openid = await createOpenIdLogin({
+    config: config.openid,
+    store,
+    logger,
+    identity: directoryIdentity(directory),
+  });
 
   return {
     identity: authenticator,
+    close: async () => openid?.close(),
     async register(app) {
+      await openid?.register(app); // first: it closes the Ktra password endpoints to people
       await app.register(restAuthRoutes, { prefix: '/restauth', authenticator, services, metrics });
       await app.register(ktraRoutes, { prefix: '/ktra/api/v1', authenticator, signup: config.auth.signup });
       await app.register(adminApiRoutes, { prefix: '/auth/api/v1', authenticator, services });
-      await app.register(mePage, { config });
+      if (!openid) await app.register(mePage, { config }); // with OpenID, /me is the OIDC flow
     },
   };
 }
