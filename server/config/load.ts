@@ -42,6 +42,15 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_AUTH_SERVICE_PASSWORD: { path: 'registry.servicePassword', type: 'string' },
   WHARF_AUTH_SERVICE_PASSWORD_FILE: { path: 'registry.servicePasswordFile', type: 'string' },
   WHARF_SUPERUSERS: { path: 'registry.superusers', type: 'list' },
+  WHARF_OCI_ANONYMOUS_PULL: { path: 'registry.oci.anonymousPull', type: 'boolean' },
+  WHARF_OCI_TOKEN_TTL_SECONDS: { path: 'registry.oci.tokenTtlSeconds', type: 'integer' },
+  WHARF_OCI_MAX_BLOB_BYTES: { path: 'registry.oci.maxBlobBytes', type: 'integer' },
+  WHARF_OCI_UPLOAD_EXPIRY_HOURS: { path: 'registry.oci.uploadExpiryHours', type: 'integer' },
+  WHARF_OCI_GC_ENABLED: { path: 'registry.oci.gc.enabled', type: 'boolean' },
+  WHARF_OCI_GC_GRACE_HOURS: { path: 'registry.oci.gc.graceHours', type: 'integer' },
+  WHARF_OCI_SERVICE: { path: 'registry.oci.service', type: 'string' },
+  WHARF_OCI_REALM: { path: 'registry.oci.realm', type: 'string' },
+  WHARF_OCI_SIGNING_KEY_FILE: { path: 'registry.oci.signingKeyFile', type: 'string' },
 };
 
 export const ENVIRONMENT_VARIABLES = Object.freeze({ ...ENVIRONMENT });

@@ -63,6 +63,36 @@ const authSchema = {
   default: {},
 } as const;
 
+/** OCI registry settings (server/registry/oci/settings.ts documents each; docs/oci.md for operators). */
+const ociSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    anonymousPull: { type: 'boolean', default: true },
+    tokenTtlSeconds: { type: 'integer', minimum: 60, maximum: 86400, default: 300 },
+    refreshTokenTtlSeconds: { type: 'integer', minimum: 60, default: 604800 },
+    maxManifestBytes: { type: 'integer', minimum: 1024, maximum: 64 * 1024 * 1024, default: 4 * 1024 * 1024 },
+    maxBlobBytes: { type: 'integer', minimum: 1, default: 64 * 1024 * 1024 * 1024 },
+    uploadExpiryHours: { type: 'number', exclusiveMinimum: 0, default: 24 },
+    gc: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        graceHours: { type: 'number', minimum: 0, default: 24 },
+        intervalMinutes: { type: 'number', exclusiveMinimum: 0, default: 60 },
+      },
+      default: {},
+    },
+    service: { type: 'string', minLength: 1, default: 'wharf' },
+    issuer: { type: 'string', minLength: 1, default: 'wharf' },
+    realm: { type: 'string', format: 'uri' },
+    signingKeyFile: { type: 'string', minLength: 1 },
+    keyRotationHours: { type: 'number', exclusiveMinimum: 0, default: 720 },
+  },
+  default: {},
+} as const;
+
 const registrySchema = {
   type: 'object',
   additionalProperties: false,
@@ -82,7 +112,7 @@ const registrySchema = {
       default: ['cargo', 'oci'],
     },
     cargo: { type: 'object', default: {} },
-    oci: { type: 'object', default: {} },
+    oci: ociSchema,
   },
   default: {},
 } as const;

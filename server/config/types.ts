@@ -1,3 +1,5 @@
+import type { OciSettings } from '../registry/oci/settings.ts';
+
 /** The validated configuration, with every default filled in (see schema.ts for what each means). */
 export interface WharfConfig {
   roles: Role[];
@@ -58,5 +60,5 @@ export interface RegistryConfig {
   superusers: string[];
   protocols: ('cargo' | 'oci')[];
   cargo: Record<string, unknown>;
-  oci: Record<string, unknown>;
+  oci: OciSettings;
 }
