@@ -32,6 +32,7 @@ export interface S3Config {
   secretAccessKey?: string;
   prefix: string;
   presignDownloads: boolean;
+  publicEndpoint?: string;
 }
 
 export interface ServiceConfig {
