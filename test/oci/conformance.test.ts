@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRegistry, type TestRegistry, toolPath } from './support.ts';
+import type { TestServer } from '../support/wharf.ts';
+import { createUser, startOci, toolPath } from './support.ts';
 
 const run = promisify(execFile);
 
@@ -13,21 +14,19 @@ const run = promisify(execFile);
  * with token authentication on: the suite logs in as a user who owns the `conformance` namespace.
  */
 describe('OCI conformance suite', () => {
-  let registry: TestRegistry;
+  let registry: TestServer;
   let binary: string;
   let resultsDir: string;
 
   beforeAll(async () => {
     binary = await toolPath('conformance');
-    registry = await startRegistry(
-      { conformance: { password: 'conformance-password' } },
-      { registry: { oci: { anonymousPull: false } } },
-    );
+    registry = await startOci({ registry: { oci: { anonymousPull: false } } });
+    await createUser(registry, 'conformance', 'conformance-password');
     resultsDir = await mkdtemp(path.join(tmpdir(), 'wharf-conformance-'));
   }, 900_000);
 
   afterAll(async () => {
-    await registry?.close();
+    await registry?.stop();
     if (resultsDir) await rm(resultsDir, { recursive: true, force: true });
   });
 
