@@ -4,6 +4,7 @@ import type { WharfConfig } from '../../config/types.ts';
 import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
+import { apiV1Routes } from './api-v1/routes.ts';
 import { distributionRoutes } from './distribution/routes.ts';
 import { startMaintenance } from './gc.ts';
 import { createOciServices, type OciServices } from './services.ts';
@@ -34,11 +35,13 @@ export async function createOci(options: {
     logger: options.logger.child({ component: 'oci' }),
   });
   const maintenance = startMaintenance(services);
+  services.maintenance = maintenance;
   return {
     services,
     async register(app) {
       await app.register(tokenRoutes, { services });
       await app.register(distributionRoutes, { services });
+      await app.register(apiV1Routes, { services });
     },
     async close() {
       maintenance.stop();

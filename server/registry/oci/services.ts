@@ -3,6 +3,7 @@ import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { CredentialChecker } from './credentials.ts';
+import type { Maintenance } from './gc.ts';
 import { type PolicyOptions, RepositoryStore } from './permissions.ts';
 import { RobotStore } from './robots.ts';
 import type { OciSettings } from './settings.ts';
@@ -27,6 +28,9 @@ export interface OciServices {
   tokens: TokenService;
   credentials: CredentialChecker;
   policy: PolicyOptions;
+  identity: IdentityClient;
+  /** Set by the plugin once background maintenance is started. */
+  maintenance: Maintenance;
 }
 
 export async function createOciServices(options: {
@@ -72,5 +76,12 @@ export async function createOciServices(options: {
       options.credentialCacheSeconds,
     ),
     policy: { superusers: options.superusers, anonymousPull: settings.anonymousPull },
+    identity: options.identity,
+    maintenance: {
+      runOnce: async () => {
+        throw new Error('maintenance not started');
+      },
+      stop() {},
+    },
   };
 }
