@@ -1,3 +1,4 @@
+import type { ObjectStore } from '../../server/store/object-store.ts';
 import { startServer, type TestServer } from '../support/wharf.ts';
 
 export { toolPath } from '../support/tools.ts';
@@ -8,7 +9,7 @@ export { toolPath } from '../support/tools.ts';
  */
 export async function startOci(
   raw: Record<string, unknown> = {},
-  options: { listen?: boolean } = {},
+  options: { listen?: boolean; store?: ObjectStore } = {},
 ): Promise<TestServer> {
   const registry = (raw.registry ?? {}) as Record<string, unknown>;
   return startServer(
