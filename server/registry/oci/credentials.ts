@@ -15,6 +15,7 @@ export class CredentialChecker {
   private readonly metrics: Metrics;
   private readonly cacheMs: number;
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
+  private readonly inFlight = new Map<string, Promise<Principal | null>>();
 
   constructor(identity: IdentityClient, robots: RobotStore, metrics: Metrics, cacheSeconds: number) {
     this.identity = identity;
@@ -27,6 +28,15 @@ export class CredentialChecker {
     const cacheKey = createHash('sha256').update(username).update('\0').update(secret).digest('base64');
     const cached = this.cache.get(cacheKey);
     if (cached && cached.until > Date.now()) return cached.principal;
+    // Concurrent requests with the same credentials (a client's parallel token requests) share one check.
+    const pending = this.inFlight.get(cacheKey);
+    if (pending) return pending;
+    const check = this.verify(username, secret, cacheKey).finally(() => this.inFlight.delete(cacheKey));
+    this.inFlight.set(cacheKey, check);
+    return check;
+  }
+
+  private async verify(username: string, secret: string, cacheKey: string): Promise<Principal | null> {
     const principal = username.includes('+')
       ? await this.robots.verify(username, secret)
       : await this.identity.verifyPassword(username, secret);

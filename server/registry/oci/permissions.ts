@@ -1,7 +1,8 @@
 import type { Principal } from '../../identity/principal.ts';
-import { readJson, updateJson } from '../../store/json-doc.ts';
+import { updateJson } from '../../store/json-doc.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { decodeRepository, keys, namespaceOf } from './names.ts';
+import { DocCache } from './storage/doc-cache.ts';
 
 export type RepositoryRole = 'read' | 'write' | 'admin';
 export type Visibility = 'public' | 'private';
@@ -92,12 +93,14 @@ export function permittedActions(
 /** The repositories' records in the store. */
 export class RepositoryStore {
   private readonly store: ObjectStore;
-  constructor(store: ObjectStore) {
+  private readonly cache: DocCache;
+  constructor(store: ObjectStore, cache = new DocCache(store)) {
     this.store = store;
+    this.cache = cache;
   }
 
   async get(name: string): Promise<Repository | null> {
-    return (await readJson<Repository>(this.store, keys.repository(name)))?.value ?? null;
+    return this.cache.readJson<Repository>(keys.repository(name));
   }
 
   /** Creates the record if absent (private by default); returns the record either way. */

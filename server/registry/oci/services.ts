@@ -8,6 +8,7 @@ import { type PolicyOptions, RepositoryStore } from './permissions.ts';
 import { RobotStore } from './robots.ts';
 import type { OciSettings } from './settings.ts';
 import { BlobStore } from './storage/blobs.ts';
+import { DocCache } from './storage/doc-cache.ts';
 import { ManifestStore } from './storage/manifests.ts';
 import { UploadManager } from './storage/uploads.ts';
 import { SigningKeys } from './token/keys.ts';
@@ -44,7 +45,8 @@ export async function createOciServices(options: {
   logger: Logger;
 }): Promise<OciServices> {
   const { settings, store } = options;
-  const blobs = new BlobStore(store);
+  const cache = new DocCache(store);
+  const blobs = new BlobStore(store, cache);
   const robots = new RobotStore(store);
   const keys = new SigningKeys(store, {
     ...(settings.signingKeyFile ? { signingKeyFile: settings.signingKeyFile } : {}),
@@ -59,8 +61,8 @@ export async function createOciServices(options: {
     logger: options.logger,
     blobs,
     uploads: new UploadManager(store, blobs, { maxBlobBytes: settings.maxBlobBytes }),
-    manifests: new ManifestStore(store, blobs),
-    repositories: new RepositoryStore(store),
+    manifests: new ManifestStore(store, blobs, cache),
+    repositories: new RepositoryStore(store, cache),
     robots,
     keys,
     tokens: new TokenService(keys, {

@@ -318,7 +318,7 @@ async function upload(
         if (!match) throw new OciError('BLOB_UPLOAD_INVALID', 'invalid Content-Range', { status: 416 });
         start = Number(match[1]);
       }
-      const state = await services.uploads.append(name, id, request.raw, start);
+      const state = await services.uploads.append(name, id, request.raw, start, declaredLength(request));
       return reply
         .code(202)
         .header('Location', location)
@@ -346,7 +346,13 @@ async function upload(
       const hasBody =
         Number(request.headers['content-length'] ?? 0) > 0 ||
         request.headers['transfer-encoding'] !== undefined;
-      const pointer = await services.uploads.complete(name, id, digest, hasBody ? request.raw : null);
+      const pointer = await services.uploads.complete(
+        name,
+        id,
+        digest,
+        hasBody ? request.raw : null,
+        declaredLength(request),
+      );
       await services.blobs.link(name, digest, pointer);
       return blobCreated(reply, name, digest.text);
     }
@@ -452,6 +458,13 @@ async function readLimited(stream: IncomingMessage, limit: number): Promise<Buff
 /** Lets an unread request body flow away so the connection can be reused. */
 function drain(stream: IncomingMessage): void {
   if (!stream.readableEnded && !stream.destroyed) stream.resume();
+}
+
+function declaredLength(request: FastifyRequest): number | undefined {
+  const header = request.headers['content-length'];
+  if (header === undefined || request.headers['transfer-encoding'] !== undefined) return undefined;
+  const length = Number(header);
+  return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
 }
 
 function single(value: string | string[] | undefined): string | undefined {

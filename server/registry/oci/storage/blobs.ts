@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { readJson } from '../../../store/json-doc.ts';
 import { type GetOptions, type ObjectStore, PreconditionFailedError } from '../../../store/object-store.ts';
 import { type Digest, decodeRepository, keys } from '../names.ts';
+import { DocCache } from './doc-cache.ts';
 
 /** The content-addressed pointer to a blob's bytes; immutable while it exists. */
 export interface BlobPointer {
@@ -20,8 +21,10 @@ export type BlobLink = BlobPointer;
  */
 export class BlobStore {
   private readonly store: ObjectStore;
-  constructor(store: ObjectStore) {
+  private readonly cache: DocCache;
+  constructor(store: ObjectStore, cache = new DocCache(store)) {
     this.store = store;
+    this.cache = cache;
   }
 
   async pointer(digest: Digest): Promise<BlobPointer | null> {
@@ -61,7 +64,7 @@ export class BlobStore {
   }
 
   async linked(repository: string, digest: Digest): Promise<BlobLink | null> {
-    return (await readJson<BlobLink>(this.store, keys.link(repository, digest)))?.value ?? null;
+    return this.cache.readJson<BlobLink>(keys.link(repository, digest));
   }
 
   async unlink(repository: string, digest: Digest): Promise<boolean> {

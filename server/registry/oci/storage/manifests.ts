@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { buffer } from 'node:stream/consumers';
-import { readJson } from '../../../store/json-doc.ts';
 import type { ObjectStore } from '../../../store/object-store.ts';
 import { OciError } from '../errors.ts';
 import { type Digest, keys, parseDigest } from '../names.ts';
 import type { BlobStore } from './blobs.ts';
+import { DocCache } from './doc-cache.ts';
 
 export const MANIFEST_TYPES = new Set([
   'application/vnd.oci.image.manifest.v1+json',
@@ -50,9 +49,11 @@ export interface StoredManifest {
 export class ManifestStore {
   private readonly store: ObjectStore;
   private readonly blobs: BlobStore;
-  constructor(store: ObjectStore, blobs: BlobStore) {
+  private readonly cache: DocCache;
+  constructor(store: ObjectStore, blobs: BlobStore, cache = new DocCache(store)) {
     this.store = store;
     this.blobs = blobs;
+    this.cache = cache;
   }
 
   /** Validates and stores a manifest; the tag (if any) is written last so it never points at nothing. */
@@ -165,16 +166,15 @@ export class ManifestStore {
   async resolve(repository: string, reference: string): Promise<Digest | null> {
     const digest = parseDigest(reference);
     if (digest) return digest;
-    const tag = await readJson<{ digest: string }>(this.store, keys.tag(repository, reference));
-    return tag ? parseDigest(tag.value.digest) : null;
+    const tag = await this.cache.readJson<{ digest: string }>(keys.tag(repository, reference));
+    return tag ? parseDigest(tag.digest) : null;
   }
 
   async get(repository: string, reference: string): Promise<StoredManifest | null> {
     const digest = await this.resolve(repository, reference);
     if (!digest) return null;
-    const object = await this.store.get(keys.manifest(repository, digest));
-    if (!object) return null;
-    const stored = await buffer(object.body);
+    const stored = await this.cache.read(keys.manifest(repository, digest));
+    if (!stored) return null;
     const newline = stored.indexOf(10);
     const body = stored.subarray(newline + 1);
     return { digest, mediaType: stored.subarray(0, newline).toString('latin1'), size: body.length, body };
@@ -211,8 +211,8 @@ export class ManifestStore {
     const prefix = keys.referrersPrefix(repository, subject);
     const result: Descriptor[] = [];
     for (const name of await listAll(this.store, prefix)) {
-      const doc = await readJson<Descriptor>(this.store, prefix + name);
-      if (doc) result.push(doc.value);
+      const doc = await this.cache.readJson<Descriptor>(prefix + name);
+      if (doc) result.push(doc);
     }
     return result;
   }

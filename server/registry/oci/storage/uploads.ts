@@ -93,7 +93,13 @@ export class UploadManager {
   }
 
   /** Appends a request body; `start` (from Content-Range) must equal the current offset. */
-  append(repository: string, id: string, body: Readable, start?: number): Promise<UploadState> {
+  append(
+    repository: string,
+    id: string,
+    body: Readable,
+    start?: number,
+    length?: number,
+  ): Promise<UploadState> {
     return this.serialized(id, async () => {
       const doc = await this.state(repository, id);
       const state = doc.value;
@@ -101,18 +107,25 @@ export class UploadManager {
         body.resume();
         throw rangeError(state);
       }
-      await this.write(state, body, false);
+      // Only explicit chunks (Content-Range) become parts; a lone streamed PATCH stays one object.
+      await this.write(state, body, false, start === undefined ? undefined : length);
       await this.save(state, doc.etag);
       return state;
     });
   }
 
   /** Finishes an upload with an optional last body, verifies the digest, and publishes the blob. */
-  complete(repository: string, id: string, digest: Digest, body: Readable | null): Promise<BlobPointer> {
+  complete(
+    repository: string,
+    id: string,
+    digest: Digest,
+    body: Readable | null,
+    length?: number,
+  ): Promise<BlobPointer> {
     return this.serialized(id, async () => {
       const doc = await this.state(repository, id);
       const state = doc.value;
-      if (body) await this.write(state, body, true);
+      if (body) await this.write(state, body, true, length);
       const dataKey = await this.assemble(state);
       const live = this.hashes.get(id);
       let actual: string;
@@ -166,7 +179,7 @@ export class UploadManager {
    * Streams `body` into the session: straight into a new pending object when nothing is pending
    * and no part exists yet, otherwise through part-sized buffers (at most one part in memory).
    */
-  private async write(state: UploadState, body: Readable, final: boolean): Promise<void> {
+  private async write(state: UploadState, body: Readable, final: boolean, length?: number): Promise<void> {
     const live = this.hashes.get(state.id);
     const hashing =
       live && live.offset === state.offset
@@ -175,7 +188,16 @@ export class UploadManager {
     if (!(live && live.offset === state.offset)) this.hashes.delete(state.id);
     const source = pipeTo(body, hashing);
     try {
-      if (!state.pending && state.parts.length === 0) {
+      const partSized = length !== undefined && length > 0 && (final || length >= MIN_PART_SIZE);
+      if (!state.pending && partSized && (state.parts.length > 0 || !final)) {
+        // A chunk of known length that S3 would take as a part: stream it straight in, unbuffered.
+        const dataKey = keys.uploadData(state.id);
+        state.multipartId ??= await this.store.createMultipart(dataKey);
+        const partNumber = state.parts.length + 1;
+        if (partNumber > MAX_PARTS) throw new OciError('SIZE_INVALID', 'too many chunks', { status: 416 });
+        const { etag } = await this.store.uploadPart(dataKey, state.multipartId, partNumber, source, length);
+        state.parts.push({ partNumber, etag, size: length });
+      } else if (!state.pending && state.parts.length === 0) {
         const key = keys.uploadPending(state.id, randomBytes(6).toString('hex'));
         await this.store.put(key, source);
         if (hashing.bytes > 0) state.pending = { key, size: hashing.bytes };
