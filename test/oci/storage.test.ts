@@ -233,3 +233,67 @@ async function gcNow(server: TestServer, now: number) {
     maintenance.stop();
   }
 }
+
+describe('OCI size limits and names', () => {
+  let server: TestServer;
+  let auth: Record<string, string>;
+  beforeAll(async () => {
+    server = await startOci(
+      { registry: { oci: { maxBlobBytes: 1024 * 1024, maxManifestBytes: 1024 } } },
+      { listen: false },
+    );
+    await createUser(server, 'alice', 'alice-password');
+    const token = await server.wharf.app.inject({
+      method: 'GET',
+      url: '/v2/auth?service=wharf&scope=repository:alice/app:pull,push',
+      headers: { authorization: basic('alice', 'alice-password') },
+    });
+    auth = { authorization: `Bearer ${token.json().token}` };
+  });
+  afterAll(async () => server?.stop());
+
+  it('refuses blobs and manifests over the limits with 413 SIZE_INVALID, and publishes nothing', async () => {
+    const big = randomBytes(1024 * 1024 + 1);
+    const blob = await server.wharf.app.inject({
+      method: 'POST',
+      url: `/v2/alice/app/blobs/uploads/?digest=${sha256(big)}`,
+      headers: { ...auth, 'content-type': 'application/octet-stream' },
+      payload: big,
+    });
+    expect(blob.statusCode).toBe(413);
+    expect(blob.json().errors[0].code).toBe('SIZE_INVALID');
+    expect(
+      (
+        await server.wharf.app.inject({
+          method: 'HEAD',
+          url: `/v2/alice/app/blobs/${sha256(big)}`,
+          headers: auth,
+        })
+      ).statusCode,
+    ).toBe(404);
+    const manifest = await server.wharf.app.inject({
+      method: 'PUT',
+      url: '/v2/alice/app/manifests/big',
+      headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      payload: Buffer.alloc(2048, 32),
+    });
+    expect(manifest.statusCode).toBe(413);
+  });
+
+  it('answers NAME_INVALID for names outside the grammar and DIGEST_INVALID for bad digests', async () => {
+    const name = await server.wharf.app.inject({
+      method: 'GET',
+      url: '/v2/Alice/App/tags/list',
+      headers: auth,
+    });
+    expect(name.statusCode).toBe(400);
+    expect(name.json().errors[0].code).toBe('NAME_INVALID');
+    const digest = await server.wharf.app.inject({
+      method: 'GET',
+      url: '/v2/alice/app/blobs/sha256:abc',
+      headers: auth,
+    });
+    expect(digest.statusCode).toBe(400);
+    expect(digest.json().errors[0].code).toBe('DIGEST_INVALID');
+  });
+});
