@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -12,13 +13,15 @@ export interface WharfProcess {
   stop(): Promise<number | null>;
 }
 
-/** Runs `npx node server/main.ts` (the real program) with `env` on top of a minimal environment. */
+/** Runs `node server/main.ts` (the real program) with `env` on top of a minimal environment. */
 export function runWharf(env: Record<string, string>): {
   child: ChildProcess;
   output: () => string;
   exit: Promise<number | null>;
 } {
-  const child = spawn('npx', ['node', 'server/main.ts'], {
+  // The test runner runs on the project's Node (24); spawning it directly (not through npx) means
+  // signals reach the server itself and no orphan is left behind when a test stops it.
+  const child = spawn(process.execPath, ['server/main.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
@@ -34,10 +37,39 @@ export function runWharf(env: Record<string, string>): {
   return { child, output: () => output, exit };
 }
 
-/** Starts the program on a random loopback port and waits until it listens. */
+/** A port that was free a moment ago, for a process whose logs are too quiet to announce its own. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts the program on a random loopback port and waits until it listens: it learns the port
+ * from the "Server listening" log line, or, with `PORT` given (quiet log levels), polls /healthz.
+ */
 export async function startWharfProcess(env: Record<string, string>): Promise<WharfProcess> {
   const run = runWharf({ HOST: '127.0.0.1', PORT: '0', ...env });
   const url = await new Promise<string>((resolve, reject) => {
+    if (env.PORT && env.PORT !== '0') {
+      const candidate = `http://127.0.0.1:${env.PORT}`;
+      const poll = async () => {
+        for (const deadline = Date.now() + 60_000; Date.now() < deadline && run.child.exitCode === null; ) {
+          try {
+            if ((await fetch(`${candidate}/healthz`)).ok) return resolve(candidate);
+          } catch {}
+          await new Promise((wait) => setTimeout(wait, 100));
+        }
+        reject(new Error(`wharf did not start:\n${run.output()}`));
+      };
+      void poll();
+      return;
+    }
     const timer = setTimeout(() => reject(new Error(`wharf did not start:\n${run.output()}`)), 60_000);
     const look = () => {
       const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(run.output());
