@@ -133,6 +133,22 @@ describe('OCI storage', () => {
     expect(head.headers['docker-content-digest']).toBe(sha256(data));
   });
 
+  it('serves an API v1 session created on one replica from the other', async () => {
+    const csrf = await a.wharf.app.inject({ method: 'GET', url: '/csrf_token' });
+    const first = String(csrf.headers['set-cookie']).split(';')[0] as string;
+    const signin = await a.wharf.app.inject({
+      method: 'POST',
+      url: '/api/v1/signin',
+      headers: { cookie: first, 'x-csrf-token': csrf.json().csrf_token },
+      payload: { username: 'alice', password: 'alice-password' },
+    });
+    expect(signin.statusCode).toBe(200);
+    const cookie = String(signin.headers['set-cookie']).split(';')[0] as string;
+    const me = await b.wharf.app.inject({ method: 'GET', url: '/api/v1/user/', headers: { cookie } });
+    expect(me.statusCode).toBe(200);
+    expect(me.json().username).toBe('alice');
+  });
+
   it('expires abandoned uploads and collects untagged manifests and unreferenced blobs after the grace period', async () => {
     const layer = randomBytes(4096);
     const config = Buffer.from('{"architecture":"amd64"}');
