@@ -134,28 +134,73 @@ const cargoSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    /** RFC 3139: config.json, index files and downloads need a token, not only the Web API. */
-    authRequired: { type: 'boolean', default: false },
-    /** Largest .crate accepted by `cargo publish` (crates.io: 10 MiB). */
-    maxCrateBytes: { type: 'integer', minimum: 1024, default: 10 * 1024 * 1024 },
-    /** Largest unpacked size of a .crate (a guard against gzip bombs). */
-    maxUnpackedBytes: { type: 'integer', minimum: 1024, default: 512 * 1024 * 1024 },
-    /** Redirect downloads to a presigned store URL (S3) instead of streaming them through the server. */
-    presignDownloads: { type: 'boolean', default: false },
-    presignSeconds: { type: 'integer', minimum: 10, maximum: 604800, default: 300 },
+    authRequired: {
+      type: 'boolean',
+      default: false,
+      description: 'RFC 3139: config.json, index files and downloads need a token, not only the Web API.',
+    },
+    maxCrateBytes: {
+      type: 'integer',
+      minimum: 1024,
+      default: 10 * 1024 * 1024,
+      description: 'Largest .crate accepted by `cargo publish` (crates.io: 10 MiB).',
+    },
+    maxUnpackedBytes: {
+      type: 'integer',
+      minimum: 1024,
+      default: 512 * 1024 * 1024,
+      description: 'Largest unpacked size of a .crate (a guard against gzip bombs).',
+    },
+    indexRevalidateMillis: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 60000,
+      default: 500,
+      description:
+        "How long a replica trusts an index file's ETag before asking the store again (0: every request). The replica that took a publish sees it at once; others within this bound.",
+    },
+    presignSeconds: {
+      type: 'integer',
+      minimum: 10,
+      maximum: 604800,
+      default: 300,
+      description: 'Lifetime of presigned .crate download URLs (with store.s3.presignDownloads).',
+    },
     mirror: {
       type: 'object',
       additionalProperties: false,
       properties: {
-        /** Serves /mirror/index/ (read-through sparse index) and /ktra/api/v1/mirror/… downloads. */
-        enabled: { type: 'boolean', default: false },
-        /** The upstream sparse index (its config.json's `dl` tells where .crate files are). */
-        upstreamIndex: { type: 'string', format: 'uri', default: 'https://index.crates.io/' },
-        /** Overrides the upstream's `dl` template (crates.io: https://static.crates.io/crates). */
-        upstreamDownload: { type: 'string', pattern: '^https?://' },
-        /** How long a cached upstream index file is served before it is revalidated (ETag). */
-        indexTtlSeconds: { type: 'integer', minimum: 0, maximum: 86400, default: 30 },
-        upstreamTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 600, default: 30 },
+        enabled: {
+          type: 'boolean',
+          default: false,
+          description:
+            'Serves /mirror/index/ (read-through sparse index) and /ktra/api/v1/mirror/… downloads.',
+        },
+        upstreamIndex: {
+          type: 'string',
+          format: 'uri',
+          default: 'https://index.crates.io/',
+          description: "The upstream sparse index (its config.json's `dl` tells where .crate files are).",
+        },
+        upstreamDownload: {
+          type: 'string',
+          pattern: '^https?://',
+          description: "Overrides the upstream's `dl` template (crates.io: https://static.crates.io/crates).",
+        },
+        indexTtlSeconds: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 86400,
+          default: 30,
+          description: 'How long a cached upstream index file is served before it is revalidated (ETag).',
+        },
+        upstreamTimeoutSeconds: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 600,
+          default: 30,
+          description: 'Timeout of each request to the upstream registry.',
+        },
       },
       default: {},
     },

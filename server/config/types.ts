@@ -68,7 +68,7 @@ export interface CargoConfig {
   authRequired: boolean;
   maxCrateBytes: number;
   maxUnpackedBytes: number;
-  presignDownloads: boolean;
+  indexRevalidateMillis: number;
   presignSeconds: number;
   mirror: CargoMirrorConfig;
 }
