@@ -208,6 +208,95 @@ const cargoSchema = {
   default: {},
 } as const;
 
+/** OCI registry settings (server/registry/oci/settings.ts documents each; docs/oci.md for operators). */
+const ociSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    anonymousPull: { type: 'boolean', default: true, description: 'Anonymous pull of public repositories' },
+    tokenTtlSeconds: {
+      type: 'integer',
+      minimum: 60,
+      maximum: 86400,
+      default: 300,
+      description: 'Lifetime of registry JWTs (Docker token auth)',
+    },
+    refreshTokenTtlSeconds: {
+      type: 'integer',
+      minimum: 60,
+      default: 604800,
+      description: 'Lifetime of refresh tokens (offline_token / access_type=offline)',
+    },
+    maxManifestBytes: {
+      type: 'integer',
+      minimum: 1024,
+      maximum: 64 * 1024 * 1024,
+      default: 4 * 1024 * 1024,
+      description: 'Largest manifest accepted (413 above)',
+    },
+    maxBlobBytes: {
+      type: 'integer',
+      minimum: 1,
+      default: 64 * 1024 * 1024 * 1024,
+      description: 'Largest blob accepted (413 above); also sizes multipart parts under 10,000',
+    },
+    uploadExpiryHours: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      default: 24,
+      description: 'Idle upload sessions older than this are discarded by GC',
+    },
+    gc: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: {
+          type: 'boolean',
+          default: true,
+          description: 'Online garbage collection of untagged manifests and unreferenced blobs',
+        },
+        graceHours: {
+          type: 'number',
+          minimum: 0,
+          default: 24,
+          description: 'GC never touches anything younger than this (protects pushes in progress)',
+        },
+        intervalMinutes: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          default: 60,
+          description: 'How often each replica runs GC',
+        },
+      },
+      default: {},
+    },
+    service: {
+      type: 'string',
+      minLength: 1,
+      default: 'wharf',
+      description: 'Token `service` / JWT audience',
+    },
+    issuer: { type: 'string', minLength: 1, default: 'wharf', description: 'JWT issuer' },
+    realm: {
+      type: 'string',
+      format: 'uri',
+      description: 'Token endpoint URL in challenges; default publicUrl + /v2/auth',
+    },
+    signingKeyFile: {
+      type: 'string',
+      minLength: 1,
+      description: 'ES256 signing key (PEM PKCS#8 P-256); default: generated and shared through the store',
+    },
+    keyRotationHours: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      default: 720,
+      description: 'Signing-key rotation period (old keys stay published while their tokens live)',
+    },
+  },
+  default: {},
+} as const;
+
 const registrySchema = {
   type: 'object',
   additionalProperties: false,
@@ -233,7 +322,7 @@ const registrySchema = {
       default: ['cargo', 'oci'],
     },
     cargo: cargoSchema,
-    oci: { type: 'object', default: {} },
+    oci: ociSchema,
   },
   default: {},
 } as const;
