@@ -1,0 +1,44 @@
+/** Builds the CustomResourceDefinitions from the schemas in ./types.ts. */
+import { GROUP, KINDS, type KindName, VERSION } from './types.ts';
+
+const readyColumns = [
+  { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+  { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', priority: 1 },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];
+
+export function customResourceDefinition(kind: KindName): Record<string, unknown> {
+  const { plural, singular, shortNames, schema, columns } = KINDS[kind];
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${plural}.${GROUP}`,
+      labels: { 'app.kubernetes.io/part-of': 'wharf' },
+    },
+    spec: {
+      group: GROUP,
+      scope: 'Namespaced',
+      names: {
+        kind,
+        listKind: `${kind}List`,
+        plural,
+        singular,
+        shortNames: [...shortNames],
+        categories: ['wharf'],
+      },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [...columns, ...readyColumns],
+          schema: { openAPIV3Schema: { ...schema, required: ['spec'] } },
+        },
+      ],
+    },
+  };
+}
+
+export const ALL_KINDS = Object.keys(KINDS) as KindName[];
