@@ -46,6 +46,7 @@ interface Session {
   controllers: Record<Kind, Controller>;
   informers: Informer<KubernetesObject>[];
   resync: NodeJS.Timeout;
+  resyncAll: () => void;
   synced: boolean;
 }
 
@@ -180,17 +181,19 @@ export class Manager {
         controllers[owner.kind].enqueue(`${deployment.metadata?.namespace}/${owner.name}`);
     });
     const informers = Object.values(caches) as Informer<KubernetesObject>[];
+    const resyncAll = () => {
+      for (const provider of caches.providers.list()) controllers.OpenIdProvider.enqueue(keyOf(provider));
+      for (const auth of caches.authServices.list()) controllers.AuthService.enqueue(keyOf(auth));
+      for (const registry of caches.registries.list()) controllers.Registry.enqueue(keyOf(registry));
+    };
     const session: Session = {
       context,
       controllers,
       informers,
       synced: false,
+      resyncAll,
       // Level-based safety net: every resource is looked at again now and then.
-      resync: setInterval(() => {
-        for (const provider of caches.providers.list()) controllers.OpenIdProvider.enqueue(keyOf(provider));
-        for (const auth of caches.authServices.list()) controllers.AuthService.enqueue(keyOf(auth));
-        for (const registry of caches.registries.list()) controllers.Registry.enqueue(keyOf(registry));
-      }, this.options.resyncSeconds * 1000),
+      resync: setInterval(resyncAll, this.options.resyncSeconds * 1000),
     };
     this.session = session;
     for (const cache of informers) cache.start();
@@ -200,6 +203,11 @@ export class Manager {
       for (const controller of Object.values(controllers)) controller.start();
       log.info('caches synced; controllers started');
     });
+  }
+
+  /** Queues every resource now, as the periodic resync does. */
+  async resyncNow(): Promise<void> {
+    this.session?.resyncAll();
   }
 
   private async standDown(): Promise<void> {

@@ -34,7 +34,23 @@ export function customResourceDefinition(kind: KindName): Record<string, unknown
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [...columns, ...readyColumns],
-          schema: { openAPIV3Schema: { ...schema, required: ['spec'] } },
+          schema: {
+            openAPIV3Schema: {
+              ...schema,
+              required: ['spec'],
+              ...(kind === 'OpenIdProvider'
+                ? {}
+                : {
+                    // Owned objects are named <name>-registry-…; a Service name has at most 63 characters.
+                    'x-kubernetes-validations': [
+                      {
+                        rule: 'self.metadata.name.size() <= 40',
+                        message: 'metadata.name must be at most 40 characters',
+                      },
+                    ],
+                  }),
+            },
+          },
         },
       ],
     },

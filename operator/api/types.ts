@@ -194,19 +194,15 @@ export const authServiceSchema = {
           items: {
             type: 'object',
             properties: {
-              name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
+              name: { type: 'string', maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
               permissions: { type: 'array', items: { type: 'string' }, default: [] },
             },
             required: ['name'],
           },
           default: [],
           maxItems: 64,
-          'x-kubernetes-validations': [
-            {
-              rule: 'self.all(a, self.exists_one(b, b.name == a.name))',
-              message: 'service names must be unique',
-            },
-          ],
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['name'],
         },
         adminSecretRef: {
           ...localRef,

@@ -44,6 +44,8 @@ function statusOf(error: unknown): number | undefined {
 export interface BucketReport {
   created: boolean;
   lifecycleAdded: boolean;
+  /** False when the endpoint rejects AbortIncompleteMultipartUpload rules (MinIO does: it expires stale uploads itself). */
+  lifecycleSupported: boolean;
 }
 
 /** Creates the bucket and its lifecycle rule when missing; returns what it changed. */
@@ -74,25 +76,32 @@ export async function ensureBucket(
   }
   let lifecycleAdded = false;
   if (!rules.some((rule) => rule.ID === LIFECYCLE_RULE_ID)) {
-    await s3.send(
-      new PutBucketLifecycleConfigurationCommand({
-        Bucket: bucket,
-        LifecycleConfiguration: {
-          Rules: [
-            ...(rules as never[]),
-            {
-              ID: LIFECYCLE_RULE_ID,
-              Status: 'Enabled',
-              Filter: { Prefix: '' },
-              AbortIncompleteMultipartUpload: { DaysAfterInitiation: abortAfterDays },
-            },
-          ],
-        },
-      }),
-    );
+    try {
+      await s3.send(
+        new PutBucketLifecycleConfigurationCommand({
+          Bucket: bucket,
+          LifecycleConfiguration: {
+            Rules: [
+              ...(rules as never[]),
+              {
+                ID: LIFECYCLE_RULE_ID,
+                Status: 'Enabled',
+                Filter: { Prefix: '' },
+                AbortIncompleteMultipartUpload: { DaysAfterInitiation: abortAfterDays },
+              },
+            ],
+          },
+        }),
+      );
+    } catch (error) {
+      if (['MalformedXML', 'InvalidArgument', 'NotImplemented'].includes((error as Error).name)) {
+        return { created, lifecycleAdded: false, lifecycleSupported: false };
+      }
+      throw error;
+    }
     lifecycleAdded = true;
   }
-  return { created, lifecycleAdded };
+  return { created, lifecycleAdded, lifecycleSupported: true };
 }
 
 /** True when the endpoint rejects a create-only write of an existing key (If-None-Match: *). */

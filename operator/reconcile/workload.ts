@@ -99,7 +99,15 @@ export async function reconcileBucket(
         message: `the S3 endpoint does not honour If-None-Match on bucket ${bucket}; wharf needs conditional writes`,
       };
     }
-    return { type: 'BucketReady', status: true, reason: 'BucketReady', message: `bucket ${bucket} is ready` };
+    const lifecycle = report.lifecycleSupported
+      ? 'with a lifecycle rule for abandoned multipart uploads'
+      : 'the endpoint rejects lifecycle rules for abandoned multipart uploads (MinIO expires them itself)';
+    return {
+      type: 'BucketReady',
+      status: true,
+      reason: 'BucketReady',
+      message: `bucket ${bucket} is ready, ${lifecycle}`,
+    };
   } catch (error) {
     return {
       type: 'BucketReady',
