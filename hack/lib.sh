@@ -14,6 +14,10 @@
 
 set -euo pipefail
 
+if [ -z "${HOME:-}" ]; then
+	HOME="$(getent passwd "$(id -u)" | cut -d: -f6)"
+	export HOME
+fi
 WHARF_CACHE="${WHARF_CACHE:-$HOME/.cache/wharf}"
 export WHARF_CACHE
 WHARF_HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -94,7 +98,10 @@ publish() {
 
 # go_setup: environment for reproducible, offline-friendly Go builds.
 go_setup() {
-	command -v go >/dev/null || die "go is not installed (need Go >= 1.24)"
+	if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+		PATH="/usr/local/go/bin:$PATH"
+	fi
+	command -v go >/dev/null || die "go is not installed (need Go >= 1.26 for oras/helm/etcd)"
 	export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 	export CGO_ENABLED="${CGO_ENABLED:-0}"
 	export GOFLAGS="${GOFLAGS:--buildvcs=false}"

@@ -31,6 +31,11 @@ export async function buildWharf(config: WharfConfig, store: ObjectStore, logger
     return503OnClosing: true,
   });
   metrics.instrument(app);
+  // A keep-alive connection busy when shutdown starts would otherwise stay open after its response
+  // and hold the process until the grace period ends.
+  app.addHook('onSend', async (_request, reply) => {
+    if (!accepting) reply.header('connection', 'close');
+  });
   await app.register(formbody);
   await app.register(healthRoutes, { store, metrics, ready: () => accepting });
 

@@ -1,14 +1,53 @@
+import { Authenticator } from '../identity/authenticator.ts';
+import { Directory, IdentityError } from '../identity/directory.ts';
+import { LoginThrottle } from '../identity/rate-limit.ts';
+import { ServiceRegistry } from '../identity/services.ts';
 import type { AuthRole, RoleContext } from '../roles.ts';
+import { adminApiRoutes } from './api.ts';
+import { ktraRoutes } from './ktra.ts';
+import { restAuthRoutes } from './restauth.ts';
 
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
-export async function createAuthRole(_context: RoleContext): Promise<AuthRole> {
+export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
+  const { config, store, metrics, logger } = context;
+  const directory = new Directory(store, { bcryptCost: config.auth.bcryptCost });
+  const authenticator = new Authenticator(directory, new LoginThrottle(config.auth.rateLimit), metrics);
+  const services = new ServiceRegistry(store, config.auth.services, {
+    bcryptCost: config.auth.bcryptCost,
+    cacheSeconds: config.registry.credentialCacheSeconds,
+  });
+
+  if (config.auth.adminPassword) await bootstrapAdmin(directory, config.auth.adminPassword, logger);
+
   return {
-    identity: {
-      verifyToken: async () => null,
-      verifyPassword: async () => null,
-      userExists: async () => false,
-      groupExists: async () => false,
+    identity: authenticator,
+    async register(app) {
+      await app.register(restAuthRoutes, { prefix: '/restauth', authenticator, services, metrics });
+      await app.register(ktraRoutes, { prefix: '/ktra/api/v1', authenticator, signup: config.auth.signup });
+      await app.register(adminApiRoutes, { prefix: '/auth/api/v1', authenticator, services });
     },
-    register: async () => {},
   };
+}
+
+/**
+ * Creates the `admin` user with administrator rights when it does not exist yet. Idempotent: an
+ * existing admin keeps its password (it may have been changed since), so restarts change nothing.
+ * The password is never logged.
+ */
+async function bootstrapAdmin(
+  directory: Directory,
+  password: string,
+  logger: RoleContext['logger'],
+): Promise<void> {
+  if (await directory.getUser('admin')) {
+    logger.info({ user: 'admin' }, 'bootstrap administrator already exists');
+    return;
+  }
+  try {
+    await directory.createUser('admin', password, { admin: true });
+    logger.info({ user: 'admin' }, 'bootstrap administrator created');
+  } catch (error) {
+    // Another replica created it at the same moment: that is the outcome we wanted.
+    if (!(error instanceof IdentityError && error.reason === 'exists')) throw error;
+  }
 }

@@ -33,6 +33,8 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_S3_PREFIX: { path: 'store.s3.prefix', type: 'string' },
   WHARF_S3_ACCESS_KEY_ID: { path: 'store.s3.accessKeyId', type: 'string' },
   WHARF_S3_SECRET_ACCESS_KEY: { path: 'store.s3.secretAccessKey', type: 'string' },
+  WHARF_S3_PRESIGN_DOWNLOADS: { path: 'store.s3.presignDownloads', type: 'boolean' },
+  WHARF_S3_PUBLIC_ENDPOINT: { path: 'store.s3.publicEndpoint', type: 'string' },
   WHARF_BCRYPT_COST: { path: 'auth.bcryptCost', type: 'integer' },
   WHARF_SIGNUP: { path: 'auth.signup', type: 'string' },
   WHARF_ADMIN_PASSWORD: { path: 'auth.adminPassword', type: 'string' },
@@ -85,7 +87,9 @@ export function validateConfig(
         : error?.keyword === 'required'
           ? [at, String(error.params.missingProperty)].filter(Boolean).join('.')
           : at;
-    const origin = sources.get(setting) ?? (file ? `in ${file}` : undefined);
+    // An environment variable may set a whole list ("roles") whose element ("roles.1") is wrong.
+    const fromEnvironment = [...sources].find(([at]) => setting === at || setting.startsWith(`${at}.`))?.[1];
+    const origin = fromEnvironment ?? (file ? `in ${file}` : undefined);
     const what =
       error?.keyword === 'additionalProperties'
         ? 'is not a known setting'

@@ -7,20 +7,52 @@ const storeSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    driver: { enum: ['fs', 's3'], default: 'fs' },
-    dataDir: { type: 'string', minLength: 1, default: './data' },
+    driver: { enum: ['fs', 's3'], default: 'fs', description: 'Where all state lives (docs/storage.md).' },
+    dataDir: {
+      type: 'string',
+      minLength: 1,
+      default: './data',
+      description: 'Root directory of the fs store.',
+    },
     s3: {
       type: 'object',
       additionalProperties: false,
       properties: {
-        bucket: { type: 'string', minLength: 3, maxLength: 63 },
-        endpoint: { type: 'string', format: 'uri' },
-        region: { type: 'string', minLength: 1, default: 'us-east-1' },
-        forcePathStyle: { type: 'boolean', default: false },
-        accessKeyId: { type: 'string', minLength: 1 },
-        secretAccessKey: { type: 'string', minLength: 1 },
-        prefix: { type: 'string', pattern: '^([^/]+/)*$', default: '' },
-        presignDownloads: { type: 'boolean', default: false },
+        bucket: { type: 'string', minLength: 3, maxLength: 63, description: 'Bucket holding every object.' },
+        endpoint: {
+          type: 'string',
+          format: 'uri',
+          description: 'S3 API URL of a non-AWS server (MinIO, Ceph RGW, R2); empty means AWS S3.',
+        },
+        region: { type: 'string', minLength: 1, default: 'us-east-1', description: 'Signing region.' },
+        forcePathStyle: {
+          type: 'boolean',
+          default: false,
+          description:
+            'Address the bucket as `endpoint/bucket` instead of `bucket.endpoint` (MinIO needs it).',
+        },
+        accessKeyId: {
+          type: 'string',
+          minLength: 1,
+          description: "Access key; without one, the AWS SDK's default chain (AWS_ACCESS_KEY_ID...).",
+        },
+        secretAccessKey: { type: 'string', minLength: 1, description: 'Secret key, with accessKeyId.' },
+        prefix: {
+          type: 'string',
+          pattern: '^([^/]+/)*$',
+          default: '',
+          description: 'Key prefix ending in `/`, to share a bucket.',
+        },
+        presignDownloads: {
+          type: 'boolean',
+          default: false,
+          description: 'Let registries redirect downloads to presigned S3 URLs.',
+        },
+        publicEndpoint: {
+          type: 'string',
+          format: 'uri',
+          description: 'Endpoint put in presigned URLs when clients reach S3 at another address than wharf.',
+        },
       },
       required: ['bucket'],
     },

@@ -30,6 +30,7 @@ export interface S3Config {
   secretAccessKey?: string;
   prefix: string;
   presignDownloads: boolean;
+  publicEndpoint?: string;
 }
 
 export interface ServiceConfig {

@@ -29,8 +29,14 @@ export const ANONYMOUS: Principal = Object.freeze({
 export interface IdentityClient {
   /** An API token, as sent by cargo (`Authorization: <token>`) or as a Bearer token. */
   verifyToken(token: string): Promise<Principal | null>;
-  /** A username with a password or with one of the user's API tokens (how `docker login` works for SSO users). */
-  verifyPassword(username: string, secret: string): Promise<Principal | null>;
+  /**
+   * A username with a password or with one of the user's API tokens (how `docker login` works for
+   * SSO users). `clientAddress` is the end user's address, for the AuthService's rate limit.
+   * Throws TooManyAttemptsError (server/identity/rate-limit.ts) when that limit refuses the check.
+   */
+  verifyPassword(username: string, secret: string, clientAddress?: string): Promise<Principal | null>;
   userExists(name: string): Promise<boolean>;
   groupExists(name: string): Promise<boolean>;
+  /** Every member of a group, members of its metagroups included; `null` when there is no such group. */
+  groupMembers(name: string): Promise<string[] | null>;
 }

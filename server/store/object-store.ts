@@ -6,6 +6,8 @@ import type { Readable } from 'node:stream';
  * default) and `s3`. Both must pass test/store/contract.ts.
  *
  * Keys are `/`-separated, non-empty segments of printable ASCII; `.` and `..` segments are refused.
+ * A key must not also be the "folder" of other keys (`a` beside `a/b`): fs handles it, but MinIO
+ * then leaves `a/b` out of listings, so key layouts keep objects and folders apart (`a.json`, `a/b`).
  */
 export interface ObjectStore {
   /** Driver name for logs and metrics: `fs` or `s3`. */

@@ -4,6 +4,7 @@ import { ConfigError } from '../config/load.ts';
 import type { StoreConfig } from '../config/types.ts';
 import { FsObjectStore } from './fs-store.ts';
 import type { ObjectStore } from './object-store.ts';
+import { S3ObjectStore } from './s3-store.ts';
 
 export async function openStore(config: StoreConfig, logger: Logger): Promise<ObjectStore> {
   if (config.driver === 'fs') {
@@ -11,5 +12,11 @@ export async function openStore(config: StoreConfig, logger: Logger): Promise<Ob
     logger.info({ store: 'fs', dataDir: path.resolve(config.dataDir) }, 'object store opened');
     return store;
   }
-  throw new ConfigError('configuration setting "store.driver": s3 is not available yet');
+  if (!config.s3) {
+    throw new ConfigError(
+      'configuration setting "store.s3.bucket" (WHARF_S3_BUCKET) is required with the s3 store',
+    );
+  }
+  // Refuses to start (ConfigError) when the bucket is unreachable or conditional writes are ignored.
+  return S3ObjectStore.open(config.s3, logger);
 }

@@ -8,6 +8,7 @@ import { readJson, updateJson } from '../../server/store/json-doc.ts';
 import {
   InvalidRangeError,
   MIN_PART_SIZE,
+  NoSuchUploadError,
   type ObjectStore,
   PreconditionFailedError,
 } from '../../server/store/object-store.ts';
@@ -134,7 +135,10 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
 
     it('lists keys in order, by prefix, with a delimiter, and page by page', async () => {
       const root = scope();
-      const keys = [`${root}/a`, `${root}/a/b`, `${root}/a/c/d`, `${root}/a-z`, `${root}/b/x`, `${root}/c`];
+      // `-` < `/` < `0`: folded prefixes must sort among the keys exactly as S3 sorts them. No key
+      // is also the "folder" of other keys (`a` beside `a/b`): MinIO cannot list both (see
+      // object-store.ts), so wharf's key layouts avoid it and the contract does not ask for it.
+      const keys = [`${root}/a-z`, `${root}/a/b`, `${root}/a/c/d`, `${root}/a0`, `${root}/b/x`, `${root}/c`];
       for (const key of keys) await store.put(key, key);
 
       const all = await store.list({ prefix: `${root}/` });
@@ -143,11 +147,11 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(all.objects.find((o) => o.key === `${root}/a/b`)?.size).toBe(`${root}/a/b`.length);
 
       const top = await store.list({ prefix: `${root}/`, delimiter: '/' });
-      expect(top.objects.map((o) => o.key)).toEqual([`${root}/a`, `${root}/a-z`, `${root}/c`]);
+      expect(top.objects.map((o) => o.key)).toEqual([`${root}/a-z`, `${root}/a0`, `${root}/c`]);
       expect(top.prefixes).toEqual([`${root}/a/`, `${root}/b/`]);
 
       const partial = await store.list({ prefix: `${root}/a`, delimiter: '/' });
-      expect(partial.objects.map((o) => o.key)).toEqual([`${root}/a`, `${root}/a-z`]);
+      expect(partial.objects.map((o) => o.key)).toEqual([`${root}/a-z`, `${root}/a0`]);
       expect(partial.prefixes).toEqual([`${root}/a/`]);
 
       const seen: string[] = [];
@@ -167,7 +171,12 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(pages).toBe(3);
 
       const after = await store.list({ prefix: `${root}/`, startAfter: `${root}/a/b` });
-      expect(after.objects.map((o) => o.key)).toEqual([`${root}/a/c/d`, `${root}/b/x`, `${root}/c`]);
+      expect(after.objects.map((o) => o.key)).toEqual([
+        `${root}/a/c/d`,
+        `${root}/a0`,
+        `${root}/b/x`,
+        `${root}/c`,
+      ]);
 
       for (const key of keys) await store.delete(key);
       const emptied = await store.list({ prefix: `${root}/`, delimiter: '/' });
@@ -230,18 +239,208 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await text((await store.get(key))!.body)).toBe('after the crash');
     });
 
+    it('refuses a streamed body longer than the announced length and keeps nothing', async () => {
+      const key = `${scope()}/long.bin`;
+      await expect(
+        store.put(key, Readable.from([Buffer.alloc(1500), Buffer.alloc(1500)]), { contentLength: 2000 }),
+      ).rejects.toThrow();
+      await expect(store.put(key, Buffer.alloc(10), { contentLength: 9 })).rejects.toThrow();
+      expect(await store.head(key)).toBeNull();
+    });
+
+    it('stores 0-byte objects, from a buffer and from an empty stream', async () => {
+      const root = scope();
+      await store.put(`${root}/empty-buffer`, '');
+      await store.put(`${root}/empty-stream`, Readable.from([]), { contentLength: 0 });
+      await store.put(`${root}/empty-unsized`, Readable.from([]));
+      for (const name of ['empty-buffer', 'empty-stream', 'empty-unsized']) {
+        const object = await store.get(`${root}/${name}`);
+        expect(object?.size).toBe(0);
+        expect((await buffer(object!.body)).length).toBe(0);
+        expect((await store.head(`${root}/${name}`))?.size).toBe(0);
+        await expect(store.get(`${root}/${name}`, { range: { start: 0 } })).rejects.toBeInstanceOf(
+          InvalidRangeError,
+        );
+      }
+      const listed = await store.list({ prefix: `${root}/` });
+      expect(listed.objects.map((o) => o.size)).toEqual([0, 0, 0]);
+    });
+
+    it('keeps keys with URL-special characters distinct, listed in byte order', async () => {
+      const root = scope();
+      const names = [
+        'a+b',
+        'a b'.replace(' ', '%20'), // a literal "%20", not a space
+        'a%2Fb', // a literal "%2F", not a slash
+        'a:b',
+        'a@b',
+        'a~b',
+        'a=b&c',
+        "a!$'()*,;b",
+        'a#b?c',
+        'a[b]{c}|d',
+        'a"<b>\\^`',
+        'a%',
+        'a',
+        'a.b/c',
+      ];
+      const keys = names.map((name) => `${root}/${name}`);
+      for (const key of keys) await store.put(key, key, { ifNoneMatch: '*' });
+      for (const key of keys) {
+        expect(await text((await store.get(key))!.body)).toBe(key);
+        expect((await store.head(key))?.size).toBe(key.length);
+      }
+      const listed = await store.list({ prefix: `${root}/` });
+      expect(listed.objects.map((o) => o.key)).toEqual([...keys].sort());
+      const folded = await store.list({ prefix: `${root}/a`, delimiter: '/' });
+      expect(folded.prefixes).toEqual([`${root}/a.b/`]);
+      expect(await store.head(`${root}/a b`.replace(' ', '+'))).not.toBeNull(); // "+" stays "+"
+      expect(await store.head(`${root}/a/b`)).toBeNull(); // "%2F" never became a slash
+      await store.delete(`${root}/a+b`);
+      expect(await store.head(`${root}/a+b`)).toBeNull();
+      expect(await store.head(`${root}/a%20b`)).not.toBeNull();
+    });
+
+    it('lists more than 1000 keys across pages, with and without a delimiter', async () => {
+      const root = scope();
+      const keys = Array.from({ length: 1003 }, (_, i) => `${root}/k${String(i).padStart(4, '0')}`);
+      keys.push(`${root}/m/1`, `${root}/m/2`, `${root}/n/1`);
+      await inBatches(keys, 16, (key) => store.put(key, ''));
+
+      const first = await store.list({ prefix: `${root}/` });
+      expect(first.objects).toHaveLength(1000);
+      expect(first.nextContinuationToken).toBeTruthy();
+      const second = await store.list({
+        prefix: `${root}/`,
+        continuationToken: first.nextContinuationToken!,
+      });
+      expect(second.nextContinuationToken).toBeUndefined();
+      expect([...first.objects, ...second.objects].map((o) => o.key)).toEqual([...keys].sort());
+
+      // Pages of 501 with folding: the second page ends on the folded prefixes.
+      const seen: string[] = [];
+      let token: string | undefined;
+      let pages = 0;
+      do {
+        const page = await store.list({
+          prefix: `${root}/`,
+          delimiter: '/',
+          maxKeys: 501,
+          ...(token ? { continuationToken: token } : {}),
+        });
+        seen.push(...page.objects.map((o) => o.key), ...page.prefixes);
+        token = page.nextContinuationToken;
+        pages++;
+      } while (token && pages < 10);
+      expect(pages).toBe(3);
+      expect(seen).toEqual([...keys.slice(0, 1003), `${root}/m/`, `${root}/n/`]);
+
+      // A page that ends exactly on the last entry says there is no more.
+      const exact = await store.list({ prefix: `${root}/`, delimiter: '/', startAfter: `${root}/k1000` });
+      expect(exact.objects.map((o) => o.key)).toEqual([`${root}/k1001`, `${root}/k1002`]);
+      expect(exact.prefixes).toEqual([`${root}/m/`, `${root}/n/`]);
+      const full = await store.list({
+        prefix: `${root}/`,
+        delimiter: '/',
+        startAfter: `${root}/k1000`,
+        maxKeys: 4,
+      });
+      expect(full.nextContinuationToken).toBeUndefined();
+    });
+
+    it('gives the same ETag in put, head, get and list, and a multipart ETag works with If-Match', async () => {
+      const root = scope();
+      const { etag } = await store.put(`${root}/plain`, 'plain');
+      expect((await store.head(`${root}/plain`))?.etag).toBe(etag);
+      const part1 = randomBytes(MIN_PART_SIZE);
+      const uploadId = await store.createMultipart(`${root}/joined`);
+      const p1 = await store.uploadPart(`${root}/joined`, uploadId, 1, part1, part1.length);
+      const p2 = await store.uploadPart(`${root}/joined`, uploadId, 2, 'tail', 4);
+      const joined = await store.completeMultipart(`${root}/joined`, uploadId, [
+        { partNumber: 1, etag: p1.etag },
+        { partNumber: 2, etag: p2.etag },
+      ]);
+      const listed = await store.list({ prefix: `${root}/` });
+      expect(listed.objects.map((o) => [o.key, o.etag])).toEqual([
+        [`${root}/joined`, joined.etag],
+        [`${root}/plain`, etag],
+      ]);
+      const got = await store.get(`${root}/joined`);
+      expect(got?.etag).toBe(joined.etag);
+      got?.body.resume();
+      await store.put(`${root}/joined`, 'replaced', { ifMatch: joined.etag });
+      await expect(store.put(`${root}/joined`, 'again', { ifMatch: joined.etag })).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+    });
+
+    it('answers NoSuchUploadError for parts and completion of an aborted upload', async () => {
+      const key = `${scope()}/gone.bin`;
+      const uploadId = await store.createMultipart(key);
+      const part = await store.uploadPart(key, uploadId, 1, 'x', 1);
+      await store.abortMultipart(key, uploadId);
+      await expect(store.uploadPart(key, uploadId, 2, 'y', 1)).rejects.toBeInstanceOf(NoSuchUploadError);
+      await expect(
+        store.completeMultipart(key, uploadId, [{ partNumber: 1, etag: part.etag }]),
+      ).rejects.toBeInstanceOf(NoSuchUploadError);
+      await store.abortMultipart(key, uploadId); // aborting twice is fine
+    });
+
+    it('applies conditions to a streamed body larger than one upload part', async () => {
+      const key = `${scope()}/big-conditional.bin`;
+      const data = randomBytes(12 * 1024 * 1024 + 5);
+      const chunked = (bytes: Buffer) =>
+        Readable.from(
+          (function* () {
+            for (let offset = 0; offset < bytes.length; offset += 256 * 1024)
+              yield bytes.subarray(offset, offset + 256 * 1024);
+          })(),
+        );
+      const { etag } = await store.put(key, chunked(data), { ifNoneMatch: '*' });
+      await expect(
+        store.put(key, chunked(randomBytes(9 * 1024 * 1024)), { ifNoneMatch: '*' }),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
+      await expect(
+        store.put(key, chunked(randomBytes(9 * 1024 * 1024)), {
+          ifMatch: '"0123456789abcdef0123456789abcdef"',
+        }),
+      ).rejects.toBeInstanceOf(PreconditionFailedError);
+      const kept = await store.get(key);
+      expect(kept?.etag).toBe(etag);
+      expect((await buffer(kept!.body)).equals(data)).toBe(true);
+      const replacement = randomBytes(10 * 1024 * 1024);
+      await store.put(key, chunked(replacement), { ifMatch: etag, contentLength: replacement.length });
+      expect((await buffer((await store.get(key))!.body)).equals(replacement)).toBe(true);
+    });
+
     it('answers ping', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });
   });
 }
 
-/** Runs test/store/crash-writer.ts, which streams part of an object and SIGKILLs itself mid-write. */
-function runCrashWriter(config: StoreConfig, key: string): Promise<string | null> {
+/**
+ * Runs test/store/crash-writer.ts, which streams `sendBytes` of an object announced as `totalBytes`
+ * (3 of 8 MiB by default) and SIGKILLs itself mid-write; resolves to the signal that ended it.
+ */
+export function runCrashWriter(
+  config: StoreConfig,
+  key: string,
+  sizes: { sendBytes: number; totalBytes: number } = {
+    sendBytes: 3 * 1024 * 1024,
+    totalBytes: 8 * 1024 * 1024,
+  },
+): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [new URL('./crash-writer.ts', import.meta.url).pathname, JSON.stringify(config), key],
+      [
+        new URL('./crash-writer.ts', import.meta.url).pathname,
+        JSON.stringify(config),
+        key,
+        String(sizes.sendBytes),
+        String(sizes.totalBytes),
+      ],
       {
         stdio: ['ignore', 'inherit', 'inherit'],
         env: process.env,
@@ -250,4 +449,8 @@ function runCrashWriter(config: StoreConfig, key: string): Promise<string | null
     child.on('error', reject);
     child.on('exit', (_code, signal) => resolve(signal));
   });
+}
+
+async function inBatches<T>(items: T[], size: number, action: (item: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(action));
 }

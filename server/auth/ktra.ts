@@ -1,0 +1,124 @@
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { AuthConfig } from '../config/types.ts';
+import type { Authenticator } from '../identity/authenticator.ts';
+import { IdentityError } from '../identity/directory.ts';
+import { isAcceptablePassword } from '../identity/names.ts';
+import { authenticateRequest, sendThrottled } from './credentials.ts';
+
+export interface KtraOptions {
+  authenticator: Authenticator;
+  signup: AuthConfig['signup'];
+}
+
+const nameParams = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const;
+const passwordBody = {
+  type: 'object',
+  properties: { password: { type: 'string' } },
+  required: ['password'],
+} as const;
+const changeBody = {
+  type: 'object',
+  properties: { old_password: { type: 'string' }, new_password: { type: 'string' } },
+  required: ['old_password', 'new_password'],
+} as const;
+
+const tokenReply = {
+  200: { type: 'object', properties: { token: { type: 'string' } }, required: ['token'] },
+} as const;
+
+/** Ktra's error body: `{"errors":[{"detail":"…"}]}` (what cargo prints). */
+export function ktraError(reply: FastifyReply, status: number, detail: string): FastifyReply {
+  return reply.code(status).send({ errors: [{ detail }] });
+}
+
+/**
+ * Ktra's user endpoints (`/ktra/api/v1/new_user|login|change_password/{name}`), exactly as Ktra's
+ * web API documents them: JSON in, `{token}` out. Each answer carries a fresh token and revokes
+ * the user's previous Ktra token (one per user).
+ */
+export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Promise<void> {
+  const { authenticator, signup } = options;
+  const directory = authenticator.directory;
+  const badCredentials = 'invalid username or password';
+
+  app.setErrorHandler((error: FastifyError, _request, reply) => {
+    if (error.validation) return ktraError(reply, 400, error.message);
+    if ((error.statusCode ?? 500) < 500) return ktraError(reply, error.statusCode ?? 400, error.message);
+    app.log.error({ err: error }, 'ktra endpoint failed');
+    return ktraError(reply, 500, 'internal error');
+  });
+
+  app.post<{ Params: { name: string }; Body: { password: string } }>(
+    '/new_user/:name',
+    { schema: { params: nameParams, body: passwordBody, response: tokenReply } },
+    async (request, reply) => {
+      if (signup === 'disabled') return ktraError(reply, 403, 'signup is disabled');
+      if (signup === 'admin') {
+        let caller: Awaited<ReturnType<typeof authenticateRequest>>;
+        try {
+          caller = await authenticateRequest(authenticator, request);
+        } catch (error) {
+          return sendThrottled(error, reply, { errors: [{ detail: 'too many failed attempts' }] });
+        }
+        if (!caller) {
+          reply.header('www-authenticate', 'Basic realm="wharf"');
+          return ktraError(reply, 401, 'only an administrator may create users: authenticate as one');
+        }
+        if (!caller.admin || caller.scopes !== null)
+          return ktraError(reply, 403, 'only an administrator may create users');
+      }
+      try {
+        const user = await directory.createUser(request.params.name, request.body.password);
+        const issued = await directory.issueToken(user.name, { kind: 'ktra' });
+        if (!issued) return ktraError(reply, 404, 'user vanished while being created');
+        return { token: issued.token };
+      } catch (error) {
+        if (!(error instanceof IdentityError)) throw error;
+        return ktraError(reply, error.reason === 'exists' ? 409 : 400, error.message);
+      }
+    },
+  );
+
+  app.post<{ Params: { name: string }; Body: { password: string } }>(
+    '/login/:name',
+    { schema: { params: nameParams, body: passwordBody, response: tokenReply } },
+    async (request, reply) => {
+      try {
+        const user = await authenticator.checkPassword(
+          request.params.name,
+          request.body.password,
+          request.ip,
+        );
+        if (!user) return ktraError(reply, 403, badCredentials);
+        const issued = await directory.issueToken(user.name, { kind: 'ktra' });
+        if (!issued) return ktraError(reply, 403, badCredentials);
+        return { token: issued.token };
+      } catch (error) {
+        return sendThrottled(error, reply, { errors: [{ detail: 'too many failed attempts' }] });
+      }
+    },
+  );
+
+  app.post<{ Params: { name: string }; Body: { old_password: string; new_password: string } }>(
+    '/change_password/:name',
+    { schema: { params: nameParams, body: changeBody, response: tokenReply } },
+    async (request, reply) => {
+      try {
+        const user = await authenticator.checkPassword(
+          request.params.name,
+          request.body.old_password,
+          request.ip,
+        );
+        if (!user) return ktraError(reply, 403, badCredentials);
+        if (!isAcceptablePassword(request.body.new_password))
+          return ktraError(reply, 400, 'password must be 8 to 256 characters');
+        await directory.setPassword(user.name, request.body.new_password);
+        const issued = await directory.issueToken(user.name, { kind: 'ktra' });
+        if (!issued) return ktraError(reply, 403, badCredentials);
+        return { token: issued.token };
+      } catch (error) {
+        return sendThrottled(error, reply, { errors: [{ detail: 'too many failed attempts' }] });
+      }
+    },
+  );
+}

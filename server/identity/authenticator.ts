@@ -1,0 +1,73 @@
+import type { Metrics } from '../observability/metrics.ts';
+import type { Directory, UserRecord } from './directory.ts';
+import { normalizeName } from './names.ts';
+import type { IdentityClient, Principal } from './principal.ts';
+import { type LoginThrottle, TooManyAttemptsError } from './rate-limit.ts';
+import { looksLikeToken } from './secrets.ts';
+
+/**
+ * Credential checks shared by every entry point (RestAuth, Ktra, the token API, an in-process
+ * registry): throttling of password guesses, the authentication metric, and principals.
+ */
+export class Authenticator implements IdentityClient {
+  readonly directory: Directory;
+  private readonly throttle: LoginThrottle;
+  private readonly metrics: Metrics;
+
+  constructor(directory: Directory, throttle: LoginThrottle, metrics: Metrics) {
+    this.directory = directory;
+    this.throttle = throttle;
+    this.metrics = metrics;
+  }
+
+  /** The user for a right password; throws TooManyAttemptsError when this user or address is throttled. */
+  async checkPassword(username: string, password: string, clientAddress: string): Promise<UserRecord | null> {
+    const user = normalizeName(username);
+    const wait = this.throttle.retryAfter(user, clientAddress);
+    if (wait > 0) {
+      this.metrics.authentication('password', false);
+      throw new TooManyAttemptsError(wait);
+    }
+    const record = await this.directory.checkPassword(user, password);
+    if (!record) this.throttle.recordFailure(user, clientAddress);
+    this.metrics.authentication('password', record !== null);
+    return record;
+  }
+
+  async verifyToken(token: string): Promise<Principal | null> {
+    const found = await this.directory.checkToken(token);
+    this.metrics.authentication('token', found !== null);
+    return found ? this.directory.principalFor(found.user, 'token', found.entry.scopes) : null;
+  }
+
+  /**
+   * A username with a password, or with one of that user's API tokens (what `docker login` sends
+   * for people who sign in through SSO and have no password).
+   */
+  async verifyPassword(
+    username: string,
+    secret: string,
+    clientAddress = 'in-process',
+  ): Promise<Principal | null> {
+    if (looksLikeToken(secret)) {
+      const found = await this.directory.checkToken(secret);
+      const ok = found !== null && found.user.name === normalizeName(username);
+      this.metrics.authentication('token', ok);
+      return ok ? this.directory.principalFor(found.user, 'token', found.entry.scopes) : null;
+    }
+    const user = await this.checkPassword(username, secret, clientAddress);
+    return user ? this.directory.principalFor(user, 'password', null) : null;
+  }
+
+  async userExists(name: string): Promise<boolean> {
+    return (await this.directory.getUser(name)) !== null;
+  }
+
+  async groupExists(name: string): Promise<boolean> {
+    return (await this.directory.membersOf(name)) !== null;
+  }
+
+  async groupMembers(name: string): Promise<string[] | null> {
+    return this.directory.membersOf(name);
+  }
+}

@@ -1,0 +1,349 @@
+import { readJson, updateJson } from '../store/json-doc.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import { EMPTY_GROUPS, type GroupsDoc, groupsOfUser, membersOfGroup } from './groups.ts';
+import { GROUPS_KEY, tokenKey, USERS_PREFIX, userKey } from './keys.ts';
+import {
+  isAcceptablePassword,
+  isValidGroupName,
+  isValidPropertyName,
+  isValidRobotName,
+  isValidUsername,
+  normalizeName,
+} from './names.ts';
+import type { Principal } from './principal.ts';
+import { constantTimeEqual, generateToken, hashPassword, sha256Hex, verifyPasswordHash } from './secrets.ts';
+
+/** Scopes a named token may carry: cargo's publish scopes and OCI's pull/push. */
+export const TOKEN_SCOPES = [
+  'publish-new',
+  'publish-update',
+  'yank',
+  'change-owners',
+  'pull',
+  'push',
+] as const;
+
+export interface TokenEntry {
+  /** Public handle for listing and revoking: the first 16 hex digits of the token's SHA-256. */
+  id: string;
+  /** SHA-256 of the token, hex. The token itself is never stored. */
+  hash: string;
+  /** `ktra`: the one login token of Ktra's API, replaced on every login; `named`: created on request. */
+  kind: 'ktra' | 'named';
+  name: string;
+  /** `null`: unrestricted. */
+  scopes: string[] | null;
+  expiresAt: string | null;
+  createdAt: string;
+}
+
+export interface UserRecord {
+  name: string;
+  /** `null` means password login is off (RestAuth: PUT with an empty password); tokens still work. */
+  passwordHash: string | null;
+  disabled: boolean;
+  admin: boolean;
+  robot: boolean;
+  createdAt: string;
+  properties: Record<string, string>;
+  tokens: TokenEntry[];
+}
+
+interface TokenLookup {
+  user: string;
+  id: string;
+}
+
+/** A request the directory refuses; `reason` maps to a status code in each API's own format. */
+export class IdentityError extends Error {
+  readonly reason: 'invalid' | 'exists' | 'not-found' | 'forbidden';
+  constructor(reason: IdentityError['reason'], message: string) {
+    super(message);
+    this.name = 'IdentityError';
+    this.reason = reason;
+  }
+}
+
+export interface NewToken {
+  token: string;
+  entry: TokenEntry;
+}
+
+/**
+ * The identity domain: users, their passwords, properties and tokens, and groups. Pure store
+ * access, no HTTP; the RestAuth and Ktra plugins and the in-process IdentityClient all call this.
+ */
+export class Directory {
+  private readonly store: ObjectStore;
+  private readonly bcryptCost: number;
+  /** A real hash at the configured cost, compared against when the user does not exist (same timing). */
+  private dummyHash: Promise<string>;
+
+  constructor(store: ObjectStore, { bcryptCost }: { bcryptCost: number }) {
+    this.store = store;
+    this.bcryptCost = bcryptCost;
+    this.dummyHash = hashPassword('wharf-dummy-password', bcryptCost);
+  }
+
+  // ---- users ---------------------------------------------------------------------------------
+
+  async createUser(
+    rawName: string,
+    password: string | null,
+    options: { admin?: boolean; robot?: boolean; properties?: Record<string, string> } = {},
+  ): Promise<UserRecord> {
+    const name = normalizeName(rawName);
+    const valid = options.robot ? isValidRobotName(name) : isValidUsername(name);
+    if (!valid) throw new IdentityError('invalid', `invalid username ${JSON.stringify(rawName)}`);
+    if (password !== null && !isAcceptablePassword(password))
+      throw new IdentityError('invalid', 'password must be 8 to 256 characters');
+    for (const property of Object.keys(options.properties ?? {}))
+      if (!isValidPropertyName(property))
+        throw new IdentityError('invalid', `invalid property name ${JSON.stringify(property)}`);
+    if (await this.store.head(userKey(name)))
+      throw new IdentityError('exists', `user ${name} already exists`);
+    const record: UserRecord = {
+      name,
+      passwordHash: password === null ? null : await hashPassword(password, this.bcryptCost),
+      disabled: false,
+      admin: options.admin ?? false,
+      robot: options.robot ?? false,
+      createdAt: new Date().toISOString(),
+      properties: { 'date joined': new Date().toISOString(), ...options.properties },
+      tokens: [],
+    };
+    let created = false;
+    await updateJson<UserRecord>(this.store, userKey(name), (current) => {
+      if (current) return undefined;
+      created = true;
+      return record;
+    });
+    if (!created) throw new IdentityError('exists', `user ${name} already exists`);
+    return record;
+  }
+
+  async getUser(rawName: string): Promise<UserRecord | null> {
+    const name = normalizeName(rawName);
+    if (!isValidUsername(name) && !isValidRobotName(name)) return null;
+    return (await readJson<UserRecord>(this.store, userKey(name)))?.value ?? null;
+  }
+
+  async listUsers(): Promise<string[]> {
+    const names: string[] = [];
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.store.list({
+        prefix: USERS_PREFIX,
+        ...(continuationToken ? { continuationToken } : {}),
+      });
+      for (const object of page.objects) names.push(object.key.slice(USERS_PREFIX.length, -'.json'.length));
+      continuationToken = page.nextContinuationToken;
+    } while (continuationToken);
+    return names.sort();
+  }
+
+  /** Changes a user; `null` when the user does not exist. `change` must be pure (it may run again). */
+  async updateUser(
+    rawName: string,
+    change: (user: UserRecord) => UserRecord | undefined,
+  ): Promise<UserRecord | null> {
+    const name = normalizeName(rawName);
+    if (!isValidUsername(name) && !isValidRobotName(name)) return null;
+    return updateJson<UserRecord>(this.store, userKey(name), (current) =>
+      current ? change(current) : undefined,
+    );
+  }
+
+  /** Sets a new password, or turns password login off with `null`. */
+  async setPassword(name: string, password: string | null): Promise<UserRecord | null> {
+    if (password !== null && !isAcceptablePassword(password))
+      throw new IdentityError('invalid', 'password must be 8 to 256 characters');
+    const passwordHash = password === null ? null : await hashPassword(password, this.bcryptCost);
+    return this.updateUser(name, (user) => ({ ...user, passwordHash }));
+  }
+
+  async deleteUser(rawName: string): Promise<boolean> {
+    const user = await this.getUser(rawName);
+    if (!user) return false;
+    // The user document is the authority: once it is gone, every token of the user is refused,
+    // whatever happens to the lookup objects and group memberships cleaned up afterwards.
+    await this.store.delete(userKey(user.name));
+    await Promise.all(user.tokens.map((token) => this.store.delete(tokenKey(token.hash))));
+    await updateJson<GroupsDoc>(this.store, GROUPS_KEY, (doc) => {
+      if (!doc || !Object.values(doc.groups).some((group) => group.users.includes(user.name)))
+        return undefined;
+      const groups = Object.fromEntries(
+        Object.entries(doc.groups).map(([groupName, group]) => [
+          groupName,
+          { ...group, users: group.users.filter((member) => member !== user.name) },
+        ]),
+      );
+      return { groups };
+    });
+    return true;
+  }
+
+  /**
+   * The user when the password is right, else null. Unknown users, users without a password and
+   * disabled users pay one bcrypt too, so the answer time does not tell them apart.
+   */
+  async checkPassword(rawName: string, password: string): Promise<UserRecord | null> {
+    const user = await this.getUser(rawName);
+    if (!user?.passwordHash || user.disabled) {
+      await verifyPasswordHash(password, await this.dummyHash);
+      return null;
+    }
+    return (await verifyPasswordHash(password, user.passwordHash)) ? user : null;
+  }
+
+  // ---- tokens --------------------------------------------------------------------------------
+
+  /**
+   * Issues a token. A `ktra` token replaces the user's previous one (Ktra: one login token per
+   * user). The lookup object is written first, the user document second: a token becomes valid
+   * only when the user document lists it, and is revoked the moment it no longer does.
+   */
+  async issueToken(
+    rawName: string,
+    options: { kind: 'ktra' | 'named'; name?: string; scopes?: string[] | null; expiresAt?: string | null },
+  ): Promise<NewToken | null> {
+    const name = normalizeName(rawName);
+    const scopes = options.scopes ?? null;
+    for (const scope of scopes ?? [])
+      if (!(TOKEN_SCOPES as readonly string[]).includes(scope))
+        throw new IdentityError('invalid', `unknown scope ${JSON.stringify(scope)}`);
+    if (options.expiresAt && !(Date.parse(options.expiresAt) > Date.now()))
+      throw new IdentityError('invalid', 'expiresAt must be a date in the future');
+    const tokenName = options.name ?? (options.kind === 'ktra' ? 'ktra' : '');
+    if (options.kind === 'named' && !/^[\x20-\x7e]{1,64}$/.test(tokenName))
+      throw new IdentityError('invalid', 'a token needs a name of 1 to 64 printable characters');
+
+    const token = generateToken();
+    const hash = sha256Hex(token);
+    const entry: TokenEntry = {
+      id: hash.slice(0, 16),
+      hash,
+      kind: options.kind,
+      name: tokenName,
+      scopes,
+      expiresAt: options.expiresAt ? new Date(options.expiresAt).toISOString() : null,
+      createdAt: new Date().toISOString(),
+    };
+    await this.store.put(tokenKey(hash), JSON.stringify({ user: name, id: entry.id } satisfies TokenLookup), {
+      ifNoneMatch: '*',
+      contentType: 'application/json',
+    });
+    let replaced: TokenEntry[] = [];
+    const updated = await this.updateUser(name, (user) => {
+      replaced = options.kind === 'ktra' ? user.tokens.filter((t) => t.kind === 'ktra') : [];
+      const kept = user.tokens.filter((t) => !replaced.includes(t) && !isExpired(t));
+      return { ...user, tokens: [...kept, entry] };
+    });
+    if (!updated) {
+      await this.store.delete(tokenKey(hash));
+      return null;
+    }
+    await Promise.all(replaced.map((old) => this.store.delete(tokenKey(old.hash))));
+    return { token, entry };
+  }
+
+  async listTokens(rawName: string): Promise<TokenEntry[] | null> {
+    const user = await this.getUser(rawName);
+    return user ? user.tokens.filter((token) => !isExpired(token)) : null;
+  }
+
+  async revokeToken(rawName: string, id: string): Promise<boolean> {
+    let revoked: TokenEntry | undefined;
+    await this.updateUser(rawName, (user) => {
+      revoked = user.tokens.find((token) => token.id === id);
+      return revoked ? { ...user, tokens: user.tokens.filter((token) => token !== revoked) } : undefined;
+    });
+    if (revoked) await this.store.delete(tokenKey(revoked.hash));
+    return revoked !== undefined;
+  }
+
+  /** Two store reads, no bcrypt: the lookup object by the token's hash, then its owner. */
+  async checkToken(token: string): Promise<{ user: UserRecord; entry: TokenEntry } | null> {
+    if (token.length < 16 || token.length > 256) return null;
+    const hash = sha256Hex(token);
+    const lookup = await readJson<TokenLookup>(this.store, tokenKey(hash));
+    if (!lookup) return null;
+    const user = (await readJson<UserRecord>(this.store, userKey(lookup.value.user)))?.value;
+    const entry = user?.tokens.find((candidate) => candidate.id === lookup.value.id);
+    if (!user || !entry || !constantTimeEqual(entry.hash, hash) || isExpired(entry) || user.disabled)
+      return null;
+    return { user, entry };
+  }
+
+  // ---- groups --------------------------------------------------------------------------------
+
+  async groups(): Promise<GroupsDoc> {
+    return (await readJson<GroupsDoc>(this.store, GROUPS_KEY))?.value ?? EMPTY_GROUPS;
+  }
+
+  /** Changes the groups document; `change` throws IdentityError to refuse, returns undefined to keep. */
+  async updateGroups(change: (doc: GroupsDoc) => GroupsDoc | undefined): Promise<GroupsDoc> {
+    return (
+      (await updateJson<GroupsDoc>(this.store, GROUPS_KEY, (doc) => change(doc ?? EMPTY_GROUPS))) ??
+      EMPTY_GROUPS
+    );
+  }
+
+  async createGroup(rawName: string): Promise<void> {
+    const name = normalizeName(rawName);
+    if (!isValidGroupName(name))
+      throw new IdentityError('invalid', `invalid group name ${JSON.stringify(rawName)}`);
+    await this.updateGroups((doc) => {
+      if (doc.groups[name]) throw new IdentityError('exists', `group ${name} already exists`);
+      return {
+        groups: { ...doc.groups, [name]: { users: [], subgroups: [], createdAt: new Date().toISOString() } },
+      };
+    });
+  }
+
+  async deleteGroup(rawName: string): Promise<boolean> {
+    const name = normalizeName(rawName);
+    let found = false;
+    await this.updateGroups((doc) => {
+      found = name in doc.groups;
+      if (!found) return undefined;
+      const groups = Object.fromEntries(
+        Object.entries(doc.groups)
+          .filter(([groupName]) => groupName !== name)
+          .map(([groupName, group]) => [
+            groupName,
+            { ...group, subgroups: group.subgroups.filter((g) => g !== name) },
+          ]),
+      );
+      return { groups };
+    });
+    return found;
+  }
+
+  async groupsOf(rawName: string): Promise<string[]> {
+    return groupsOfUser(await this.groups(), normalizeName(rawName));
+  }
+
+  async membersOf(rawName: string): Promise<string[] | null> {
+    const doc = await this.groups();
+    const name = normalizeName(rawName);
+    return doc.groups[name] ? membersOfGroup(doc, name) : null;
+  }
+
+  // ---- principals ----------------------------------------------------------------------------
+
+  async principalFor(user: UserRecord, via: Principal['via'], scopes: string[] | null): Promise<Principal> {
+    return {
+      kind: user.robot ? 'robot' : 'user',
+      name: user.name,
+      groups: groupsOfUser(await this.groups(), user.name),
+      scopes,
+      via,
+      admin: user.admin,
+    };
+  }
+}
+
+export function isExpired(token: TokenEntry, now = Date.now()): boolean {
+  return token.expiresAt !== null && Date.parse(token.expiresAt) <= now;
+}

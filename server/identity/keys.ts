@@ -1,0 +1,18 @@
+/**
+ * Where identity state lives in the object store. Every document is JSON, changed only through
+ * updateJson (conditional writes), so two AuthService replicas on one bucket never lose an update.
+ *
+ *   auth/users/<name>.json         one user: password hash, flags, properties, direct groups, tokens
+ *   auth/tokens/<sha256>.json      token lookup: SHA-256 of the token -> owner (the user doc decides)
+ *   auth/groups.json               every group with its members and subgroups (one doc: nesting needs
+ *                                  the whole graph, and it changes rarely)
+ *   auth/services/<name>.json      RestAuth services managed through the admin API
+ */
+export const USERS_PREFIX = 'auth/users/';
+export const TOKENS_PREFIX = 'auth/tokens/';
+export const SERVICES_PREFIX = 'auth/services/';
+export const GROUPS_KEY = 'auth/groups.json';
+
+export const userKey = (name: string) => `${USERS_PREFIX}${name}.json`;
+export const tokenKey = (hash: string) => `${TOKENS_PREFIX}${hash}.json`;
+export const serviceKey = (name: string) => `${SERVICES_PREFIX}${name}.json`;

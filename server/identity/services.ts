@@ -1,0 +1,170 @@
+import type { ServiceConfig } from '../config/types.ts';
+import { readJson } from '../store/json-doc.ts';
+import type { ObjectStore } from '../store/object-store.ts';
+import { SERVICES_PREFIX, serviceKey } from './keys.ts';
+import { constantTimeEqual, hashPassword, sha256Hex, verifyPasswordHash } from './secrets.ts';
+
+/**
+ * RestAuth services: the clients (registries, wikis, CI) that call the RestAuth API with HTTP
+ * Basic. Two sources: the configuration (read-only, managed by the operator through Secrets) and
+ * the store (managed through the admin API). A configured name wins over a stored one.
+ *
+ * Every operation needs a permission; a service with none can do nothing. Permissions may end in
+ * `*`: `user*` grants every user operation, `*` everything.
+ */
+export const PERMISSIONS = [
+  'users_list',
+  'user_create',
+  'user_exists',
+  'user_verify_password',
+  'user_change_password',
+  'user_delete',
+  'props_list',
+  'prop_create',
+  'prop_get',
+  'prop_set',
+  'prop_delete',
+  'groups_list',
+  'group_create',
+  'group_exists',
+  'group_delete',
+  'group_users_list',
+  'group_add_user',
+  'group_user_in_group',
+  'group_remove_user',
+  'group_groups_list',
+  'group_add_group',
+  'group_remove_group',
+  'token_verify',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+export interface ServiceRecord {
+  name: string;
+  /** bcrypt of the service's password. */
+  passwordHash: string;
+  permissions: string[];
+  createdAt: string;
+}
+
+export interface AuthenticatedService {
+  name: string;
+  permissions: string[];
+  source: 'config' | 'store';
+}
+
+const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export function isValidServiceName(name: string): boolean {
+  return SERVICE_NAME.test(name);
+}
+
+export function isValidPermission(permission: string): boolean {
+  if (permission.endsWith('*')) return /^[a-z_]*\*$/.test(permission);
+  return (PERMISSIONS as readonly string[]).includes(permission);
+}
+
+export function permits(permissions: readonly string[], operation: Permission): boolean {
+  return permissions.some((granted) =>
+    granted.endsWith('*') ? operation.startsWith(granted.slice(0, -1)) : granted === operation,
+  );
+}
+
+export class ServiceRegistry {
+  private readonly store: ObjectStore;
+  private readonly bcryptCost: number;
+  /** Configured services, their passwords kept only as SHA-256 (compared in constant time). */
+  private readonly configured = new Map<string, { passwordSha256: string; permissions: string[] }>();
+  /**
+   * Stored services have bcrypt hashes; a verified (name, password) pair is remembered for
+   * `cacheSeconds` so a busy service does not pay a bcrypt per request. Changing or deleting a
+   * service clears this process's cache; other replicas follow within `cacheSeconds`.
+   */
+  private readonly verified = new Map<string, { service: AuthenticatedService; expiresAt: number }>();
+  private readonly cacheMs: number;
+
+  constructor(
+    store: ObjectStore,
+    configured: ServiceConfig[],
+    { bcryptCost, cacheSeconds }: { bcryptCost: number; cacheSeconds: number },
+  ) {
+    this.store = store;
+    this.bcryptCost = bcryptCost;
+    this.cacheMs = cacheSeconds * 1000;
+    for (const service of configured) {
+      this.configured.set(service.name, {
+        passwordSha256: sha256Hex(service.password ?? ''),
+        permissions: service.permissions,
+      });
+    }
+  }
+
+  isConfigured(name: string): boolean {
+    return this.configured.has(name);
+  }
+
+  async authenticate(name: string, password: string): Promise<AuthenticatedService | null> {
+    const configured = this.configured.get(name);
+    if (configured) {
+      return constantTimeEqual(sha256Hex(password), configured.passwordSha256)
+        ? { name, permissions: configured.permissions, source: 'config' }
+        : null;
+    }
+    if (!isValidServiceName(name)) return null;
+    const cacheKey = sha256Hex(`${name}\0${password}`);
+    const cached = this.verified.get(cacheKey);
+    if (cached && cached.expiresAt > Date.now()) return cached.service;
+    const record = (await readJson<ServiceRecord>(this.store, serviceKey(name)))?.value;
+    if (!record || !(await verifyPasswordHash(password, record.passwordHash))) return null;
+    const service: AuthenticatedService = { name, permissions: record.permissions, source: 'store' };
+    if (this.verified.size > 1000) this.verified.clear();
+    this.verified.set(cacheKey, { service, expiresAt: Date.now() + this.cacheMs });
+    return service;
+  }
+
+  async list(): Promise<{ name: string; permissions: string[]; source: 'config' | 'store' }[]> {
+    const services: { name: string; permissions: string[]; source: 'config' | 'store' }[] = [
+      ...this.configured,
+    ].map(([name, { permissions }]) => ({ name, permissions, source: 'config' }));
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.store.list({
+        prefix: SERVICES_PREFIX,
+        ...(continuationToken ? { continuationToken } : {}),
+      });
+      for (const object of page.objects) {
+        const record = (await readJson<ServiceRecord>(this.store, object.key))?.value;
+        if (record && !this.configured.has(record.name))
+          services.push({ name: record.name, permissions: record.permissions, source: 'store' });
+      }
+      continuationToken = page.nextContinuationToken;
+    } while (continuationToken);
+    return services.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async get(name: string): Promise<ServiceRecord | null> {
+    if (!isValidServiceName(name)) return null;
+    return (await readJson<ServiceRecord>(this.store, serviceKey(name)))?.value ?? null;
+  }
+
+  /** Creates or replaces a stored service. Returns whether it was created. */
+  async put(name: string, password: string, permissions: string[]): Promise<boolean> {
+    const existed = (await this.store.head(serviceKey(name))) !== null;
+    const record: ServiceRecord = {
+      name,
+      passwordHash: await hashPassword(password, this.bcryptCost),
+      permissions,
+      createdAt: new Date().toISOString(),
+    };
+    await this.store.put(serviceKey(name), JSON.stringify(record), { contentType: 'application/json' });
+    this.verified.clear();
+    return !existed;
+  }
+
+  async delete(name: string): Promise<boolean> {
+    if (!isValidServiceName(name) || !(await this.store.head(serviceKey(name)))) return false;
+    await this.store.delete(serviceKey(name));
+    this.verified.clear();
+    return true;
+  }
+}

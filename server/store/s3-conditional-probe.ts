@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  HeadBucketCommand,
+  PutObjectCommand,
+  type S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { ConfigError } from '../config/load.ts';
+
+/** Where the start-up probe writes, under the store's prefix; deleted again before start-up ends. */
+export const PROBE_KEY_PREFIX = '_wharf/conditional-write-probe/';
+
+export interface ProbeTarget {
+  client: S3Client;
+  bucket: string;
+  prefix: string;
+  /** The endpoint's name for messages. */
+  endpoint: string;
+}
+
+/**
+ * Proves, with real writes to a probe object, that the bucket answers and that the endpoint honours
+ * If-None-Match: * and If-Match on PutObject and on CompleteMultipartUpload. wharf's read-modify-write
+ * (json-doc.ts updateJson) depends on them: an endpoint that ignores them (older S3-compatible
+ * gateways do) would let concurrent replicas silently overwrite each other's changes.
+ */
+export async function verifyConditionalWrites(target: ProbeTarget): Promise<void> {
+  const { client, bucket, endpoint } = target;
+  try {
+    await client.send(new HeadBucketCommand({ Bucket: bucket }));
+  } catch (error) {
+    const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+    const why =
+      status === 404
+        ? 'the bucket does not exist'
+        : status === 403
+          ? 'access denied (check the credentials: store.s3.accessKeyId/secretAccessKey or the AWS_* environment)'
+          : describe(error);
+    throw new ConfigError(
+      `configuration setting "store.s3.bucket": cannot use bucket "${bucket}" at ${endpoint}: ${why}`,
+    );
+  }
+
+  const key = `${target.prefix}${PROBE_KEY_PREFIX}${randomUUID()}`;
+  const refuse = (what: string) =>
+    new ConfigError(
+      `configuration setting "store.s3.endpoint": ${endpoint} does not honour conditional writes (${what}). ` +
+        'wharf needs If-Match and If-None-Match: * on PUT to avoid lost updates when replicas change the same ' +
+        'object concurrently, so it refuses to start; use an S3 endpoint that supports conditional writes ' +
+        '(AWS S3, or a recent MinIO, Ceph RGW or R2).',
+    );
+  const put = (condition: { IfMatch?: string; IfNoneMatch?: string }) =>
+    client.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'wharf start-up probe', ...condition }),
+    );
+  const uploads: string[] = [];
+  try {
+    const created = await attempt(() => put({ IfNoneMatch: '*' }));
+    if (!created.ok)
+      throw refuse(`PUT with If-None-Match: * of a new key failed: ${describe(created.error)}`);
+    const etag = created.value.ETag ?? '';
+
+    const again = await attempt(() => put({ IfNoneMatch: '*' }));
+    if (again.ok)
+      throw refuse('a second PUT with If-None-Match: * replaced the object instead of failing with 412');
+    if (!isPreconditionFailure(again.error))
+      throw refuse(`PUT with If-None-Match: * answered ${describe(again.error)}`);
+
+    const stale = await attempt(() => put({ IfMatch: '"00000000000000000000000000000000"' }));
+    if (stale.ok)
+      throw refuse('a PUT with If-Match and a stale ETag replaced the object instead of failing with 412');
+    if (!isPreconditionFailure(stale.error))
+      throw refuse(`PUT with If-Match answered ${describe(stale.error)}`);
+
+    const current = await attempt(() => put({ IfMatch: etag }));
+    if (!current.ok)
+      throw refuse(`PUT with If-Match and the current ETag failed: ${describe(current.error)}`);
+
+    for (const condition of [{ IfNoneMatch: '*' }, { IfMatch: '"00000000000000000000000000000000"' }]) {
+      const { UploadId: uploadId } = await client.send(
+        new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }),
+      );
+      if (!uploadId) throw refuse('CreateMultipartUpload returned no upload id');
+      uploads.push(uploadId);
+      const part = await client.send(
+        new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 1, Body: 'probe' }),
+      );
+      const completed = await attempt(() =>
+        client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] },
+            ...condition,
+          }),
+        ),
+      );
+      const header = condition.IfNoneMatch ? 'If-None-Match: *' : 'If-Match and a stale ETag';
+      if (completed.ok)
+        throw refuse(
+          `CompleteMultipartUpload with ${header} replaced the object instead of failing with 412`,
+        );
+      if (!isPreconditionFailure(completed.error)) {
+        throw refuse(`CompleteMultipartUpload with ${header} answered ${describe(completed.error)}`);
+      }
+    }
+  } finally {
+    for (const uploadId of uploads) {
+      await client
+        .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }))
+        .catch(() => undefined);
+    }
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })).catch(() => undefined);
+  }
+}
+
+type Attempt<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+async function attempt<T>(action: () => Promise<T>): Promise<Attempt<T>> {
+  try {
+    return { ok: true, value: await action() };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+function isPreconditionFailure(error: unknown): boolean {
+  if (!(error instanceof S3ServiceException)) return false;
+  const status = error.$metadata.httpStatusCode;
+  return status === 412 || (status === 409 && error.name === 'ConditionalRequestConflict');
+}
+
+function describe(error: unknown): string {
+  if (error instanceof S3ServiceException)
+    return `HTTP ${error.$metadata.httpStatusCode ?? '?'} ${error.name}`;
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

@@ -1,0 +1,66 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+export interface WharfProcess {
+  child: ChildProcess;
+  /** http://127.0.0.1:PORT once the server listens. */
+  url: string;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+/** Runs `node server/main.ts` (the real program) with `env` on top of a minimal environment. */
+export function runWharf(env: Record<string, string>): {
+  child: ChildProcess;
+  output: () => string;
+  exit: Promise<number | null>;
+} {
+  // The test runner runs on the project's Node (24); spawning it directly (not through npx) means
+  // signals reach the server itself and no orphan is left behind when a test stops it.
+  const child = spawn(process.execPath, ['server/main.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exit };
+}
+
+/** Starts the program on a random loopback port and waits until it listens. */
+export async function startWharfProcess(env: Record<string, string>): Promise<WharfProcess> {
+  const run = runWharf({ HOST: '127.0.0.1', PORT: '0', ...env });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wharf did not start:\n${run.output()}`)), 60_000);
+    const look = () => {
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(run.output());
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    run.child.stdout?.on('data', look);
+    run.exit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`wharf exited with ${code}:\n${run.output()}`));
+    });
+  });
+  return {
+    child: run.child,
+    url,
+    output: run.output,
+    async stop() {
+      if (run.child.exitCode === null) run.child.kill('SIGTERM');
+      return run.exit;
+    },
+  };
+}
