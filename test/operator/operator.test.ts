@@ -2,6 +2,10 @@
  * The operator against a real kube-apiserver + etcd with the Helm chart installed and MinIO as S3.
  * The operator runs as the chart's ServiceAccount user, so every call also proves the chart's RBAC.
  */
+
+import { spawn } from 'node:child_process';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { GetBucketLifecycleConfigurationCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +13,7 @@ import type { AuthService, Registry } from '../../operator/api/types.ts';
 import { resourcePath } from '../../operator/kube/client.ts';
 import { LIFECYCLE_RULE_ID } from '../../operator/reconcile/bucket.ts';
 import { CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
+import { REPO_ROOT } from '../support/tools.ts';
 import {
   condition,
   createNamespaceWithS3Secret,
@@ -310,6 +315,88 @@ describe('AuthService and Registry', () => {
   });
 });
 
+describe('OpenIdProvider', () => {
+  it('registers a client dynamically, keeps it in an owned Secret, and the AuthService mounts it', async () => {
+    // oidc-provider ships no type declarations: the few members used here, typed.
+    const oidcModule = 'oidc-provider';
+    const { Provider } = (await import(oidcModule)) as {
+      Provider: new (
+        issuer: string,
+        configuration: Record<string, unknown>,
+      ) => {
+        callback: () => (request: IncomingMessage, response: ServerResponse) => void;
+        Client: { find: (id: string) => Promise<unknown> };
+      };
+    };
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const provider = new Provider(issuer, { features: { registration: { enabled: true } }, clients: [] });
+    server.on('request', provider.callback());
+    try {
+      await h.admin.create({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'OpenIdProvider',
+        metadata: { name: 'sso', namespace: NS },
+        spec: { issuerUrl: issuer, redirectUris: ['https://auth.example.com/ktra/api/v1/openid/callback'] },
+      } as KubernetesObject);
+      const ready = await eventually(async () => {
+        const object = await h.admin.get<
+          KubernetesObject & { status?: { clientSecretName?: string; userinfoEndpoint?: string } }
+        >(wharfPath('OpenIdProvider', NS, 'sso'));
+        return condition(object as never, 'Ready')?.status === 'True' && object;
+      }, 'OpenIdProvider Ready');
+      expect(ready.status?.userinfoEndpoint).toBe(`${issuer}/me`);
+      expect(ready.status?.clientSecretName).toBe('sso-oidc-client');
+      const secret = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+        resourcePath('v1', 'Secret', NS, 'sso-oidc-client'),
+      );
+      const clientId = Buffer.from(secret!.data.client_id!, 'base64').toString();
+      expect(await provider.Client.find(clientId)).toBeTruthy();
+      expect(await events('sso')).toContain('ClientRegistered');
+
+      await h.admin.mergePatch(wharfPath('AuthService', NS, 'main'), {
+        spec: { openIdProviders: [{ name: 'sso' }] },
+      });
+      await eventually(async () => {
+        const config = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+          resourcePath('v1', 'ConfigMap', NS, 'main-auth-config'),
+        );
+        return JSON.parse(config!.data['config.yaml']!).openid.providers?.[0]?.issuerUrl === issuer;
+      }, 'provider in the AuthService configuration');
+      expect(condition(await getAuth('main'), 'ProvidersReady')?.status).toBe('True');
+
+      // A provider that cannot be discovered says so, and so does the AuthService that uses it.
+      await h.admin.create({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'OpenIdProvider',
+        metadata: { name: 'broken', namespace: NS },
+        spec: { issuerUrl: 'http://127.0.0.1:9/nothing' },
+      } as KubernetesObject);
+      const broken = await eventually(async () => {
+        const object = await h.admin.get(wharfPath('OpenIdProvider', NS, 'broken'));
+        return condition(object as never, 'Discovered')?.status === 'False' && object;
+      }, 'discovery failure reported');
+      expect(condition(broken as never, 'Ready')).toMatchObject({
+        status: 'False',
+        reason: 'DiscoveryUnreachable',
+      });
+      await h.admin.mergePatch(wharfPath('AuthService', NS, 'main'), {
+        spec: { openIdProviders: [{ name: 'sso' }, { name: 'broken' }] },
+      });
+      await eventually(
+        async () => condition(await getAuth('main'), 'ProvidersReady')?.status === 'False',
+        'AuthService reports the broken provider',
+      );
+      await h.admin.mergePatch(wharfPath('AuthService', NS, 'main'), {
+        spec: { openIdProviders: [{ name: 'sso' }] },
+      });
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('leader election', () => {
   it('lets only the leader reconcile, and a standby takes over when the leader stops', async () => {
     const standby = await h.startOperator({
@@ -359,3 +446,57 @@ async function reconcileCount(running: RunningOperator): Promise<number> {
   const metric = await running.manager.metrics.reconciles.get();
   return metric.values.reduce((sum, value) => sum + value.value, 0);
 }
+
+describe('the operator program', () => {
+  it('serves /healthz, /readyz and /metrics, leads, and gives up its Lease on SIGTERM', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const child = spawn(process.execPath, ['operator/main.ts'], {
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        KUBECONFIG: h.plane.kubeconfigFor(OPERATOR_USER),
+        POD_NAMESPACE: OPERATOR_NAMESPACE,
+        POD_NAME: 'program-test',
+        WHARF_LEASE_NAME: 'program-test',
+        WHARF_OPERATOR_HOST: '127.0.0.1',
+        WHARF_OPERATOR_PORT: String(port),
+        WHARF_OPERATOR_LOG_LEVEL: 'warn',
+        WHARF_LEASE_DURATION_SECONDS: '4',
+        WHARF_RENEW_DEADLINE_SECONDS: '3',
+        WHARF_RETRY_PERIOD_SECONDS: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await eventually(async () => (await fetch(`${base}/healthz`)).ok, `the program answering (${output})`);
+      await eventually(
+        async () => /^wharf_operator_leader 1$/m.test(await (await fetch(`${base}/metrics`)).text()),
+        'leadership',
+      );
+      await eventually(async () => (await fetch(`${base}/readyz`)).status === 200, 'readiness');
+      const leasePath = resourcePath('coordination.k8s.io/v1', 'Lease', OPERATOR_NAMESPACE, 'program-test');
+      expect(
+        (await h.admin.get<KubernetesObject & { spec: { holderIdentity: string } }>(leasePath))?.spec
+          .holderIdentity,
+      ).toBe('program-test');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(
+        (await h.admin.get<KubernetesObject & { spec: { holderIdentity: string } }>(leasePath))?.spec
+          .holderIdentity,
+      ).toBe('');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
