@@ -252,7 +252,7 @@ export const registrySchema = {
               properties: {
                 enabled: { type: 'boolean', default: false },
                 upstreamIndex: { ...httpUrl, default: 'https://index.crates.io/' },
-                upstreamDownload: { ...httpUrl, default: 'https://static.crates.io/crates/' },
+                upstreamDownload: { ...httpUrl, description: "Overrides the upstream's download URL template." },
               },
             },
           },
@@ -270,7 +270,8 @@ export const registrySchema = {
               type: 'object',
               properties: {
                 enabled: { type: 'boolean', default: true },
-                gracePeriodSeconds: { type: 'integer', minimum: 0, default: 3600 },
+                graceHours: { type: 'number', minimum: 0, default: 24, description: 'Unreferenced blobs younger than this are kept.' },
+                intervalMinutes: { type: 'number', minimum: 1, default: 60 },
               },
             },
           },

@@ -146,7 +146,12 @@ export function registryConfig(registry: Registry, inputs: RegistryInputs): Reco
         authRequired: cargo.authRequired,
         ...(cargo.mirror?.enabled ? { mirror: cargo.mirror } : {}),
       },
-      oci: { anonymousPull: oci.anonymousPull, ...(oci.gc ? { gc: oci.gc } : {}) },
+      oci: {
+        anonymousPull: oci.anonymousPull,
+        ...(oci.gc ? { gc: oci.gc } : {}),
+        // The generated ES256 key (PKCS#8 PEM) signs the registry's Docker tokens.
+        signingKeyFile: `${SIGNING_DIR}/private.pem`,
+      },
     },
   };
 }
