@@ -25,8 +25,17 @@ try {
   await h.helm('install', 'wharf', 'charts/wharf', '--namespace', OPERATOR_NAMESPACE, '--create-namespace');
   await createNamespaceWithS3Secret(h, NS);
   const operator = await h.startOperator({ resyncSeconds: 3600 });
-  const storage = { endpoint: h.minio.endpoint, credentialsSecretRef: { name: 's3' }, deletionPolicy: 'Delete' };
-  await h.admin.create({ apiVersion: 'wharf.dev/v1alpha1', kind: 'AuthService', metadata: { name: 'main', namespace: NS }, spec: { storage } } as KubernetesObject);
+  const storage = {
+    endpoint: h.minio.endpoint,
+    credentialsSecretRef: { name: 's3' },
+    deletionPolicy: 'Delete',
+  };
+  await h.admin.create({
+    apiVersion: 'wharf.dev/v1alpha1',
+    kind: 'AuthService',
+    metadata: { name: 'main', namespace: NS },
+    spec: { storage },
+  } as KubernetesObject);
   let standIn = true;
   const standInLoop = (async () => {
     while (standIn) {
@@ -34,7 +43,12 @@ try {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   })();
-  await eventually(async () => condition(await h.admin.get(wharfPath('AuthService', NS, 'main')), 'Ready')?.status === 'True', 'AuthService Ready', 60_000);
+  await eventually(
+    async () =>
+      condition(await h.admin.get(wharfPath('AuthService', NS, 'main')), 'Ready')?.status === 'True',
+    'AuthService Ready',
+    60_000,
+  );
 
   const started = performance.now();
   await Promise.all(
@@ -51,7 +65,9 @@ try {
   await eventually(
     async () => {
       const list = await h.admin.list<KubernetesObject>(wharfPath('Registry', NS));
-      return list.items.length === count && list.items.every((item) => condition(item, 'Ready')?.status === 'True');
+      return (
+        list.items.length === count && list.items.every((item) => condition(item, 'Ready')?.status === 'True')
+      );
     },
     'all Registries Ready',
     600_000,
@@ -62,10 +78,13 @@ try {
 
   // Quiet period, then one full resync.
   let calls: string[] = [];
-  operator.client.observe((verb, path) => calls.push(`${verb} ${path.includes('/leases') ? 'lease' : ''}`.trim()));
+  operator.client.observe((verb, path) =>
+    calls.push(`${verb} ${path.includes('/leases') ? 'lease' : ''}`.trim()),
+  );
   await new Promise((resolve) => setTimeout(resolve, 2000));
   calls = [];
-  const metric = async () => (await operator.manager.metrics.reconciles.get()).values.reduce((sum, v) => sum + v.value, 0);
+  const metric = async () =>
+    (await operator.manager.metrics.reconciles.get()).values.reduce((sum, v) => sum + v.value, 0);
   const before = await metric();
   const resyncStarted = performance.now();
   await operator.manager.resyncNow();
@@ -75,10 +94,16 @@ try {
   for (const call of calls) byVerb.set(call, (byVerb.get(call) ?? 0) + 1);
   const writes = calls.filter((call) => WRITE_VERBS.has(call.split(' ')[0] as never)).length;
 
-  console.log(`Registries: ${count} (one shared AuthService), kube-apiserver + etcd on 127.0.0.1, MinIO buckets`);
+  console.log(
+    `Registries: ${count} (one shared AuthService), kube-apiserver + etcd on 127.0.0.1, MinIO buckets`,
+  );
   console.log(`create calls issued in ${(applied - started).toFixed(0)} ms`);
-  console.log(`applied -> all Ready: ${((ready - started) / 1000).toFixed(2)} s (${((ready - started) / count).toFixed(0)} ms per Registry)`);
-  console.log(`steady-state resync of ${count + 1} resources: ${calls.length} API calls (${(calls.length / (count + 1)).toFixed(1)} per resource), ${writes} writes, ${(resyncMs / 1000).toFixed(2)} s`);
+  console.log(
+    `applied -> all Ready: ${((ready - started) / 1000).toFixed(2)} s (${((ready - started) / count).toFixed(0)} ms per Registry)`,
+  );
+  console.log(
+    `steady-state resync of ${count + 1} resources: ${calls.length} API calls (${(calls.length / (count + 1)).toFixed(1)} per resource), ${writes} writes, ${(resyncMs / 1000).toFixed(2)} s`,
+  );
   console.log(`calls by verb: ${[...byVerb].map(([verb, n]) => `${verb}=${n}`).join(', ')}`);
 } finally {
   await h.stop();

@@ -252,7 +252,10 @@ export const registrySchema = {
               properties: {
                 enabled: { type: 'boolean', default: false },
                 upstreamIndex: { ...httpUrl, default: 'https://index.crates.io/' },
-                upstreamDownload: { ...httpUrl, description: "Overrides the upstream's download URL template." },
+                upstreamDownload: {
+                  ...httpUrl,
+                  description: "Overrides the upstream's download URL template.",
+                },
               },
             },
           },
@@ -270,7 +273,12 @@ export const registrySchema = {
               type: 'object',
               properties: {
                 enabled: { type: 'boolean', default: true },
-                graceHours: { type: 'number', minimum: 0, default: 24, description: 'Unreferenced blobs younger than this are kept.' },
+                graceHours: {
+                  type: 'number',
+                  minimum: 0,
+                  default: 24,
+                  description: 'Unreferenced blobs younger than this are kept.',
+                },
                 intervalMinutes: { type: 'number', minimum: 1, default: 60 },
               },
             },

@@ -1,0 +1,190 @@
+/**
+ * End to end: the operator reconciles an AuthService and a Registry on a real control plane; then a
+ * KUBELET STAND-IN starts the servers exactly as the generated pod templates say (command, args,
+ * env, mounted ConfigMaps/Secrets as files, non-root user) on MinIO, and an ingress proxy built from
+ * the generated Ingress routes clients by host and path.
+ */
+import { request } from 'node:http';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resourcePath } from '../../operator/kube/client.ts';
+import { readSecret } from '../../operator/runtime/objects.ts';
+import { type IngressObject, startIngressProxy } from '../support/ingress-proxy.ts';
+import {
+  canRunPods,
+  type Deployment,
+  loopbackAddress,
+  type Pod,
+  startPod,
+  waitReady,
+} from '../support/kubelet-standin.ts';
+import {
+  condition,
+  createNamespaceWithS3Secret,
+  eventually,
+  type Harness,
+  markDeploymentsAvailable,
+  OPERATOR_NAMESPACE,
+  startHarness,
+  wharfPath,
+} from './harness.ts';
+
+const NS = 'e2e';
+const HOST = 'crates.example.test';
+let h: Harness;
+const pods: Pod[] = [];
+let proxy: Awaited<ReturnType<typeof startIngressProxy>> | undefined;
+const ingressAddress = loopbackAddress();
+
+/** An HTTP request to the ingress address with a Host header, as a client resolving HOST would send. */
+function viaIngress(method: string, path: string, body?: unknown, auth?: string) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      {
+        host: ingressAddress,
+        port: 80,
+        method,
+        path,
+        headers: {
+          host: HOST,
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+          ...(auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {}),
+        },
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
+  beforeAll(async () => {
+    h = await startHarness();
+    await h.helm('install', 'wharf', 'charts/wharf', '--namespace', OPERATOR_NAMESPACE, '--create-namespace');
+    await createNamespaceWithS3Secret(h, NS);
+    await h.startOperator();
+    const storage = {
+      endpoint: h.minio.endpoint,
+      forcePathStyle: true,
+      credentialsSecretRef: { name: 's3' },
+      deletionPolicy: 'Delete',
+    };
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'AuthService',
+      metadata: { name: 'main', namespace: NS },
+      spec: { storage },
+    } as KubernetesObject);
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name: 'crates', namespace: NS },
+      spec: { authServiceRef: { name: 'main' }, storage, ingress: { host: HOST } },
+    } as KubernetesObject);
+    await eventually(
+      async () =>
+        condition(await h.admin.get(wharfPath('Registry', NS, 'crates')), 'CredentialsRegistered')?.status ===
+        'True',
+      'Registry reconciled',
+      60_000,
+    );
+    // The AuthService's configuration must already list the Registry before its pod starts.
+    await eventually(
+      async () =>
+        condition(await h.admin.get(wharfPath('AuthService', NS, 'main')), 'ComponentsApplied')?.status ===
+        'True',
+      'AuthService reconciled',
+    );
+
+    // The stand-in: one pod per Deployment, Service names resolving to the pod addresses.
+    const deployments = ['main-auth', 'crates-registry'];
+    const addresses = Object.fromEntries(deployments.map((name) => [name, loopbackAddress()]));
+    const hosts = Object.fromEntries(deployments.map((name) => [`${name}.${NS}.svc`, addresses[name]!]));
+    for (const name of deployments) {
+      const deployment = (await h.admin.get<Deployment>(resourcePath('apps/v1', 'Deployment', NS, name)))!;
+      pods.push(await startPod(h.admin, deployment, addresses[name]!, hosts));
+    }
+    for (const pod of pods) await waitReady(pod);
+    await markDeploymentsAvailable(h.admin, NS);
+
+    const ingress = (await h.admin.get<IngressObject>(
+      resourcePath('networking.k8s.io/v1', 'Ingress', NS, 'crates-registry'),
+    ))!;
+    proxy = await startIngressProxy(
+      [ingress],
+      Object.fromEntries(pods.map((pod) => [pod.name, { host: pod.ip, port: pod.port }])),
+      {
+        host: ingressAddress,
+        port: 80,
+      },
+    );
+  }, 300_000);
+
+  afterAll(async () => {
+    await proxy?.close();
+    for (const pod of pods) await pod.stop();
+    await h?.stop();
+  });
+
+  it('brings both resources to Ready once their pods serve', async () => {
+    await eventually(
+      async () =>
+        condition(await h.admin.get(wharfPath('Registry', NS, 'crates')), 'Ready')?.status === 'True',
+      'Registry Ready',
+    );
+    expect(condition(await h.admin.get(wharfPath('AuthService', NS, 'main')), 'Ready')?.status).toBe('True');
+  });
+
+  it('routes the Ktra user endpoints on the Registry host to the AuthService', async () => {
+    const admin = await readSecret(h.admin, NS, 'main-auth-admin');
+    const created = await viaIngress(
+      'POST',
+      '/ktra/api/v1/new_user/alice',
+      { password: 'alice-password-1' },
+      `admin:${admin!.password}`,
+    );
+    expect(created.status, created.body).toBe(200);
+    expect(JSON.parse(created.body).token).toMatch(/^wharf_/);
+    const login = await viaIngress('POST', '/ktra/api/v1/login/alice', { password: 'alice-password-1' });
+    expect(login.status).toBe(200);
+    const wrong = await viaIngress('POST', '/ktra/api/v1/login/alice', { password: 'nope-nope-nope' });
+    expect(wrong.status).toBe(403);
+    expect(proxy!.hits.get('main-auth')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('routes everything else to the Registry', async () => {
+    const before = proxy!.hits.get('crates-registry') ?? 0;
+    const ready = await viaIngress('GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(proxy!.hits.get('crates-registry')).toBe(before + 1);
+  });
+
+  it('gives the Registry working RestAuth credentials at its AuthService', async () => {
+    const client = await readSecret(h.admin, NS, 'crates-registry-client');
+    const auth = pods.find((pod) => pod.name === 'main-auth')!;
+    const verify = await fetch(`http://${auth.ip}:${auth.port}/restauth/users/alice/`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`registry-crates:${client!.password}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ password: 'alice-password-1' }),
+    });
+    expect([200, 204]).toContain(verify.status); // RestAuth: password correct
+    const wrongService = await fetch(`http://${auth.ip}:${auth.port}/restauth/users/alice/`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from('registry-crates:not-the-password').toString('base64')}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ password: 'alice-password-1' }),
+    });
+    expect(wrongService.status).toBe(401);
+  });
+});
