@@ -215,7 +215,7 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
       if (!user) return notFound(reply, 'user', request.params.name);
       const value = user.properties[request.params.prop];
       if (value === undefined) return notFound(reply, 'property', request.params.prop);
-      return reply.send(JSON.stringify(value));
+      return reply.type('application/json').send(JSON.stringify(value));
     },
   );
 
@@ -451,6 +451,30 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
       return reply.code(200).send();
     },
   );
+
+  // RestAuth: a method a resource does not support is 405 (Fastify alone would say 404).
+  const supported: Record<string, string[]> = {
+    '/users': ['GET', 'POST'],
+    '/users/:name': ['GET', 'POST', 'PUT', 'DELETE'],
+    '/users/:name/props': ['GET', 'POST', 'PUT'],
+    '/users/:name/props/:prop': ['GET', 'PUT', 'DELETE'],
+    '/groups': ['GET', 'POST'],
+    '/groups/:group': ['GET', 'DELETE'],
+    '/groups/:group/users': ['GET', 'POST'],
+    '/groups/:group/users/:user': ['GET', 'DELETE'],
+    '/groups/:group/groups': ['GET', 'POST'],
+    '/groups/:group/groups/:sub': ['DELETE'],
+    '/verify': ['POST'],
+  };
+  for (const [url, methods] of Object.entries(supported)) {
+    const others = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'].filter((method) => !methods.includes(method));
+    app.route({
+      method: others,
+      url,
+      handler: async (_request, reply) =>
+        reply.code(405).header('allow', methods.join(', ')).send({ error: 'method not allowed' }),
+    });
+  }
 
   // ---- token check for registries ---------------------------------------------------------------
 

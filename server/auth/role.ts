@@ -5,6 +5,7 @@ import { ServiceRegistry } from '../identity/services.ts';
 import type { AuthRole, RoleContext } from '../roles.ts';
 import { adminApiRoutes } from './api.ts';
 import { ktraRoutes } from './ktra.ts';
+import { mePage } from './me-page.ts';
 import { restAuthRoutes } from './restauth.ts';
 
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
@@ -25,6 +26,7 @@ export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
       await app.register(restAuthRoutes, { prefix: '/restauth', authenticator, services, metrics });
       await app.register(ktraRoutes, { prefix: '/ktra/api/v1', authenticator, signup: config.auth.signup });
       await app.register(adminApiRoutes, { prefix: '/auth/api/v1', authenticator, services });
+      await app.register(mePage, { config });
     },
   };
 }

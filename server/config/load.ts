@@ -39,11 +39,24 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_SIGNUP: { path: 'auth.signup', type: 'string' },
   WHARF_ADMIN_PASSWORD: { path: 'auth.adminPassword', type: 'string' },
   WHARF_ADMIN_PASSWORD_FILE: { path: 'auth.adminPasswordFile', type: 'string' },
+  WHARF_RATE_LIMIT_PER_USER: { path: 'auth.rateLimit.perUser', type: 'integer' },
+  WHARF_RATE_LIMIT_PER_ADDRESS: { path: 'auth.rateLimit.perAddress', type: 'integer' },
+  WHARF_RATE_LIMIT_WINDOW_SECONDS: { path: 'auth.rateLimit.windowSeconds', type: 'integer' },
   WHARF_AUTH_URL: { path: 'registry.authUrl', type: 'string' },
   WHARF_AUTH_SERVICE_NAME: { path: 'registry.serviceName', type: 'string' },
   WHARF_AUTH_SERVICE_PASSWORD: { path: 'registry.servicePassword', type: 'string' },
   WHARF_AUTH_SERVICE_PASSWORD_FILE: { path: 'registry.servicePasswordFile', type: 'string' },
+  WHARF_CREDENTIAL_CACHE_SECONDS: { path: 'registry.credentialCacheSeconds', type: 'integer' },
   WHARF_SUPERUSERS: { path: 'registry.superusers', type: 'list' },
+  WHARF_CARGO_AUTH_REQUIRED: { path: 'registry.cargo.authRequired', type: 'boolean' },
+  WHARF_CARGO_MAX_CRATE_BYTES: { path: 'registry.cargo.maxCrateBytes', type: 'integer' },
+  WHARF_CARGO_PRESIGN_DOWNLOADS: { path: 'registry.cargo.presignDownloads', type: 'boolean' },
+  WHARF_CARGO_MIRROR: { path: 'registry.cargo.mirror.enabled', type: 'boolean' },
+  WHARF_CARGO_MIRROR_UPSTREAM: { path: 'registry.cargo.mirror.upstreamIndex', type: 'string' },
+  WHARF_CARGO_MIRROR_DOWNLOAD: { path: 'registry.cargo.mirror.upstreamDownload', type: 'string' },
+  WHARF_CARGO_MIRROR_TTL_SECONDS: { path: 'registry.cargo.mirror.indexTtlSeconds', type: 'integer' },
+  WHARF_OPENID_TOKEN_KEY: { path: 'openid.tokenEncryptionKey', type: 'string' },
+  WHARF_OPENID_TOKEN_KEY_FILE: { path: 'openid.tokenEncryptionKeyFile', type: 'string' },
 };
 
 export const ENVIRONMENT_VARIABLES = Object.freeze({ ...ENVIRONMENT });
@@ -138,6 +151,7 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
     if (service.password.length < 12)
       throw new ConfigError(`configuration setting "${setting}" password must be at least 12 characters`);
   }
+  resolveOpenIdSecrets(config);
   if (config.roles.includes('registry') && !config.roles.includes('auth')) {
     if (!config.registry.authUrl) {
       throw new ConfigError(
@@ -151,6 +165,37 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
     }
   }
   return config;
+}
+
+function resolveOpenIdSecrets(config: WharfConfig): void {
+  const openid = config.openid;
+  if (openid.tokenEncryptionKeyFile && !openid.tokenEncryptionKey) {
+    openid.tokenEncryptionKey = readSecretFile(
+      'openid.tokenEncryptionKeyFile',
+      openid.tokenEncryptionKeyFile,
+    );
+  }
+  const names = new Set<string>();
+  for (const [index, provider] of openid.providers.entries()) {
+    const setting = `openid.providers[${index}] (${provider.name})`;
+    if (names.has(provider.name))
+      throw new ConfigError(`configuration setting "${setting}.name" is used twice`);
+    names.add(provider.name);
+    if (!provider.clientSecret && provider.clientSecretFile) {
+      provider.clientSecret = readSecretFile(`${setting}.clientSecretFile`, provider.clientSecretFile);
+    }
+    if (!provider.clientSecret)
+      throw new ConfigError(`configuration setting "${setting}" needs clientSecret or clientSecretFile`);
+    provider.redirectBaseUrl ??= config.publicUrl;
+    if (!provider.redirectBaseUrl)
+      throw new ConfigError(
+        `configuration setting "${setting}.redirectBaseUrl" is required (or set publicUrl): the provider redirects browsers back to it`,
+      );
+  }
+  if (openid.providers.length > 0 && !openid.tokenEncryptionKey)
+    throw new ConfigError(
+      'configuration setting "openid.tokenEncryptionKey" (WHARF_OPENID_TOKEN_KEY, or openid.tokenEncryptionKeyFile / WHARF_OPENID_TOKEN_KEY_FILE) is required with OpenID providers: /me shows a user\'s existing token again, so wharf keeps it encrypted with this key (32 random bytes, base64: openssl rand -base64 32)',
+    );
 }
 
 function readSecretFile(setting: string, file: string): string {

@@ -63,11 +63,21 @@ const serviceSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
-    password: { type: 'string', minLength: 12 },
-    passwordFile: { type: 'string', minLength: 1 },
-    passwordEnv: { type: 'string', minLength: 1 },
-    permissions: { type: 'array', items: { type: 'string', minLength: 1 }, default: [] },
+    name: {
+      type: 'string',
+      pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+      description: 'RestAuth service name (the HTTP Basic username).',
+    },
+    password: { type: 'string', minLength: 12, description: 'Its password (or passwordFile, passwordEnv).' },
+    passwordFile: { type: 'string', minLength: 1, description: 'File holding the password.' },
+    passwordEnv: { type: 'string', minLength: 1, description: 'Environment variable holding the password.' },
+    permissions: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: [],
+      description:
+        'Operations it may call, e.g. user_verify_password, token_verify, user* (docs/identity.md).',
+    },
   },
   required: ['name'],
 } as const;
@@ -76,18 +86,76 @@ const authSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    bcryptCost: { type: 'integer', minimum: 10, maximum: 15, default: 10 },
-    signup: { enum: ['admin', 'open', 'disabled'], default: 'admin' },
-    adminPassword: { type: 'string', minLength: 8 },
-    adminPasswordFile: { type: 'string', minLength: 1 },
-    services: { type: 'array', items: serviceSchema, default: [] },
+    bcryptCost: {
+      type: 'integer',
+      minimum: 10,
+      maximum: 15,
+      default: 10,
+      description: 'bcrypt cost of new password hashes.',
+    },
+    signup: {
+      enum: ['admin', 'open', 'disabled'],
+      default: 'admin',
+      description: 'Who may call Ktra new_user: an administrator, anyone, or nobody.',
+    },
+    adminPassword: {
+      type: 'string',
+      minLength: 8,
+      description: 'Creates the user admin (administrator) if missing; never logged.',
+    },
+    adminPasswordFile: { type: 'string', minLength: 1, description: 'File holding adminPassword.' },
+    services: { type: 'array', items: serviceSchema, default: [], description: 'RestAuth services.' },
     rateLimit: {
       type: 'object',
       additionalProperties: false,
       properties: {
-        perUser: { type: 'integer', minimum: 1, default: 10 },
-        perAddress: { type: 'integer', minimum: 1, default: 60 },
-        windowSeconds: { type: 'integer', minimum: 1, default: 60 },
+        perUser: {
+          type: 'integer',
+          minimum: 1,
+          default: 10,
+          description: 'Failed password checks per username per window before 429.',
+        },
+        perAddress: {
+          type: 'integer',
+          minimum: 1,
+          default: 60,
+          description: 'Failed password checks per client address per window before 429.',
+        },
+        windowSeconds: { type: 'integer', minimum: 1, default: 60, description: 'Rate-limit window.' },
+      },
+      default: {},
+    },
+  },
+  default: {},
+} as const;
+
+/** The Cargo registry (docs/cargo.md). */
+const cargoSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    /** RFC 3139: config.json, index files and downloads need a token, not only the Web API. */
+    authRequired: { type: 'boolean', default: false },
+    /** Largest .crate accepted by `cargo publish` (crates.io: 10 MiB). */
+    maxCrateBytes: { type: 'integer', minimum: 1024, default: 10 * 1024 * 1024 },
+    /** Largest unpacked size of a .crate (a guard against gzip bombs). */
+    maxUnpackedBytes: { type: 'integer', minimum: 1024, default: 512 * 1024 * 1024 },
+    /** Redirect downloads to a presigned store URL (S3) instead of streaming them through the server. */
+    presignDownloads: { type: 'boolean', default: false },
+    presignSeconds: { type: 'integer', minimum: 10, maximum: 604800, default: 300 },
+    mirror: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        /** Serves /mirror/index/ (read-through sparse index) and /ktra/api/v1/mirror/… downloads. */
+        enabled: { type: 'boolean', default: false },
+        /** The upstream sparse index (its config.json's `dl` tells where .crate files are). */
+        upstreamIndex: { type: 'string', format: 'uri', default: 'https://index.crates.io/' },
+        /** Overrides the upstream's `dl` template (crates.io: https://static.crates.io/crates). */
+        upstreamDownload: { type: 'string', pattern: '^https?://' },
+        /** How long a cached upstream index file is served before it is revalidated (ETag). */
+        indexTtlSeconds: { type: 'integer', minimum: 0, maximum: 86400, default: 30 },
+        upstreamTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 600, default: 30 },
       },
       default: {},
     },
@@ -105,7 +173,13 @@ const registrySchema = {
     servicePassword: { type: 'string', minLength: 1 },
     servicePasswordFile: { type: 'string', minLength: 1 },
     /** How long a verified credential is trusted without asking the AuthService again. */
-    credentialCacheSeconds: { type: 'integer', minimum: 0, maximum: 600, default: 10 },
+    credentialCacheSeconds: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 600,
+      default: 10,
+      description: 'How long a registry trusts an AuthService answer: the bound on revocation delay.',
+    },
     superusers: { type: 'array', items: { type: 'string' }, default: [] },
     protocols: {
       type: 'array',
@@ -113,8 +187,112 @@ const registrySchema = {
       uniqueItems: true,
       default: ['cargo', 'oci'],
     },
-    cargo: { type: 'object', default: {} },
+    cargo: cargoSchema,
     oci: { type: 'object', default: {} },
+  },
+  default: {},
+} as const;
+
+/** One OpenID Connect provider (an IdP such as GitLab) users may sign in with. */
+const openIdProviderSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: {
+      type: 'string',
+      pattern: '^[a-z0-9][a-z0-9-]{0,31}$',
+      description: 'Short name of the provider; the `issuer` part of the `issuer:identity` username',
+    },
+    issuerUrl: {
+      type: 'string',
+      format: 'uri',
+      description: 'Issuer URL; discovery must succeed at start-up',
+    },
+    clientId: { type: 'string', minLength: 1, description: 'Client ID registered at the provider' },
+    clientSecret: { type: 'string', minLength: 1, description: 'Client secret (or clientSecretFile)' },
+    clientSecretFile: { type: 'string', minLength: 1, description: 'File holding the client secret' },
+    additionalScopes: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: ['profile', 'email'],
+      description: "Scopes besides `openid`, as the provider's userinfo endpoint needs them",
+    },
+    redirectBaseUrl: {
+      type: 'string',
+      format: 'uri',
+      description:
+        'Base of the redirect URLs registered at the provider (`/ktra/api/v1/openid/me`, `…/replace_token`); default `publicUrl`',
+    },
+    usernameClaim: {
+      type: 'string',
+      minLength: 1,
+      default: 'preferred_username',
+      description: 'Claim naming the user (the `identity` part, and the wharf account name)',
+    },
+    groupsClaim: {
+      type: 'string',
+      minLength: 1,
+      default: 'groups',
+      description: "Claim listing the user's groups (GitLab: `groups`)",
+    },
+    authorizedGroups: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: [],
+      description: 'Members of any of these groups may sign in',
+    },
+    authorizedUsers: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: [],
+      description: 'These users may sign in; both lists empty: everyone (with a warning at start-up)',
+    },
+    accountPrefix: {
+      type: 'string',
+      pattern: '^[a-z0-9._-]{0,16}$',
+      default: '',
+      description: 'Prepended to the identity to form the wharf account name (keeps providers apart)',
+    },
+    allowInsecureRequests: {
+      type: 'boolean',
+      default: false,
+      description: 'TESTS ONLY: allow a plain-http provider (tokens would cross the network in clear)',
+    },
+  },
+  required: ['name', 'issuerUrl', 'clientId'],
+} as const;
+
+const openIdSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    providers: {
+      type: 'array',
+      items: openIdProviderSchema,
+      default: [],
+      description: 'OpenID Connect providers; none: OIDC off',
+    },
+    tokenEncryptionKey: {
+      type: 'string',
+      minLength: 32,
+      description:
+        "Required with providers: 32 bytes (base64 or hex) sealing each user's token at rest, so `/me` can show it again",
+    },
+    tokenEncryptionKeyFile: { type: 'string', minLength: 1, description: 'File holding tokenEncryptionKey' },
+    sessionSeconds: {
+      type: 'integer',
+      minimum: 60,
+      maximum: 30 * 24 * 3600,
+      default: 8 * 3600,
+      description: 'How long a browser stays signed in after an OpenID login',
+    },
+    loginTimeoutSeconds: {
+      type: 'integer',
+      minimum: 30,
+      maximum: 3600,
+      default: 600,
+      description: 'How long a user has to finish signing in at the provider',
+    },
   },
   default: {},
 } as const;
@@ -141,6 +319,6 @@ export const configSchema = {
     store: { ...storeSchema, default: {} },
     auth: authSchema,
     registry: registrySchema,
-    openid: { type: 'object', default: {} },
+    openid: openIdSchema,
   },
 } as const;

@@ -10,7 +10,7 @@ export interface WharfConfig {
   store: StoreConfig;
   auth: AuthConfig;
   registry: RegistryConfig;
-  openid: Record<string, unknown>;
+  openid: OpenIdConfig;
 }
 
 export type Role = 'auth' | 'registry';
@@ -58,6 +58,47 @@ export interface RegistryConfig {
   credentialCacheSeconds: number;
   superusers: string[];
   protocols: ('cargo' | 'oci')[];
-  cargo: Record<string, unknown>;
+  cargo: CargoConfig;
   oci: Record<string, unknown>;
+}
+
+export interface CargoConfig {
+  authRequired: boolean;
+  maxCrateBytes: number;
+  maxUnpackedBytes: number;
+  presignDownloads: boolean;
+  presignSeconds: number;
+  mirror: CargoMirrorConfig;
+}
+
+export interface CargoMirrorConfig {
+  enabled: boolean;
+  upstreamIndex: string;
+  upstreamDownload?: string;
+  indexTtlSeconds: number;
+  upstreamTimeoutSeconds: number;
+}
+
+export interface OpenIdConfig {
+  providers: OpenIdProviderConfig[];
+  tokenEncryptionKey?: string;
+  tokenEncryptionKeyFile?: string;
+  sessionSeconds: number;
+  loginTimeoutSeconds: number;
+}
+
+export interface OpenIdProviderConfig {
+  name: string;
+  issuerUrl: string;
+  clientId: string;
+  clientSecret?: string;
+  clientSecretFile?: string;
+  additionalScopes: string[];
+  redirectBaseUrl?: string;
+  usernameClaim: string;
+  groupsClaim: string;
+  authorizedGroups: string[];
+  authorizedUsers: string[];
+  accountPrefix: string;
+  allowInsecureRequests: boolean;
 }

@@ -35,9 +35,12 @@ export class Authenticator implements IdentityClient {
   }
 
   async verifyToken(token: string): Promise<Principal | null> {
+    // The groups document does not depend on the token: read it alongside, one round trip saved.
+    const groups = this.directory.groups();
+    groups.catch(() => {}); // awaited below only for a valid token
     const found = await this.directory.checkToken(token);
     this.metrics.authentication('token', found !== null);
-    return found ? this.directory.principalFor(found.user, 'token', found.entry.scopes) : null;
+    return found ? this.directory.principalFor(found.user, 'token', found.entry.scopes, groups) : null;
   }
 
   /**

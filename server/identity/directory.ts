@@ -11,7 +11,14 @@ import {
   normalizeName,
 } from './names.ts';
 import type { Principal } from './principal.ts';
-import { constantTimeEqual, generateToken, hashPassword, sha256Hex, verifyPasswordHash } from './secrets.ts';
+import {
+  constantTimeEqual,
+  generateToken,
+  hashCost,
+  hashPassword,
+  sha256Hex,
+  verifyPasswordHash,
+} from './secrets.ts';
 
 /** Scopes a named token may carry: cargo's publish scopes and OCI's pull/push. */
 export const TOKEN_SCOPES = [
@@ -193,7 +200,21 @@ export class Directory {
       await verifyPasswordHash(password, await this.dummyHash);
       return null;
     }
-    return (await verifyPasswordHash(password, user.passwordHash)) ? user : null;
+    if (!(await verifyPasswordHash(password, user.passwordHash))) return null;
+    if (hashCost(user.passwordHash) !== this.bcryptCost) await this.rehash(user, password);
+    return user;
+  }
+
+  /**
+   * After the operator changes `auth.bcryptCost`, each password is re-hashed at the new cost on its
+   * next successful check (the only moment the clear password is at hand). Only if the hash is
+   * still the one just verified, so a concurrent password change wins.
+   */
+  private async rehash(user: UserRecord, password: string): Promise<void> {
+    const passwordHash = await hashPassword(password, this.bcryptCost);
+    await this.updateUser(user.name, (current) =>
+      current.passwordHash === user.passwordHash ? { ...current, passwordHash } : undefined,
+    );
   }
 
   // ---- tokens --------------------------------------------------------------------------------
@@ -233,17 +254,17 @@ export class Directory {
       ifNoneMatch: '*',
       contentType: 'application/json',
     });
-    let replaced: TokenEntry[] = [];
+    // Dropped: the previous Ktra token (for a Ktra token), and any token that has expired.
+    let dropped: TokenEntry[] = [];
     const updated = await this.updateUser(name, (user) => {
-      replaced = options.kind === 'ktra' ? user.tokens.filter((t) => t.kind === 'ktra') : [];
-      const kept = user.tokens.filter((t) => !replaced.includes(t) && !isExpired(t));
-      return { ...user, tokens: [...kept, entry] };
+      dropped = user.tokens.filter((t) => (options.kind === 'ktra' && t.kind === 'ktra') || isExpired(t));
+      return { ...user, tokens: [...user.tokens.filter((t) => !dropped.includes(t)), entry] };
     });
     if (!updated) {
       await this.store.delete(tokenKey(hash));
       return null;
     }
-    await Promise.all(replaced.map((old) => this.store.delete(tokenKey(old.hash))));
+    await Promise.all(dropped.map((old) => this.store.delete(tokenKey(old.hash))));
     return { token, entry };
   }
 
@@ -332,11 +353,17 @@ export class Directory {
 
   // ---- principals ----------------------------------------------------------------------------
 
-  async principalFor(user: UserRecord, via: Principal['via'], scopes: string[] | null): Promise<Principal> {
+  /** `groups` may be a read of the groups document already under way (token checks start it early). */
+  async principalFor(
+    user: UserRecord,
+    via: Principal['via'],
+    scopes: string[] | null,
+    groups: Promise<GroupsDoc> = this.groups(),
+  ): Promise<Principal> {
     return {
       kind: user.robot ? 'robot' : 'user',
       name: user.name,
-      groups: groupsOfUser(await this.groups(), user.name),
+      groups: groupsOfUser(await groups, user.name),
       scopes,
       via,
       admin: user.admin,

@@ -37,6 +37,11 @@ export function verifyPasswordHash(password: string, hash: string): Promise<bool
   return bcrypt.compare(bcryptInput(password), hash);
 }
 
+/** The cost a bcrypt hash was made with. */
+export function hashCost(hash: string): number {
+  return bcrypt.getRounds(hash);
+}
+
 /** Compares two strings in time that depends only on their length. */
 export function constantTimeEqual(a: string, b: string): boolean {
   const left = Buffer.from(a);

@@ -81,6 +81,8 @@ export class ServiceRegistry {
    * service clears this process's cache; other replicas follow within `cacheSeconds`.
    */
   private readonly verified = new Map<string, { service: AuthenticatedService; expiresAt: number }>();
+  /** Wrong (name, password) pairs, refused without a bcrypt for `cacheSeconds`. */
+  private readonly rejected = new Map<string, number>();
   private readonly cacheMs: number;
 
   constructor(
@@ -114,8 +116,15 @@ export class ServiceRegistry {
     const cacheKey = sha256Hex(`${name}\0${password}`);
     const cached = this.verified.get(cacheKey);
     if (cached && cached.expiresAt > Date.now()) return cached.service;
+    // A client misconfigured with a stale password retries it in a loop: refuse it from memory.
+    const rejectedUntil = this.rejected.get(cacheKey);
+    if (rejectedUntil && rejectedUntil > Date.now()) return null;
     const record = (await readJson<ServiceRecord>(this.store, serviceKey(name)))?.value;
-    if (!record || !(await verifyPasswordHash(password, record.passwordHash))) return null;
+    if (!record || !(await verifyPasswordHash(password, record.passwordHash))) {
+      if (this.rejected.size > 1000) this.rejected.clear();
+      this.rejected.set(cacheKey, Date.now() + this.cacheMs);
+      return null;
+    }
     const service: AuthenticatedService = { name, permissions: record.permissions, source: 'store' };
     if (this.verified.size > 1000) this.verified.clear();
     this.verified.set(cacheKey, { service, expiresAt: Date.now() + this.cacheMs });
@@ -158,6 +167,7 @@ export class ServiceRegistry {
     };
     await this.store.put(serviceKey(name), JSON.stringify(record), { contentType: 'application/json' });
     this.verified.clear();
+    this.rejected.clear();
     return !existed;
   }
 

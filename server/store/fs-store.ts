@@ -26,7 +26,8 @@ import {
 /**
  * The embedded store: objects are files under `<root>/objects`, written to `<root>/tmp` first and
  * renamed into place, so a crash never leaves a partial object visible. Leaf files carry a `%obj`
- * suffix (which URI-encoding never produces), so `a/b` and `a/b/c` can both exist as on S3.
+ * suffix (which URI-encoding never produces), so `a/b` and `a/b/c` can both exist as on S3 (though
+ * MinIO then leaves `a/b/c` out of listings: see object-store.ts).
  *
  * Conditional writes hold a per-key lock file (O_EXCL) while they compare and rename, which makes
  * them safe between processes sharing the directory too.

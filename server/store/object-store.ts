@@ -63,7 +63,7 @@ export interface PutOptions {
   ifMatch?: string;
   ifNoneMatch?: '*';
   contentType?: string;
-  /** Required by S3 for a streamed body of known size; lets drivers reject short streams. */
+  /** The body's size when known: a body of any other length is refused and nothing is written. */
   contentLength?: number;
 }
 

@@ -167,6 +167,7 @@ export class S3ObjectStore implements ObjectStore {
     data: Buffer,
     options: PutOptions,
   ): Promise<PutResult> {
+    const digest = createHash('md5').update(data).digest();
     try {
       const result = await this.client.send(
         new PutObjectCommand({
@@ -174,7 +175,7 @@ export class S3ObjectStore implements ObjectStore {
           Key: objectKey,
           Body: data,
           ContentLength: data.length,
-          ContentMD5: md5(data),
+          ContentMD5: digest.toString('base64'),
           ContentType: options.contentType,
           IfMatch: options.ifMatch,
           IfNoneMatch: options.ifNoneMatch,
@@ -182,7 +183,15 @@ export class S3ObjectStore implements ObjectStore {
       );
       return { etag: requireEtag(result.ETag, key) };
     } catch (error) {
-      throw conditionalWriteError(error, key, options);
+      const failure = conditionalWriteError(error, key, options);
+      if (failure instanceof PreconditionFailedError && retried(error)) {
+        // An earlier attempt may have been applied with its answer lost, and this retry then failed
+        // on our own write. If the object is exactly our body (S3's ETag of a plain PUT is its MD5),
+        // the put did happen: report it, so that updateJson does not apply its change twice.
+        const current = await this.head(key);
+        if (current && current.etag === `"${digest.toString('hex')}"`) return { etag: current.etag };
+      }
+      throw failure;
     }
   }
 
@@ -206,10 +215,12 @@ export class S3ObjectStore implements ObjectStore {
       }),
     );
     if (!uploadId) throw new Error(`${this.endpointName} returned no multipart upload id for ${key}`);
-    const completed: CompletedPart[] = [];
+    const completed: (CompletedPart & { digest: Buffer })[] = [];
+    let completing = false;
     const inFlight = new Set<Promise<void>>();
     let failure: { error: unknown } | undefined;
     const upload = (partNumber: number, data: Buffer) => {
+      const digest = createHash('md5').update(data).digest();
       const sending = this.client
         .send(
           new UploadPartCommand({
@@ -219,12 +230,12 @@ export class S3ObjectStore implements ObjectStore {
             PartNumber: partNumber,
             Body: data,
             ContentLength: data.length,
-            ContentMD5: md5(data),
+            ContentMD5: digest.toString('base64'),
           }),
         )
         .then(
           (result) => {
-            completed.push({ partNumber, etag: requireEtag(result.ETag, key) });
+            completed.push({ partNumber, etag: requireEtag(result.ETag, key), digest });
           },
           (error: unknown) => {
             failure ??= { error };
@@ -247,6 +258,7 @@ export class S3ObjectStore implements ObjectStore {
       await Promise.all(inFlight);
       if (failure) throw failure.error;
       completed.sort((a, b) => a.partNumber - b.partNumber);
+      completing = true;
       const result = await this.client.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.bucket,
@@ -259,6 +271,16 @@ export class S3ObjectStore implements ObjectStore {
       );
       return { etag: requireEtag(result.ETag, key) };
     } catch (error) {
+      if (completing && retried(error)) {
+        // As in putBuffer: a completion whose answer was lost and whose retry then failed (412, or
+        // NoSuchUpload since the upload is gone) did happen if the object is exactly ours. S3's ETag
+        // of a multipart object is the MD5 of its parts' MD5s, then "-" and the number of parts.
+        const joined = createHash('md5')
+          .update(Buffer.concat(completed.map((part) => part.digest)))
+          .digest('hex');
+        const current = await this.head(key).catch(() => null);
+        if (current?.etag === `"${joined}-${completed.length}"`) return { etag: current.etag };
+      }
       await Promise.allSettled(inFlight);
       await this.client
         .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }))
@@ -376,8 +398,11 @@ export class S3ObjectStore implements ObjectStore {
       p.Prefix === undefined ? [] : [strip(p.Prefix)],
     );
     const page: ListResult = { objects, prefixes };
-    if (result.IsTruncated && result.NextContinuationToken && (await this.hasMoreAfter(options, page))) {
-      page.nextContinuationToken = result.NextContinuationToken;
+    if (result.IsTruncated && result.NextContinuationToken) {
+      // Only an exactly full page can be a false "truncated" (see hasMoreAfter).
+      const full = objects.length + prefixes.length >= maxKeys;
+      if (!full || (await this.hasMoreAfter(options, page)))
+        page.nextContinuationToken = result.NextContinuationToken;
     }
     return page;
   }
@@ -567,6 +592,10 @@ function parseContentRange(
   const match = header && /^bytes (\d+)-(\d+)\/(\d+)$/.exec(header);
   if (!match) return undefined;
   return { start: Number(match[1]), end: Number(match[2]), size: Number(match[3]) };
+}
+
+function retried(error: unknown): boolean {
+  return error instanceof S3ServiceException && (error.$metadata.attempts ?? 1) > 1;
 }
 
 function statusOf(error: unknown): number | undefined {

@@ -213,6 +213,7 @@ describe('RestAuth API over a real socket', () => {
     expect(all.body).toMatchObject({ email: 'alice@example.com', 'date joined': expect.any(String) });
     const one = await call(`${props}/email/`, 'GET', as);
     expect(one.body).toBe('alice@example.com');
+    expect(one.headers.get('content-type')).toMatch(/^application\/json/);
     const replaced = await call(`${props}/email`, 'PUT', { ...as, json: { value: 'a@example.org' } });
     expect(replaced.status).toBe(200);
     expect(replaced.body).toBe('alice@example.com');
@@ -296,6 +297,25 @@ describe('RestAuth API over a real socket', () => {
     expect((await call(`${groups}/developers/users/`, 'GET', as)).body).toEqual(['bob']);
     expect((await call(`${groups}/staff/users/alice/`, 'DELETE', as)).status).toBe(200);
     expect((await call(`${groups}/staff/users/alice/`, 'DELETE', as)).status).toBe(404);
+    // A user created with properties and groups in one request (RestAuth 0.6).
+    const withExtras = await call(`${restauth}/users/`, 'POST', {
+      ...as,
+      json: { username: 'dana', password: 'dana-pass-1', properties: { team: 'infra' }, groups: ['staff'] },
+    });
+    expect(withExtras.status).toBe(201);
+    expect((await call(`${restauth}/users/dana/props/team`, 'GET', as)).body).toBe('infra');
+    expect((await call(`${groups}/staff/users/dana/`, 'GET', as)).status).toBe(200);
+    const unknownGroup = await call(`${restauth}/users/`, 'POST', {
+      ...as,
+      json: { username: 'eve', password: 'eve-pass-1', groups: ['nope'] },
+    });
+    expect(unknownGroup.status).toBe(404);
+    expect(unknownGroup.headers.get('resource-type')).toBe('group');
+    expect((await call(`${restauth}/users/eve`, 'GET', as)).status).toBe(404);
+    // Deleting a user removes it from its groups.
+    expect((await call(`${restauth}/users/dana/`, 'DELETE', as)).status).toBe(200);
+    expect((await call(`${groups}/staff/users/`, 'GET', as)).body).toEqual([]);
+
     expect((await call(`${groups}/staff/`, 'DELETE', as)).status).toBe(200);
     expect((await call(`${groups}/staff/`, 'DELETE', as)).status).toBe(404);
     expect((await call(`${groups}/staff/users/`, 'GET', as)).status).toBe(404);
@@ -314,6 +334,13 @@ describe('RestAuth API over a real socket', () => {
       ).status,
     ).toBe(404);
     expect((await call(`${restauth}/verify`, 'POST', { ...as, json: {} })).status).toBe(400);
+  });
+
+  it('answers 405 for a method a resource does not support', async () => {
+    const response = await call(`${restauth}/users/`, 'DELETE', as);
+    expect(response.status).toBe(405);
+    expect(response.headers.get('allow')).toBe('GET, POST');
+    expect((await call(`${restauth}/groups/staff/`, 'PUT', { ...as, json: {} })).status).toBe(405);
   });
 
   it('counts credential checks in /metrics', async () => {

@@ -115,6 +115,14 @@ describe('secrets stay secret', () => {
       auth: t3,
       json: { name: 'x', bogus: keep('Seventeen17-secret') },
     });
+    // Unparseable JSON: the parser's error must not quote the body into the logs.
+    for (const target of ['/ktra/api/v1/login/sam', '/restauth/users/rita/']) {
+      await fetch(`${url}${target}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: SERVICE_AUTH },
+        body: `{"password":"${keep(`Eighteen18-${target.length}`)}", oops}`,
+      });
+    }
     expect(secrets.length).toBeGreaterThan(20);
   });
   afterAll(async () => server?.close());

@@ -242,3 +242,38 @@ describe('rate limit per client address', () => {
     expect(statuses).toEqual([403, 403, 403, 403, 429, 429]);
   });
 });
+
+describe('token checks never pay a bcrypt', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ auth: { bcryptCost: 13, signup: 'open' } });
+  });
+  afterAll(async () => server?.close());
+
+  it('a token check at bcrypt cost 13 takes a small fraction of one bcrypt', async () => {
+    const created = await call(`${server.url}/ktra/api/v1/new_user/slow`, 'POST', {
+      json: { password: 'slow-password' },
+    });
+    const { token } = created.body as { token: string };
+    const started = performance.now();
+    expect(
+      (
+        await call(`${server.url}/restauth/users/slow/`, 'POST', {
+          auth: SERVICE_AUTH,
+          form: { password: 'slow-password' },
+        })
+      ).status,
+    ).toBe(200);
+    const passwordMs = performance.now() - started;
+    const tokenMs: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const begin = performance.now();
+      expect(
+        (await call(`${server.url}/restauth/verify`, 'POST', { auth: SERVICE_AUTH, json: { token } })).status,
+      ).toBe(200);
+      tokenMs.push(performance.now() - begin);
+    }
+    tokenMs.sort((a, b) => a - b);
+    expect(tokenMs[2]!).toBeLessThan(passwordMs / 4);
+  });
+});

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { type AddressInfo, createServer } from 'node:net';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -36,10 +37,39 @@ export function runWharf(env: Record<string, string>): {
   return { child, output: () => output, exit };
 }
 
-/** Starts the program on a random loopback port and waits until it listens. */
+/** A port that was free a moment ago, for a process whose logs are too quiet to announce its own. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts the program on a random loopback port and waits until it listens: it learns the port
+ * from the "Server listening" log line, or, with `PORT` given (quiet log levels), polls /healthz.
+ */
 export async function startWharfProcess(env: Record<string, string>): Promise<WharfProcess> {
   const run = runWharf({ HOST: '127.0.0.1', PORT: '0', ...env });
   const url = await new Promise<string>((resolve, reject) => {
+    if (env.PORT && env.PORT !== '0') {
+      const candidate = `http://127.0.0.1:${env.PORT}`;
+      const poll = async () => {
+        for (const deadline = Date.now() + 60_000; Date.now() < deadline && run.child.exitCode === null; ) {
+          try {
+            if ((await fetch(`${candidate}/healthz`)).ok) return resolve(candidate);
+          } catch {}
+          await new Promise((wait) => setTimeout(wait, 100));
+        }
+        reject(new Error(`wharf did not start:\n${run.output()}`));
+      };
+      void poll();
+      return;
+    }
     const timer = setTimeout(() => reject(new Error(`wharf did not start:\n${run.output()}`)), 60_000);
     const look = () => {
       const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(run.output());

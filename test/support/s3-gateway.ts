@@ -3,31 +3,41 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type Se
 import type { AddressInfo } from 'node:net';
 import { SignatureV4 } from '@smithy/signature-v4';
 
-export interface UnconditionalGateway {
+export interface S3Gateway {
   /** http://127.0.0.1:PORT: point an S3 client here, with any credentials. */
   endpoint: string;
   /** How many requests arrived with a condition that the gateway dropped. */
   droppedConditions(): number;
+  /**
+   * Loses the answers to the next `count` conditional PUTs (or completions of uploads) after the backend has applied them (the
+   * connection drops), as a flaky network between a server and S3 does.
+   */
+  loseConditionalAnswers(count: number): void;
+  /** How many answers the gateway lost on purpose. */
+  lostAnswers(): number;
   stop(): Promise<void>;
 }
 
-/**
- * An S3-compatible gateway of the older kind (like the S3 gateways and proxies written before S3
- * had conditional writes): it accepts S3 requests, authenticates to the real backend with its own
- * credentials, and forwards everything except the conditional headers it does not know about,
- * If-Match and If-None-Match. It is a real HTTP proxy in front of a real MinIO, re-signing each
- * request with SigV4, so what a client sees is exactly what such a gateway answers.
- *
- * `only: 'complete-multipart'` drops the conditions only on CompleteMultipartUpload, as a gateway
- * that implemented them for PutObject but not for multipart uploads would.
- */
-export async function startUnconditionalGateway(backend: {
+export interface S3GatewayOptions {
+  /** The real S3 server behind the gateway and the credentials the gateway uses there. */
   endpoint: string;
   accessKeyId: string;
   secretAccessKey: string;
   region: string;
-  only?: 'complete-multipart';
-}): Promise<UnconditionalGateway> {
+  /**
+   * `all`: an S3-compatible gateway of the older kind (written before S3 had conditional writes)
+   * that forwards everything except the headers it does not know, If-Match and If-None-Match.
+   * `complete-multipart`: one that implemented them for PutObject but not for multipart uploads.
+   */
+  dropConditions?: 'all' | 'complete-multipart' | 'none';
+}
+
+/**
+ * A real HTTP proxy in front of a real S3 server (MinIO in the tests) that accepts S3 requests,
+ * re-signs each with SigV4 for the backend with its own credentials, and forwards it, minus what
+ * `options` tells it to drop; so what a client sees is exactly what such a gateway would answer.
+ */
+export async function startS3Gateway(backend: S3GatewayOptions): Promise<S3Gateway> {
   const target = new URL(backend.endpoint);
   const signer = new SignatureV4({
     credentials: { accessKeyId: backend.accessKeyId, secretAccessKey: backend.secretAccessKey },
@@ -38,6 +48,9 @@ export async function startUnconditionalGateway(backend: {
     applyChecksum: false,
   });
   let dropped = 0;
+  let lost = 0;
+  let toLose = 0;
+  const dropConditions = backend.dropConditions ?? 'all';
   const server: Server = createServer(async (incoming, outgoing) => {
     try {
       const url = new URL(incoming.url ?? '/', 'http://gateway');
@@ -45,14 +58,23 @@ export async function startUnconditionalGateway(backend: {
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(incoming.headers as IncomingHttpHeaders)) {
         if (value === undefined || UNSIGNED.has(name)) continue;
+        const isCondition = name === 'if-match' || name === 'if-none-match';
         if (
-          (name === 'if-match' || name === 'if-none-match') &&
-          (backend.only !== 'complete-multipart' || isComplete)
+          isCondition &&
+          (dropConditions === 'all' || (dropConditions === 'complete-multipart' && isComplete))
         ) {
           dropped++;
           continue;
         }
         headers[name] = Array.isArray(value) ? value.join(',') : value;
+      }
+      const loseAnswer =
+        (incoming.method === 'PUT' || isComplete) &&
+        ('if-match' in headers || 'if-none-match' in headers) &&
+        toLose > 0;
+      if (loseAnswer) {
+        toLose--;
+        lost++;
       }
       headers.host = target.host;
       // Keep the client's payload hash (its body is forwarded unchanged), or stream unsigned.
@@ -85,6 +107,11 @@ export async function startUnconditionalGateway(backend: {
           headers: signed.headers,
         },
         (answer) => {
+          if (loseAnswer) {
+            answer.resume();
+            answer.on('end', () => outgoing.socket?.destroy());
+            return;
+          }
           outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(outgoing);
         },
@@ -100,6 +127,10 @@ export async function startUnconditionalGateway(backend: {
   return {
     endpoint: `http://127.0.0.1:${port}`,
     droppedConditions: () => dropped,
+    lostAnswers: () => lost,
+    loseConditionalAnswers: (count) => {
+      toLose = count;
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,0 +1,234 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { updateJson } from '../../store/json-doc.ts';
+import { AccessError, requirePrincipal, requireScope } from './access.ts';
+import { allowRead, type CargoContext } from './context.ts';
+import { updateIndexFile } from './index-file.ts';
+import { PublishError } from './metadata.ts';
+import { canonicalName, withoutBuildMetadata } from './names.ts';
+import { type CrateMeta, GROUP_PREFIX, isOwner, listOwners, readMeta } from './owners.ts';
+import { storeKeys } from './paths.ts';
+import { publishCrate } from './publish.ts';
+import { searchCrates } from './search.ts';
+
+const crateParams = {
+  type: 'object',
+  properties: { crate: { type: 'string', maxLength: 64 }, version: { type: 'string', maxLength: 128 } },
+  required: ['crate'],
+} as const;
+
+const ownersBody = {
+  type: 'object',
+  properties: {
+    users: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 200 }, maxItems: 100 },
+  },
+  required: ['users'],
+} as const;
+
+/** The Cargo Web API (registry-web-api.md): publish, yank, owners, search, download. */
+export async function apiRoutes(app: FastifyInstance, context: CargoContext): Promise<void> {
+  const { config, store, logger, identity } = context;
+  const cargo = config.registry.cargo;
+  const superusers = config.registry.superusers;
+
+  // cargo sends the publish body without a meaningful content type; take every body as bytes here.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: cargo.maxCrateBytes + 4 * 1024 * 1024 },
+    (_r, body, done) => done(null, body),
+  );
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'buffer', bodyLimit: 1024 * 1024 },
+    (_r, body, done) => {
+      try {
+        // cargo's yank/unyank carry an empty body with a JSON content type.
+        const text = (body as Buffer).toString('utf8');
+        done(null, text.trim() === '' ? undefined : JSON.parse(text));
+      } catch {
+        done(new PublishError('the request body is not valid JSON'), undefined);
+      }
+    },
+  );
+
+  app.put('/api/v1/crates/new', async (request) => {
+    const principal = await requirePrincipal(request, identity, 'publishing');
+    const body = request.body;
+    if (!Buffer.isBuffer(body)) throw new PublishError('the publish request has no body');
+    const { line } = await publishCrate(store, logger, principal, body, {
+      maxCrateBytes: cargo.maxCrateBytes,
+      maxUnpackedBytes: cargo.maxUnpackedBytes,
+      superusers,
+    });
+    logger.info({ crate: line.name, version: line.vers, by: principal.name }, 'crate published');
+    return { warnings: { invalid_categories: [], invalid_badges: [], other: [] } };
+  });
+
+  const setYanked = (yanked: boolean) => async (request: { params: { crate: string; version?: string } }) => {
+    const { crate, version = '' } = request.params;
+    const principal = await requirePrincipal(request as never, identity, yanked ? 'yanking' : 'unyanking');
+    const meta = await ownedCrate(crate);
+    requireScope(principal, 'yank', meta.name);
+    if (!isOwner(meta, principal, superusers))
+      throw new AccessError(403, `you are not an owner of crate \`${meta.name}\``);
+    let found = false;
+    await updateIndexFile(store, storeKeys.index(meta.name), (lines) => {
+      const line =
+        lines.find((l) => l.vers === version) ?? lines.find((l) => withoutBuildMetadata(l.vers) === version);
+      found = Boolean(line);
+      if (!line || line.yanked === yanked) return undefined;
+      return lines.map((l) => (l === line ? { ...l, yanked } : l));
+    });
+    if (!found) throw new PublishError(`crate \`${meta.name}\` has no version \`${version}\``, 404);
+    logger.info(
+      { crate: meta.name, version, yanked, by: principal.name },
+      yanked ? 'version yanked' : 'version unyanked',
+    );
+    return { ok: true };
+  };
+  app.delete(
+    '/api/v1/crates/:crate/:version/yank',
+    { schema: { params: crateParams } },
+    setYanked(true) as never,
+  );
+  app.put(
+    '/api/v1/crates/:crate/:version/unyank',
+    { schema: { params: crateParams } },
+    setYanked(false) as never,
+  );
+
+  app.get<{ Params: { crate: string } }>(
+    '/api/v1/crates/:crate/owners',
+    { schema: { params: crateParams } },
+    async (request, reply) => {
+      if (!(await allowRead(context, request, reply))) return reply;
+      return { users: listOwners(await ownedCrate(request.params.crate)) };
+    },
+  );
+
+  // `cargo owner` sends JSON; a body that arrived as raw bytes (no content type) is parsed here.
+  const jsonBody = async (request: { body: unknown }) => {
+    if (Buffer.isBuffer(request.body)) {
+      try {
+        request.body = JSON.parse(request.body.toString('utf8'));
+      } catch {
+        throw new PublishError('the request body is not valid JSON');
+      }
+    }
+  };
+  const changeOwners =
+    (add: boolean) => async (request: { params: { crate: string }; body: { users: string[] } }) => {
+      const principal = await requirePrincipal(request as never, identity, 'changing owners');
+      const meta = await ownedCrate(request.params.crate);
+      requireScope(principal, 'change-owners', meta.name);
+      if (!isOwner(meta, principal, superusers))
+        throw new AccessError(403, `you are not an owner of crate \`${meta.name}\``);
+      const logins = request.body.users;
+      if (add) {
+        for (const login of logins) {
+          const group = login.startsWith(GROUP_PREFIX) ? login.slice(GROUP_PREFIX.length) : null;
+          const exists = group ? await identity.groupExists(group) : await identity.userExists(login);
+          if (!exists)
+            throw new PublishError(
+              group
+                ? `could not find a group named \`${group}\` in the AuthService`
+                : `could not find a user named \`${login}\` (groups are written \`group:NAME\`)`,
+              404,
+            );
+        }
+      }
+      await updateJson<CrateMeta>(store, storeKeys.meta(canonicalName(meta.name)), (current) => {
+        if (!current) return undefined;
+        const users = new Set(current.owners.users);
+        const groups = new Set(current.owners.groups);
+        for (const login of logins) {
+          const isGroup = login.startsWith(GROUP_PREFIX);
+          const set = isGroup ? groups : users;
+          const value = isGroup ? login.slice(GROUP_PREFIX.length) : login;
+          if (add) set.add(value);
+          else set.delete(value);
+        }
+        if (users.size + groups.size === 0)
+          throw new PublishError(
+            `cannot remove every owner of crate \`${meta.name}\`: add another owner first`,
+          );
+        return {
+          ...current,
+          owners: { users: [...users], groups: [...groups] },
+          updated: new Date().toISOString(),
+        };
+      });
+      const list = logins.map((l) => `\`${l}\``).join(', ');
+      return {
+        ok: true,
+        msg: add
+          ? `${list} added as owner(s) of crate ${meta.name}`
+          : `${list} removed from the owners of crate ${meta.name}`,
+      };
+    };
+  app.put(
+    '/api/v1/crates/:crate/owners',
+    { schema: { params: crateParams, body: ownersBody }, preValidation: jsonBody },
+    changeOwners(true) as never,
+  );
+  app.delete(
+    '/api/v1/crates/:crate/owners',
+    { schema: { params: crateParams, body: ownersBody }, preValidation: jsonBody },
+    changeOwners(false) as never,
+  );
+
+  app.get<{ Querystring: { q?: string; per_page?: number; page?: number } }>(
+    '/api/v1/crates',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            q: { type: 'string', maxLength: 200, default: '' },
+            per_page: { type: 'integer', minimum: 1, default: 10 },
+            page: { type: 'integer', minimum: 1, default: 1 },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!(await allowRead(context, request, reply))) return reply;
+      const perPage = Math.min(request.query.per_page ?? 10, 100);
+      return searchCrates(store, request.query.q ?? '', perPage, request.query.page ?? 1);
+    },
+  );
+
+  app.get<{ Params: { crate: string; version: string } }>(
+    '/api/v1/crates/:crate/:version/download',
+    { schema: { params: crateParams } },
+    async (request, reply) => {
+      if (!(await allowRead(context, request, reply))) return reply;
+      const { crate, version } = request.params;
+      const lines = await context.files.indexLines(storeKeys.index(crate));
+      const line = lines?.find((l) => l.vers === version && l.name.toLowerCase() === crate.toLowerCase());
+      if (!line) return missing(reply, `crate \`${crate}\` has no version \`${version}\` in this registry`);
+      const key = storeKeys.crate(line.name, line.vers, line.cksum);
+      if (cargo.presignDownloads) {
+        const url = await store.presignGet(key, cargo.presignSeconds);
+        if (url) return reply.redirect(url, 302);
+      }
+      const body = await context.files.crate(key);
+      if (!body) return missing(reply, `the .crate of \`${crate}@${version}\` is missing from the store`);
+      return reply
+        .type('application/gzip')
+        .header('etag', `"${line.cksum}"`)
+        .header('cache-control', 'public, max-age=31536000, immutable')
+        .send(body);
+    },
+  );
+
+  async function ownedCrate(name: string): Promise<CrateMeta> {
+    const meta = await readMeta(store, name);
+    if (!meta) throw new PublishError(`crate \`${name}\` does not exist in this registry`, 404);
+    return meta;
+  }
+}
+
+function missing(reply: FastifyReply, detail: string): FastifyReply {
+  return reply.code(404).send({ errors: [{ detail }] });
+}

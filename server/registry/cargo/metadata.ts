@@ -1,0 +1,154 @@
+import type { IndexDependency, IndexLine } from './index-file.ts';
+import { crateNameProblem, isFeatureName, isSemver } from './names.ts';
+
+/** The JSON part of `cargo publish`'s request (registry-web-api.md, "Publish"). */
+export interface PublishMetadata {
+  name: string;
+  vers: string;
+  deps: PublishDependency[];
+  features: Record<string, string[]>;
+  authors?: string[];
+  description?: string | null;
+  documentation?: string | null;
+  homepage?: string | null;
+  readme?: string | null;
+  readme_file?: string | null;
+  keywords?: string[];
+  categories?: string[];
+  license?: string | null;
+  license_file?: string | null;
+  repository?: string | null;
+  badges?: unknown;
+  links?: string | null;
+  rust_version?: string | null;
+}
+
+export interface PublishDependency {
+  name: string;
+  version_req: string;
+  features?: string[];
+  optional?: boolean;
+  default_features?: boolean;
+  target?: string | null;
+  kind?: 'normal' | 'dev' | 'build';
+  registry?: string | null;
+  explicit_name_in_toml?: string | null;
+}
+
+/** A publish refused for a reason the user can fix; the message is what cargo prints. */
+export class PublishError extends Error {
+  readonly status: number;
+  constructor(message: string, status = 400) {
+    super(message);
+    this.name = 'PublishError';
+    this.status = status;
+  }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isStringArray = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((item) => typeof item === 'string');
+
+/** Checks the publish JSON field by field; cargo shows the first problem to the user. */
+export function validateMetadata(raw: unknown): PublishMetadata {
+  if (!isObject(raw)) throw new PublishError('the publish metadata is not a JSON object');
+  const { name, vers, deps, features } = raw;
+  if (typeof name !== 'string') throw new PublishError('the publish metadata has no crate name');
+  const nameProblem = crateNameProblem(name);
+  if (nameProblem) throw new PublishError(`invalid crate name: ${nameProblem}`);
+  if (typeof vers !== 'string' || !isSemver(vers))
+    throw new PublishError(
+      `invalid version "${String(vers)}" of crate \`${name}\`: versions must follow Semantic Versioning (MAJOR.MINOR.PATCH)`,
+    );
+  if (deps !== undefined && deps !== null && !Array.isArray(deps))
+    throw new PublishError('`deps` must be a list of dependencies');
+  for (const dep of (deps ?? []) as unknown[]) validateDependency(dep);
+  if (features !== undefined && features !== null) {
+    if (!isObject(features)) throw new PublishError('`features` must be a map of feature names to lists');
+    for (const [feature, values] of Object.entries(features)) {
+      if (!isFeatureName(feature))
+        throw new PublishError(
+          `invalid feature name "${feature}": use letters, digits, \`_\`, \`-\`, \`+\` or \`.\``,
+        );
+      if (!isStringArray(values)) throw new PublishError(`feature "${feature}" must be a list of strings`);
+    }
+  }
+  for (const field of ['links', 'rust_version', 'description', 'license', 'repository'] as const) {
+    const value = raw[field];
+    if (value !== undefined && value !== null && typeof value !== 'string')
+      throw new PublishError(`\`${field}\` must be a string`);
+  }
+  if (typeof raw.rust_version === 'string' && !/^\d+(\.\d+){0,2}$/.test(raw.rust_version))
+    throw new PublishError(`invalid rust-version "${raw.rust_version}": expected e.g. 1.70 or 1.70.0`);
+  return {
+    ...(raw as unknown as PublishMetadata),
+    deps: (deps ?? []) as PublishDependency[],
+    features: (features ?? {}) as Record<string, string[]>,
+  };
+}
+
+function validateDependency(dep: unknown): asserts dep is PublishDependency {
+  if (!isObject(dep) || typeof dep.name !== 'string')
+    throw new PublishError('every dependency needs a `name`');
+  const problem = crateNameProblem(dep.name);
+  if (problem) throw new PublishError(`invalid dependency name: ${problem}`);
+  if (typeof dep.version_req !== 'string' || dep.version_req.trim() === '' || dep.version_req === '*')
+    throw new PublishError(
+      `dependency \`${dep.name}\` needs a version requirement (wildcard \`*\` and path-only dependencies cannot be published)`,
+    );
+  if (dep.kind !== undefined && dep.kind !== null && !['normal', 'dev', 'build'].includes(String(dep.kind)))
+    throw new PublishError(`dependency \`${dep.name}\` has an unknown kind "${String(dep.kind)}"`);
+  if (dep.features !== undefined && dep.features !== null && !isStringArray(dep.features))
+    throw new PublishError(`the features of dependency \`${dep.name}\` must be a list of strings`);
+  if (typeof dep.explicit_name_in_toml === 'string') {
+    const aliasProblem = crateNameProblem(dep.explicit_name_in_toml);
+    if (aliasProblem) throw new PublishError(`invalid renamed dependency: ${aliasProblem}`);
+  }
+}
+
+/**
+ * Publish form → index form, as cargo reads it: `version_req` becomes `req`; a renamed dependency is
+ * listed under its alias in `name` with the real crate in `package`; `registry: null` keeps meaning
+ * "this registry" (cargo already wrote crates.io's index URL for crates.io dependencies); features
+ * using `dep:` or `?/` go to `features2` with `v: 2`, so older cargo skips what it cannot read.
+ */
+export function toIndexLine(meta: PublishMetadata, cksum: string, pubtime: Date): IndexLine {
+  const deps: IndexDependency[] = meta.deps.map((dep) => {
+    const renamed = typeof dep.explicit_name_in_toml === 'string' && dep.explicit_name_in_toml !== '';
+    const line: IndexDependency = {
+      name: renamed ? (dep.explicit_name_in_toml as string) : dep.name,
+      req: dep.version_req,
+      features: dep.features ?? [],
+      optional: dep.optional ?? false,
+      default_features: dep.default_features ?? true,
+      target: dep.target ?? null,
+      kind: dep.kind ?? 'normal',
+    };
+    if (dep.registry) line.registry = dep.registry;
+    if (renamed) line.package = dep.name;
+    return line;
+  });
+  const features: Record<string, string[]> = {};
+  const features2: Record<string, string[]> = {};
+  for (const [feature, values] of Object.entries(meta.features)) {
+    const newSyntax = values.some((value) => value.startsWith('dep:') || value.includes('?/'));
+    (newSyntax ? features2 : features)[feature] = values;
+  }
+  const line: IndexLine = {
+    name: meta.name,
+    vers: meta.vers,
+    deps,
+    cksum,
+    features,
+    yanked: false,
+    links: meta.links ?? null,
+  };
+  if (Object.keys(features2).length > 0) {
+    line.v = 2;
+    line.features2 = features2;
+  }
+  if (meta.rust_version) line.rust_version = meta.rust_version;
+  line.pubtime = pubtime.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return line;
+}

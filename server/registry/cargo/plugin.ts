@@ -1,0 +1,57 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { AccessError } from './access.ts';
+import { apiRoutes } from './api-routes.ts';
+import { baseUrl, type CargoContext } from './context.ts';
+import { IndexContentionError } from './index-file.ts';
+import { indexRoutes } from './index-routes.ts';
+import { PublishError } from './metadata.ts';
+import { mirrorRoutes, UpstreamError } from './mirror.ts';
+import { tooLarge } from './publish.ts';
+import { StoredFiles } from './stored-files.ts';
+
+/**
+ * The Cargo registry: sparse index, Web API and the crates.io mirror. Every error leaves in cargo's
+ * `{"errors":[{"detail":…}]}` form, which cargo prints to the user as it is.
+ */
+export async function cargoRegistry(
+  app: FastifyInstance,
+  options: Omit<CargoContext, 'files'>,
+): Promise<void> {
+  const context: CargoContext = { ...options, files: new StoredFiles(options.store) };
+  const cargo = context.config.registry.cargo;
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    let status = 500;
+    let detail = 'internal error in the registry; the operators can find it in the server log';
+    if (error instanceof AccessError) {
+      status = error.status;
+      detail = error.message;
+      if (status === 401)
+        reply.header('www-authenticate', `Cargo login_url="${baseUrl(context.config, request)}/me"`);
+    } else if (error instanceof PublishError) {
+      status = error.status;
+      detail = error.message;
+    } else if (error instanceof UpstreamError) {
+      status = 502;
+      detail = error.message;
+    } else if (error instanceof IndexContentionError) {
+      status = 503;
+      detail = 'too many concurrent publishes of this crate; try again';
+      reply.header('retry-after', '1');
+    } else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      status = 413;
+      detail = tooLarge(Number(request.headers['content-length'] ?? 0), cargo.maxCrateBytes).message;
+    } else if (error.validation) {
+      status = 400;
+      detail = `invalid request: ${error.message}`;
+    } else if (typeof error.statusCode === 'number' && error.statusCode < 500) {
+      status = error.statusCode;
+      detail = error.message;
+    }
+    if (status >= 500 && status !== 502) request.log.error({ err: error }, 'cargo request failed');
+    else request.log.info({ status, detail }, 'cargo request refused');
+    return reply.code(status).send({ errors: [{ detail }] });
+  });
+  await app.register(indexRoutes, context);
+  await app.register(apiRoutes, context);
+  if (cargo.mirror.enabled) await app.register(mirrorRoutes, context);
+}

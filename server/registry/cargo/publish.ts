@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Principal } from '../../identity/principal.ts';
+import { updateJson } from '../../store/json-doc.ts';
+import type { ObjectStore } from '../../store/object-store.ts';
+import { AccessError, requireScope } from './access.ts';
+import { type IndexLine, readIndexFile, updateIndexFile } from './index-file.ts';
+import { PublishError, type PublishMetadata, toIndexLine, validateMetadata } from './metadata.ts';
+import { canonicalName, compareVersions, withoutBuildMetadata } from './names.ts';
+import { type CrateMeta, isOwner, readMeta } from './owners.ts';
+import { storeKeys } from './paths.ts';
+import { validateCrateTarball } from './tarball.ts';
+
+export interface PublishLimits {
+  maxCrateBytes: number;
+  maxUnpackedBytes: number;
+  superusers: readonly string[];
+}
+
+/** `cargo publish`'s body: u32-LE JSON length, JSON, u32-LE .crate length, .crate bytes. */
+export function parsePublishBody(body: Buffer, maxCrateBytes: number): { metadata: unknown; crate: Buffer } {
+  const corrupt = "the publish request is malformed (expected cargo's length-prefixed JSON and .crate)";
+  if (body.length < 4) throw new PublishError(corrupt);
+  const jsonLength = body.readUInt32LE(0);
+  if (4 + jsonLength + 4 > body.length) throw new PublishError(corrupt);
+  let metadata: unknown;
+  try {
+    metadata = JSON.parse(body.subarray(4, 4 + jsonLength).toString('utf8'));
+  } catch {
+    throw new PublishError('the publish metadata is not valid JSON');
+  }
+  const crateLength = body.readUInt32LE(4 + jsonLength);
+  if (crateLength > maxCrateBytes) throw tooLarge(crateLength, maxCrateBytes);
+  const start = 8 + jsonLength;
+  if (start + crateLength !== body.length) throw new PublishError(corrupt);
+  return { metadata, crate: body.subarray(start, start + crateLength) };
+}
+
+export function tooLarge(size: number, max: number): PublishError {
+  const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return new PublishError(
+    `the .crate is ${mib(size)}, larger than this registry's limit of ${mib(max)}: exclude files you do not need with \`package.exclude\`/\`include\` in Cargo.toml (see \`cargo package --list\`)`,
+    413,
+  );
+}
+
+/**
+ * A publish, in the order that loses nothing and leaves no trace when refused: every check first;
+ * then the .crate under a key named by its checksum (unreferenced until the index says so); then
+ * the index line, appended by a conditional write with retry. A failure after the .crate was
+ * written removes it again.
+ */
+export async function publishCrate(
+  store: ObjectStore,
+  logger: Logger,
+  principal: Principal,
+  body: Buffer,
+  limits: PublishLimits,
+): Promise<{ line: IndexLine; created: boolean }> {
+  const { metadata: raw, crate } = parsePublishBody(body, limits.maxCrateBytes);
+  const meta = validateMetadata(raw);
+  const existing = await readMeta(store, meta.name);
+  checkMayPublish(existing, meta, principal, limits.superusers);
+  const indexKey = storeKeys.index(meta.name);
+  const lines = (await readIndexFile(store, indexKey)) ?? [];
+  checkNewVersion(lines, meta);
+  await validateCrateTarball(crate, meta.name, meta.vers, limits.maxUnpackedBytes);
+
+  const cksum = createHash('sha256').update(crate).digest('hex');
+  const line = toIndexLine(meta, cksum, new Date());
+  const metaKey = storeKeys.meta(canonicalName(meta.name));
+  let claimedName = false;
+  if (!existing) {
+    // Claim the name; a racing first publish of the same name (any spelling) is checked again here.
+    await updateJson<CrateMeta>(store, metaKey, (current) => {
+      if (current) {
+        checkMayPublish(current, meta, principal, limits.superusers);
+        claimedName = false;
+        return undefined;
+      }
+      claimedName = true;
+      const now = new Date().toISOString();
+      return {
+        name: meta.name,
+        owners: { users: principal.kind === 'anonymous' ? [] : [principal.name], groups: [] },
+        description: meta.description ?? null,
+        created: now,
+        updated: now,
+      };
+    });
+  }
+  const crateKey = storeKeys.crate(meta.name, meta.vers, cksum);
+  let indexed = false;
+  try {
+    await store.put(crateKey, crate, { contentType: 'application/gzip', contentLength: crate.length });
+    await updateIndexFile(store, indexKey, (current) => {
+      checkNewVersion(current, meta);
+      return [...current, line];
+    });
+    indexed = true;
+  } finally {
+    if (!indexed) await undoPublish(store, logger, crateKey, indexKey, cksum, claimedName ? metaKey : null);
+  }
+  // Only a newer version with another description changes the crate's metadata: most publishes
+  // write two objects (.crate and index), nothing more.
+  const newest = lines.every((l) => compareVersions(meta.vers, l.vers) > 0);
+  if (existing && newest && (meta.description ?? null) !== existing.description) {
+    await updateJson<CrateMeta>(store, metaKey, (current) =>
+      current
+        ? { ...current, description: meta.description ?? null, updated: new Date().toISOString() }
+        : undefined,
+    ).catch((error: unknown) =>
+      logger.warn({ err: error, crate: meta.name }, 'crate description not updated'),
+    );
+  }
+  return { line, created: !existing };
+}
+
+function checkMayPublish(
+  existing: CrateMeta | null,
+  meta: PublishMetadata,
+  principal: Principal,
+  superusers: readonly string[],
+): void {
+  if (!existing) {
+    requireScope(principal, 'publish-new', meta.name);
+    return;
+  }
+  if (existing.name !== meta.name)
+    throw new PublishError(
+      `crate \`${existing.name}\` already exists and names may not differ only in case or in \`-\`/\`_\`: publish as \`${existing.name}\` or choose another name`,
+    );
+  requireScope(principal, 'publish-update', meta.name);
+  if (!isOwner(existing, principal, superusers))
+    throw new AccessError(
+      403,
+      `you are not an owner of crate \`${existing.name}\`: ask an owner (\`cargo owner --list ${existing.name}\`) to add you`,
+    );
+}
+
+function checkNewVersion(lines: IndexLine[], meta: PublishMetadata): void {
+  const release = withoutBuildMetadata(meta.vers);
+  const clash = lines.find((l) => withoutBuildMetadata(l.vers) === release);
+  if (!clash) return;
+  throw new PublishError(
+    clash.vers === meta.vers
+      ? `crate version \`${meta.name}@${meta.vers}\` is already uploaded: versions are immutable, bump the version in Cargo.toml`
+      : `crate version \`${meta.name}@${clash.vers}\` is already uploaded, and \`${meta.vers}\` differs only in build metadata: bump the version in Cargo.toml`,
+    409,
+  );
+}
+
+async function undoPublish(
+  store: ObjectStore,
+  logger: Logger,
+  crateKey: string,
+  indexKey: string,
+  cksum: string,
+  claimedMetaKey: string | null,
+): Promise<void> {
+  try {
+    const lines = (await readIndexFile(store, indexKey)) ?? [];
+    // Same bytes already published under this key by someone else: that copy is referenced, keep it.
+    if (!lines.some((l) => l.cksum === cksum)) await store.delete(crateKey);
+    if (claimedMetaKey && lines.length === 0) await store.delete(claimedMetaKey);
+  } catch (error) {
+    logger.error({ err: error, crateKey }, 'could not clean up after a failed publish');
+  }
+}

@@ -1,0 +1,116 @@
+import { mkdir } from 'node:fs/promises';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './chromium.ts';
+import { type Harness, startHarness } from './harness.ts';
+
+const SCREENSHOTS = new URL('../../test-results/screenshots/', import.meta.url);
+
+/**
+ * A person in headless Chromium: signs in at the provider's pages, lands on the token page, takes
+ * the token, replaces it; another person outside the allow-lists is refused. Every page they see
+ * is saved to test-results/screenshots/.
+ */
+describe('OpenID login in Chromium', () => {
+  let wharf: Harness;
+  let browser: Browser;
+  beforeAll(async () => {
+    await mkdir(SCREENSHOTS, { recursive: true });
+    [wharf, browser] = await Promise.all([startHarness(), launchChromium()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await wharf?.close();
+  });
+
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: new URL(name, SCREENSHOTS).pathname, fullPage: true });
+
+  /** From a wharf URL through the provider's login and consent pages, back to wharf. */
+  async function signIn(page: Page, start: string, login: string) {
+    await page.goto(start, { waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('input[name="login"]');
+    await page.fill('input[name="login"]', login);
+    await page.fill('input[name="password"]', 'any-password');
+    await shot(page, `${login}-1-provider-login.png`);
+    await Promise.all([page.waitForURL(/\/interaction\//), page.click('button[type="submit"]')]);
+    await page.waitForSelector('button[type="submit"]');
+    await shot(page, `${login}-2-provider-consent.png`);
+    await Promise.all([
+      page.waitForURL((url) => url.pathname.startsWith('/ktra/api/v1/openid/')),
+      page.click('button[type="submit"]'),
+    ]);
+    await page.waitForLoadState('domcontentloaded');
+  }
+
+  it('signs a user in, shows the token page, and replaces the token', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const responses: number[] = [];
+    page.on('response', (response) => {
+      if (response.url().startsWith(wharf.baseUrl)) responses.push(response.status());
+    });
+    await signIn(page, `${wharf.baseUrl}/me`, 'alice');
+    expect(await page.title()).toContain('Your new registry token');
+    await shot(page, 'alice-3-token-page.png');
+    const token = (await page.textContent('#token'))!.trim();
+    expect(token).toMatch(/^wharf_[A-Za-z0-9_-]{43}$/);
+    expect(await page.textContent('body')).toContain('corp:alice');
+    expect(await wharf.identity.accountOfToken(token)).toBe('alice');
+    for (const url of [page.url(), ...responses.map(String)]) expect(url).not.toContain(token);
+
+    // Coming back later in the same browser: the same token, no provider round trip.
+    await page.goto(`${wharf.baseUrl}/me`);
+    expect(await page.title()).toContain('Your registry token');
+    expect((await page.textContent('#token'))!.trim()).toBe(token);
+
+    await Promise.all([page.waitForURL(/replace_token/), page.click('text=Replace this token')]);
+    expect(await page.title()).toContain('Your token was replaced');
+    await shot(page, 'alice-4-token-replaced.png');
+    const replacement = (await page.textContent('#token'))!.trim();
+    expect(replacement).not.toBe(token);
+    expect(await wharf.identity.accountOfToken(token)).toBeNull();
+    expect(await wharf.identity.accountOfToken(replacement)).toBe('alice');
+    await context.close();
+  });
+
+  it('shows a clear refusal page to a user outside the allow-lists', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await signIn(page, `${wharf.baseUrl}/me`, 'bob');
+    expect(await page.title()).toContain('Access refused');
+    const text = (await page.textContent('main'))!;
+    expect(text).toContain('you are not among them');
+    expect(text).not.toContain('wharf_');
+    await shot(page, 'bob-3-refused.png');
+    await context.close();
+  });
+
+  it("shows the provider's refusal as a clear page when the user cancels at the provider", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${wharf.baseUrl}/me`, { waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('input[name="login"]');
+    await Promise.all([
+      page.waitForURL((url) => url.pathname.startsWith('/ktra/api/v1/openid/')),
+      page.click('text=Cancel'),
+    ]);
+    expect(await page.title()).toContain('The identity provider did not sign you in');
+    expect(await page.textContent('main')).toContain('access_denied');
+    await shot(page, 'dave-provider-cancel.png');
+    await context.close();
+  });
+
+  it('shows a clear page when a sign-in link is used twice', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await signIn(page, `${wharf.baseUrl}/me`, 'carol');
+    const callback = page.url();
+    expect(await page.title()).toContain('token');
+    const replay = await page.goto(callback);
+    expect(replay?.status()).toBe(400);
+    expect(await page.textContent('main')).toContain('already used');
+    await shot(page, 'carol-4-replayed-state.png');
+    await context.close();
+  });
+});
