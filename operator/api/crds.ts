@@ -39,7 +39,15 @@ export function customResourceDefinition(kind: KindName): Record<string, unknown
               ...schema,
               required: ['spec'],
               ...(kind === 'OpenIdProvider'
-                ? {}
+                ? {
+                    // The name is the provider's name in the server configuration (the issuer part of usernames).
+                    'x-kubernetes-validations': [
+                      {
+                        rule: "self.metadata.name.matches('^[a-z0-9][a-z0-9-]{0,31}$')",
+                        message: 'metadata.name must be at most 32 characters of a-z, 0-9 and -',
+                      },
+                    ],
+                  }
                 : {
                     // Owned objects are named <name>-registry-…; a Service name has at most 63 characters.
                     'x-kubernetes-validations': [

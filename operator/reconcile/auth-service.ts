@@ -1,5 +1,5 @@
 /** AuthService → bucket, generated Secrets, ConfigMap, Deployment, Service, Ingress, status. */
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { AuthService } from '../api/types.ts';
 import { resourcePath } from '../kube/client.ts';
 import { stableHash } from '../runtime/compare.ts';
@@ -136,11 +136,17 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
     else if (!isTrue(provider.status?.conditions, 'Ready') || !provider.status?.clientSecretName)
       problems.push(`${ref.name}: not ready`);
     else {
-      providers.push({ provider, secretName: provider.status.clientSecretName });
-      digest[`provider:${ref.name}`] = stableHash({
-        spec: provider.spec,
-        secret: provider.status.clientSecretName,
-      });
+      const credentials = await readSecret(ctx.client, namespace, provider.status.clientSecretName);
+      if (!credentials?.client_id || !credentials.client_secret)
+        problems.push(`${ref.name}: client Secret incomplete`);
+      else {
+        providers.push({
+          provider,
+          secretName: provider.status.clientSecretName,
+          clientId: credentials.client_id,
+        });
+        digest[`provider:${ref.name}`] = stableHash({ spec: provider.spec, credentials });
+      }
     }
   }
   conditions.push(

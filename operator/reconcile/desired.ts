@@ -44,7 +44,12 @@ export interface ProviderInput {
   provider: OpenIdProvider;
   /** Secret with client_id and client_secret (referenced, or registered by the operator). */
   secretName: string;
+  /** The client ID goes into the configuration; the secret stays in a mounted file. */
+  clientId: string;
 }
+
+/** Key of the generated Secret <name>-auth-signing that encrypts users' tokens kept for OpenID logins. */
+export const TOKEN_KEY = 'token-encryption-key';
 
 export interface AuthServiceInputs {
   image: string;
@@ -110,19 +115,25 @@ export function authServiceConfig(auth: AuthService, inputs: AuthServiceInputs):
       adminPasswordFile: `${ADMIN_DIR}/password`,
       services: [...ownServices, ...registryServices],
     },
-    openid: {
-      providers: inputs.providers.map(({ provider }) => ({
-        name: provider.metadata.name,
-        issuerUrl: provider.spec.issuerUrl,
-        clientIdFile: `${OPENID_DIR}/${provider.metadata.name}/client_id`,
-        clientSecretFile: `${OPENID_DIR}/${provider.metadata.name}/client_secret`,
-        scopes: ['openid', 'profile', 'email', ...provider.spec.additionalScopes],
-        usernameClaim: provider.spec.usernameClaim,
-        groupsClaim: provider.spec.groupsClaim,
-        authorizedGroups: provider.spec.authorizedGroups,
-        authorizedUsers: provider.spec.authorizedUsers,
-      })),
-    },
+    openid: inputs.providers.length
+      ? {
+          providers: inputs.providers.map(({ provider, clientId }) => ({
+            name: provider.metadata.name,
+            issuerUrl: provider.spec.issuerUrl,
+            clientId,
+            clientSecretFile: `${OPENID_DIR}/${provider.metadata.name}/client_secret`,
+            additionalScopes: provider.spec.additionalScopes,
+            ...(url ? { redirectBaseUrl: url } : {}),
+            usernameClaim: provider.spec.usernameClaim,
+            groupsClaim: provider.spec.groupsClaim,
+            authorizedGroups: provider.spec.authorizedGroups,
+            authorizedUsers: provider.spec.authorizedUsers,
+            accountPrefix: provider.spec.accountPrefix,
+            ...(provider.spec.allowInsecureRequests ? { allowInsecureRequests: true } : {}),
+          })),
+          tokenEncryptionKeyFile: `${SIGNING_DIR}/${TOKEN_KEY}`,
+        }
+      : {},
   };
 }
 
@@ -209,10 +220,7 @@ function authVolumes(auth: AuthService, inputs: AuthServiceInputs): Volume[] {
                 sources: inputs.providers.map(({ provider, secretName }) => ({
                   secret: {
                     name: secretName,
-                    items: [
-                      { key: 'client_id', path: `${provider.metadata.name}/client_id` },
-                      { key: 'client_secret', path: `${provider.metadata.name}/client_secret` },
-                    ],
+                    items: [{ key: 'client_secret', path: `${provider.metadata.name}/client_secret` }],
                   },
                 })),
               },

@@ -136,11 +136,39 @@ describe('desired objects', () => {
         bucket: 'wharf-bucket',
         adminSecret: { name: 'main-auth-admin', key: 'password' },
         registries: [{ serviceName: 'registry-crates', secretName: 'crates-registry-client' }],
-        providers: [],
+        providers: [
+          {
+            provider: {
+              ...meta('gitlab', 'OpenIdProvider'),
+              spec: {
+                issuerUrl: 'https://gitlab.example.com',
+                additionalScopes: ['profile', 'email'],
+                usernameClaim: 'preferred_username',
+                groupsClaim: 'groups',
+                authorizedGroups: ['dev'],
+                authorizedUsers: [],
+                accountPrefix: 'gl.',
+                allowInsecureRequests: false,
+              },
+            },
+            secretName: 'gitlab-client',
+            clientId: 'wharf-client',
+          },
+        ],
         secretsDigest: 'x',
       }),
     );
     expect(validate(authConfig), JSON.stringify(validate.errors)).toBe(true);
+    expect(authConfig.openid).toMatchObject({
+      providers: [
+        expect.objectContaining({
+          name: 'gitlab',
+          clientId: 'wharf-client',
+          clientSecretFile: '/etc/wharf/openid/gitlab/client_secret',
+        }),
+      ],
+      tokenEncryptionKeyFile: '/etc/wharf/signing/token-encryption-key',
+    });
     expect(authConfig.auth.services.map((s: { name: string }) => s.name)).toEqual([
       'wiki',
       'registry-crates',
