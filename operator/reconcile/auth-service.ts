@@ -13,6 +13,7 @@ import {
   publicUrl,
   type RegistryService,
   serviceUrl,
+  TOKEN_KEY,
 } from './desired.ts';
 import {
   authNames,
@@ -103,7 +104,7 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
       await ensureGeneratedSecret(ctx.client, {
         ...owned,
         name: names.signing,
-        keys: { 'private.pem': signingKey },
+        keys: { 'private.pem': signingKey, [TOKEN_KEY]: () => randomBytes(32).toString('base64') },
       })
     ).data,
   );
