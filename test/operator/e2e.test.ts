@@ -4,17 +4,23 @@
  * env, mounted ConfigMaps/Secrets as files, non-root user) on MinIO, and an ingress proxy built from
  * the generated Ingress routes clients by host and path.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resourcePath } from '../../operator/kube/client.ts';
 import { readSecret } from '../../operator/runtime/objects.ts';
+import { CARGO, cargoHome, registryToml, writeCrate } from '../cargo/cargo-cli.ts';
 import { type IngressObject, startIngressProxy } from '../support/ingress-proxy.ts';
 import {
   canRunPods,
   type Deployment,
   loopbackAddress,
   type Pod,
+  runWithHosts,
   startPod,
   waitReady,
 } from '../support/kubelet-standin.ts';
@@ -187,4 +193,50 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
     });
     expect(wrongService.status).toBe(401);
   });
+
+  it('cargo publish and cargo build work through the Ingress host', async () => {
+    const login = await viaIngress('POST', '/ktra/api/v1/login/alice', { password: 'alice-password-1' });
+    const token = JSON.parse(login.body).token as string;
+    const work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-cargo-'));
+    try {
+      const home = await cargoHome(registryToml('wharf', `http://${HOST}`));
+      const env = {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        CARGO_HOME: home,
+        CARGO_TARGET_DIR: path.join(work, 'target'),
+        RUSTC: execFileSync('rustup', ['which', 'rustc'], { encoding: 'utf8' }).trim(),
+        CARGO_TERM_COLOR: 'never',
+        CARGO_REGISTRIES_WHARF_TOKEN: token,
+      };
+      const hosts = { [HOST]: ingressAddress };
+      const library = await writeCrate(work, {
+        name: 'e2e-hello',
+        version: '0.1.0',
+        files: { 'src/lib.rs': 'pub fn hello() -> &\'static str { "hello through the ingress" }\n' },
+      });
+      const registryHitsBefore = proxy!.hits.get('crates-registry') ?? 0;
+      const published = await runWithHosts(
+        hosts,
+        CARGO,
+        ['publish', '--registry', 'wharf', '--no-verify', '--allow-dirty'],
+        { cwd: library, env },
+      );
+      expect(published.code, published.stderr).toBe(0);
+      const user = await writeCrate(work, {
+        name: 'e2e-user',
+        version: '0.1.0',
+        manifest: '[dependencies]\ne2e-hello = { version = "0.1", registry = "wharf" }\n',
+        files: { 'src/main.rs': 'fn main() { println!("{}", e2e_hello::hello()); }\n' },
+      });
+      const built = await runWithHosts(hosts, CARGO, ['build', '--quiet'], { cwd: user, env });
+      expect(built.code, built.stderr).toBe(0);
+      expect(execFileSync(path.join(work, 'target', 'debug', 'e2e-user'), { encoding: 'utf8' })).toBe(
+        'hello through the ingress\n',
+      );
+      expect(proxy!.hits.get('crates-registry')).toBeGreaterThan(registryHitsBefore + 2);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

@@ -229,3 +229,47 @@ export async function waitReady(pod: Pod, probePath = '/readyz', timeoutMs = 60_
   }
   throw new Error(`pod ${pod.name} not ready in ${timeoutMs} ms:\n${pod.output()}`);
 }
+
+/**
+ * Runs a client program (cargo, skopeo) as if on a machine whose resolver maps `hosts` (e.g. the
+ * Ingress host to the ingress address): an /etc/hosts overlay in a private mount namespace.
+ */
+export async function runWithHosts(
+  hosts: Record<string, string>,
+  command: string,
+  args: string[],
+  { cwd, env, timeoutMs = 300_000 }: { cwd: string; env: Record<string, string>; timeoutMs?: number },
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const root = await mkdtemp(path.join(tmpdir(), 'wharf-client-'));
+  mkdirSync(path.join(root, 'etc'));
+  mkdirSync(path.join(root, 'work'));
+  writeFileSync(
+    path.join(root, 'etc', 'hosts'),
+    ['127.0.0.1 localhost', ...Object.entries(hosts).map(([name, address]) => `${address} ${name}`)].join(
+      '\n',
+    ) + '\n',
+  );
+  const script =
+    'mount -t overlay overlay -o lowerdir=/etc,upperdir="$0"/etc,workdir="$0"/work /etc && exec "$@"';
+  try {
+    return await new Promise((resolve) => {
+      const child = spawn(
+        'unshare',
+        ['-m', '--propagation', 'private', 'sh', '-c', script, root, command, ...args],
+        {
+          cwd,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          timeout: timeoutMs,
+        },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.on('data', (chunk) => (stdout += chunk));
+      child.stderr?.on('data', (chunk) => (stderr += chunk));
+      child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    });
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
