@@ -73,6 +73,14 @@ try {
     600_000,
   );
   const ready = performance.now();
+  const durations = await operator.manager.metrics.durations.get();
+  const reconcileSummary = ['AuthService', 'Registry'].map((kind) => {
+    const sum =
+      durations.values.find((v) => v.metricName?.endsWith('_sum') && v.labels.kind === kind)?.value ?? 0;
+    const n =
+      durations.values.find((v) => v.metricName?.endsWith('_count') && v.labels.kind === kind)?.value ?? 0;
+    return `${kind}: ${n} reconciles, mean ${n ? ((sum / n) * 1000).toFixed(0) : 0} ms`;
+  });
   standIn = false;
   await standInLoop;
 
@@ -101,6 +109,7 @@ try {
   console.log(
     `applied -> all Ready: ${((ready - started) / 1000).toFixed(2)} s (${((ready - started) / count).toFixed(0)} ms per Registry)`,
   );
+  console.log(`until Ready: ${reconcileSummary.join('; ')}`);
   console.log(
     `steady-state resync of ${count + 1} resources: ${calls.length} API calls (${(calls.length / (count + 1)).toFixed(1)} per resource), ${writes} writes, ${(resyncMs / 1000).toFixed(2)} s`,
   );

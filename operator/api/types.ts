@@ -305,6 +305,11 @@ export const registrySchema = {
       properties: {
         ...baseStatus,
         serviceName: { type: 'string', description: 'RestAuth service name at the AuthService.' },
+        credentialsHash: {
+          type: 'string',
+          description:
+            'SHA-256 of the RestAuth password: tells the AuthService to roll its pods when it changes.',
+        },
       },
     },
   },

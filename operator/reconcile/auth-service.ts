@@ -121,11 +121,14 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
     )
     .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   for (const registry of candidates) {
-    const secretName = registryNames(registry.metadata.name).client;
-    const data = await readSecret(ctx.client, namespace, secretName);
-    if (!data?.password) continue;
-    registries.push({ serviceName: registryServiceName(registry.metadata.name), secretName });
-    digest[`registry:${registry.metadata.name}`] = data.password;
+    // The Registry publishes a hash of its password once its client Secret exists: no Secret reads here.
+    const hash = registry.status?.credentialsHash;
+    if (!hash) continue;
+    registries.push({
+      serviceName: registryServiceName(registry.metadata.name),
+      secretName: registryNames(registry.metadata.name).client,
+    });
+    digest[`registry:${registry.metadata.name}`] = hash;
   }
 
   // OpenID providers: only those whose checks pass are configured.

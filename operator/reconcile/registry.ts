@@ -1,4 +1,5 @@
 /** Registry → bucket, its RestAuth credentials, ConfigMap, Deployment, Service, one Ingress, status. */
+import { createHash } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { AuthService, Registry } from '../api/types.ts';
 import { resourcePath } from '../kube/client.ts';
@@ -123,6 +124,9 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
       ...(url ? { publicUrl: url } : {}),
       bucket: bucketName(registry, 'registry'),
       serviceName,
+      credentialsHash: createHash('sha256')
+        .update(client.data.password ?? '')
+        .digest('hex'),
     },
     'Registry is serving',
   );

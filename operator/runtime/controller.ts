@@ -33,7 +33,7 @@ export class Controller {
   }
 
   start(): void {
-    const workers = this.options.workers ?? 2;
+    const workers = this.options.workers ?? 4;
     for (let i = 0; i < workers; i++) this.running.push(this.work());
   }
 
