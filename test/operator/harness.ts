@@ -155,14 +155,18 @@ export async function markDeploymentsAvailable(admin: KubeClient, namespace: str
   return marked;
 }
 
-export async function createNamespaceWithS3Secret(h: Harness, namespace: string): Promise<void> {
+export async function createNamespaceWithS3Secret(
+  h: Harness,
+  namespace: string,
+  secretName = 's3',
+): Promise<void> {
   await h.admin.request('POST', '/api/v1/namespaces', {
     body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
   });
   await h.admin.create({
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: 's3', namespace },
+    metadata: { name: secretName, namespace },
     stringData: { accessKeyId: h.minio.accessKeyId, secretAccessKey: h.minio.secretAccessKey },
   } as KubernetesObject);
 }

@@ -275,7 +275,14 @@ describe('AuthService and Registry', () => {
   });
 
   it('recovers after the apiserver restarts', async () => {
+    const lists = async () =>
+      (await operator.manager.metrics.apiRequests.get()).values
+        .filter((value) => value.labels.verb === 'list' && value.labels.code === '200')
+        .reduce((sum, value) => sum + value.value, 0);
+    const listsBefore = await lists();
     await h.plane.restartApiServer();
+    // The informers' watches broke: they relist (four informers).
+    await eventually(async () => (await lists()) >= listsBefore + 4, 'informers relisted', 60_000);
     await h.admin.create({
       apiVersion: 'wharf.dev/v1alpha1',
       kind: 'Registry',
@@ -312,6 +319,46 @@ describe('AuthService and Registry', () => {
     await h.admin.delete(wharfPath('AuthService', NS, 'kept'));
     await eventually(async () => !(await getAuth('kept')), 'AuthService gone');
     await h.minio.client.send(new HeadBucketCommand({ Bucket: kept.status!.bucket! }));
+  });
+});
+
+describe('helm quick start', () => {
+  it('installs an AuthService and a Registry that the operator brings to Ready', async () => {
+    await createNamespaceWithS3Secret(h, 'quick', 'wharf-s3');
+    await h.helm(
+      'install',
+      'qs',
+      'charts/wharf',
+      '--namespace',
+      'quick',
+      '--set',
+      'quickstart.enabled=true',
+      '--set',
+      `quickstart.storage.endpoint=${h.minio.endpoint}`,
+      '--set',
+      'quickstart.storage.deletionPolicy=Delete',
+      '--set',
+      'quickstart.registry.host=registry.quick.example',
+      '--set',
+      'leaderElection.enabled=false',
+    );
+    await eventually(
+      async () => {
+        await markDeploymentsAvailable(h.admin, 'quick');
+        return (
+          condition(await h.admin.get(wharfPath('Registry', 'quick', 'wharf')), 'Ready')?.status === 'True'
+        );
+      },
+      'quick start Ready',
+      60_000,
+    );
+    const ingress = await h.admin.get<Ingress>(
+      resourcePath('networking.k8s.io/v1', 'Ingress', 'quick', 'wharf-registry'),
+    );
+    expect(ingress?.spec.rules[0]?.host).toBe('registry.quick.example');
+    expect(condition(await h.admin.get(wharfPath('AuthService', 'quick', 'wharf')), 'Ready')?.status).toBe(
+      'True',
+    );
   });
 });
 
