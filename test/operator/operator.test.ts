@@ -109,6 +109,55 @@ describe('helm install', () => {
   });
 });
 
+describe('CRD validation in the apiserver', () => {
+  const rejected = async (object: Record<string, unknown>) => {
+    try {
+      await h.admin.create(object as KubernetesObject);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return 'accepted';
+  };
+
+  it('rejects what the schemas and CEL rules forbid, and fills defaults', async () => {
+    const auth = (name: string, spec: Record<string, unknown>) => ({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'AuthService',
+      metadata: { name, namespace: NS },
+      spec: { storage: { credentialsSecretRef: { name: 's3' } }, replicas: 0, ...spec },
+    });
+    expect(await rejected(auth('x'.repeat(41), {}))).toMatch(/at most 40 characters/);
+    expect(await rejected(auth('dupes', { services: [{ name: 'a' }, { name: 'a' }] }))).toMatch(
+      /Duplicate value/,
+    );
+    expect(await rejected(auth('badsignup', { signup: 'maybe' }))).toMatch(/Unsupported value: "maybe"/);
+    expect(
+      await rejected({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'OpenIdProvider',
+        metadata: { name: 'ftp', namespace: NS },
+        spec: { issuerUrl: 'ftp://example.com' },
+      }),
+    ).toMatch(/must be an http\(s\) URL/);
+    expect(
+      await rejected({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'Registry',
+        metadata: { name: 'noauth', namespace: NS },
+        spec: { storage: { credentialsSecretRef: { name: 's3' } } },
+      }),
+    ).toMatch(/authServiceRef: Required value/);
+    const created = await h.admin.create<AuthService>(auth('defaults', {}) as never);
+    expect(created.spec).toMatchObject({
+      signup: 'admin',
+      logLevel: 'info',
+      storage: { deletionPolicy: 'Retain', region: 'us-east-1' },
+    });
+    await h.admin.delete(wharfPath('AuthService', NS, 'defaults'));
+    await eventually(async () => !(await getAuth('defaults')), 'defaults AuthService gone');
+  });
+});
+
 describe('AuthService and Registry', () => {
   it('creates the bucket, Secrets, ConfigMap, Deployment, Service and Ingress, and reports status', async () => {
     await h.admin.create({
