@@ -6,27 +6,46 @@ import type { AuthRole, RoleContext } from '../roles.ts';
 import { adminApiRoutes } from './api.ts';
 import { ktraRoutes } from './ktra.ts';
 import { mePage } from './me-page.ts';
+import { directoryIdentity } from './openid/directory-port.ts';
+import { createOpenIdLogin } from './openid/login.ts';
 import { restAuthRoutes } from './restauth.ts';
 
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
 export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
   const { config, store, metrics, logger } = context;
-  const directory = new Directory(store, { bcryptCost: config.auth.bcryptCost });
-  const authenticator = new Authenticator(directory, new LoginThrottle(config.auth.rateLimit), metrics);
+  // Audit lines carry an `audit` field (event name) so they can be shipped and searched apart.
+  const audit = (event: string, fields: Record<string, unknown>) =>
+    logger.info({ audit: event, ...fields }, event);
+  const directory = new Directory(store, { bcryptCost: config.auth.bcryptCost, audit });
+  const authenticator = new Authenticator(
+    directory,
+    new LoginThrottle(config.auth.rateLimit),
+    metrics,
+    audit,
+  );
   const services = new ServiceRegistry(store, config.auth.services, {
     bcryptCost: config.auth.bcryptCost,
     cacheSeconds: config.registry.credentialCacheSeconds,
   });
 
   if (config.auth.adminPassword) await bootstrapAdmin(directory, config.auth.adminPassword, logger);
+  // OpenID login (/me, /replace_token); null when no provider is configured.
+  const openid = await createOpenIdLogin({
+    config: config.openid,
+    store,
+    logger,
+    identity: directoryIdentity(directory),
+  });
 
   return {
     identity: authenticator,
+    close: async () => openid?.close(),
     async register(app) {
+      await openid?.register(app); // first: it closes the Ktra password endpoints to people
       await app.register(restAuthRoutes, { prefix: '/restauth', authenticator, services, metrics });
       await app.register(ktraRoutes, { prefix: '/ktra/api/v1', authenticator, signup: config.auth.signup });
       await app.register(adminApiRoutes, { prefix: '/auth/api/v1', authenticator, services });
-      await app.register(mePage, { config });
+      if (!openid) await app.register(mePage, { config }); // with OpenID, /me is the OIDC flow
     },
   };
 }

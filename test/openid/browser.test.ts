@@ -1,6 +1,9 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cargo, cargoHome, registryToml, writeCrate } from '../cargo/cargo-cli.ts';
 import { launchChromium } from './chromium.ts';
 import { type Harness, startHarness } from './harness.ts';
 
@@ -14,14 +17,32 @@ const SCREENSHOTS = new URL('../../test-results/screenshots/', import.meta.url);
 describe('OpenID login in Chromium', () => {
   let wharf: Harness;
   let browser: Browser;
+  let work: string;
   beforeAll(async () => {
     await mkdir(SCREENSHOTS, { recursive: true });
-    [wharf, browser] = await Promise.all([startHarness(), launchChromium()]);
+    work = await mkdtemp(path.join(tmpdir(), 'wharf-oidc-cargo-'));
+    // The whole server (AuthService and Cargo registry), as `npm start` runs it.
+    [wharf, browser] = await Promise.all([
+      startHarness({ settings: { roles: ['auth', 'registry'] } }),
+      launchChromium(),
+    ]);
   });
   afterAll(async () => {
     await browser?.close();
     await wharf?.close();
+    await rm(work, { recursive: true, force: true });
   });
+
+  /** The real cargo: `cargo login` with the token from the page, then `cargo publish`. */
+  async function loginAndPublish(home: string, token: string | null, version: string) {
+    const options = { cwd: work, home, targetDir: path.join(work, 'target') };
+    if (token !== null) {
+      const login = await cargo(['login', '--registry', 'wharf'], { ...options, input: `${token}\n` });
+      expect(login.code, login.stderr).toBe(0);
+    }
+    const dir = await writeCrate(work, { name: 'sso-crate', version });
+    return cargo(['publish', '--registry', 'wharf', '--no-verify'], { ...options, cwd: dir });
+  }
 
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: new URL(name, SCREENSHOTS).pathname, fullPage: true });
@@ -43,7 +64,9 @@ describe('OpenID login in Chromium', () => {
     await page.waitForLoadState('domcontentloaded');
   }
 
-  it('signs a user in, shows the token page, and replaces the token', async () => {
+  it('signs a user in, shows the token page; cargo publishes with the token; replacing it revokes the old one', {
+    timeout: 300_000,
+  }, async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     const responses: number[] = [];
@@ -56,7 +79,12 @@ describe('OpenID login in Chromium', () => {
     const token = (await page.textContent('#token'))!.trim();
     expect(token).toMatch(/^wharf_[A-Za-z0-9_-]{43}$/);
     expect(await page.textContent('body')).toContain('corp:alice');
-    expect(await wharf.identity.accountOfToken(token)).toBe('alice');
+    expect(await wharf.auth.accountOfToken(token)).toBe('alice');
+    const home = await cargoHome(registryToml('wharf', wharf.baseUrl));
+    const published = await loginAndPublish(home, token, '1.0.0');
+    expect(published.code, published.stderr).toBe(0);
+    expect(published.stderr).toMatch(/Published sso-crate v1\.0\.0/);
+    expect(await readFile(path.join(home, 'credentials.toml'), 'utf8')).toContain(token);
     for (const url of [page.url(), ...responses.map(String)]) expect(url).not.toContain(token);
 
     // Coming back later in the same browser: the same token, no provider round trip.
@@ -69,8 +97,15 @@ describe('OpenID login in Chromium', () => {
     await shot(page, 'alice-4-token-replaced.png');
     const replacement = (await page.textContent('#token'))!.trim();
     expect(replacement).not.toBe(token);
-    expect(await wharf.identity.accountOfToken(token)).toBeNull();
-    expect(await wharf.identity.accountOfToken(replacement)).toBe('alice');
+    expect(await wharf.auth.accountOfToken(token)).toBeNull();
+    expect(await wharf.auth.accountOfToken(replacement)).toBe('alice');
+    // cargo still holds the old token: refused. After `cargo login` with the new one: published.
+    const stale = await loginAndPublish(home, null, '1.0.1');
+    expect(stale.code).not.toBe(0);
+    expect(stale.stderr).toMatch(/403 Forbidden.*token is invalid, expired or revoked/);
+    const fresh = await loginAndPublish(home, replacement, '1.0.1');
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(fresh.stderr).toMatch(/Published sso-crate v1\.0\.1/);
     await context.close();
   });
 

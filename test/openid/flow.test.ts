@@ -1,6 +1,18 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildWharf } from '../../server/app.ts';
+import { createOpenIdLogin } from '../../server/auth/openid/login.ts';
+import { openIdLoginUrl, openIdSessionOf } from '../../server/auth/openid/session-client.ts';
+import { ConfigError, validateConfig } from '../../server/config/load.ts';
+import { createLogger } from '../../server/observability/logger.ts';
+import { FsObjectStore } from '../../server/store/fs-store.ts';
 import { Browserless, type Visit } from './browserless.ts';
-import { type Harness, startHarness } from './harness.ts';
+import { ADMIN_PASSWORD, type Harness, startHarness } from './harness.ts';
 
 /**
  * The OpenID login flow over HTTP, through a real provider (oidc-provider) and its login and
@@ -27,7 +39,7 @@ describe('OpenID login against oidc-provider', () => {
     expect(reply.revoked_token).toBeNull();
     const token = reply.new_token as string;
     expect(token).toMatch(/^wharf_/);
-    expect(await wharf.identity.accountOfToken(token)).toBe('alice');
+    expect(await wharf.auth.accountOfToken(token)).toBe('alice');
 
     // Same browser: the session answers without going to the provider again.
     const again = await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/me`);
@@ -53,8 +65,12 @@ describe('OpenID login against oidc-provider', () => {
     expect(Object.keys(reply).sort()).toEqual(['new_token', 'revoked_token', 'username']);
     expect(reply).toMatchObject({ username: 'corp:alice', revoked_token: old });
     expect(reply.new_token).not.toBe(old);
-    expect(await wharf.identity.accountOfToken(old)).toBeNull();
-    expect(await wharf.identity.accountOfToken(reply.new_token as string)).toBe('alice');
+    expect(await wharf.auth.accountOfToken(old)).toBeNull();
+    expect(await wharf.auth.accountOfToken(reply.new_token as string)).toBe('alice');
+    // docker login: the account name with the token as the password.
+    expect(await wharf.auth.accountOfPassword('alice', old)).toBeNull();
+    expect(await wharf.auth.accountOfPassword('alice', reply.new_token as string)).toBe('alice');
+    expect(await wharf.auth.accountOfPassword('carol', reply.new_token as string)).toBeNull();
     // With the session, the Ktra path replaces again without a provider round trip.
     const second = json(await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/replace_token`));
     expect(second.revoked_token).toBe(reply.new_token);
@@ -81,7 +97,7 @@ describe('OpenID login against oidc-provider', () => {
     expect(visit.body).toContain('bob');
     expect(visit.body).not.toContain('wharf_');
     expect(browser.jar.get('127.0.0.1', 'wharf_sso')).toBeUndefined();
-    expect(await wharf.identity.userExists('bob')).toBe(false);
+    expect(await wharf.auth.userExists('bob')).toBe(false);
     const api = (await new Browserless().signIn(`${wharf.baseUrl}/me`, 'bob')) as Visit;
     expect(api.response.status).toBe(403);
     expect(json(api)).toHaveProperty('errors');
@@ -152,6 +168,35 @@ describe('OpenID login against oidc-provider', () => {
     expect((await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/session`)).response.status).toBe(401);
   });
 
+  it('turns the Ktra password endpoints off for people, but not for the bootstrap admin', async () => {
+    await new Browserless().signIn(`${wharf.baseUrl}/me`, 'alice');
+    const post = (url: string, body: unknown) =>
+      fetch(`${wharf.baseUrl}${url}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    for (const [url, body] of [
+      ['/ktra/api/v1/new_user/mallory', { password: 'mallory-password' }],
+      ['/ktra/api/v1/login/alice', { password: 'guess-password' }],
+      ['//ktra/api/v1/login/alice', { password: 'guess-password' }],
+      [
+        '/ktra/api/v1/change_password/alice',
+        { old_password: 'guess-password', new_password: 'new-password' },
+      ],
+    ] as const) {
+      const response = await post(url, body);
+      expect(response.status, url).toBe(403);
+      expect(JSON.stringify(await response.json())).toContain('sign in with your SSO at /me');
+    }
+    expect(await wharf.auth.userExists('mallory')).toBe(false);
+    const admin = await post('/ktra/api/v1/login/admin', { password: ADMIN_PASSWORD });
+    expect(admin.status).toBe(200);
+    expect(await wharf.auth.accountOfToken(((await admin.json()) as { token: string }).token)).toBe('admin');
+    // The federated account has no password at all.
+    expect(await wharf.auth.accountOfPassword('alice', 'any-password')).toBeNull();
+  });
+
   it('never writes a token, code or state into its logs', async () => {
     const browser = new Browserless();
     const callback = (await browser.signIn(`${wharf.baseUrl}/me`, 'alice', { stopAtCallback: true })) as URL;
@@ -172,6 +217,46 @@ describe('OpenID provider checks at start-up', () => {
     );
   });
 
+  it("stops start-up with the provider's name when its discovery fails", async () => {
+    const dead = createServer();
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => dead.close(() => resolve())); // nothing listens there now
+    const config = validateConfig({
+      store: { dataDir: tmpdir() },
+      openid: {
+        tokenEncryptionKey: randomBytes(32).toString('base64'),
+        providers: [
+          {
+            name: 'gone',
+            issuerUrl: issuer,
+            clientId: 'c',
+            clientSecret: 's',
+            redirectBaseUrl: 'http://127.0.0.1:1',
+            allowInsecureRequests: true,
+          },
+        ],
+      },
+    });
+    const dir = await mkdtemp(path.join(tmpdir(), 'wharf-oidc-dead-'));
+    const store = await FsObjectStore.open(dir);
+    try {
+      const attempt = createOpenIdLogin({
+        config: config.openid,
+        store,
+        logger: createLogger('silent'),
+        identity: {} as never,
+      });
+      await expect(attempt).rejects.toThrow(ConfigError);
+      await expect(attempt).rejects.toThrow(
+        new RegExp(`OpenID provider "gone" \\(${issuer}\\): discovery failed`),
+      );
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses an ID token whose nonce is not the one sent', async () => {
     const wharf = await startHarness({ op: { tamperNonce: true } });
     try {
@@ -181,7 +266,7 @@ describe('OpenID provider checks at start-up', () => {
       expect(visit.body).toContain('Sign-in could not be completed');
       expect(visit.body).toMatch(/nonce/);
       expect(browser.jar.get('127.0.0.1', 'wharf_sso')).toBeUndefined();
-      expect(await wharf.identity.userExists('alice')).toBe(false);
+      expect(await wharf.auth.userExists('alice')).toBe(false);
     } finally {
       await wharf.close();
     }
@@ -231,13 +316,51 @@ describe('accounts across providers and local users', () => {
     )) as Visit;
     expect(prefixed.response.status).toBe(200);
     expect(JSON.parse(prefixed.body).username).toBe('guests:alice');
-    expect(await wharf.identity.userExists('guest-alice')).toBe(true);
+    expect(await wharf.auth.userExists('guest-alice')).toBe(true);
   });
 
   it('never turns a local account into a federated one', async () => {
-    await wharf.identity.createFederatedUser('carol'); // a local account created before carol's first SSO login
+    await wharf.auth.createLocalUser('carol', 'carols-own-password'); // before carol's first SSO login
     const visit = (await new Browserless().signIn(`${wharf.baseUrl}/me?provider=corp`, 'carol')) as Visit;
     expect(visit.response.status).toBe(403);
     expect(visit.body).toContain('already belongs to someone else');
+  });
+});
+
+describe('API v1 hook: who signed in through OpenID', () => {
+  let wharf: Harness;
+  let app: Awaited<ReturnType<typeof buildWharf>> | undefined;
+  beforeAll(async () => {
+    wharf = await startHarness();
+  });
+  afterAll(async () => {
+    await app?.close();
+    await wharf?.close();
+  });
+
+  it('answers the same in process (inject) and over HTTP (AuthService elsewhere)', async () => {
+    const browser = new Browserless();
+    const back = (await browser.signIn(
+      `${wharf.baseUrl}${openIdLoginUrl('/api/v1/signin/openid/done')}`,
+      'alice',
+    )) as Visit;
+    expect(back.url.pathname).toBe('/api/v1/signin/openid/done');
+    const cookie = browser.jar.header(new URL(wharf.baseUrl));
+    const expected = {
+      username: 'corp:alice',
+      account: 'alice',
+      groups: ['firm/crate-owners', 'firm/everyone'],
+    };
+    expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toEqual(expected);
+    // A second process on the same store, all roles in one: the in-process path.
+    app = await buildWharf(
+      wharf.config,
+      await FsObjectStore.open(wharf.config.store.dataDir),
+      createLogger('silent'),
+    );
+    await app.app.ready();
+    expect(await openIdSessionOf(cookie, { app: app.app })).toEqual(expected);
+    expect(await openIdSessionOf('wharf_sso=forged', { app: app.app })).toBeNull();
+    expect(await openIdSessionOf(undefined, { authUrl: wharf.baseUrl })).toBeNull();
   });
 });

@@ -5,19 +5,31 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { createOpenIdLogin } from '../../server/auth/openid/login.ts';
+import { buildWharf, type Wharf } from '../../server/app.ts';
 import { validateConfig } from '../../server/config/load.ts';
 import type { OpenIdProviderConfig, WharfConfig } from '../../server/config/types.ts';
 import { createLogger } from '../../server/observability/logger.ts';
 import { FsObjectStore } from '../../server/store/fs-store.ts';
-import { InterimIdentity } from './interim-identity.ts';
 import { startProvider, type TestProvider } from './op.ts';
+
+const SERVICE = { name: 'registry', password: 'registry-service-password-0123' };
+export const ADMIN_PASSWORD = 'bootstrap-admin-password';
+
+/** What a registry asks the AuthService (RestAuth API, as a service), to check tokens and accounts. */
+export interface AuthServiceChecks {
+  /** The account a token belongs to (`POST /restauth/verify {token}`), or null when refused. */
+  accountOfToken(token: string): Promise<string | null>;
+  /** `docker login`'s check: a username with a token as the password, or null when refused. */
+  accountOfPassword(username: string, password: string): Promise<string | null>;
+  userExists(name: string): Promise<boolean>;
+  /** A local password account, made by an administrator's service. */
+  createLocalUser(name: string, password: string): Promise<void>;
+}
 
 export interface Harness {
   baseUrl: string;
   provider: TestProvider;
-  identity: InterimIdentity;
+  auth: AuthServiceChecks;
   /** Everything the replicas logged, as JSON lines. */
   logs: string[];
   config: WharfConfig;
@@ -25,8 +37,9 @@ export interface Harness {
 }
 
 /**
- * A test provider and two wharf replicas on one store behind one address, answering requests in
- * turn (a round-robin load balancer): every multi-request flow crosses replicas, which proves that
+ * A test provider and two wharf AuthService replicas (the real server program's buildWharf), each
+ * with its own store handle on one data directory, behind one address answering requests in turn
+ * (a round-robin load balancer): every multi-request flow crosses replicas, which proves that
  * pending logins and sessions live in the store and not in a process.
  */
 export async function startHarness(
@@ -35,6 +48,8 @@ export async function startHarness(
     /** More providers, all backed by the same test provider (same client), told apart by name. */
     extraProviders?: Partial<OpenIdProviderConfig>[];
     op?: { userinfo?: boolean; tamperNonce?: boolean };
+    /** Extra settings for the server (e.g. roles, registry). */
+    settings?: Record<string, unknown>;
   } = {},
 ): Promise<Harness> {
   const server: Server = createServer();
@@ -42,8 +57,6 @@ export async function startHarness(
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const provider = await startProvider({ redirectBaseUrl: baseUrl, ...options.op });
   const dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-oidc-'));
-  const store = await FsObjectStore.open(dataDir);
-  const identity = new InterimIdentity(store);
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk, _encoding, done) {
@@ -64,8 +77,15 @@ export async function startHarness(
     ...overrides,
   });
   const config = validateConfig({
-    store: { dataDir },
+    roles: ['auth'],
+    publicUrl: baseUrl,
     logLevel: 'info',
+    store: { dataDir },
+    auth: {
+      bcryptCost: 10,
+      adminPassword: ADMIN_PASSWORD,
+      services: [{ ...SERVICE, permissions: ['*'] }],
+    },
     openid: {
       tokenEncryptionKey: randomBytes(32).toString('base64'),
       providers: [
@@ -73,42 +93,57 @@ export async function startHarness(
         ...(options.extraProviders ?? []).map(providerSettings),
       ],
     },
+    ...options.settings,
   });
-  const replicas: FastifyInstance[] = [];
-  const closers: (() => Promise<void>)[] = [];
+  const replicas: Wharf[] = [];
   try {
     for (let replica = 0; replica < 2; replica++) {
-      const logger = createLogger('info', sink).child({ replica });
-      const app = Fastify({ loggerInstance: logger as FastifyBaseLogger });
-      const login = await createOpenIdLogin({ config: config.openid, store, logger, identity });
-      await login!.register(app);
-      await app.ready();
-      replicas.push(app);
-      closers.push(async () => {
-        await login!.close();
-        await app.close();
-      });
+      const store = await FsObjectStore.open(dataDir);
+      const wharf = await buildWharf(config, store, createLogger('info', sink).child({ replica }));
+      await wharf.app.ready();
+      replicas.push(wharf);
     }
   } catch (error) {
+    for (const wharf of replicas) await wharf.close();
     await provider.close();
     server.close();
     await rm(dataDir, { recursive: true, force: true });
     throw error;
   }
   let turn = 0;
-  server.on('request', (req, res) => replicas[turn++ % replicas.length]!.routing(req, res));
+  server.on('request', (req, res) => replicas[turn++ % replicas.length]!.app.routing(req, res));
+
+  const service = `Basic ${Buffer.from(`${SERVICE.name}:${SERVICE.password}`).toString('base64')}`;
+  const restauth = (method: string, url: string, body?: unknown) =>
+    fetch(`${baseUrl}/restauth${url}`, {
+      method,
+      headers: { authorization: service, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+  const verified = async (response: Response) =>
+    response.status === 200 ? ((await response.json()) as { name: string }).name : null;
+  const auth: AuthServiceChecks = {
+    accountOfToken: async (token) => verified(await restauth('POST', '/verify', { token })),
+    accountOfPassword: async (username, password) =>
+      verified(await restauth('POST', '/verify', { username, password })),
+    userExists: async (name) => (await restauth('GET', `/users/${name}`)).status === 200,
+    async createLocalUser(name, password) {
+      const response = await restauth('POST', '/users', { username: name, password });
+      if (response.status !== 201) throw new Error(`creating ${name}: ${response.status}`);
+    },
+  };
+
   return {
     baseUrl,
     provider,
-    identity,
+    auth,
     logs,
     config,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const close of closers) await close();
+      for (const wharf of replicas) await wharf.close();
       await provider.close();
-      await store.close();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

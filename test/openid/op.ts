@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
@@ -50,6 +51,15 @@ export async function startProvider(options: {
     features: { devInteractions: { enabled: true }, userinfo: { enabled: options.userinfo ?? true } },
     pkce: { required: () => true },
     cookies: { keys: ['wharf-test-cookie-key'] },
+    // Its own signing key (RS256, the default algorithm every client accepts).
+    jwks: {
+      keys: [
+        {
+          ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
+          use: 'sig',
+        },
+      ],
+    },
     ttl: {
       Interaction: 600,
       Session: 3600,

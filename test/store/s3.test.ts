@@ -26,9 +26,10 @@ const silent = pino({ level: 'silent' });
 
 // One MinIO for the whole file: the contract suite gets its own bucket, the S3-only tests others.
 let minio: MinioServer;
+// A cold cache builds MinIO first (hack/minio.sh, minutes on 2 cores); a warm one starts in ~0.5 s.
 beforeAll(async () => {
   minio = await startMinio();
-});
+}, 20 * 60_000);
 afterAll(async () => {
   await minio?.stop();
 });

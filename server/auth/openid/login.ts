@@ -16,6 +16,7 @@ import {
   sha256,
 } from './login-state.ts';
 import { errorPage, PAGE_HEADERS, providerChoicePage, refusalPage, tokenPage } from './pages.ts';
+import { closePasswordEndpointsForPeople } from './password-gate.ts';
 import { CALLBACK_PATHS, discoverProviders, type OpenIdProvider, type Purpose } from './providers.ts';
 import { TokenSealer } from './token-sealer.ts';
 
@@ -289,6 +290,7 @@ export async function createOpenIdLogin(options: {
   return {
     sessionFor,
     async register(app: FastifyInstance) {
+      closePasswordEndpointsForPeople(app);
       await app.register(async (scope) => {
         const schema = { querystring: querySchema };
         for (const path of ['/me', CALLBACK_PATHS.me]) scope.get(path, { schema }, tokenRoute('me'));
