@@ -5,7 +5,7 @@
  * the generated Ingress routes clients by host and path.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resourcePath } from '../../operator/kube/client.ts';
 import { readSecret } from '../../operator/runtime/objects.ts';
 import { CARGO, cargoHome, registryToml, writeCrate } from '../cargo/cargo-cli.ts';
+import { writeOciLayout } from '../oci/layout.ts';
 import { type IngressObject, startIngressProxy } from '../support/ingress-proxy.ts';
 import {
   canRunPods,
@@ -24,6 +25,7 @@ import {
   startPod,
   waitReady,
 } from '../support/kubelet-standin.ts';
+import { toolPath } from '../support/tools.ts';
 import {
   condition,
   createNamespaceWithS3Secret,
@@ -235,6 +237,61 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
         'hello through the ingress\n',
       );
       expect(proxy!.hits.get('crates-registry')).toBeGreaterThan(registryHitsBefore + 2);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }, 300_000);
+
+  it('skopeo logs in, pushes and pulls an image through the Ingress host', async () => {
+    const work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-oci-'));
+    try {
+      const layout = await writeOciLayout(path.join(work, 'layout'));
+      await writeFile(
+        path.join(work, 'policy.json'),
+        JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }),
+      );
+      const skopeoBinary = await toolPath('skopeo');
+      const skopeo = (command: string, ...args: string[]) =>
+        runWithHosts(
+          { [HOST]: ingressAddress },
+          skopeoBinary,
+          [
+            ...(command === 'copy' ? [`--policy=${path.join(work, 'policy.json')}`] : []),
+            command,
+            `--authfile=${path.join(work, 'auth.json')}`,
+            ...args,
+          ],
+          { cwd: work, env: { PATH: process.env.PATH ?? '', HOME: work } },
+        );
+      const before = proxy!.hits.get('crates-registry') ?? 0;
+      const login = await skopeo(
+        'login',
+        '--tls-verify=false',
+        '-u',
+        'alice',
+        '-p',
+        'alice-password-1',
+        HOST,
+      );
+      expect(login.code, login.stderr).toBe(0);
+      const push = await skopeo(
+        'copy',
+        '--dest-tls-verify=false',
+        `oci:${path.join(work, 'layout')}:v1`,
+        `docker://${HOST}/alice/app:v1`,
+      );
+      expect(push.code, push.stderr).toBe(0);
+      const inspect = await skopeo('inspect', '--tls-verify=false', `docker://${HOST}/alice/app:v1`);
+      expect(inspect.code, inspect.stderr).toBe(0);
+      expect(JSON.parse(inspect.stdout).Digest).toBe(layout.image.digest);
+      const pull = await skopeo(
+        'copy',
+        '--src-tls-verify=false',
+        `docker://${HOST}/alice/app:v1`,
+        `oci:${path.join(work, 'pulled')}:v1`,
+      );
+      expect(pull.code, pull.stderr).toBe(0);
+      expect(proxy!.hits.get('crates-registry')).toBeGreaterThan(before + 4);
     } finally {
       await rm(work, { recursive: true, force: true });
     }
