@@ -171,6 +171,7 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
     registries,
     providers,
     secretsDigest: stableHash(digest),
+    fallbackPublicUrl: candidates.map((registry) => publicUrl(registry.spec.ingress)).find(Boolean),
   });
   const applied = await applyChildren(ctx, auth, objects);
   conditions.push(applied.condition);
@@ -179,7 +180,9 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
   if (applied.changed.length)
     for (const registry of candidates) ctx.enqueue('Registry', `${namespace}/${registry.metadata.name}`);
 
-  const url = publicUrl(auth.spec.ingress);
+  const url =
+    publicUrl(auth.spec.ingress) ??
+    candidates.map((registry) => publicUrl(registry.spec.ingress)).find(Boolean);
   await publishStatus(
     ctx,
     auth,

@@ -59,6 +59,11 @@ export interface AuthServiceInputs {
   providers: ProviderInput[];
   /** Digest of the Secrets the pods read, so a rotated password rolls the pods too. */
   secretsDigest: string;
+  /**
+   * Without an Ingress of its own, people reach the AuthService through a Registry's host (the
+   * identity paths): that host is its public URL, and the base of OpenID redirect URLs.
+   */
+  fallbackPublicUrl?: string | undefined;
 }
 
 export interface RegistryInputs {
@@ -103,7 +108,7 @@ export function authServiceConfig(auth: AuthService, inputs: AuthServiceInputs):
     passwordFile: `${SERVICES_DIR}/${registry.serviceName}`,
     permissions: REGISTRY_SERVICE_PERMISSIONS,
   }));
-  const url = publicUrl(auth.spec.ingress);
+  const url = publicUrl(auth.spec.ingress) ?? inputs.fallbackPublicUrl;
   return {
     roles: ['auth'],
     port: SERVER_PORT,

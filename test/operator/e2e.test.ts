@@ -6,7 +6,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -46,29 +47,37 @@ const ingressAddress = loopbackAddress();
 
 /** An HTTP request to the ingress address with a Host header, as a client resolving HOST would send. */
 function viaIngress(method: string, path: string, body?: unknown, auth?: string) {
-  return new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(
-      {
-        host: ingressAddress,
-        port: 80,
-        method,
-        path,
-        headers: {
-          host: HOST,
-          ...(payload ? { 'content-type': 'application/json' } : {}),
-          ...(auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {}),
+  return new Promise<{ status: number; body: string; headers: Record<string, string | undefined> }>(
+    (resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = request(
+        {
+          host: ingressAddress,
+          port: 80,
+          method,
+          path,
+          headers: {
+            host: HOST,
+            ...(payload ? { 'content-type': 'application/json' } : {}),
+            ...(auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {}),
+          },
         },
-      },
-      (response) => {
-        let text = '';
-        response.on('data', (chunk) => (text += chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+        (response) => {
+          let text = '';
+          response.on('data', (chunk) => (text += chunk));
+          response.on('end', () =>
+            resolve({
+              status: response.statusCode ?? 0,
+              body: text,
+              headers: { location: response.headers.location },
+            }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    },
+  );
 }
 
 describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
@@ -294,6 +303,76 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
       expect(proxy!.hits.get('crates-registry')).toBeGreaterThan(before + 4);
     } finally {
       await rm(work, { recursive: true, force: true });
+    }
+  }, 300_000);
+
+  it('configures OpenID login: a registered client, and the rolled AuthService pod redirects /me to the provider', async () => {
+    const oidcModule = 'oidc-provider';
+    const { Provider } = (await import(oidcModule)) as {
+      Provider: new (
+        issuer: string,
+        configuration: Record<string, unknown>,
+      ) => { callback: () => (request: IncomingMessage, response: ServerResponse) => void };
+    };
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server.on(
+      'request',
+      new Provider(issuer, { features: { registration: { enabled: true } }, clients: [] }).callback(),
+    );
+    try {
+      await h.admin.create({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'OpenIdProvider',
+        metadata: { name: 'sso', namespace: NS },
+        spec: {
+          issuerUrl: issuer,
+          allowInsecureRequests: true,
+          redirectUris: [
+            `http://${HOST}/ktra/api/v1/openid/me`,
+            `http://${HOST}/ktra/api/v1/openid/replace_token`,
+          ],
+        },
+      } as KubernetesObject);
+      const deploymentPath = resourcePath('apps/v1', 'Deployment', NS, 'main-auth');
+      const hashBefore = (await h.admin.get<
+        Deployment & { spec: { template: { metadata: { annotations: Record<string, string> } } } }
+      >(deploymentPath))!.spec.template.metadata.annotations['wharf.dev/config-hash'];
+      await h.admin.mergePatch(wharfPath('AuthService', NS, 'main'), {
+        spec: { openIdProviders: [{ name: 'sso' }] },
+      });
+      const deployment = await eventually(
+        async () => {
+          const current = await h.admin.get<
+            Deployment & { spec: { template: { metadata: { annotations: Record<string, string> } } } }
+          >(deploymentPath);
+          return (
+            current?.spec.template.metadata.annotations['wharf.dev/config-hash'] !== hashBefore && current
+          );
+        },
+        'the AuthService pod template rolled',
+        60_000,
+      );
+
+      // The stand-in rolls the pod: the old one stops, a new one starts from the new template.
+      const index = pods.findIndex((pod) => pod.name === 'main-auth');
+      const old = pods[index]!;
+      await old.stop();
+      const hosts = Object.fromEntries(pods.map((pod) => [`${pod.name}.${NS}.svc`, pod.ip]));
+      const fresh = await startPod(h.admin, deployment, old.ip, hosts);
+      pods[index] = fresh;
+      await waitReady(fresh);
+
+      const me = await viaIngress('GET', '/me');
+      expect([302, 303], me.body).toContain(me.status);
+      const location = new URL(me.headers.location ?? '');
+      expect(location.origin).toBe(issuer);
+      expect(location.searchParams.get('redirect_uri')).toBe(`http://${HOST}/ktra/api/v1/openid/me`);
+      const secret = await readSecret(h.admin, NS, 'sso-oidc-client');
+      expect(location.searchParams.get('client_id')).toBe(secret!.client_id);
+    } finally {
+      server.close();
     }
   }, 300_000);
 });
