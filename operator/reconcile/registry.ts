@@ -46,7 +46,15 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
   };
   const conditions: ConditionInput[] = [];
 
-  conditions.push(await reconcileBucket(ctx, registry, 'registry'));
+  // The bucket (S3) and the Secrets (API) are independent: check them side by side.
+  const bucket = reconcileBucket(ctx, registry, 'registry').catch(
+    (error: unknown): ConditionInput => ({
+      type: 'BucketReady',
+      status: false,
+      reason: 'Error',
+      message: (error as Error).message,
+    }),
+  );
   const client = await ensureGeneratedSecret(ctx.client, {
     ...owned,
     name: names.client,
@@ -57,6 +65,8 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
     name: names.signing,
     keys: { 'private.pem': signingKey },
   });
+
+  conditions.push(await bucket);
 
   const auth = ctx.caches.authServices.get(`${namespace}/${authName}`) as AuthService | undefined;
   conditions.push(

@@ -127,27 +127,22 @@ export async function applyChildren(
   objects: KubernetesObject[],
 ): Promise<{ condition: ConditionInput; changed: string[] }> {
   const changed: string[] = [];
-  for (const object of objects) {
-    try {
-      const result = await ensureApplied(ctx.client, object);
-      if (result.changed) changed.push(`${object.kind}/${object.metadata?.name}`);
-    } catch (error) {
-      await ctx.events.record(
-        owner,
-        'Warning',
-        'ApplyFailed',
-        `${object.kind}/${object.metadata?.name}: ${(error as Error).message}`,
-      );
-      return {
-        condition: {
-          type: 'ComponentsApplied',
-          status: false,
-          reason: 'ApplyFailed',
-          message: `${object.kind}/${object.metadata?.name}: ${(error as Error).message}`,
-        },
-        changed,
-      };
+  // Independent objects: read and apply them side by side (a Deployment may exist before its
+  // ConfigMap for a moment; its pods wait for the volume).
+  const results = await Promise.allSettled(objects.map((object) => ensureApplied(ctx.client, object)));
+  for (const [index, result] of results.entries()) {
+    const object = objects[index]!;
+    const name = `${object.kind}/${object.metadata?.name}`;
+    if (result.status === 'fulfilled') {
+      if (result.value.changed) changed.push(name);
+      continue;
     }
+    const message = `${name}: ${(result.reason as Error).message}`;
+    await ctx.events.record(owner, 'Warning', 'ApplyFailed', message);
+    return {
+      condition: { type: 'ComponentsApplied', status: false, reason: 'ApplyFailed', message },
+      changed,
+    };
   }
   if (changed.length) await ctx.events.record(owner, 'Normal', 'Applied', `Applied ${changed.join(', ')}`);
   return {
