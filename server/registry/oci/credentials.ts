@@ -24,22 +24,33 @@ export class CredentialChecker {
     this.cacheMs = cacheSeconds * 1000;
   }
 
-  async check(username: string, secret: string): Promise<Principal | null> {
+  /**
+   * `clientAddress` feeds the AuthService's rate limit, which may refuse the check by throwing
+   * TooManyAttemptsError: callers answer it as 429 with Retry-After.
+   */
+  async check(username: string, secret: string, clientAddress?: string): Promise<Principal | null> {
     const cacheKey = createHash('sha256').update(username).update('\0').update(secret).digest('base64');
     const cached = this.cache.get(cacheKey);
     if (cached && cached.until > Date.now()) return cached.principal;
     // Concurrent requests with the same credentials (a client's parallel token requests) share one check.
     const pending = this.inFlight.get(cacheKey);
     if (pending) return pending;
-    const check = this.verify(username, secret, cacheKey).finally(() => this.inFlight.delete(cacheKey));
+    const check = this.verify(username, secret, cacheKey, clientAddress).finally(() =>
+      this.inFlight.delete(cacheKey),
+    );
     this.inFlight.set(cacheKey, check);
     return check;
   }
 
-  private async verify(username: string, secret: string, cacheKey: string): Promise<Principal | null> {
+  private async verify(
+    username: string,
+    secret: string,
+    cacheKey: string,
+    clientAddress?: string,
+  ): Promise<Principal | null> {
     const principal = username.includes('+')
       ? await this.robots.verify(username, secret)
-      : await this.identity.verifyPassword(username, secret);
+      : await this.identity.verifyPassword(username, secret, clientAddress);
     this.metrics.authentication(username.includes('+') ? 'robot' : 'password', principal !== null);
     if (principal && this.cacheMs > 0) {
       if (this.cache.size > 10_000) this.cache.clear();

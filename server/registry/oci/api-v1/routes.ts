@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
+import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
 import { isRepositoryName, parseDigest } from '../names.ts';
 import {
   isSuperuser,
@@ -68,6 +69,10 @@ export async function apiV1Routes(
 
   app.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown }, request, reply) => {
     if (error instanceof ApiError) return sendError(reply, error.status, error.type, error.message);
+    if (error instanceof TooManyAttemptsError) {
+      reply.header('retry-after', String(error.retryAfterSeconds));
+      return sendError(reply, 429, 'too_many_requests', 'too many failed login attempts, retry later');
+    }
     if (error.validation) return sendError(reply, 400, 'invalid_request', error.message);
     request.log.error({ err: error }, 'API v1 request failed');
     return sendError(reply, 500, 'internal_error', 'internal error');
@@ -140,7 +145,9 @@ export async function apiV1Routes(
       const caller = await authenticate(request);
       if (!caller.session) throw new ApiError(403, 'csrf_failure', 'CSRF token was invalid or missing');
       const { username, password } = request.body;
-      const principal = username.includes('+') ? null : await services.credentials.check(username, password);
+      const principal = username.includes('+')
+        ? null
+        : await services.credentials.check(username, password, request.ip);
       if (!principal) {
         return reply
           .code(403)

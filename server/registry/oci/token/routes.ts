@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
+import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
 import { parseBasic } from '../credentials.ts';
 import { isRepositoryName } from '../names.ts';
 import { permittedActions } from '../permissions.ts';
@@ -60,7 +61,12 @@ export async function tokenRoutes(
       const basic = parseBasic(request.headers.authorization);
       if (request.headers.authorization && !basic) return unauthorized(reply, 'unsupported credentials');
       if (basic) {
-        const checked = await credentials.check(basic.username, basic.password);
+        let checked: Principal | null;
+        try {
+          checked = await credentials.check(basic.username, basic.password, request.ip);
+        } catch (error) {
+          return throttled(reply, error);
+        }
         if (!checked) return unauthorized(reply, 'invalid username or password');
         principal = checked;
       }
@@ -104,7 +110,11 @@ export async function tokenRoutes(
       let principal: Principal | null = null;
       if (form.grant_type === 'password') {
         if (!form.username || form.password === undefined) return oauthError(reply, 400, 'invalid_request');
-        principal = await credentials.check(form.username, form.password);
+        try {
+          principal = await credentials.check(form.username, form.password, request.ip);
+        } catch (error) {
+          return throttled(reply, error);
+        }
       } else if (form.grant_type === 'refresh_token') {
         if (!form.refresh_token) return oauthError(reply, 400, 'invalid_request');
         principal = await tokens.verifyRefresh(form.refresh_token);
@@ -163,6 +173,23 @@ function unauthorized(reply: FastifyReply, message: string): FastifyReply {
     .code(401)
     .header('www-authenticate', 'Basic realm="wharf"')
     .send({ errors: [{ code: 'UNAUTHORIZED', message, detail: null }] });
+}
+
+/** The AuthService's rate limit refused the password check: 429 in the registry's error format. */
+function throttled(reply: FastifyReply, error: unknown): FastifyReply {
+  if (!(error instanceof TooManyAttemptsError)) throw error;
+  return reply
+    .code(429)
+    .header('retry-after', String(error.retryAfterSeconds))
+    .send({
+      errors: [
+        {
+          code: 'TOOMANYREQUESTS',
+          message: 'too many failed login attempts',
+          detail: { retryAfterSeconds: error.retryAfterSeconds },
+        },
+      ],
+    });
 }
 
 function oauthError(reply: FastifyReply, status: number, error: string): FastifyReply {
