@@ -1,6 +1,19 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { constants, createReadStream, createWriteStream, type Dirent } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  truncate,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -282,6 +295,12 @@ export class FsObjectStore implements ObjectStore {
     return dir;
   }
 
+  /**
+   * Parts arriving in order (the usual case: a client streaming chunks) are appended to one `data`
+   * file in the upload's directory, so completion publishes that file by rename instead of copying
+   * every byte a second time. A part out of order, a re-uploaded part, or a part written while
+   * another process appends goes to its own `part-N` file, and completion copies what it must.
+   */
   async uploadPart(
     key: string,
     uploadId: string,
@@ -293,6 +312,27 @@ export class FsObjectStore implements ObjectStore {
       throw new Error(`part number must be 1..${MAX_PARTS}`);
     }
     const dir = await this.uploadDir(key, uploadId);
+    const release = await this.tryLock(`multipart:${uploadId}`);
+    if (release) {
+      try {
+        const appended = await readAppended(dir);
+        const last = appended.at(-1);
+        if (partNumber === (last?.partNumber ?? 0) + 1) {
+          const etag = await this.appendPart(dir, appended, partNumber, body, length);
+          await rm(path.join(dir, `part-${partNumber}`), { force: true });
+          return { etag };
+        }
+        // A re-upload of an appended part: forget the old bytes (the last ones can be cut off).
+        const index = appended.findIndex((part) => part.partNumber === partNumber);
+        if (index >= 0) {
+          const [dropped] = appended.splice(index, 1);
+          if (index === appended.length) await truncate(path.join(dir, 'data'), dropped!.offset);
+          await writeAppended(dir, appended);
+        }
+      } finally {
+        await release();
+      }
+    }
     const tmp = path.join(this.tmpDir, randomUUID());
     try {
       await this.writeFileSynced(tmp, body, length);
@@ -304,35 +344,133 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
+  /** Appends one part to the upload's `data` file (fsynced) and records where it lies. */
+  private async appendPart(
+    dir: string,
+    appended: AppendedPart[],
+    partNumber: number,
+    body: Body,
+    length?: number,
+  ): Promise<string> {
+    const data = path.join(dir, 'data');
+    const last = appended.at(-1);
+    const offset = last ? last.offset + last.size : 0;
+    // Bytes past the recorded parts are the remains of a failed append: cut them off first.
+    const handle = await open(data, 'a');
+    try {
+      await handle.truncate(offset);
+    } finally {
+      await handle.close();
+    }
+    try {
+      const source =
+        typeof body === 'string' || body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : body;
+      await pipeline(source, createWriteStream(data, { flags: 'a', flush: true, highWaterMark: READ_CHUNK }));
+      const size = Number((await stat(data)).size) - offset;
+      if (length !== undefined && size !== length)
+        throw new Error(`body was ${size} bytes, expected ${length}`);
+      const etag = `"${randomBytes(16).toString('hex')}"`;
+      appended.push({ partNumber, offset, size, etag });
+      await writeAppended(dir, appended);
+      return etag;
+    } catch (error) {
+      await truncate(data, offset).catch(() => undefined);
+      throw error;
+    }
+  }
+
   async completeMultipart(key: string, uploadId: string, parts: CompletedPart[]): Promise<PutResult> {
     const dir = await this.uploadDir(key, uploadId);
     if (parts.length === 0) throw new Error('a multipart upload needs at least one part');
-    const files: string[] = [];
-    for (const [index, part] of parts.entries()) {
-      if (index > 0 && part.partNumber <= parts[index - 1]!.partNumber) {
-        throw new Error('parts must be listed in ascending part-number order');
-      }
-      const file = path.join(dir, `part-${part.partNumber}`);
-      const info = await stat(file, { bigint: true }).catch(ignoreNotFound);
-      if (!info || etagOf(info) !== part.etag)
-        throw new Error(`part ${part.partNumber} is missing or changed`);
-      if (index < parts.length - 1 && Number(info.size) < MIN_PART_SIZE) {
-        throw new Error(`part ${part.partNumber} is smaller than the ${MIN_PART_SIZE}-byte minimum`);
-      }
-      files.push(file);
-    }
-    const tmp = path.join(this.tmpDir, randomUUID());
+    // Waits for an append in progress: its part may be one of those listed.
+    const release = await this.lock(`multipart:${uploadId}`);
     try {
-      async function* concatenated() {
-        for (const file of files) yield* createReadStream(file, { highWaterMark: READ_CHUNK });
+      const appended = await readAppended(dir);
+      const data = path.join(dir, 'data');
+      const sources: { file: string; offset: number; size: number }[] = [];
+      for (const [index, part] of parts.entries()) {
+        if (index > 0 && part.partNumber <= parts[index - 1]!.partNumber) {
+          throw new Error('parts must be listed in ascending part-number order');
+        }
+        const inData = appended.find((a) => a.partNumber === part.partNumber && a.etag === part.etag);
+        let source = inData ? { file: data, offset: inData.offset, size: inData.size } : null;
+        if (!source) {
+          const file = path.join(dir, `part-${part.partNumber}`);
+          const info = await stat(file, { bigint: true }).catch(ignoreNotFound);
+          if (!info || etagOf(info) !== part.etag)
+            throw new Error(`part ${part.partNumber} is missing or changed`);
+          source = { file, offset: 0, size: Number(info.size) };
+        }
+        if (index < parts.length - 1 && source.size < MIN_PART_SIZE) {
+          throw new Error(`part ${part.partNumber} is smaller than the ${MIN_PART_SIZE}-byte minimum`);
+        }
+        sources.push(source);
       }
-      await this.writeFileSynced(tmp, Readable.from(concatenated()));
-      const result = await this.commit(key, tmp, this.objectPath(key), {});
-      await rm(dir, { recursive: true, force: true });
-      return result;
+      // The leading parts that already lie in `data`, in order from its start, stay where they are.
+      let kept = 0;
+      let keptBytes = 0;
+      while (kept < sources.length && sources[kept]!.file === data && sources[kept]!.offset === keptBytes) {
+        keptBytes += sources[kept]!.size;
+        kept++;
+      }
+      // Cutting `data` short must not lose bytes a later listed part still needs: then copy it all.
+      if (sources.slice(kept).some((source) => source.file === data)) kept = 0;
+      const target = kept > 0 ? data : path.join(this.tmpDir, randomUUID());
+      try {
+        if (kept > 0) await truncate(data, keptBytes);
+        async function* rest() {
+          for (const { file, offset, size } of sources.slice(kept)) {
+            if (size > 0)
+              yield* createReadStream(file, {
+                start: offset,
+                end: offset + size - 1,
+                highWaterMark: READ_CHUNK,
+              });
+          }
+        }
+        // Always through an fsync, also when nothing is appended: the truncation must be durable too.
+        await pipeline(
+          Readable.from(rest()),
+          createWriteStream(target, { flags: 'a', flush: true, highWaterMark: READ_CHUNK }),
+        );
+        const result = await this.commit(key, target, this.objectPath(key), {});
+        await rm(dir, { recursive: true, force: true });
+        return result;
+      } finally {
+        if (kept === 0) await rm(target, { force: true });
+      }
     } finally {
-      await rm(tmp, { force: true });
+      await release();
     }
+  }
+
+  /**
+   * Takes a lock without waiting: `null` when someone holds it. While held, the lock file's mtime
+   * is refreshed, so a long transfer is never mistaken for a crashed holder.
+   */
+  private async tryLock(name: string): Promise<(() => Promise<void>) | null> {
+    const lockFile = path.join(this.locksDir, createHash('sha256').update(name).digest('hex'));
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const handle = await open(lockFile, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
+        await handle.close();
+        const refresh = setInterval(() => {
+          const now = new Date();
+          utimes(lockFile, now, now).catch(() => undefined);
+        }, STALE_LOCK_MS / 4);
+        refresh.unref();
+        return async () => {
+          clearInterval(refresh);
+          await unlink(lockFile).catch(() => undefined);
+        };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const info = await stat(lockFile).catch(() => null);
+        if (!info || Date.now() - info.mtimeMs <= STALE_LOCK_MS) return null;
+        await unlink(lockFile).catch(() => undefined);
+      }
+    }
+    return null;
   }
 
   async abortMultipart(key: string, uploadId: string): Promise<void> {
@@ -349,6 +487,26 @@ export class FsObjectStore implements ObjectStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A part stored inside a multipart upload's `data` file. */
+interface AppendedPart {
+  partNumber: number;
+  offset: number;
+  size: number;
+  etag: string;
+}
+
+async function readAppended(dir: string): Promise<AppendedPart[]> {
+  const text = await readFile(path.join(dir, 'appended.json'), 'utf8').catch(ignoreNotFound);
+  return text ? (JSON.parse(text) as AppendedPart[]) : [];
+}
+
+/** Replaces the record atomically: a crash leaves the old list or the new one. */
+async function writeAppended(dir: string, appended: AppendedPart[]): Promise<void> {
+  const tmp = path.join(dir, `appended.${randomUUID()}.tmp`);
+  await writeFile(tmp, JSON.stringify(appended), { flush: true });
+  await rename(tmp, path.join(dir, 'appended.json'));
 }
 
 type BigIntStats = Awaited<ReturnType<typeof stat>> & { ino: bigint; size: bigint; mtimeNs: bigint };

@@ -202,6 +202,42 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect((await buffer(object!.body)).equals(Buffer.concat([part1, part2]))).toBe(true);
     });
 
+    it('completes with re-uploaded parts and with a subset of the parts, and refuses a replaced ETag', async () => {
+      const key = `${scope()}/reuploaded.bin`;
+      const [a, b, b2, c] = [0, 1, 2, 3].map(() => randomBytes(MIN_PART_SIZE));
+      const uploadId = await store.createMultipart(key);
+      const first = await store.uploadPart(key, uploadId, 1, a!, MIN_PART_SIZE);
+      const second = await store.uploadPart(key, uploadId, 2, Readable.from([b!]), MIN_PART_SIZE);
+      const third = await store.uploadPart(key, uploadId, 3, c!, MIN_PART_SIZE);
+      // Part 2 sent again with other bytes: the new version wins, the old ETag no longer completes.
+      const secondAgain = await store.uploadPart(key, uploadId, 2, b2!, MIN_PART_SIZE);
+      expect(secondAgain.etag).not.toBe(second.etag);
+      await expect(
+        store.completeMultipart(key, uploadId, [
+          { partNumber: 1, etag: first.etag },
+          { partNumber: 2, etag: second.etag },
+          { partNumber: 3, etag: third.etag },
+        ]),
+      ).rejects.toThrow();
+      await store.completeMultipart(key, uploadId, [
+        { partNumber: 1, etag: first.etag },
+        { partNumber: 2, etag: secondAgain.etag },
+        { partNumber: 3, etag: third.etag },
+      ]);
+      expect((await buffer((await store.get(key))!.body)).equals(Buffer.concat([a!, b2!, c!]))).toBe(true);
+
+      const subsetKey = `${scope()}/subset.bin`;
+      const subsetId = await store.createMultipart(subsetKey);
+      const p1 = await store.uploadPart(subsetKey, subsetId, 1, a!, MIN_PART_SIZE);
+      await store.uploadPart(subsetKey, subsetId, 2, b!, MIN_PART_SIZE);
+      const p3 = await store.uploadPart(subsetKey, subsetId, 3, c!, MIN_PART_SIZE);
+      await store.completeMultipart(subsetKey, subsetId, [
+        { partNumber: 1, etag: p1.etag },
+        { partNumber: 3, etag: p3.etag },
+      ]);
+      expect((await buffer((await store.get(subsetKey))!.body)).equals(Buffer.concat([a!, c!]))).toBe(true);
+    });
+
     it('refuses a multipart upload whose non-final part is under the minimum', async () => {
       const key = `${scope()}/small-parts.bin`;
       const uploadId = await store.createMultipart(key);
