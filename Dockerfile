@@ -12,7 +12,7 @@ LABEL org.opencontainers.image.title="wharf" \
       org.opencontainers.image.description="Cargo registry, OCI registry, authentication service and Kubernetes operator" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--disable-warning=ExperimentalWarning
+    NODE_OPTIONS="--disable-warning=ExperimentalWarning --max-semi-space-size=1"
 WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
 COPY package.json ./
