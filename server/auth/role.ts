@@ -27,6 +27,7 @@ export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
     store,
     logger,
     identity: directoryIdentity(directory),
+    metrics,
   });
 
   return {

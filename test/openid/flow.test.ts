@@ -197,6 +197,22 @@ describe('OpenID login against oidc-provider', () => {
     expect(await wharf.auth.accountOfPassword('alice', 'any-password')).toBeNull();
   });
 
+  it('counts sign-ins and refusals in wharf_authentications_total', async () => {
+    // Two replicas, one counter each: the load balancer sends one request to each.
+    let text = '';
+    for (let i = 0; i < 2; i++) text += await (await fetch(`${wharf.baseUrl}/metrics`)).text();
+    const sum = (result: string) =>
+      [
+        ...text.matchAll(
+          new RegExp(`wharf_authentications_total\\{method="openid",result="${result}"\\} (\\d+)`, 'g'),
+        ),
+      ]
+        .map((match) => Number(match[1]))
+        .reduce((a, b) => a + b, 0);
+    expect(sum('success')).toBeGreaterThanOrEqual(5);
+    expect(sum('failure')).toBeGreaterThanOrEqual(3); // bob, replay, another browser, unknown state, denied
+  });
+
   it('never writes a token, code or state into its logs', async () => {
     const browser = new Browserless();
     const callback = (await browser.signIn(`${wharf.baseUrl}/me`, 'alice', { stopAtCallback: true })) as URL;

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as client from 'openid-client';
 import type { Logger } from 'pino';
 import type { OpenIdConfig } from '../../config/types.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { federatedUserFrom, isAuthorized } from './access.ts';
 import { FederatedAccounts, type MeReply } from './accounts.ts';
@@ -72,6 +73,8 @@ export async function createOpenIdLogin(options: {
   store: ObjectStore;
   logger: Logger;
   identity: OpenIdIdentityPort;
+  /** Counts sign-ins in `wharf_authentications_total{method="openid"}`. */
+  metrics?: Metrics;
 }): Promise<OpenIdLogin | null> {
   const { config, store, logger } = options;
   if (config.providers.length === 0) return null;
@@ -144,7 +147,15 @@ export async function createOpenIdLogin(options: {
     return reply.code(302).header('cache-control', 'no-store').redirect(target.href);
   }
 
+  /** Every callback counts once: success when a session was opened, failure otherwise. */
+  const signedIn = new WeakSet<FastifyRequest>();
   async function finishLogin(request: FastifyRequest, reply: FastifyReply, query: CallbackQuery) {
+    const result = await completeLogin(request, reply, query);
+    options.metrics?.authentication('openid', signedIn.has(request));
+    return result;
+  }
+
+  async function completeLogin(request: FastifyRequest, reply: FastifyReply, query: CallbackQuery) {
     if (!query.state)
       return fail(request, reply, 400, 'Sign-in refused', "The provider's answer carries no state.");
     const claimed = await state.claimLogin(query.state, readCookie(request, BROWSER_COOKIE));
@@ -246,6 +257,7 @@ export async function createOpenIdLogin(options: {
       expiresAt: Date.now() + config.sessionSeconds * 1000,
     };
     const sessionId = await state.createSession(session);
+    signedIn.add(request);
     setCookie(reply, SESSION_COOKIE, sessionId, {
       maxAgeSeconds: config.sessionSeconds,
       secure: secureCookies,
