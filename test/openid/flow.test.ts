@@ -71,6 +71,13 @@ describe('OpenID login against oidc-provider', () => {
     expect(await wharf.auth.accountOfPassword('alice', old)).toBeNull();
     expect(await wharf.auth.accountOfPassword('alice', reply.new_token as string)).toBe('alice');
     expect(await wharf.auth.accountOfPassword('carol', reply.new_token as string)).toBeNull();
+    // A HEAD (link checker, prefetcher) never replaces the token.
+    const head = await fetch(`${wharf.baseUrl}/replace_token`, {
+      method: 'HEAD',
+      headers: { cookie: browser.jar.header(new URL(wharf.baseUrl)) },
+    });
+    expect(head.status).toBe(404);
+    expect(await wharf.auth.accountOfToken(reply.new_token as string)).toBe('alice');
     // With the session, the Ktra path replaces again without a provider round trip.
     const second = json(await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/replace_token`));
     expect(second.revoked_token).toBe(reply.new_token);

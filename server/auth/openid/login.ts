@@ -304,14 +304,17 @@ export async function createOpenIdLogin(options: {
     async register(app: FastifyInstance) {
       closePasswordEndpointsForPeople(app);
       await app.register(async (scope) => {
+        // No automatic HEAD routes: a HEAD (link checkers, prefetchers) must never replace a token
+        // or start a sign-in.
         const schema = { querystring: querySchema };
-        for (const path of ['/me', CALLBACK_PATHS.me]) scope.get(path, { schema }, tokenRoute('me'));
+        const head = { exposeHeadRoute: false };
+        for (const path of ['/me', CALLBACK_PATHS.me]) scope.get(path, { schema, ...head }, tokenRoute('me'));
         for (const path of ['/replace_token', CALLBACK_PATHS.replace_token])
-          scope.get(path, { schema }, tokenRoute('replace_token'));
+          scope.get(path, { schema, ...head }, tokenRoute('replace_token'));
 
         // API v1 (and any page of this host) signs people in through the same flow:
         // GET /ktra/api/v1/openid/login?return_to=/path → provider → back to /path with a session.
-        scope.get('/ktra/api/v1/openid/login', { schema }, async (request, reply) => {
+        scope.get('/ktra/api/v1/openid/login', { schema, ...head }, async (request, reply) => {
           const returnTo = (request.query as CallbackQuery).return_to ?? '/';
           if (!SAFE_RETURN_PATH.test(returnTo))
             return fail(request, reply, 400, 'Sign-in refused', 'return_to must be a path on this host.');
