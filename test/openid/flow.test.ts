@@ -350,6 +350,34 @@ describe('accounts across providers and local users', () => {
   });
 });
 
+describe('sessions after the allow-lists change', () => {
+  it('ends the sessions of people the new configuration no longer admits', async () => {
+    const wharf = await startHarness();
+    let tightened: Awaited<ReturnType<typeof buildWharf>> | undefined;
+    try {
+      const browser = new Browserless();
+      await browser.signIn(`${wharf.baseUrl}/me`, 'carol'); // admitted through authorizedUsers
+      const cookie = browser.jar.header(new URL(wharf.baseUrl));
+      expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toMatchObject({ account: 'carol' });
+      // The same store, restarted with carol removed from authorizedUsers.
+      const config = structuredClone(wharf.config);
+      config.openid.providers[0]!.authorizedUsers = [];
+      tightened = await buildWharf(
+        config,
+        await FsObjectStore.open(config.store.dataDir),
+        createLogger('silent'),
+      );
+      await tightened.app.ready();
+      expect(await openIdSessionOf(cookie, { app: tightened.app })).toBeNull();
+      const me = await tightened.app.inject({ url: '/me', headers: { cookie } });
+      expect(me.statusCode).toBe(302); // back to the provider, where carol will be refused
+    } finally {
+      await tightened?.close();
+      await wharf.close();
+    }
+  });
+});
+
 describe('API v1 hook: who signed in through OpenID', () => {
   let wharf: Harness;
   let app: Awaited<ReturnType<typeof buildWharf>> | undefined;

@@ -96,7 +96,18 @@ export async function createOpenIdLogin(options: {
 
   const registryHostOf = (provider: string) =>
     new URL(providers.get(provider)?.redirectUris.me ?? 'http://registry').host;
-  const sessionFor = (request: FastifyRequest) => state.session(readCookie(request, SESSION_COOKIE));
+  /**
+   * The request's session, if it is still valid under the current configuration: a provider
+   * removed, or allow-lists tightened (and the server restarted), end the sessions they no longer admit.
+   */
+  const sessionFor = async (request: FastifyRequest): Promise<Session | null> => {
+    const session = await state.session(readCookie(request, SESSION_COOKIE));
+    const provider = session ? providers.get(session.provider) : undefined;
+    if (!session || !provider) return null;
+    const identity = session.username.slice(session.provider.length + 1);
+    const user = { provider: session.provider, subject: '', identity, groups: session.groups };
+    return isAuthorized(provider.settings, user) ? session : null;
+  };
 
   async function startLogin(request: FastifyRequest, reply: FastifyReply, purpose: Purpose, then: Then) {
     const query = request.query as CallbackQuery;
