@@ -322,6 +322,10 @@ describe('accounts across providers and local users', () => {
     const page = await new Browserless('text/html').request(`${wharf.baseUrl}/me`);
     expect(page.response.status).toBe(200);
     for (const name of ['corp', 'partner', 'guests']) expect(page.body).toContain(`/me?provider=${name}`);
+    // The links come from the route, not the raw URL: `//me` must not become a link to host "me".
+    const doubled = await new Browserless('text/html').request(`${wharf.baseUrl}//me`);
+    expect(doubled.body).toContain('href="/me?provider=corp"');
+    expect(doubled.body).not.toContain('href="//');
     const api = await new Browserless().request(`${wharf.baseUrl}/me`);
     expect(api.response.status).toBe(400);
     expect(api.body).toContain('corp, partner, guests');

@@ -9,6 +9,7 @@ import { FederatedAccounts, type MeReply } from './accounts.ts';
 import { BROWSER_COOKIE, readCookie, SESSION_COOKIE, setCookie } from './cookies.ts';
 import type { OpenIdIdentityPort } from './identity-port.ts';
 import {
+  type AfterLogin,
   type ClaimRefusal,
   LoginState,
   type PendingLogin,
@@ -20,9 +21,6 @@ import { errorPage, PAGE_HEADERS, providerChoicePage, refusalPage, tokenPage } f
 import { closePasswordEndpointsForPeople } from './password-gate.ts';
 import { CALLBACK_PATHS, discoverProviders, type OpenIdProvider, type Purpose } from './providers.ts';
 import { TokenSealer } from './token-sealer.ts';
-
-/** Where a finished login goes: the Ktra token reply, or back to a page of this host (API v1 sign-in). */
-type Then = { kind: 'token' } | { kind: 'redirect'; path: string };
 
 interface CallbackQuery {
   code?: string;
@@ -109,7 +107,12 @@ export async function createOpenIdLogin(options: {
     return isAuthorized(provider.settings, user) ? session : null;
   };
 
-  async function startLogin(request: FastifyRequest, reply: FastifyReply, purpose: Purpose, then: Then) {
+  async function startLogin(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    purpose: Purpose,
+    then: AfterLogin,
+  ) {
     const query = request.query as CallbackQuery;
     let provider: OpenIdProvider | undefined;
     if (providers.size === 1) provider = [...providers.values()][0];
@@ -121,7 +124,7 @@ export async function createOpenIdLogin(options: {
         return reply
           .code(200)
           .headers(PAGE_HEADERS)
-          .send(providerChoicePage([...providers.keys()], request.url.split('?')[0]!));
+          .send(providerChoicePage([...providers.keys()], request.routeOptions.url ?? '/me'));
       return reply.code(400).send({
         errors: [{ detail: `choose a provider with ?provider=: ${[...providers.keys()].join(', ')}` }],
       });
@@ -132,7 +135,7 @@ export async function createOpenIdLogin(options: {
     let browser = readCookie(request, BROWSER_COOKIE);
     if (!browser || !/^[A-Za-z0-9_-]{43}$/.test(browser)) browser = randomSecret();
     const redirectUri = provider.redirectUris[purpose];
-    const pending: PendingLogin & { then: Then } = {
+    const pending: PendingLogin = {
       provider: provider.settings.name,
       purpose,
       redirectUri,
@@ -174,7 +177,7 @@ export async function createOpenIdLogin(options: {
       request.log.warn({ refusal: claimed }, 'OpenID callback refused');
       return fail(request, reply, 400, 'Sign-in refused', REFUSALS[claimed]);
     }
-    const pending = claimed as PendingLogin & { then: Then };
+    const pending = claimed;
     const provider = providers.get(pending.provider);
     if (!provider)
       return fail(request, reply, 400, 'Sign-in refused', 'That provider is no longer configured.');
