@@ -12,14 +12,15 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { makeCrate, metadata, publishBody } from '../test/cargo/crate-file.ts';
 import { load as loadFor } from './load.ts';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const PUBLISHES = Number(process.env.BENCH_PUBLISHES ?? 20);
+const PUBLISHES = Number(process.env.BENCH_PUBLISHES ?? 30);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const root = path.resolve(import.meta.dirname, '..');
 const work = await mkdtemp(path.join(tmpdir(), 'wharf-bench-cargo-'));
 const children: ChildProcess[] = [];
@@ -132,16 +133,41 @@ port = ${port}
   return { url, token };
 }
 
+/** kellnr with an admin token from its setup settings and its data in the temp dir. */
+async function startKellnr(bin: string): Promise<{ url: string; token: string }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const token = `bench${randomBytes(12).toString('hex')}`;
+  const child = spawn(bin, [], {
+    cwd: work,
+    env: {
+      ...process.env,
+      KELLNR_LOCAL__IP: '127.0.0.1',
+      KELLNR_LOCAL__PORT: String(port),
+      KELLNR_ORIGIN__HOSTNAME: '127.0.0.1',
+      KELLNR_ORIGIN__PORT: String(port),
+      KELLNR_REGISTRY__DATA_DIR: path.join(work, 'kellnr'),
+      KELLNR_SETUP__ADMIN_TOKEN: token,
+      KELLNR_SETUP__ADMIN_PWD: 'bench-password-123',
+    },
+    stdio: 'ignore',
+  });
+  children.push(child);
+  await waitFor(`${url}/api/v1/crates/config.json`, (s) => s < 500);
+  return { url, token };
+}
+
 async function publishTimes(
   url: string,
   token: string,
   name: string,
   count: number,
   big?: Buffer,
+  firstPatch = 0,
 ): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < count; i++) {
-    const vers = `1.0.${i}`;
+    const vers = `1.0.${firstPatch + i}`;
     const crate = await makeCrate([
       { name: `${name}-${vers}/Cargo.toml`, body: `[package]\nname = "${name}"\nversion = "${vers}"\n` },
       { name: `${name}-${vers}/src/lib.rs`, body: big ? big.toString('base64') : 'pub fn f() {}\n' },
@@ -180,67 +206,185 @@ const PIPELINING = Number(process.env.BENCH_PIPELINING ?? 8);
 const load = (url: string, headers: Record<string, string> = {}, pipelining = 1) =>
   loadFor(url, { connections: CONNECTIONS, seconds: SECONDS, headers, pipelining });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
-const rows: [string, string, string, string][] = [];
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
-function row(
-  figure: string,
-  wharf: number,
-  peer: number | null,
-  peerName: string,
-  higherIsBetter = true,
-  digits = 0,
-) {
-  const ratio = peer === null ? 'n/a' : `${(higherIsBetter ? wharf / peer : peer / wharf).toFixed(2)}x`;
-  rows.push([
-    figure,
-    fmt(wharf, digits),
-    peer === null ? `n/a (${peerName})` : `${fmt(peer, digits)} (${peerName})`,
-    ratio,
-  ]);
+const fmt = (n: number | null, digits = 0) => (n !== null && Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+/** A registry under test: how to reach its index file, its downloads, and publish to it. */
+interface Target {
+  name: string;
+  url: string;
+  token: string;
+  /** URL of the index file of `bench-crate`, or null without a sparse index. */
+  indexFile: string | null;
+  download: (crate: string, version: string) => string;
+}
+
+interface Figures {
+  index200: number | null;
+  index304: number | null;
+  dlMBps: number;
+  dlRps: number;
+  publishMs: number;
+  notes: string[];
+}
+
+/**
+ * The machine is shared (other work runs beside the benchmark), so figures are taken in ROUNDS
+ * short rounds that alternate between the registries, and each figure is the median of its rounds:
+ * a burst of outside load then hits every registry alike instead of one of them.
+ */
+async function measureAll(targets: Target[], big: Buffer): Promise<Figures[]> {
+  const samples = targets.map(() => ({
+    index200: [] as number[],
+    index304: [] as number[],
+    dlMBps: [] as number[],
+    dlRps: [] as number[],
+    publish: [] as number[],
+    notes: new Map<string, Record<number, number>>(),
+  }));
+  const etags = new Map<Target, string | null>();
+  for (const target of targets) {
+    await publishTimes(target.url, target.token, 'bench-big', 1, big);
+    if (target.indexFile) {
+      await publishTimes(target.url, target.token, 'bench-crate', 1, undefined, 999);
+      const first = await fetch(target.indexFile, { headers: { authorization: target.token } });
+      etags.set(target, first.headers.get('etag'));
+      await first.arrayBuffer();
+    }
+  }
+  const tally = (
+    notes: Map<string, Record<number, number>>,
+    name: string,
+    statuses: Record<number, number>,
+  ) => {
+    const sum = notes.get(name) ?? {};
+    for (const [status, count] of Object.entries(statuses))
+      sum[Number(status)] = (sum[Number(status)] ?? 0) + count;
+    notes.set(name, sum);
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, target] of targets.entries()) {
+      const sample = samples[i];
+      if (!sample) continue;
+      const times = await publishTimes(
+        target.url,
+        target.token,
+        'bench-crate',
+        Math.ceil(PUBLISHES / ROUNDS),
+        undefined,
+        round * 100,
+      );
+      sample.publish.push(...times);
+      if (target.indexFile) {
+        const ok = await load(target.indexFile, { authorization: target.token }, PIPELINING);
+        tally(sample.notes, 'index 200 run', ok.statuses);
+        if (ok.statuses[200]) sample.index200.push(ok.rps);
+        // Publishes of this round changed the file: take its current ETag, as cargo would have it.
+        const current = await fetch(target.indexFile, { headers: { authorization: target.token } });
+        const etag = current.headers.get('etag');
+        await current.arrayBuffer();
+        etags.set(target, etag);
+        if (etag) {
+          const notModified = await load(
+            target.indexFile,
+            { authorization: target.token, 'if-none-match': etag },
+            PIPELINING,
+          );
+          tally(sample.notes, '304 run', notModified.statuses);
+          if (notModified.statuses[304]) sample.index304.push(notModified.rps);
+        }
+      }
+      const dl = await load(target.download('bench-big', '1.0.0'), { authorization: target.token });
+      tally(sample.notes, 'downloads', dl.statuses);
+      sample.dlMBps.push(dl.mbps);
+      sample.dlRps.push(dl.rps);
+    }
+  }
+  const mid = (xs: number[]) => (xs.length ? median(xs) : null);
+  return samples.map((sample, i) => ({
+    index200: mid(sample.index200),
+    index304: mid(sample.index304),
+    dlMBps: mid(sample.dlMBps) ?? Number.NaN,
+    dlRps: mid(sample.dlRps) ?? Number.NaN,
+    publishMs: median(sample.publish),
+    notes: [
+      ...[...sample.notes].map(([name, statuses]) => `${name} ${JSON.stringify(statuses)}`),
+      ...(targets[i]?.indexFile ? [] : ['no sparse index']),
+      ...(targets[i]?.indexFile && !etags.get(targets[i] as Target)
+        ? ['no ETag on index files, so no 304 path']
+        : []),
+    ],
+  }));
 }
 
 try {
-  const ktraBin = tool('ktra.sh');
-  const wharf = await startWharf();
-  const ktra = ktraBin ? await startKtra(ktraBin) : null;
   const big = randomBytes(768 * 1024); // base64 → ~1 MiB of text, stored gzip'd (~0.75 MiB)
+  const wharfServer = await startWharf();
+  const targets: Target[] = [
+    {
+      name: 'wharf',
+      ...wharfServer,
+      indexFile: `${wharfServer.url}/index/be/nc/bench-crate`,
+      download: (c, v) => `${wharfServer.url}/api/v1/crates/${c}/${v}/download`,
+    },
+  ];
+  const ktraBin = tool('ktra.sh');
+  if (ktraBin) {
+    const ktra = await startKtra(ktraBin);
+    // Ktra 0.7.0 has no sparse index: cargo clones its git index from the git server it pushes to.
+    targets.push({
+      name: 'Ktra 0.7.0',
+      ...ktra,
+      indexFile: null,
+      download: (c, v) => `${ktra.url}/dl/${c}/${v}/download`,
+    });
+  } else console.log('Ktra could not be built (hack/ktra.sh): no Ktra figures');
+  const kellnrBin = path.join(
+    process.env.WHARF_CACHE ?? path.join(homedir(), '.cache/wharf'),
+    'kellnr-6.13.0/kellnr',
+  );
+  if (existsSync(kellnrBin)) {
+    const kellnr = await startKellnr(kellnrBin);
+    targets.push({
+      name: 'kellnr 6.13.0',
+      ...kellnr,
+      indexFile: `${kellnr.url}/api/v1/crates/be/nc/bench-crate`,
+      download: (c, v) => `${kellnr.url}/api/v1/crates/dl/${c}/${v}/download`,
+    });
+  } else console.log('kellnr is not built (hack/kellnr.sh): no sparse-index peer figures');
 
-  // Publish latency (sequential, small crates; Ktra commits and pushes its git index each time).
-  const wharfPublish = median(await publishTimes(wharf.url, wharf.token, 'bench-crate', PUBLISHES));
-  const ktraPublish = ktra
-    ? median(await publishTimes(ktra.url, ktra.token, 'bench-crate', PUBLISHES))
-    : null;
-  await publishTimes(wharf.url, wharf.token, 'bench-big', 1, big);
-  if (ktra) await publishTimes(ktra.url, ktra.token, 'bench-big', 1, big);
-
-  // Sparse index: 200 and 304 paths.
-  const indexUrl = `${wharf.url}/index/be/nc/bench-crate`;
-  const etag = (await fetch(indexUrl)).headers.get('etag') ?? '';
-  const index200 = await load(indexUrl, {}, PIPELINING);
-  const index304 = await load(indexUrl, { 'if-none-match': etag }, PIPELINING);
-
-  // Download throughput of a ~0.75 MiB .crate.
-  const wharfDl = await load(`${wharf.url}/api/v1/crates/bench-big/1.0.0/download`);
-  const ktraDl = ktra ? await load(`${ktra.url}/dl/bench-big/1.0.0/download`) : null;
-
-  const peer = ktra ? 'Ktra 0.7.0' : 'Ktra not built';
-  row('sparse index 200 (req/s)', index200.rps, null, 'Ktra 0.7.0 has no sparse index; kellnr not built');
-  row('sparse index 304 (req/s)', index304.rps, null, 'Ktra 0.7.0 has no sparse index; kellnr not built');
-  row('download (MB/s)', wharfDl.mbps, ktraDl?.mbps ?? null, peer, true, 1);
-  row('download (req/s)', wharfDl.rps, ktraDl?.rps ?? null, peer);
-  row('publish latency (ms, median)', wharfPublish, ktraPublish, peer, false, 1);
+  const results = await measureAll(targets, big);
+  const [ours] = results as [Figures];
 
   console.log(
-    `\nCargo registry benchmark (${SECONDS}s per load figure, ${CONNECTIONS} connections, index runs pipelined ${PIPELINING} deep, ${PUBLISHES} publishes; ${execFileSync('nproc').toString().trim()} cores shared by client and servers)`,
+    `\nCargo registry benchmark (${ROUNDS} alternating rounds of ${SECONDS}s per load figure (medians), ${CONNECTIONS} connections, index runs pipelined ${PIPELINING} deep, ${PUBLISHES} sequential publishes; ${execFileSync('nproc').toString().trim()} cores shared by the client and the servers)`,
   );
   console.log(`cargo: ${execFileSync('cargo', ['--version']).toString().trim()}`);
-  const widths = [30, 14, 52, 8];
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 10)).join(' ');
-  console.log(line(['figure', 'wharf', 'peer', 'ratio']));
-  for (const r of rows) console.log(line(r));
-  console.log(
-    `answers: 200 run ${JSON.stringify(index200.statuses)}, 304 run ${JSON.stringify(index304.statuses)}, downloads ${JSON.stringify(wharfDl.statuses)} / ${JSON.stringify(ktraDl?.statuses ?? {})}`,
-  );
+  const figures: [string, (f: Figures) => number | null, boolean, number][] = [
+    ['sparse index 200 (req/s)', (f) => f.index200, true, 0],
+    ['sparse index 304 (req/s)', (f) => f.index304, true, 0],
+    ['download (MB/s)', (f) => f.dlMBps, true, 1],
+    ['download (req/s)', (f) => f.dlRps, true, 0],
+    ['publish latency (ms, median)', (f) => f.publishMs, false, 1],
+  ];
+  const header = [
+    'figure',
+    ...targets.map((t) => t.name),
+    ...targets.slice(1).map((t) => `wharf vs ${t.name}`),
+  ];
+  const table = figures.map(([label, get, higherIsBetter, digits]) => {
+    const mine = get(ours);
+    const cells = results.map((r) => fmt(get(r), digits));
+    const ratios = results.slice(1).map((r) => {
+      const theirs = get(r);
+      if (mine === null || theirs === null) return 'n/a';
+      return `${(higherIsBetter ? mine / theirs : theirs / mine).toFixed(2)}x`;
+    });
+    return [label, ...cells, ...ratios];
+  });
+  const widths = header.map((_, i) => Math.max(...[header, ...table].map((r) => (r[i] ?? '').length)) + 2);
+  for (const r of [header, ...table]) console.log(r.map((c, i) => c.padEnd(widths[i] ?? 10)).join(''));
+  console.log('(ratios: above 1 means wharf is better: more requests/s, more MB/s, lower latency)');
+  for (const [i, t] of targets.entries()) console.log(`${t.name}: ${results[i]?.notes.join('; ')}`);
 } finally {
   for (const child of children) child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));

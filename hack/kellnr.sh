@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # kellnr (https://kellnr.io), the nearest peer with a sparse index (Ktra 0.7.0 serves its index only
-# through git), for the sparse-index figures of bench/cargo.ts. Built with `cargo install` from
-# crates.io (a long Rust build). Prints the binary path as the last stdout line.
+# through git), for the sparse-index figures of bench/cargo.ts. Built with `cargo build --locked` from its
+# crates.io package. A LONG build: ~550 crates; on this project's 2 shared cores it had not finished after
+# 25 minutes at one job (stopped so as not to skew the benchmark). Prints the binary path as the
+# last stdout line. bench/cargo.ts uses kellnr only when this script has already built it.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -220,11 +220,10 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     try {
       if (password !== undefined && !(await directory.setPassword(request.params.name, password)))
         return ktraError(reply, 404, 'user not found');
-      const user = await directory.updateUser(request.params.name, (current) => ({
-        ...current,
-        disabled: disabled ?? current.disabled,
-        admin: admin ?? current.admin,
-      }));
+      const user = await directory.setFlags(request.params.name, {
+        ...(disabled !== undefined ? { disabled } : {}),
+        ...(admin !== undefined ? { admin } : {}),
+      });
       return user ? describeUser(user) : ktraError(reply, 404, 'user not found');
     } catch (error) {
       return refused(reply, error);
@@ -237,6 +236,26 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     async (request, reply) => {
       if (!adminOnly(request, reply)) return reply;
       if (!(await directory.deleteUser(request.params.name))) return ktraError(reply, 404, 'user not found');
+      return reply.code(204).send();
+    },
+  );
+
+  /** Revokes someone else's token, e.g. one leaked in a CI log. */
+  app.delete<{ Params: { name: string; id: string } }>(
+    '/users/:name/tokens/:id',
+    {
+      schema: {
+        params: {
+          type: 'object',
+          properties: { name: { type: 'string' }, id: { type: 'string' } },
+          required: ['name', 'id'],
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!adminOnly(request, reply)) return reply;
+      if (!(await directory.revokeToken(request.params.name, request.params.id)))
+        return ktraError(reply, 404, 'no such token');
       return reply.code(204).send();
     },
   );
@@ -262,6 +281,15 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       if (invalid) return ktraError(reply, 400, `unknown permission ${JSON.stringify(invalid)}`);
       const password = request.body.password ?? randomBytes(24).toString('base64url');
       const created = await services.put(name, password, request.body.permissions);
+      request.log.info(
+        {
+          audit: 'service.saved',
+          service: name,
+          permissions: request.body.permissions,
+          by: caller(request).name,
+        },
+        'service.saved',
+      );
       return reply.code(created ? 201 : 200).send({
         name,
         permissions: request.body.permissions,
@@ -278,6 +306,10 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       if (services.isConfigured(request.params.name))
         return ktraError(reply, 409, 'this service is declared in the configuration');
       if (!(await services.delete(request.params.name))) return ktraError(reply, 404, 'no such service');
+      request.log.info(
+        { audit: 'service.deleted', service: request.params.name, by: caller(request).name },
+        'service.deleted',
+      );
       return reply.code(204).send();
     },
   );

@@ -3,9 +3,12 @@ import type { WharfConfig } from '../config/types.ts';
 
 /**
  * GET /me: the page `cargo login` points at (and RFC 3139's `login_url`). For password users it says
- * how to get an API token with curl and hand it to cargo. (OIDC users get their own flow.)
+ * how to get an API token with curl and hand it to cargo. Registered only when no OIDC provider is
+ * configured: then /me belongs to the OIDC flow.
  */
 export async function mePage(app: FastifyInstance, { config }: { config: WharfConfig }): Promise<void> {
+  // With OpenID Connect providers, /me is the OIDC token flow (server/auth/openid/), not this page.
+  if (config.openid.providers.length > 0) return;
   app.get('/me', async (request, reply) => {
     const base = config.publicUrl?.replace(/\/+$/, '') ?? `${request.protocol}://${request.host}`;
     const host = new URL(base).host;

@@ -13,8 +13,16 @@ import { restAuthRoutes } from './restauth.ts';
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
 export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
   const { config, store, metrics, logger } = context;
-  const directory = new Directory(store, { bcryptCost: config.auth.bcryptCost });
-  const authenticator = new Authenticator(directory, new LoginThrottle(config.auth.rateLimit), metrics);
+  // Audit lines carry an `audit` field (event name) so they can be shipped and searched apart.
+  const audit = (event: string, fields: Record<string, unknown>) =>
+    logger.info({ audit: event, ...fields }, event);
+  const directory = new Directory(store, { bcryptCost: config.auth.bcryptCost, audit });
+  const authenticator = new Authenticator(
+    directory,
+    new LoginThrottle(config.auth.rateLimit),
+    metrics,
+    audit,
+  );
   const services = new ServiceRegistry(store, config.auth.services, {
     bcryptCost: config.auth.bcryptCost,
     cacheSeconds: config.registry.credentialCacheSeconds,

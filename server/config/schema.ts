@@ -134,30 +134,164 @@ const cargoSchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    /** RFC 3139: config.json, index files and downloads need a token, not only the Web API. */
-    authRequired: { type: 'boolean', default: false },
-    /** Largest .crate accepted by `cargo publish` (crates.io: 10 MiB). */
-    maxCrateBytes: { type: 'integer', minimum: 1024, default: 10 * 1024 * 1024 },
-    /** Largest unpacked size of a .crate (a guard against gzip bombs). */
-    maxUnpackedBytes: { type: 'integer', minimum: 1024, default: 512 * 1024 * 1024 },
-    /** Redirect downloads to a presigned store URL (S3) instead of streaming them through the server. */
-    presignDownloads: { type: 'boolean', default: false },
-    presignSeconds: { type: 'integer', minimum: 10, maximum: 604800, default: 300 },
+    authRequired: {
+      type: 'boolean',
+      default: false,
+      description: 'RFC 3139: config.json, index files and downloads need a token, not only the Web API.',
+    },
+    maxCrateBytes: {
+      type: 'integer',
+      minimum: 1024,
+      default: 10 * 1024 * 1024,
+      description: 'Largest .crate accepted by `cargo publish` (crates.io: 10 MiB).',
+    },
+    maxUnpackedBytes: {
+      type: 'integer',
+      minimum: 1024,
+      default: 512 * 1024 * 1024,
+      description: 'Largest unpacked size of a .crate (a guard against gzip bombs).',
+    },
+    indexRevalidateMillis: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 60000,
+      default: 500,
+      description:
+        "How long a replica trusts an index file's ETag before asking the store again (0: every request). The replica that took a publish sees it at once; others within this bound.",
+    },
+    presignSeconds: {
+      type: 'integer',
+      minimum: 10,
+      maximum: 604800,
+      default: 300,
+      description: 'Lifetime of presigned .crate download URLs (with store.s3.presignDownloads).',
+    },
     mirror: {
       type: 'object',
       additionalProperties: false,
       properties: {
-        /** Serves /mirror/index/ (read-through sparse index) and /ktra/api/v1/mirror/… downloads. */
-        enabled: { type: 'boolean', default: false },
-        /** The upstream sparse index (its config.json's `dl` tells where .crate files are). */
-        upstreamIndex: { type: 'string', format: 'uri', default: 'https://index.crates.io/' },
-        /** Overrides the upstream's `dl` template (crates.io: https://static.crates.io/crates). */
-        upstreamDownload: { type: 'string', pattern: '^https?://' },
-        /** How long a cached upstream index file is served before it is revalidated (ETag). */
-        indexTtlSeconds: { type: 'integer', minimum: 0, maximum: 86400, default: 30 },
-        upstreamTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 600, default: 30 },
+        enabled: {
+          type: 'boolean',
+          default: false,
+          description:
+            'Serves /mirror/index/ (read-through sparse index) and /ktra/api/v1/mirror/… downloads.',
+        },
+        upstreamIndex: {
+          type: 'string',
+          format: 'uri',
+          default: 'https://index.crates.io/',
+          description: "The upstream sparse index (its config.json's `dl` tells where .crate files are).",
+        },
+        upstreamDownload: {
+          type: 'string',
+          pattern: '^https?://',
+          description: "Overrides the upstream's `dl` template (crates.io: https://static.crates.io/crates).",
+        },
+        indexTtlSeconds: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 86400,
+          default: 30,
+          description: 'How long a cached upstream index file is served before it is revalidated (ETag).',
+        },
+        upstreamTimeoutSeconds: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 600,
+          default: 30,
+          description: 'Timeout of each request to the upstream registry.',
+        },
       },
       default: {},
+    },
+  },
+  default: {},
+} as const;
+
+/** OCI registry settings (server/registry/oci/settings.ts documents each; docs/oci.md for operators). */
+const ociSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    anonymousPull: { type: 'boolean', default: true, description: 'Anonymous pull of public repositories' },
+    tokenTtlSeconds: {
+      type: 'integer',
+      minimum: 60,
+      maximum: 86400,
+      default: 300,
+      description: 'Lifetime of registry JWTs (Docker token auth)',
+    },
+    refreshTokenTtlSeconds: {
+      type: 'integer',
+      minimum: 60,
+      default: 604800,
+      description: 'Lifetime of refresh tokens (offline_token / access_type=offline)',
+    },
+    maxManifestBytes: {
+      type: 'integer',
+      minimum: 1024,
+      maximum: 64 * 1024 * 1024,
+      default: 4 * 1024 * 1024,
+      description: 'Largest manifest accepted (413 above)',
+    },
+    maxBlobBytes: {
+      type: 'integer',
+      minimum: 1,
+      default: 64 * 1024 * 1024 * 1024,
+      description: 'Largest blob accepted (413 above); also sizes multipart parts under 10,000',
+    },
+    uploadExpiryHours: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      default: 24,
+      description: 'Idle upload sessions older than this are discarded by GC',
+    },
+    gc: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: {
+          type: 'boolean',
+          default: true,
+          description: 'Online garbage collection of untagged manifests and unreferenced blobs',
+        },
+        graceHours: {
+          type: 'number',
+          minimum: 0,
+          default: 24,
+          description: 'GC never touches anything younger than this (protects pushes in progress)',
+        },
+        intervalMinutes: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          default: 60,
+          description: 'How often each replica runs GC',
+        },
+      },
+      default: {},
+    },
+    service: {
+      type: 'string',
+      minLength: 1,
+      default: 'wharf',
+      description: 'Token `service` / JWT audience',
+    },
+    issuer: { type: 'string', minLength: 1, default: 'wharf', description: 'JWT issuer' },
+    realm: {
+      type: 'string',
+      format: 'uri',
+      description: 'Token endpoint URL in challenges; default publicUrl + /v2/auth',
+    },
+    signingKeyFile: {
+      type: 'string',
+      minLength: 1,
+      description: 'ES256 signing key (PEM PKCS#8 P-256); default: generated and shared through the store',
+    },
+    keyRotationHours: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      default: 720,
+      description: 'Signing-key rotation period (old keys stay published while their tokens live)',
     },
   },
   default: {},
@@ -188,7 +322,7 @@ const registrySchema = {
       default: ['cargo', 'oci'],
     },
     cargo: cargoSchema,
-    oci: { type: 'object', default: {} },
+    oci: ociSchema,
   },
   default: {},
 } as const;

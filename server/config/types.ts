@@ -1,3 +1,5 @@
+import type { OciSettings } from '../registry/oci/settings.ts';
+
 /** The validated configuration, with every default filled in (see schema.ts for what each means). */
 export interface WharfConfig {
   roles: Role[];
@@ -59,14 +61,14 @@ export interface RegistryConfig {
   superusers: string[];
   protocols: ('cargo' | 'oci')[];
   cargo: CargoConfig;
-  oci: Record<string, unknown>;
+  oci: OciSettings;
 }
 
 export interface CargoConfig {
   authRequired: boolean;
   maxCrateBytes: number;
   maxUnpackedBytes: number;
-  presignDownloads: boolean;
+  indexRevalidateMillis: number;
   presignSeconds: number;
   mirror: CargoMirrorConfig;
 }

@@ -1,5 +1,5 @@
 import type { Metrics } from '../observability/metrics.ts';
-import type { Directory, UserRecord } from './directory.ts';
+import type { AuditSink, Directory, UserRecord } from './directory.ts';
 import { normalizeName } from './names.ts';
 import type { IdentityClient, Principal } from './principal.ts';
 import { type LoginThrottle, TooManyAttemptsError } from './rate-limit.ts';
@@ -13,11 +13,13 @@ export class Authenticator implements IdentityClient {
   readonly directory: Directory;
   private readonly throttle: LoginThrottle;
   private readonly metrics: Metrics;
+  private readonly audit: AuditSink;
 
-  constructor(directory: Directory, throttle: LoginThrottle, metrics: Metrics) {
+  constructor(directory: Directory, throttle: LoginThrottle, metrics: Metrics, audit: AuditSink = () => {}) {
     this.directory = directory;
     this.throttle = throttle;
     this.metrics = metrics;
+    this.audit = audit;
   }
 
   /** The user for a right password; throws TooManyAttemptsError when this user or address is throttled. */
@@ -26,10 +28,15 @@ export class Authenticator implements IdentityClient {
     const wait = this.throttle.retryAfter(user, clientAddress);
     if (wait > 0) {
       this.metrics.authentication('password', false);
+      this.audit('login.throttled', { user, address: clientAddress, retryAfterSeconds: wait });
       throw new TooManyAttemptsError(wait);
     }
     const record = await this.directory.checkPassword(user, password);
-    if (!record) this.throttle.recordFailure(user, clientAddress);
+    if (!record) {
+      this.throttle.recordFailure(user, clientAddress);
+      // Failed password checks, with who and from where: what fail2ban-style tooling looks for.
+      this.audit('login.failed', { user, address: clientAddress });
+    }
     this.metrics.authentication('password', record !== null);
     return record;
   }

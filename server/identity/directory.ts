@@ -71,6 +71,9 @@ export class IdentityError extends Error {
   }
 }
 
+/** Receives security-relevant changes for the audit log; never given a secret. */
+export type AuditSink = (event: string, fields: Record<string, unknown>) => void;
+
 export interface NewToken {
   token: string;
   entry: TokenEntry;
@@ -85,10 +88,12 @@ export class Directory {
   private readonly bcryptCost: number;
   /** A real hash at the configured cost, compared against when the user does not exist (same timing). */
   private dummyHash: Promise<string>;
+  private readonly audit: AuditSink;
 
-  constructor(store: ObjectStore, { bcryptCost }: { bcryptCost: number }) {
+  constructor(store: ObjectStore, { bcryptCost, audit }: { bcryptCost: number; audit?: AuditSink }) {
     this.store = store;
     this.bcryptCost = bcryptCost;
+    this.audit = audit ?? (() => {});
     this.dummyHash = hashPassword('wharf-dummy-password', bcryptCost);
   }
 
@@ -126,6 +131,7 @@ export class Directory {
       return record;
     });
     if (!created) throw new IdentityError('exists', `user ${name} already exists`);
+    this.audit('user.created', { user: name, admin: record.admin, robot: record.robot });
     return record;
   }
 
@@ -161,12 +167,30 @@ export class Directory {
     );
   }
 
+  /** Disables or enables a user, grants or removes administrator rights. */
+  async setFlags(
+    rawName: string,
+    flags: { disabled?: boolean; admin?: boolean },
+  ): Promise<UserRecord | null> {
+    const user = await this.updateUser(rawName, (current) => ({
+      ...current,
+      disabled: flags.disabled ?? current.disabled,
+      admin: flags.admin ?? current.admin,
+    }));
+    if (user && (flags.disabled !== undefined || flags.admin !== undefined))
+      this.audit('user.flags_changed', { user: user.name, disabled: user.disabled, admin: user.admin });
+    return user;
+  }
+
   /** Sets a new password, or turns password login off with `null`. */
   async setPassword(name: string, password: string | null): Promise<UserRecord | null> {
     if (password !== null && !isAcceptablePassword(password))
       throw new IdentityError('invalid', 'password must be 8 to 256 characters');
     const passwordHash = password === null ? null : await hashPassword(password, this.bcryptCost);
-    return this.updateUser(name, (user) => ({ ...user, passwordHash }));
+    const user = await this.updateUser(name, (current) => ({ ...current, passwordHash }));
+    if (user)
+      this.audit(password === null ? 'user.password_removed' : 'user.password_changed', { user: user.name });
+    return user;
   }
 
   async deleteUser(rawName: string): Promise<boolean> {
@@ -175,6 +199,7 @@ export class Directory {
     // The user document is the authority: once it is gone, every token of the user is refused,
     // whatever happens to the lookup objects and group memberships cleaned up afterwards.
     await this.store.delete(userKey(user.name));
+    this.audit('user.deleted', { user: user.name, tokensRevoked: user.tokens.length });
     await Promise.all(user.tokens.map((token) => this.store.delete(tokenKey(token.hash))));
     await updateJson<GroupsDoc>(this.store, GROUPS_KEY, (doc) => {
       if (!doc || !Object.values(doc.groups).some((group) => group.users.includes(user.name)))
@@ -265,6 +290,15 @@ export class Directory {
       return null;
     }
     await Promise.all(dropped.map((old) => this.store.delete(tokenKey(old.hash))));
+    this.audit('token.issued', {
+      user: name,
+      tokenId: entry.id,
+      kind: entry.kind,
+      name: entry.name,
+      scopes: entry.scopes,
+      expiresAt: entry.expiresAt,
+      replaced: dropped.map((old) => old.id),
+    });
     return { token, entry };
   }
 
@@ -279,8 +313,10 @@ export class Directory {
       revoked = user.tokens.find((token) => token.id === id);
       return revoked ? { ...user, tokens: user.tokens.filter((token) => token !== revoked) } : undefined;
     });
-    if (revoked) await this.store.delete(tokenKey(revoked.hash));
-    return revoked !== undefined;
+    if (!revoked) return false;
+    await this.store.delete(tokenKey(revoked.hash));
+    this.audit('token.revoked', { user: normalizeName(rawName), tokenId: id });
+    return true;
   }
 
   /** Two store reads, no bcrypt: the lookup object by the token's hash, then its owner. */
@@ -339,6 +375,20 @@ export class Directory {
       return { groups };
     });
     return found;
+  }
+
+  /** Makes a user a direct member of each of these groups (those that exist). */
+  async addToGroups(groups: string[], rawUser: string): Promise<void> {
+    const user = normalizeName(rawUser);
+    await this.updateGroups((doc) => {
+      const next = { ...doc.groups };
+      for (const group of groups.map(normalizeName)) {
+        const current = next[group];
+        if (current && !current.users.includes(user))
+          next[group] = { ...current, users: [...current.users, user] };
+      }
+      return { groups: next };
+    });
   }
 
   async groupsOf(rawName: string): Promise<string[]> {

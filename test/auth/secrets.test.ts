@@ -133,6 +133,29 @@ describe('secrets stay secret', () => {
     for (const secret of secrets) expect(logs, `log leaks ${secret.slice(0, 12)}…`).not.toContain(secret);
   });
 
+  it('writes an audit trail of security-relevant changes, without secrets', () => {
+    const audit = server.logs
+      .map(
+        (line) => JSON.parse(line) as { audit?: string; user?: string; address?: string; service?: string },
+      )
+      .filter((line) => line.audit);
+    const events = new Set(audit.map((line) => line.audit));
+    for (const event of [
+      'user.created',
+      'user.password_changed',
+      'token.issued',
+      'login.failed',
+      'service.saved',
+    ])
+      expect(events, event).toContain(event);
+    expect(audit).toContainEqual(
+      expect.objectContaining({ audit: 'login.failed', user: 'sam', address: '127.0.0.1' }),
+    );
+    expect(audit).toContainEqual(
+      expect.objectContaining({ audit: 'service.saved', service: 'svc', by: 'admin' }),
+    );
+  });
+
   it('no token or password is stored in clear (every object in the store read back)', async () => {
     const dump = await dumpStore(server.store);
     expect(dump).toContain('auth/users/sam.json'); // the walk works

@@ -137,6 +137,17 @@ describe('named tokens, the admin API and rate limits', () => {
       username: 'ops',
       hasPassword: true,
     });
+    // An administrator revokes someone else's token by its id (from GET /users/{name}).
+    const spare = (
+      await call(`${api}/tokens`, 'POST', { auth: opsToken, json: { name: 'spare', scopes: ['pull'] } })
+    ).body as { id: string; token: string };
+    expect((await verify(spare.token)).status).toBe(200);
+    expect((await call(`${api}/users/ops/tokens/${spare.id}`, 'DELETE', { auth: userToken })).status).toBe(
+      403,
+    );
+    expect((await call(`${api}/users/ops/tokens/${spare.id}`, 'DELETE', admin)).status).toBe(204);
+    expect((await call(`${api}/users/ops/tokens/${spare.id}`, 'DELETE', admin)).status).toBe(404);
+    expect((await verify(spare.token)).status).toBe(404);
     expect((await call(`${api}/users/ops`, 'DELETE', admin)).status).toBe(204);
     expect((await call(`${api}/users/ops`, 'DELETE', admin)).status).toBe(404);
     expect((await call(`${api}/users/ops`, 'GET', admin)).status).toBe(404);

@@ -10,6 +10,8 @@ import { startWharfProcess, type WharfProcess } from '../support/spawn-wharf.ts'
 
 const SERVICE = { name: 'registry', password: 'registry-service-password-42' };
 const CACHE_SECONDS = 2;
+/** Time for the polling request itself on a busy machine. */
+const SLACK_MS = 1500;
 
 /**
  * Two AuthService processes on one store stay consistent: what one writes, the other reads at
@@ -111,10 +113,10 @@ export function twoProcessesOnOneStore(
       expect((await call(`${b.url}/restauth/verify`, 'POST', { ...as, json: { token } })).status).toBe(404);
       // The registry's cache may still say yes, but never longer than the bound.
       while ((await remote.verifyToken(token)) !== null) {
-        expect(Date.now() - revokedAt).toBeLessThanOrEqual(CACHE_SECONDS * 1000 + 500);
+        expect(Date.now() - revokedAt).toBeLessThanOrEqual(CACHE_SECONDS * 1000 + SLACK_MS);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      expect(Date.now() - revokedAt).toBeLessThanOrEqual(CACHE_SECONDS * 1000 + 500);
+      expect(Date.now() - revokedAt).toBeLessThanOrEqual(CACHE_SECONDS * 1000 + SLACK_MS);
     });
   });
 }

@@ -291,6 +291,14 @@ describe('bad publishes leave no trace', () => {
   });
 });
 
+describe('metrics', () => {
+  it('counts publishes by result', async () => {
+    const text = (await registry.app.inject({ url: '/metrics' })).body;
+    expect(text).toMatch(/wharf_cargo_publishes_total\{result="published"\} [1-9]/);
+    expect(text).toMatch(/wharf_cargo_publishes_total\{result="refused"\} [1-9]/);
+  });
+});
+
 describe('token scopes', () => {
   // The AuthService issues only endpoint scopes today; crate scopes (`crate:NAME`, `crate:PREFIX*`)
   // are honoured by the registry when a token carries them.
@@ -447,6 +455,9 @@ describe('nothing lost', () => {
         }),
       );
       expect(results.every((s) => s === 200)).toBe(true);
+      // A replica trusts an index ETag for registry.cargo.indexRevalidateMillis (500 ms) unless it made
+      // the change itself: after that bound, every replica serves every line.
+      await new Promise((resolve) => setTimeout(resolve, 600));
       const lines = (await first.app.inject({ url: '/index/bu/sy/busy' })).body.trim().split('\n');
       expect(lines).toHaveLength(51);
       const crates = (await first.store.list({ prefix: 'cargo/crates/busy/' })).objects;

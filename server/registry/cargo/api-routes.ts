@@ -1,9 +1,9 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { updateJson } from '../../store/json-doc.ts';
 import { AccessError, requirePrincipal, requireScope } from './access.ts';
 import { allowRead, type CargoContext } from './context.ts';
+import { CargoError } from './errors.ts';
 import { updateIndexFile } from './index-file.ts';
-import { PublishError } from './metadata.ts';
 import { canonicalName, withoutBuildMetadata } from './names.ts';
 import { type CrateMeta, GROUP_PREFIX, isOwner, listOwners, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
@@ -46,7 +46,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
         const text = (body as Buffer).toString('utf8');
         done(null, text.trim() === '' ? undefined : JSON.parse(text));
       } catch {
-        done(new PublishError('the request body is not valid JSON'), undefined);
+        done(new CargoError('the request body is not valid JSON'), undefined);
       }
     },
   );
@@ -54,19 +54,21 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
   app.put('/api/v1/crates/new', async (request) => {
     const principal = await requirePrincipal(request, identity, 'publishing');
     const body = request.body;
-    if (!Buffer.isBuffer(body)) throw new PublishError('the publish request has no body');
-    const { line } = await publishCrate(store, logger, principal, body, {
+    if (!Buffer.isBuffer(body)) throw new CargoError('the publish request has no body');
+    const { line } = await publishCrate(store, context.files, logger, principal, body, {
       maxCrateBytes: cargo.maxCrateBytes,
       maxUnpackedBytes: cargo.maxUnpackedBytes,
       superusers,
     });
+    context.cargoMetrics.publishes.inc({ result: 'published' });
     logger.info({ crate: line.name, version: line.vers, by: principal.name }, 'crate published');
     return { warnings: { invalid_categories: [], invalid_badges: [], other: [] } };
   });
 
-  const setYanked = (yanked: boolean) => async (request: { params: { crate: string; version?: string } }) => {
-    const { crate, version = '' } = request.params;
-    const principal = await requirePrincipal(request as never, identity, yanked ? 'yanking' : 'unyanking');
+  type VersionRequest = FastifyRequest<{ Params: { crate: string; version: string } }>;
+  const setYanked = (yanked: boolean) => async (request: VersionRequest) => {
+    const { crate, version } = request.params;
+    const principal = await requirePrincipal(request, identity, yanked ? 'yanking' : 'unyanking');
     const meta = await ownedCrate(crate);
     requireScope(principal, 'yank', meta.name);
     if (!isOwner(meta, principal, superusers))
@@ -79,23 +81,16 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
       if (!line || line.yanked === yanked) return undefined;
       return lines.map((l) => (l === line ? { ...l, yanked } : l));
     });
-    if (!found) throw new PublishError(`crate \`${meta.name}\` has no version \`${version}\``, 404);
+    context.files.forget(storeKeys.index(meta.name));
+    if (!found) throw new CargoError(`crate \`${meta.name}\` has no version \`${version}\``, 404);
     logger.info(
       { crate: meta.name, version, yanked, by: principal.name },
       yanked ? 'version yanked' : 'version unyanked',
     );
     return { ok: true };
   };
-  app.delete(
-    '/api/v1/crates/:crate/:version/yank',
-    { schema: { params: crateParams } },
-    setYanked(true) as never,
-  );
-  app.put(
-    '/api/v1/crates/:crate/:version/unyank',
-    { schema: { params: crateParams } },
-    setYanked(false) as never,
-  );
+  app.delete('/api/v1/crates/:crate/:version/yank', { schema: { params: crateParams } }, setYanked(true));
+  app.put('/api/v1/crates/:crate/:version/unyank', { schema: { params: crateParams } }, setYanked(false));
 
   app.get<{ Params: { crate: string } }>(
     '/api/v1/crates/:crate/owners',
@@ -112,24 +107,26 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
       try {
         request.body = JSON.parse(request.body.toString('utf8'));
       } catch {
-        throw new PublishError('the request body is not valid JSON');
+        throw new CargoError('the request body is not valid JSON');
       }
     }
   };
   const changeOwners =
-    (add: boolean) => async (request: { params: { crate: string }; body: { users: string[] } }) => {
-      const principal = await requirePrincipal(request as never, identity, 'changing owners');
+    (add: boolean) =>
+    async (request: FastifyRequest<{ Params: { crate: string }; Body: { users: string[] } }>) => {
+      const principal = await requirePrincipal(request, identity, 'changing owners');
       const meta = await ownedCrate(request.params.crate);
       requireScope(principal, 'change-owners', meta.name);
       if (!isOwner(meta, principal, superusers))
         throw new AccessError(403, `you are not an owner of crate \`${meta.name}\``);
-      const logins = request.body.users;
+      // Account and group names are case-insensitive in the AuthService; store them as it does.
+      const logins = request.body.users.map((login) => login.toLowerCase());
       if (add) {
         for (const login of logins) {
           const group = login.startsWith(GROUP_PREFIX) ? login.slice(GROUP_PREFIX.length) : null;
           const exists = group ? await identity.groupExists(group) : await identity.userExists(login);
           if (!exists)
-            throw new PublishError(
+            throw new CargoError(
               group
                 ? `could not find a group named \`${group}\` in the AuthService`
                 : `could not find a user named \`${login}\` (groups are written \`group:NAME\`)`,
@@ -149,7 +146,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
           else set.delete(value);
         }
         if (users.size + groups.size === 0)
-          throw new PublishError(
+          throw new CargoError(
             `cannot remove every owner of crate \`${meta.name}\`: add another owner first`,
           );
         return {
@@ -169,12 +166,12 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
   app.put(
     '/api/v1/crates/:crate/owners',
     { schema: { params: crateParams, body: ownersBody }, preValidation: jsonBody },
-    changeOwners(true) as never,
+    changeOwners(true),
   );
   app.delete(
     '/api/v1/crates/:crate/owners',
     { schema: { params: crateParams, body: ownersBody }, preValidation: jsonBody },
-    changeOwners(false) as never,
+    changeOwners(false),
   );
 
   app.get<{ Querystring: { q?: string; per_page?: number; page?: number } }>(
@@ -204,14 +201,12 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
     async (request, reply) => {
       if (!(await allowRead(context, request, reply))) return reply;
       const { crate, version } = request.params;
-      const lines = await context.files.indexLines(storeKeys.index(crate));
-      const line = lines?.find((l) => l.vers === version && l.name.toLowerCase() === crate.toLowerCase());
+      const line = await context.files.version(storeKeys.index(crate), crate, version);
       if (!line) return missing(reply, `crate \`${crate}\` has no version \`${version}\` in this registry`);
       const key = storeKeys.crate(line.name, line.vers, line.cksum);
-      if (cargo.presignDownloads) {
-        const url = await store.presignGet(key, cargo.presignSeconds);
-        if (url) return reply.redirect(url, 302);
-      }
+      // The store decides (store.s3.presignDownloads); fs and disabled S3 answer null.
+      const url = await store.presignGet(key, cargo.presignSeconds);
+      if (url) return reply.redirect(url, 302);
       const body = await context.files.crate(key);
       if (!body) return missing(reply, `the .crate of \`${crate}@${version}\` is missing from the store`);
       return reply
@@ -224,7 +219,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
 
   async function ownedCrate(name: string): Promise<CrateMeta> {
     const meta = await readMeta(store, name);
-    if (!meta) throw new PublishError(`crate \`${name}\` does not exist in this registry`, 404);
+    if (!meta) throw new CargoError(`crate \`${name}\` does not exist in this registry`, 404);
     return meta;
   }
 }

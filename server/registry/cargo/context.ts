@@ -5,6 +5,7 @@ import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { AccessError, principalOf, sendUnauthorized } from './access.ts';
+import type { CargoMetrics } from './cargo-metrics.ts';
 import type { StoredFiles } from './stored-files.ts';
 
 /** What every Cargo route plugin gets passed. */
@@ -15,6 +16,7 @@ export interface CargoContext {
   logger: Logger;
   identity: IdentityClient;
   files: StoredFiles;
+  cargoMetrics: CargoMetrics;
 }
 
 /** The URL clients reach this server at: the configured public URL, else what the request says. */

@@ -56,11 +56,16 @@ export async function updateIndexFile(
   store: ObjectStore,
   key: string,
   change: (current: IndexLine[]) => IndexLine[] | undefined,
-  attempts = 200,
+  { attempts = 200, known }: { attempts?: number; known?: { body: Buffer; etag: string } | null } = {},
 ): Promise<IndexLine[]> {
   for (let attempt = 0; attempt < attempts; attempt++) {
-    const object = await store.get(key);
-    const current = object ? parseIndexFile(await text(object.body)) : [];
+    // A caller that has just read the file passes it in (`known`; null = absent): the first attempt
+    // writes conditionally on that copy, and a conflict re-reads it like any other.
+    const object =
+      attempt === 0 && known !== undefined
+        ? known && { etag: known.etag, body: known.body.toString('utf8') }
+        : await readText(store, key);
+    const current = object ? parseIndexFile(object.body) : [];
     const next = change(current);
     if (next === undefined) return current;
     try {
@@ -76,6 +81,11 @@ export async function updateIndexFile(
     }
   }
   throw new IndexContentionError(key);
+}
+
+async function readText(store: ObjectStore, key: string): Promise<{ etag: string; body: string } | null> {
+  const object = await store.get(key);
+  return object ? { etag: object.etag, body: await text(object.body) } : null;
 }
 
 export async function readIndexFile(store: ObjectStore, key: string): Promise<IndexLine[] | null> {

@@ -42,9 +42,9 @@ export async function serveStored(
   reply.header('cache-control', 'no-cache');
   const ifNoneMatch = request.headers['if-none-match'];
   if (ifNoneMatch) {
-    const info = await context.store.head(key);
-    if (!info) return notFound(reply, path);
-    if (etagMatches(ifNoneMatch, info.etag)) return reply.code(304).header('etag', info.etag).send();
+    const etag = await context.files.indexEtag(key);
+    if (!etag) return notFound(reply, path);
+    if (etagMatches(ifNoneMatch, etag)) return reply.code(304).header('etag', etag).send();
   }
   const file = await context.files.index(key);
   if (!file) return notFound(reply, path);

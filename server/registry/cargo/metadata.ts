@@ -1,3 +1,4 @@
+import { CargoError } from './errors.ts';
 import type { IndexDependency, IndexLine } from './index-file.ts';
 import { crateNameProblem, isFeatureName, isSemver } from './names.ts';
 
@@ -35,16 +36,6 @@ export interface PublishDependency {
   explicit_name_in_toml?: string | null;
 }
 
-/** A publish refused for a reason the user can fix; the message is what cargo prints. */
-export class PublishError extends Error {
-  readonly status: number;
-  constructor(message: string, status = 400) {
-    super(message);
-    this.name = 'PublishError';
-    this.status = status;
-  }
-}
-
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 const isStringArray = (value: unknown): value is string[] =>
@@ -52,35 +43,35 @@ const isStringArray = (value: unknown): value is string[] =>
 
 /** Checks the publish JSON field by field; cargo shows the first problem to the user. */
 export function validateMetadata(raw: unknown): PublishMetadata {
-  if (!isObject(raw)) throw new PublishError('the publish metadata is not a JSON object');
+  if (!isObject(raw)) throw new CargoError('the publish metadata is not a JSON object');
   const { name, vers, deps, features } = raw;
-  if (typeof name !== 'string') throw new PublishError('the publish metadata has no crate name');
+  if (typeof name !== 'string') throw new CargoError('the publish metadata has no crate name');
   const nameProblem = crateNameProblem(name);
-  if (nameProblem) throw new PublishError(`invalid crate name: ${nameProblem}`);
+  if (nameProblem) throw new CargoError(`invalid crate name: ${nameProblem}`);
   if (typeof vers !== 'string' || !isSemver(vers))
-    throw new PublishError(
+    throw new CargoError(
       `invalid version "${String(vers)}" of crate \`${name}\`: versions must follow Semantic Versioning (MAJOR.MINOR.PATCH)`,
     );
   if (deps !== undefined && deps !== null && !Array.isArray(deps))
-    throw new PublishError('`deps` must be a list of dependencies');
+    throw new CargoError('`deps` must be a list of dependencies');
   for (const dep of (deps ?? []) as unknown[]) validateDependency(dep);
   if (features !== undefined && features !== null) {
-    if (!isObject(features)) throw new PublishError('`features` must be a map of feature names to lists');
+    if (!isObject(features)) throw new CargoError('`features` must be a map of feature names to lists');
     for (const [feature, values] of Object.entries(features)) {
       if (!isFeatureName(feature))
-        throw new PublishError(
+        throw new CargoError(
           `invalid feature name "${feature}": use letters, digits, \`_\`, \`-\`, \`+\` or \`.\``,
         );
-      if (!isStringArray(values)) throw new PublishError(`feature "${feature}" must be a list of strings`);
+      if (!isStringArray(values)) throw new CargoError(`feature "${feature}" must be a list of strings`);
     }
   }
   for (const field of ['links', 'rust_version', 'description', 'license', 'repository'] as const) {
     const value = raw[field];
     if (value !== undefined && value !== null && typeof value !== 'string')
-      throw new PublishError(`\`${field}\` must be a string`);
+      throw new CargoError(`\`${field}\` must be a string`);
   }
   if (typeof raw.rust_version === 'string' && !/^\d+(\.\d+){0,2}$/.test(raw.rust_version))
-    throw new PublishError(`invalid rust-version "${raw.rust_version}": expected e.g. 1.70 or 1.70.0`);
+    throw new CargoError(`invalid rust-version "${raw.rust_version}": expected e.g. 1.70 or 1.70.0`);
   return {
     ...(raw as unknown as PublishMetadata),
     deps: (deps ?? []) as PublishDependency[],
@@ -89,21 +80,20 @@ export function validateMetadata(raw: unknown): PublishMetadata {
 }
 
 function validateDependency(dep: unknown): asserts dep is PublishDependency {
-  if (!isObject(dep) || typeof dep.name !== 'string')
-    throw new PublishError('every dependency needs a `name`');
+  if (!isObject(dep) || typeof dep.name !== 'string') throw new CargoError('every dependency needs a `name`');
   const problem = crateNameProblem(dep.name);
-  if (problem) throw new PublishError(`invalid dependency name: ${problem}`);
+  if (problem) throw new CargoError(`invalid dependency name: ${problem}`);
   if (typeof dep.version_req !== 'string' || dep.version_req.trim() === '' || dep.version_req === '*')
-    throw new PublishError(
+    throw new CargoError(
       `dependency \`${dep.name}\` needs a version requirement (wildcard \`*\` and path-only dependencies cannot be published)`,
     );
   if (dep.kind !== undefined && dep.kind !== null && !['normal', 'dev', 'build'].includes(String(dep.kind)))
-    throw new PublishError(`dependency \`${dep.name}\` has an unknown kind "${String(dep.kind)}"`);
+    throw new CargoError(`dependency \`${dep.name}\` has an unknown kind "${String(dep.kind)}"`);
   if (dep.features !== undefined && dep.features !== null && !isStringArray(dep.features))
-    throw new PublishError(`the features of dependency \`${dep.name}\` must be a list of strings`);
+    throw new CargoError(`the features of dependency \`${dep.name}\` must be a list of strings`);
   if (typeof dep.explicit_name_in_toml === 'string') {
     const aliasProblem = crateNameProblem(dep.explicit_name_in_toml);
-    if (aliasProblem) throw new PublishError(`invalid renamed dependency: ${aliasProblem}`);
+    if (aliasProblem) throw new CargoError(`invalid renamed dependency: ${aliasProblem}`);
   }
 }
 

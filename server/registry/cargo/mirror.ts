@@ -41,9 +41,16 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
   let downloadTemplate: Promise<string> | null = null;
 
   const upstreamFetch = async (url: string, headers: Record<string, string> = {}): Promise<Response> => {
+    const what = url.endsWith('/config.json') ? 'config' : url.startsWith(upstream) ? 'index' : 'crate';
     try {
-      return await fetch(url, { headers, signal: AbortSignal.timeout(mirror.upstreamTimeoutSeconds * 1000) });
+      const response = await fetch(url, {
+        headers,
+        signal: AbortSignal.timeout(mirror.upstreamTimeoutSeconds * 1000),
+      });
+      context.cargoMetrics.upstream.inc({ what, outcome: String(response.status) });
+      return response;
     } catch (error) {
+      context.cargoMetrics.upstream.inc({ what, outcome: 'error' });
       throw new UpstreamError(`the upstream registry did not answer for ${url}: ${(error as Error).message}`);
     }
   };

@@ -1,10 +1,11 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AccessError } from './access.ts';
 import { apiRoutes } from './api-routes.ts';
+import { CargoMetrics } from './cargo-metrics.ts';
 import { baseUrl, type CargoContext } from './context.ts';
+import { CargoError } from './errors.ts';
 import { IndexContentionError } from './index-file.ts';
 import { indexRoutes } from './index-routes.ts';
-import { PublishError } from './metadata.ts';
 import { mirrorRoutes, UpstreamError } from './mirror.ts';
 import { tooLarge } from './publish.ts';
 import { StoredFiles } from './stored-files.ts';
@@ -15,9 +16,15 @@ import { StoredFiles } from './stored-files.ts';
  */
 export async function cargoRegistry(
   app: FastifyInstance,
-  options: Omit<CargoContext, 'files'>,
+  options: Omit<CargoContext, 'files' | 'cargoMetrics'>,
 ): Promise<void> {
-  const context: CargoContext = { ...options, files: new StoredFiles(options.store) };
+  const context: CargoContext = {
+    ...options,
+    files: new StoredFiles(options.store, {
+      revalidateMillis: options.config.registry.cargo.indexRevalidateMillis,
+    }),
+    cargoMetrics: new CargoMetrics(options.metrics),
+  };
   const cargo = context.config.registry.cargo;
   app.setErrorHandler((error: FastifyError, request, reply) => {
     let status = 500;
@@ -27,7 +34,7 @@ export async function cargoRegistry(
       detail = error.message;
       if (status === 401)
         reply.header('www-authenticate', `Cargo login_url="${baseUrl(context.config, request)}/me"`);
-    } else if (error instanceof PublishError) {
+    } else if (error instanceof CargoError) {
       status = error.status;
       detail = error.message;
     } else if (error instanceof UpstreamError) {
@@ -47,6 +54,8 @@ export async function cargoRegistry(
       status = error.statusCode;
       detail = error.message;
     }
+    if (request.routeOptions.url === '/api/v1/crates/new')
+      context.cargoMetrics.publishes.inc({ result: status >= 500 ? 'failed' : 'refused' });
     if (status >= 500 && status !== 502) request.log.error({ err: error }, 'cargo request failed');
     else request.log.info({ status, detail }, 'cargo request refused');
     return reply.code(status).send({ errors: [{ detail }] });

@@ -4,11 +4,13 @@ import type { Principal } from '../../identity/principal.ts';
 import { updateJson } from '../../store/json-doc.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { AccessError, requireScope } from './access.ts';
-import { type IndexLine, readIndexFile, updateIndexFile } from './index-file.ts';
-import { PublishError, type PublishMetadata, toIndexLine, validateMetadata } from './metadata.ts';
+import { CargoError } from './errors.ts';
+import { type IndexLine, parseIndexFile, readIndexFile, updateIndexFile } from './index-file.ts';
+import { type PublishMetadata, toIndexLine, validateMetadata } from './metadata.ts';
 import { canonicalName, compareVersions, withoutBuildMetadata } from './names.ts';
 import { type CrateMeta, isOwner, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
+import type { StoredFiles } from './stored-files.ts';
 import { validateCrateTarball } from './tarball.ts';
 
 export interface PublishLimits {
@@ -20,25 +22,25 @@ export interface PublishLimits {
 /** `cargo publish`'s body: u32-LE JSON length, JSON, u32-LE .crate length, .crate bytes. */
 export function parsePublishBody(body: Buffer, maxCrateBytes: number): { metadata: unknown; crate: Buffer } {
   const corrupt = "the publish request is malformed (expected cargo's length-prefixed JSON and .crate)";
-  if (body.length < 4) throw new PublishError(corrupt);
+  if (body.length < 4) throw new CargoError(corrupt);
   const jsonLength = body.readUInt32LE(0);
-  if (4 + jsonLength + 4 > body.length) throw new PublishError(corrupt);
+  if (4 + jsonLength + 4 > body.length) throw new CargoError(corrupt);
   let metadata: unknown;
   try {
     metadata = JSON.parse(body.subarray(4, 4 + jsonLength).toString('utf8'));
   } catch {
-    throw new PublishError('the publish metadata is not valid JSON');
+    throw new CargoError('the publish metadata is not valid JSON');
   }
   const crateLength = body.readUInt32LE(4 + jsonLength);
   if (crateLength > maxCrateBytes) throw tooLarge(crateLength, maxCrateBytes);
   const start = 8 + jsonLength;
-  if (start + crateLength !== body.length) throw new PublishError(corrupt);
+  if (start + crateLength !== body.length) throw new CargoError(corrupt);
   return { metadata, crate: body.subarray(start, start + crateLength) };
 }
 
-export function tooLarge(size: number, max: number): PublishError {
+export function tooLarge(size: number, max: number): CargoError {
   const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-  return new PublishError(
+  return new CargoError(
     `the .crate is ${mib(size)}, larger than this registry's limit of ${mib(max)}: exclude files you do not need with \`package.exclude\`/\`include\` in Cargo.toml (see \`cargo package --list\`)`,
     413,
   );
@@ -52,6 +54,7 @@ export function tooLarge(size: number, max: number): PublishError {
  */
 export async function publishCrate(
   store: ObjectStore,
+  files: StoredFiles,
   logger: Logger,
   principal: Principal,
   body: Buffer,
@@ -62,7 +65,8 @@ export async function publishCrate(
   const existing = await readMeta(store, meta.name);
   checkMayPublish(existing, meta, principal, limits.superusers);
   const indexKey = storeKeys.index(meta.name);
-  const lines = (await readIndexFile(store, indexKey)) ?? [];
+  const known = await files.index(indexKey);
+  const lines = known ? parseIndexFile(known.body.toString('utf8')) : [];
   checkNewVersion(lines, meta);
   await validateCrateTarball(crate, meta.name, meta.vers, limits.maxUnpackedBytes);
 
@@ -93,11 +97,18 @@ export async function publishCrate(
   let indexed = false;
   try {
     await store.put(crateKey, crate, { contentType: 'application/gzip', contentLength: crate.length });
-    await updateIndexFile(store, indexKey, (current) => {
-      checkNewVersion(current, meta);
-      return [...current, line];
-    });
+    files.rememberCrate(crateKey, crate);
+    await updateIndexFile(
+      store,
+      indexKey,
+      (current) => {
+        checkNewVersion(current, meta);
+        return [...current, line];
+      },
+      { known },
+    );
     indexed = true;
+    files.forget(indexKey);
   } finally {
     if (!indexed) await undoPublish(store, logger, crateKey, indexKey, cksum, claimedName ? metaKey : null);
   }
@@ -127,7 +138,7 @@ function checkMayPublish(
     return;
   }
   if (existing.name !== meta.name)
-    throw new PublishError(
+    throw new CargoError(
       `crate \`${existing.name}\` already exists and names may not differ only in case or in \`-\`/\`_\`: publish as \`${existing.name}\` or choose another name`,
     );
   requireScope(principal, 'publish-update', meta.name);
@@ -142,7 +153,7 @@ function checkNewVersion(lines: IndexLine[], meta: PublishMetadata): void {
   const release = withoutBuildMetadata(meta.vers);
   const clash = lines.find((l) => withoutBuildMetadata(l.vers) === release);
   if (!clash) return;
-  throw new PublishError(
+  throw new CargoError(
     clash.vers === meta.vers
       ? `crate version \`${meta.name}@${meta.vers}\` is already uploaded: versions are immutable, bump the version in Cargo.toml`
       : `crate version \`${meta.name}@${clash.vers}\` is already uploaded, and \`${meta.vers}\` differs only in build metadata: bump the version in Cargo.toml`,

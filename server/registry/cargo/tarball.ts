@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import { PublishError } from './metadata.ts';
+import { CargoError } from './errors.ts';
 
 /**
  * Checks a .crate before anything is stored: gzip, then tar, every entry inside `{name}-{vers}/`,
@@ -14,7 +14,7 @@ export async function validateCrateTarball(
   maxUnpackedBytes: number,
 ): Promise<void> {
   if (crate.length < 2 || crate[0] !== 0x1f || crate[1] !== 0x8b)
-    throw new PublishError(
+    throw new CargoError(
       'the uploaded .crate is not a gzip-compressed tar archive (the upload may be corrupt)',
     );
   const root = `${name}-${version}/`;
@@ -27,7 +27,7 @@ export async function validateCrateTarball(
       const problem = entryProblem(header.name, header.type ?? 'file', header.linkname ?? null, root);
       if (problem) {
         stream.resume();
-        reject(new PublishError(`invalid .crate: ${problem}`));
+        reject(new CargoError(`invalid .crate: ${problem}`));
         extract.destroy();
         return;
       }
@@ -35,7 +35,7 @@ export async function validateCrateTarball(
       stream.on('data', (chunk: unknown) => {
         unpacked += (chunk as Buffer).length;
         if (unpacked > maxUnpackedBytes) {
-          reject(new PublishError(`invalid .crate: it unpacks to more than ${maxUnpackedBytes} bytes`, 413));
+          reject(new CargoError(`invalid .crate: it unpacks to more than ${maxUnpackedBytes} bytes`, 413));
           extract.destroy();
         }
       });
@@ -43,16 +43,16 @@ export async function validateCrateTarball(
     });
     extract.on('finish', () => resolve());
     extract.on('error', () =>
-      reject(new PublishError('the uploaded .crate is not a valid tar archive (the upload may be corrupt)')),
+      reject(new CargoError('the uploaded .crate is not a valid tar archive (the upload may be corrupt)')),
     );
     gunzip.on('error', () =>
-      reject(new PublishError('the uploaded .crate is not valid gzip data (the upload may be corrupt)')),
+      reject(new CargoError('the uploaded .crate is not valid gzip data (the upload may be corrupt)')),
     );
   });
   Readable.from([crate]).pipe(gunzip).pipe(extract);
   await done;
   if (!sawManifest)
-    throw new PublishError(
+    throw new CargoError(
       `invalid .crate: it has no \`${root}Cargo.toml\` (the package must unpack into \`${root}\`)`,
     );
 }

@@ -1,0 +1,23 @@
+import { Counter } from 'prom-client';
+import type { Metrics } from '../../observability/metrics.ts';
+
+/** The Cargo registry's own counters, on the server's metrics registry. */
+export class CargoMetrics {
+  readonly publishes: Counter<'result'>;
+  readonly upstream: Counter<'what' | 'outcome'>;
+
+  constructor(metrics: Metrics) {
+    this.publishes = new Counter({
+      name: 'wharf_cargo_publishes_total',
+      help: 'cargo publish requests by result (published, refused: a check failed, failed: server error)',
+      labelNames: ['result'],
+      registers: [metrics.registry],
+    });
+    this.upstream = new Counter({
+      name: 'wharf_cargo_mirror_upstream_requests_total',
+      help: 'Requests of the crates.io mirror to its upstream by kind (index, crate, config) and outcome (HTTP status, or error)',
+      labelNames: ['what', 'outcome'],
+      registers: [metrics.registry],
+    });
+  }
+}

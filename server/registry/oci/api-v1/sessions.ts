@@ -1,0 +1,69 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Principal } from '../../../identity/principal.ts';
+import { readJson } from '../../../store/json-doc.ts';
+import type { ObjectStore } from '../../../store/object-store.ts';
+import { keys } from '../names.ts';
+
+/** A browser session: lives in the store (any replica serves it), keyed by a hash of the cookie. */
+export interface Session {
+  csrf: string;
+  principal: Principal | null;
+  expiresAt: number;
+}
+
+export const SESSION_COOKIE = 'wharf_oci_session';
+const LIFETIME_MS = 12 * 3600 * 1000;
+
+export class SessionStore {
+  private readonly store: ObjectStore;
+  constructor(store: ObjectStore) {
+    this.store = store;
+  }
+
+  async create(
+    principal: Principal | null,
+    csrf = randomBytes(24).toString('base64url'),
+  ): Promise<{ id: string; session: Session }> {
+    const id = randomBytes(32).toString('base64url');
+    const session: Session = { csrf, principal, expiresAt: Date.now() + LIFETIME_MS };
+    await this.store.put(keys.session(hash(id)), JSON.stringify(session), {
+      contentType: 'application/json',
+    });
+    return { id, session };
+  }
+
+  async get(id: string | undefined): Promise<Session | null> {
+    if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
+    const session = (await readJson<Session>(this.store, keys.session(hash(id))))?.value ?? null;
+    if (!session) return null;
+    if (session.expiresAt < Date.now()) {
+      await this.store.delete(keys.session(hash(id)));
+      return null;
+    }
+    return session;
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.store.delete(keys.session(hash(id)));
+  }
+}
+
+export function csrfMatches(session: Session, presented: string | undefined): boolean {
+  if (!presented) return false;
+  const a = Buffer.from(session.csrf);
+  const b = Buffer.from(presented);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function hash(id: string): string {
+  return createHash('sha256').update(id).digest('hex');
+}
+
+export function readCookie(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}

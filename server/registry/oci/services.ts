@@ -1,0 +1,89 @@
+import type { Logger } from 'pino';
+import type { IdentityClient } from '../../identity/principal.ts';
+import type { Metrics } from '../../observability/metrics.ts';
+import type { ObjectStore } from '../../store/object-store.ts';
+import { CredentialChecker } from './credentials.ts';
+import type { Maintenance } from './gc.ts';
+import { type PolicyOptions, RepositoryStore } from './permissions.ts';
+import { RobotStore } from './robots.ts';
+import type { OciSettings } from './settings.ts';
+import { BlobStore } from './storage/blobs.ts';
+import { DocCache } from './storage/doc-cache.ts';
+import { ManifestStore } from './storage/manifests.ts';
+import { UploadManager } from './storage/uploads.ts';
+import { SigningKeys } from './token/keys.ts';
+import { TokenService } from './token/tokens.ts';
+
+/** Everything the OCI plugins share, built once per server. */
+export interface OciServices {
+  settings: OciSettings;
+  publicUrl: string | undefined;
+  store: ObjectStore;
+  logger: Logger;
+  blobs: BlobStore;
+  uploads: UploadManager;
+  manifests: ManifestStore;
+  repositories: RepositoryStore;
+  robots: RobotStore;
+  keys: SigningKeys;
+  tokens: TokenService;
+  credentials: CredentialChecker;
+  policy: PolicyOptions;
+  identity: IdentityClient;
+  /** Set by the plugin once background maintenance is started. */
+  maintenance: Maintenance;
+}
+
+export async function createOciServices(options: {
+  settings: OciSettings;
+  publicUrl: string | undefined;
+  superusers: string[];
+  credentialCacheSeconds: number;
+  store: ObjectStore;
+  identity: IdentityClient;
+  metrics: Metrics;
+  logger: Logger;
+}): Promise<OciServices> {
+  const { settings, store } = options;
+  const cache = new DocCache(store);
+  const blobs = new BlobStore(store, cache);
+  const robots = new RobotStore(store);
+  const keys = new SigningKeys(store, {
+    ...(settings.signingKeyFile ? { signingKeyFile: settings.signingKeyFile } : {}),
+    rotationHours: settings.keyRotationHours,
+    retainSeconds: Math.max(settings.tokenTtlSeconds, settings.refreshTokenTtlSeconds) + 60,
+  });
+  await keys.load();
+  return {
+    settings,
+    publicUrl: options.publicUrl,
+    store,
+    logger: options.logger,
+    blobs,
+    uploads: new UploadManager(store, blobs, { maxBlobBytes: settings.maxBlobBytes }),
+    manifests: new ManifestStore(store, blobs, cache),
+    repositories: new RepositoryStore(store, cache),
+    robots,
+    keys,
+    tokens: new TokenService(keys, {
+      issuer: settings.issuer,
+      service: settings.service,
+      ttlSeconds: settings.tokenTtlSeconds,
+      refreshTtlSeconds: settings.refreshTokenTtlSeconds,
+    }),
+    credentials: new CredentialChecker(
+      options.identity,
+      robots,
+      options.metrics,
+      options.credentialCacheSeconds,
+    ),
+    policy: { superusers: options.superusers, anonymousPull: settings.anonymousPull },
+    identity: options.identity,
+    maintenance: {
+      runOnce: async () => {
+        throw new Error('maintenance not started');
+      },
+      stop() {},
+    },
+  };
+}

@@ -1,0 +1,39 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { DigestAlgorithm } from '../names.ts';
+
+export const STREAM_CHUNK = 1024 * 1024;
+
+/** A blob grew past the configured limit while streaming. */
+export class BlobTooLargeError extends Error {
+  constructor(limit: number) {
+    super(`blob exceeds the size limit of ${limit} bytes`);
+    this.name = 'BlobTooLargeError';
+  }
+}
+
+/**
+ * Passes bytes through unchanged while feeding a hash and counting them: the digest of a blob is
+ * computed during the one pass that writes it, never by reading it back.
+ */
+export class HashingStream extends Transform {
+  readonly hash: Hash;
+  bytes = 0;
+  private readonly limit: number;
+
+  constructor(hash: Hash | DigestAlgorithm, limit = Number.POSITIVE_INFINITY) {
+    super({ highWaterMark: STREAM_CHUNK });
+    this.hash = typeof hash === 'string' ? createHash(hash) : hash;
+    this.limit = limit;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.limit) {
+      callback(new BlobTooLargeError(this.limit));
+      return;
+    }
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+}

@@ -1,0 +1,241 @@
+import { createHash } from 'node:crypto';
+import type { ObjectStore } from '../../../store/object-store.ts';
+import { OciError } from '../errors.ts';
+import { type Digest, keys, parseDigest } from '../names.ts';
+import type { BlobStore } from './blobs.ts';
+import { DocCache } from './doc-cache.ts';
+
+export const MANIFEST_TYPES = new Set([
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+/** Layers a registry is not expected to hold (foreign / non-distributable). */
+const FOREIGN_LAYER = /nondistributable|foreign/;
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+  urls?: string[];
+}
+
+interface ManifestDocument {
+  schemaVersion?: number;
+  mediaType?: string;
+  artifactType?: string;
+  config?: Descriptor;
+  layers?: Descriptor[];
+  manifests?: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  body: Buffer;
+}
+
+/** Manifests (per repository, by digest), tags pointing at them, and the referrers index. */
+export class ManifestStore {
+  private readonly store: ObjectStore;
+  private readonly blobs: BlobStore;
+  private readonly cache: DocCache;
+  constructor(store: ObjectStore, blobs: BlobStore, cache = new DocCache(store)) {
+    this.store = store;
+    this.blobs = blobs;
+    this.cache = cache;
+  }
+
+  /** Validates and stores a manifest; the tag (if any) is written last so it never points at nothing. */
+  async put(
+    repository: string,
+    reference: { tag?: string; digest?: Digest },
+    body: Buffer,
+    contentType: string | undefined,
+  ): Promise<{ digest: Digest; subject?: Digest }> {
+    const digest = reference.digest ?? (await this.digestForTagPush(repository, body));
+    const actual = createHash(digest.algorithm).update(body).digest('hex');
+    if (actual !== digest.hex)
+      throw new OciError('DIGEST_INVALID', 'manifest digest does not match its content');
+    let document: ManifestDocument;
+    try {
+      document = JSON.parse(body.toString('utf8')) as ManifestDocument;
+    } catch {
+      throw new OciError('MANIFEST_INVALID', 'manifest is not valid JSON');
+    }
+    if (typeof document !== 'object' || document === null || Array.isArray(document)) {
+      throw new OciError('MANIFEST_INVALID', 'manifest is not a JSON object');
+    }
+    const mediaType = document.mediaType ?? contentType ?? '';
+    if (!MANIFEST_TYPES.has(mediaType)) {
+      throw new OciError('MANIFEST_INVALID', `unsupported manifest media type ${JSON.stringify(mediaType)}`);
+    }
+    if (
+      document.mediaType &&
+      contentType &&
+      document.mediaType !== contentType &&
+      MANIFEST_TYPES.has(contentType)
+    ) {
+      throw new OciError('MANIFEST_INVALID', 'Content-Type does not match the manifest mediaType');
+    }
+    await this.checkReferences(repository, mediaType, document);
+    // Stored as `<mediaType>\n<bytes>`: the media type must survive drivers without object metadata.
+    await this.store.put(
+      keys.manifest(repository, digest),
+      Buffer.concat([Buffer.from(`${mediaType}\n`), body]),
+    );
+    let subject: Digest | undefined;
+    if (document.subject) {
+      subject = parseDigest(document.subject.digest) ?? undefined;
+      if (!subject) throw new OciError('MANIFEST_INVALID', 'subject digest is invalid');
+      const descriptor: Descriptor = {
+        mediaType,
+        digest: digest.text,
+        size: body.length,
+        ...(referrerArtifactType(document) ? { artifactType: referrerArtifactType(document) } : {}),
+        ...(document.annotations ? { annotations: document.annotations } : {}),
+      };
+      await this.store.put(keys.referrer(repository, subject, digest), JSON.stringify(descriptor), {
+        contentType: 'application/json',
+      });
+    }
+    if (reference.tag) {
+      await this.store.put(keys.tag(repository, reference.tag), JSON.stringify({ digest: digest.text }), {
+        contentType: 'application/json',
+      });
+    }
+    return subject ? { digest, subject } : { digest };
+  }
+
+  /**
+   * A push by tag names no algorithm: sha256, unless this content is already stored here under its
+   * sha512 digest (pushed by digest first), whose identity the tag then keeps.
+   */
+  private async digestForTagPush(repository: string, body: Buffer): Promise<Digest> {
+    const hex = createHash('sha512').update(body).digest('hex');
+    const sha512: Digest = { algorithm: 'sha512', hex, text: `sha512:${hex}` };
+    return (await this.store.head(keys.manifest(repository, sha512))) ? sha512 : sha256Digest(body);
+  }
+
+  private async checkReferences(
+    repository: string,
+    mediaType: string,
+    document: ManifestDocument,
+  ): Promise<void> {
+    if (INDEX_TYPES.has(mediaType)) {
+      if (!Array.isArray(document.manifests))
+        throw new OciError('MANIFEST_INVALID', 'index has no manifests array');
+      for (const child of document.manifests) {
+        const digest = parseDigest(String(child?.digest));
+        if (!digest) throw new OciError('MANIFEST_INVALID', 'index entry has an invalid digest');
+        if (!(await this.store.head(keys.manifest(repository, digest)))) {
+          throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${digest.text} is not in this repository`, {
+            detail: { digest: digest.text },
+          });
+        }
+      }
+      return;
+    }
+    if (!document.config || !Array.isArray(document.layers ?? [])) {
+      throw new OciError('MANIFEST_INVALID', 'image manifest needs config and layers');
+    }
+    const descriptors = [document.config, ...(document.layers ?? [])];
+    for (const descriptor of descriptors) {
+      const digest = parseDigest(String(descriptor?.digest));
+      if (!digest) throw new OciError('MANIFEST_INVALID', 'descriptor has an invalid digest');
+      if (FOREIGN_LAYER.test(String(descriptor.mediaType)) || (descriptor.urls?.length ?? 0) > 0) continue;
+      const link = await this.blobs.linked(repository, digest);
+      if (!link) {
+        throw new OciError('MANIFEST_BLOB_UNKNOWN', `blob ${digest.text} is not in this repository`, {
+          detail: { digest: digest.text },
+        });
+      }
+    }
+  }
+
+  async resolve(repository: string, reference: string): Promise<Digest | null> {
+    const digest = parseDigest(reference);
+    if (digest) return digest;
+    const tag = await this.cache.readJson<{ digest: string }>(keys.tag(repository, reference));
+    return tag ? parseDigest(tag.digest) : null;
+  }
+
+  async get(repository: string, reference: string): Promise<StoredManifest | null> {
+    const digest = await this.resolve(repository, reference);
+    if (!digest) return null;
+    const stored = await this.cache.read(keys.manifest(repository, digest));
+    if (!stored) return null;
+    const newline = stored.indexOf(10);
+    const body = stored.subarray(newline + 1);
+    return { digest, mediaType: stored.subarray(0, newline).toString('latin1'), size: body.length, body };
+  }
+
+  /** Deletes a manifest by digest with the tags that point at it and its referrers entry. */
+  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    const manifest = await this.get(repository, digest.text);
+    if (!manifest) return false;
+    for (const tag of await this.tags(repository)) {
+      const tagged = await this.resolve(repository, tag);
+      if (tagged?.text === digest.text) await this.store.delete(keys.tag(repository, tag));
+    }
+    try {
+      const document = JSON.parse(manifest.body.toString('utf8')) as ManifestDocument;
+      const subject = document.subject ? parseDigest(document.subject.digest) : null;
+      if (subject) await this.store.delete(keys.referrer(repository, subject, digest));
+    } catch {}
+    await this.store.delete(keys.manifest(repository, digest));
+    return true;
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    if (!(await this.store.head(keys.tag(repository, tag)))) return false;
+    await this.store.delete(keys.tag(repository, tag));
+    return true;
+  }
+
+  async tags(repository: string): Promise<string[]> {
+    return listAll(this.store, keys.tagsPrefix(repository));
+  }
+
+  async referrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    const prefix = keys.referrersPrefix(repository, subject);
+    const result: Descriptor[] = [];
+    for (const name of await listAll(this.store, prefix)) {
+      const doc = await this.cache.readJson<Descriptor>(prefix + name);
+      if (doc) result.push(doc);
+    }
+    return result;
+  }
+}
+
+/** The artifactType a referrers response shows: the manifest's own, else its config media type. */
+function referrerArtifactType(document: ManifestDocument): string | undefined {
+  return document.artifactType ?? document.config?.mediaType;
+}
+
+export function sha256Digest(body: Buffer): Digest {
+  const hex = createHash('sha256').update(body).digest('hex');
+  return { algorithm: 'sha256', hex, text: `sha256:${hex}` };
+}
+
+/** Every key name under a prefix (one level), following continuation tokens. */
+export async function listAll(store: ObjectStore, prefix: string): Promise<string[]> {
+  const names: string[] = [];
+  let continuationToken: string | undefined;
+  do {
+    const page = await store.list({ prefix, ...(continuationToken ? { continuationToken } : {}) });
+    for (const object of page.objects) names.push(object.key.slice(prefix.length));
+    continuationToken = page.nextContinuationToken;
+  } while (continuationToken);
+  return names;
+}

@@ -1,0 +1,170 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
+import { parseBasic } from '../credentials.ts';
+import { isRepositoryName } from '../names.ts';
+import { permittedActions } from '../permissions.ts';
+import type { OciServices } from '../services.ts';
+import { parseScopes, type Scope } from './scope.ts';
+import type { Access } from './tokens.ts';
+
+export const TOKEN_PATH = '/v2/auth';
+
+interface TokenQuery {
+  service?: string;
+  scope?: string | string[];
+  offline_token?: string;
+  client_id?: string;
+  account?: string;
+}
+
+interface TokenForm {
+  grant_type?: string;
+  service?: string;
+  client_id?: string;
+  access_type?: string;
+  scope?: string;
+  username?: string;
+  password?: string;
+  refresh_token?: string;
+}
+
+/**
+ * The Docker token endpoint (GET with Basic credentials, POST with OAuth2 grants) and the JWKS
+ * registries and tools use to verify its tokens. Granted actions are the requested ones the caller
+ * may perform; a partial grant is not an error (the registry refuses later).
+ */
+export async function tokenRoutes(
+  app: FastifyInstance,
+  { services }: { services: OciServices },
+): Promise<void> {
+  const { tokens, credentials } = services;
+
+  app.get<{ Querystring: TokenQuery }>(
+    TOKEN_PATH,
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            service: { type: 'string' },
+            scope: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+            offline_token: { type: 'string' },
+            client_id: { type: 'string' },
+            account: { type: 'string' },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      let principal: Principal = ANONYMOUS;
+      const basic = parseBasic(request.headers.authorization);
+      if (request.headers.authorization && !basic) return unauthorized(reply, 'unsupported credentials');
+      if (basic) {
+        const checked = await credentials.check(basic.username, basic.password);
+        if (!checked) return unauthorized(reply, 'invalid username or password');
+        principal = checked;
+      }
+      const access = await grant(services, principal, parseScopes(request.query.scope));
+      const issued = await tokens.issue(principal, access);
+      const body: Record<string, unknown> = {
+        token: issued.token,
+        access_token: issued.token,
+        expires_in: issued.expiresIn,
+        issued_at: issued.issuedAt.toISOString(),
+      };
+      if (request.query.offline_token === 'true' && principal.kind !== 'anonymous') {
+        body.refresh_token = await tokens.issueRefresh(principal);
+      }
+      return reply.header('cache-control', 'no-store').send(body);
+    },
+  );
+
+  app.post<{ Body: TokenForm }>(
+    TOKEN_PATH,
+    {
+      schema: {
+        body: {
+          type: 'object',
+          properties: {
+            grant_type: { enum: ['password', 'refresh_token', 'authorization_code'] },
+            service: { type: 'string' },
+            client_id: { type: 'string' },
+            access_type: { type: 'string' },
+            scope: { type: 'string' },
+            username: { type: 'string' },
+            password: { type: 'string' },
+            refresh_token: { type: 'string' },
+          },
+          required: ['grant_type'],
+        },
+      },
+    },
+    async (request, reply) => {
+      const form = request.body;
+      let principal: Principal | null = null;
+      if (form.grant_type === 'password') {
+        if (!form.username || form.password === undefined) return oauthError(reply, 400, 'invalid_request');
+        principal = await credentials.check(form.username, form.password);
+      } else if (form.grant_type === 'refresh_token') {
+        if (!form.refresh_token) return oauthError(reply, 400, 'invalid_request');
+        principal = await tokens.verifyRefresh(form.refresh_token);
+      } else {
+        return oauthError(reply, 400, 'unsupported_grant_type');
+      }
+      if (!principal) return oauthError(reply, 401, 'invalid_grant');
+      const access = await grant(services, principal, parseScopes(form.scope));
+      const issued = await tokens.issue(principal, access);
+      const body: Record<string, unknown> = {
+        access_token: issued.token,
+        token: issued.token,
+        scope: access.map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`).join(' '),
+        expires_in: issued.expiresIn,
+        issued_at: issued.issuedAt.toISOString(),
+      };
+      if (form.access_type === 'offline') body.refresh_token = await tokens.issueRefresh(principal);
+      else if (form.grant_type === 'refresh_token') body.refresh_token = form.refresh_token;
+      return reply.header('cache-control', 'no-store').send(body);
+    },
+  );
+
+  app.get(`${TOKEN_PATH}/jwks`, async (_request: FastifyRequest, reply: FastifyReply) =>
+    reply.header('cache-control', 'public, max-age=60').send(services.keys.jwks()),
+  );
+}
+
+/** Requested ∩ permitted, per scope. A push on a missing repository creates it (Quay's push-to-create). */
+export async function grant(services: OciServices, principal: Principal, scopes: Scope[]): Promise<Access[]> {
+  const merged = new Map<string, Access>();
+  for (const scope of scopes) {
+    let actions: string[] = [];
+    if (scope.type === 'registry' && scope.name === 'catalog') {
+      actions = principal.kind !== 'anonymous' && scope.actions.includes('*') ? ['*'] : [];
+    } else if (scope.type === 'repository' && isRepositoryName(scope.name)) {
+      const requested = scope.actions.includes('*')
+        ? ['*', 'pull', 'push', 'delete', ...scope.actions.filter((a) => a !== '*')]
+        : scope.actions;
+      let repository = await services.repositories.get(scope.name);
+      actions = permittedActions(principal, scope.name, repository, requested, services.policy);
+      if (!repository && actions.includes('push')) {
+        repository = await services.repositories.ensure(scope.name);
+        services.logger.info({ repository: scope.name, by: principal.name }, 'repository created by push');
+      }
+    }
+    const key = `${scope.type}:${scope.name}`;
+    const entry = merged.get(key) ?? { type: scope.type, name: scope.name, actions: [] };
+    entry.actions = [...new Set([...entry.actions, ...actions])];
+    merged.set(key, entry);
+  }
+  return [...merged.values()];
+}
+
+function unauthorized(reply: FastifyReply, message: string): FastifyReply {
+  return reply
+    .code(401)
+    .header('www-authenticate', 'Basic realm="wharf"')
+    .send({ errors: [{ code: 'UNAUTHORIZED', message, detail: null }] });
+}
+
+function oauthError(reply: FastifyReply, status: number, error: string): FastifyReply {
+  return reply.code(status).send({ error });
+}
