@@ -26,7 +26,7 @@ export interface PendingLogin {
   /** SHA-256 of the browser-binding cookie the login was started with. */
   browser: string;
   expiresAt: number;
-  then: AfterLogin;
+  afterLogin: AfterLogin;
   /** Set by the one callback that claims this login; any other use of the state is a replay. */
   consumedAt?: number;
 }

@@ -111,7 +111,7 @@ export async function createOpenIdLogin(options: {
     request: FastifyRequest,
     reply: FastifyReply,
     purpose: Purpose,
-    then: AfterLogin,
+    afterLogin: AfterLogin,
   ) {
     const query = request.query as CallbackQuery;
     let provider: OpenIdProvider | undefined;
@@ -143,7 +143,7 @@ export async function createOpenIdLogin(options: {
       nonce,
       browser: sha256(browser),
       expiresAt: Date.now() + config.loginTimeoutSeconds * 1000,
-      then,
+      afterLogin,
     };
     await state.startLogin(loginState, pending);
     const target = client.buildAuthorizationUrl(provider.client, {
@@ -277,8 +277,8 @@ export async function createOpenIdLogin(options: {
       secure: secureCookies,
     });
     request.log.info({ username, account: linked.account }, 'OpenID sign-in');
-    if (pending.then.kind === 'redirect')
-      return reply.code(303).header('cache-control', 'no-store').redirect(pending.then.path);
+    if (pending.afterLogin.kind === 'redirect')
+      return reply.code(303).header('cache-control', 'no-store').redirect(pending.afterLogin.path);
     return sendToken(request, reply, session, pending.purpose);
   }
 
