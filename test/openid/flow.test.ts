@@ -163,10 +163,11 @@ describe('OpenID login against oidc-provider', () => {
     );
     expect((back as Visit).url.href).toBe(`${wharf.baseUrl}/api/v1/user/`);
     const session = await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/session`);
-    expect(json(session)).toEqual({
+    expect(json(session)).toMatchObject({
       username: 'corp:alice',
       account: 'alice',
       groups: ['firm/crate-owners', 'firm/everyone'],
+      principal: { kind: 'user', name: 'alice', via: 'session', admin: false },
     });
     expect(
       (await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/logout`, { method: 'POST' })).response
@@ -405,6 +406,7 @@ describe('API v1 hook: who signed in through OpenID', () => {
       username: 'corp:alice',
       account: 'alice',
       groups: ['firm/crate-owners', 'firm/everyone'],
+      principal: { kind: 'user', name: 'alice', groups: [], scopes: null, via: 'session', admin: false },
     };
     expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toEqual(expected);
     // A second process on the same store, all roles in one: the in-process path.

@@ -338,8 +338,9 @@ export async function createOpenIdLogin(options: {
         scope.get('/ktra/api/v1/openid/session', async (request, reply) => {
           const session = await sessionFor(request);
           reply.header('cache-control', 'no-store');
-          if (!session) return reply.code(401).send({ errors: [{ detail: 'not signed in' }] });
-          return { username: session.username, account: session.account, groups: session.groups };
+          const principal = session ? await options.identity.principalOf(session.account) : null;
+          if (!session || !principal) return reply.code(401).send({ errors: [{ detail: 'not signed in' }] });
+          return { username: session.username, account: session.account, groups: session.groups, principal };
         });
         scope.post('/ktra/api/v1/openid/logout', async (request, reply) => {
           await state.endSession(readCookie(request, SESSION_COOKIE));
