@@ -150,9 +150,9 @@ export class FsObjectStore implements ObjectStore {
         const end = Math.min(options.range.end ?? size - 1, size - 1);
         if (start >= size || start < 0 || end < start) throw new InvalidRangeError(key, size);
         result.range = { start, end };
-        result.body = handle.createReadStream({ start, end, highWaterMark: READ_CHUNK });
+        result.body = handle.createReadStream({ start, end, highWaterMark: readBuffer(end - start + 1) });
       } else {
-        result.body = handle.createReadStream({ highWaterMark: READ_CHUNK });
+        result.body = handle.createReadStream({ highWaterMark: readBuffer(size) });
       }
       return result;
     } catch (error) {
@@ -356,6 +356,11 @@ type BigIntStats = Awaited<ReturnType<typeof stat>> & { ino: bigint; size: bigin
 const LEAF_SUFFIX = '%obj';
 const STALE_LOCK_MS = 30_000;
 const READ_CHUNK = 1024 * 1024;
+
+/** Big reads use 1 MiB buffers; a small JSON document should not allocate one. */
+function readBuffer(bytes: number): number {
+  return Math.max(1, Math.min(bytes, READ_CHUNK));
+}
 
 /** Inode, size and nanosecond mtime change on every rename-into-place, so they identify a version. */
 function etagOf(stats: { ino: bigint | number; size: bigint | number; mtimeNs?: bigint }): string {

@@ -88,4 +88,48 @@ describe('OCI uploads on S3 (MinIO)', () => {
     const data = (await a.store.list({ prefix: 'oci/data/' })).objects;
     expect(data.map((object) => object.size)).toEqual([whole.length]);
   }, 120_000);
+
+  it('redirects blob downloads to a presigned S3 URL when the store presigns', async () => {
+    const config = minio.storeConfig(await minio.createBucket(), { presignDownloads: true });
+    const store = await S3ObjectStore.open(
+      config.s3 as NonNullable<typeof config.s3>,
+      pino({ level: 'silent' }),
+    );
+    const server = await startOci({}, { listen: false, store });
+    try {
+      await createUser(server, 'bob', 'bob-password-1');
+      const token = await server.wharf.app.inject({
+        method: 'GET',
+        url: '/v2/auth?service=wharf&scope=repository:bob/app:pull,push',
+        headers: { authorization: basic('bob', 'bob-password-1') },
+      });
+      const headers = { authorization: `Bearer ${token.json().token}` };
+      const blob = randomBytes(100_000);
+      const pushed = await server.wharf.app.inject({
+        method: 'POST',
+        url: `/v2/bob/app/blobs/uploads/?digest=${sha256(blob)}`,
+        headers: { ...headers, 'content-type': 'application/octet-stream' },
+        payload: blob,
+      });
+      expect(pushed.statusCode).toBe(201);
+      const get = await server.wharf.app.inject({
+        method: 'GET',
+        url: `/v2/bob/app/blobs/${sha256(blob)}`,
+        headers,
+      });
+      expect(get.statusCode).toBe(307);
+      expect(get.headers['docker-content-digest']).toBe(sha256(blob));
+      const direct = await fetch(String(get.headers.location));
+      expect(Buffer.from(await direct.arrayBuffer()).equals(blob)).toBe(true);
+      // HEAD and ranged reads are still answered by wharf itself.
+      const head = await server.wharf.app.inject({
+        method: 'HEAD',
+        url: `/v2/bob/app/blobs/${sha256(blob)}`,
+        headers,
+      });
+      expect(head.statusCode).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
 });

@@ -52,10 +52,13 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
   );
 
   app.put('/api/v1/crates/new', async (request) => {
-    const principal = await requirePrincipal(request, identity, 'publishing');
+    const who = requirePrincipal(request, identity, 'publishing');
     const body = request.body;
-    if (!Buffer.isBuffer(body)) throw new CargoError('the publish request has no body');
-    const { line } = await publishCrate(store, context.files, logger, principal, body, {
+    if (!Buffer.isBuffer(body)) {
+      await who;
+      throw new CargoError('the publish request has no body');
+    }
+    const { line, principal } = await publishCrate(store, context.files, logger, who, body, {
       maxCrateBytes: cargo.maxCrateBytes,
       maxUnpackedBytes: cargo.maxUnpackedBytes,
       superusers,

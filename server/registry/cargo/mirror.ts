@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { CargoMirrorConfig } from '../../config/types.ts';
 import { readJson } from '../../store/json-doc.ts';
 import { allowRead, baseUrl, type CargoContext } from './context.ts';
 import { parseIndexFile } from './index-file.ts';
@@ -194,7 +193,7 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
   /** Where upstream .crate files are: the configured override, else the upstream config.json's `dl`. */
   function template(): Promise<string> {
     if (mirror.upstreamDownload) return Promise.resolve(mirror.upstreamDownload);
-    downloadTemplate ??= upstreamConfigDl(upstream, upstreamFetch, mirror).catch((error: unknown) => {
+    downloadTemplate ??= upstreamConfigDl(upstream, upstreamFetch).catch((error: unknown) => {
       downloadTemplate = null;
       throw error;
     });
@@ -205,7 +204,6 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
 async function upstreamConfigDl(
   upstream: string,
   upstreamFetch: (url: string) => Promise<Response>,
-  _mirror: CargoMirrorConfig,
 ): Promise<string> {
   const response = await upstreamFetch(`${upstream}config.json`);
   if (response.status !== 200) {

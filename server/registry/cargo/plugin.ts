@@ -9,6 +9,7 @@ import { indexRoutes } from './index-routes.ts';
 import { mirrorRoutes, UpstreamError } from './mirror.ts';
 import { tooLarge } from './publish.ts';
 import { StoredFiles } from './stored-files.ts';
+import { TokenCache } from './token-cache.ts';
 
 /**
  * The Cargo registry: sparse index, Web API and the crates.io mirror. Every error leaves in cargo's
@@ -20,6 +21,7 @@ export async function cargoRegistry(
 ): Promise<void> {
   const context: CargoContext = {
     ...options,
+    identity: new TokenCache(options.identity, options.config.registry.credentialCacheSeconds),
     files: new StoredFiles(options.store, {
       revalidateMillis: options.config.registry.cargo.indexRevalidateMillis,
     }),

@@ -56,19 +56,25 @@ export async function publishCrate(
   store: ObjectStore,
   files: StoredFiles,
   logger: Logger,
-  principal: Principal,
+  who: Promise<Principal>,
   body: Buffer,
   limits: PublishLimits,
-): Promise<{ line: IndexLine; created: boolean }> {
-  const { metadata: raw, crate } = parsePublishBody(body, limits.maxCrateBytes);
-  const meta = validateMetadata(raw);
-  const existing = await readMeta(store, meta.name);
+): Promise<{ line: IndexLine; created: boolean; principal: Principal }> {
+  // The caller's identity, the crate's metadata and index file, and the tarball check are
+  // independent: run them together, then judge in the order the user should hear about problems.
+  const [principalResult, parsedResult] = await Promise.allSettled([
+    who,
+    Promise.resolve().then(() => parse(body, limits)),
+  ]);
+  if (principalResult.status === 'rejected') throw principalResult.reason;
+  const principal = principalResult.value;
+  if (parsedResult.status === 'rejected') throw parsedResult.reason;
+  const { meta, crate, existing, known, tarball } = parsedResult.value;
   checkMayPublish(existing, meta, principal, limits.superusers);
   const indexKey = storeKeys.index(meta.name);
-  const known = await files.index(indexKey);
   const lines = known ? parseIndexFile(known.body.toString('utf8')) : [];
   checkNewVersion(lines, meta);
-  await validateCrateTarball(crate, meta.name, meta.vers, limits.maxUnpackedBytes);
+  await tarball;
 
   const cksum = createHash('sha256').update(crate).digest('hex');
   const line = toIndexLine(meta, cksum, new Date());
@@ -124,7 +130,19 @@ export async function publishCrate(
       logger.warn({ err: error, crate: meta.name }, 'crate description not updated'),
     );
   }
-  return { line, created: !existing };
+  return { line, created: !existing, principal };
+
+  async function parse(body: Buffer, limits: PublishLimits) {
+    const { metadata: raw, crate } = parsePublishBody(body, limits.maxCrateBytes);
+    const meta = validateMetadata(raw);
+    const tarball = validateCrateTarball(crate, meta.name, meta.vers, limits.maxUnpackedBytes);
+    tarball.catch(() => undefined); // judged after the permission checks, not as an unhandled rejection
+    const [existing, known] = await Promise.all([
+      readMeta(store, meta.name),
+      files.index(storeKeys.index(meta.name)),
+    ]);
+    return { meta, crate, existing, known, tarball };
+  }
 }
 
 function checkMayPublish(

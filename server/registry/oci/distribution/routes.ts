@@ -232,6 +232,11 @@ async function blob(
   if (request.method === 'HEAD') {
     return reply.header('Content-Length', link.size).send();
   }
+  if (!range) {
+    // On S3 with presigned downloads, the bytes come straight from the bucket (clients follow 307).
+    const url = await services.store.presignGet(link.dataKey, 600);
+    if (url) return reply.code(307).header('Location', url).header('Content-Length', 0).send();
+  }
   const data = await services.blobs.read(link, range ? { range } : {});
   if (!data) throw new OciError('BLOB_UNKNOWN', 'blob unknown', { detail: { digest: digest.text } });
   if (range) {

@@ -1,0 +1,20 @@
+{{- define "wharf.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 63 | trimSuffix "-" }}{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- end -}}
+{{- define "wharf.operatorName" -}}{{ include "wharf.fullname" . | trunc 54 | trimSuffix "-" }}-operator{{- end -}}
+{{- define "wharf.labels" -}}
+app.kubernetes.io/name: wharf
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+{{- define "wharf.selectorLabels" -}}
+app.kubernetes.io/name: wharf
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+{{- define "wharf.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}{{ default (include "wharf.operatorName" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
+{{- end -}}
+{{- define "wharf.image" -}}{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}{{- end -}}

@@ -1,0 +1,371 @@
+/**
+ * The custom resources (group wharf.dev, version v1alpha1), written once as OpenAPI v3 schemas. The
+ * CRD generator (./crds.ts) publishes them, and ./schema-types.ts turns them into the types the
+ * reconcilers use, so the YAML a user applies and the code that reads it cannot drift apart.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { FromSchema } from './schema-types.ts';
+
+export const GROUP = 'wharf.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+const dnsName = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 253,
+  pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$',
+} as const;
+const localRef = {
+  type: 'object',
+  description: 'A reference to an object in the same namespace.',
+  properties: { name: { ...dnsName, description: 'Name of the object.' } },
+  required: ['name'],
+} as const;
+
+const httpUrl = {
+  type: 'string',
+  maxLength: 2048,
+  'x-kubernetes-validations': [
+    { rule: "self.startsWith('https://') || self.startsWith('http://')", message: 'must be an http(s) URL' },
+  ],
+} as const;
+
+const conditionSchema = {
+  type: 'object',
+  description: 'One aspect of the observed state, following the Kubernetes API conventions.',
+  properties: {
+    type: { type: 'string', maxLength: 316 },
+    status: { type: 'string', enum: ['True', 'False', 'Unknown'] },
+    observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
+    lastTransitionTime: { type: 'string', format: 'date-time' },
+    reason: { type: 'string', maxLength: 1024 },
+    message: { type: 'string', maxLength: 32768 },
+  },
+  required: ['type', 'status', 'lastTransitionTime', 'reason', 'message'],
+} as const;
+
+const conditions = {
+  type: 'array',
+  items: conditionSchema,
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+} as const;
+
+const ingressSchema = {
+  type: 'object',
+  description: 'Expose the server on one host through an Ingress.',
+  properties: {
+    host: { ...dnsName, description: 'Host name clients use, e.g. crates.example.com.' },
+    className: { type: 'string', description: 'IngressClass name; the cluster default when omitted.' },
+    tlsSecretName: {
+      type: 'string',
+      description: 'Secret with tls.crt/tls.key for the host; plain HTTP when omitted.',
+    },
+    annotations: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+  required: ['host'],
+} as const;
+
+const storageSchema = {
+  type: 'object',
+  description: 'S3 storage. The operator creates the bucket when it is missing and checks it before use.',
+  properties: {
+    endpoint: { ...httpUrl, description: 'S3 endpoint, e.g. http://minio.storage:9000; AWS when omitted.' },
+    region: { type: 'string', default: 'us-east-1' },
+    forcePathStyle: { type: 'boolean', default: true, description: 'Path-style addressing (MinIO, Ceph).' },
+    bucket: {
+      type: 'string',
+      minLength: 3,
+      maxLength: 63,
+      pattern: '^[a-z0-9][a-z0-9.-]*[a-z0-9]$',
+      description: 'Bucket name; the operator derives one from namespace and name when omitted.',
+    },
+    prefix: { type: 'string', default: '', pattern: '^([^/]+/)*$' },
+    credentialsSecretRef: {
+      type: 'object',
+      description: 'Secret holding the S3 access key pair.',
+      properties: {
+        name: dnsName,
+        accessKeyIdKey: { type: 'string', default: 'accessKeyId' },
+        secretAccessKeyKey: { type: 'string', default: 'secretAccessKey' },
+      },
+      required: ['name'],
+    },
+    deletionPolicy: {
+      type: 'string',
+      enum: ['Retain', 'Delete'],
+      default: 'Retain',
+      description: 'What happens to the bucket when the resource is deleted. Delete empties and removes it.',
+    },
+    abortIncompleteUploadsAfterDays: { type: 'integer', minimum: 1, maximum: 365, default: 1 },
+  },
+  required: ['credentialsSecretRef'],
+} as const;
+
+const workload = {
+  replicas: { type: 'integer', minimum: 0, maximum: 100, default: 1 },
+  image: { type: 'string', description: 'Server image; the operator default (WHARF_IMAGE) when omitted.' },
+  resources: {
+    type: 'object',
+    description: 'Container resource requests/limits (cpu, memory).',
+    properties: {
+      requests: { type: 'object', additionalProperties: { type: 'string' } },
+      limits: { type: 'object', additionalProperties: { type: 'string' } },
+    },
+  },
+  ingress: ingressSchema,
+  storage: storageSchema,
+  logLevel: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace'], default: 'info' },
+} as const;
+
+const baseStatus = {
+  observedGeneration: { type: 'integer', format: 'int64' },
+  conditions,
+  url: { type: 'string', description: 'URL of the Service inside the cluster.' },
+  publicUrl: { type: 'string', description: 'URL through the Ingress, when there is one.' },
+  bucket: { type: 'string' },
+} as const;
+
+export const openIdProviderSchema = {
+  type: 'object',
+  properties: {
+    spec: {
+      type: 'object',
+      properties: {
+        issuerUrl: { ...httpUrl, description: 'OpenID issuer; discovery is read from .well-known under it.' },
+        clientSecretRef: {
+          ...localRef,
+          description:
+            'Secret with client_id and client_secret. Without it the operator registers a client dynamically when the provider allows it.',
+        },
+        redirectUris: {
+          type: 'array',
+          maxItems: 16,
+          items: httpUrl,
+          description: 'Redirect URIs sent when the operator registers a client dynamically.',
+        },
+        initialAccessTokenSecretRef: {
+          ...localRef,
+          description: 'Secret with key "token": initial access token for dynamic client registration.',
+        },
+        additionalScopes: { type: 'array', items: { type: 'string' }, default: ['profile', 'email'] },
+        usernameClaim: { type: 'string', default: 'preferred_username' },
+        groupsClaim: { type: 'string', default: 'groups' },
+        authorizedGroups: { type: 'array', items: { type: 'string' }, default: [] },
+        authorizedUsers: { type: 'array', items: { type: 'string' }, default: [] },
+        accountPrefix: {
+          type: 'string',
+          pattern: '^[a-z0-9._-]{0,16}$',
+          default: '',
+          description: 'Prepended to the identity to form the wharf account name (keeps providers apart).',
+        },
+        allowInsecureRequests: {
+          type: 'boolean',
+          default: false,
+          description:
+            'Allow a plain-http issuer (in-cluster test providers only: tokens cross the network in clear).',
+        },
+      },
+      required: ['issuerUrl'],
+    },
+    status: {
+      type: 'object',
+      properties: {
+        observedGeneration: { type: 'integer', format: 'int64' },
+        conditions,
+        userinfoEndpoint: { type: 'string' },
+        registrationEndpoint: { type: 'string' },
+        clientSecretName: {
+          type: 'string',
+          description: 'Secret the AuthService reads client_id/client_secret from.',
+        },
+      },
+    },
+  },
+} as const;
+
+export const authServiceSchema = {
+  type: 'object',
+  properties: {
+    spec: {
+      type: 'object',
+      properties: {
+        ...workload,
+        openIdProviders: { type: 'array', items: localRef, default: [] },
+        signup: {
+          type: 'string',
+          enum: ['admin', 'open', 'disabled'],
+          default: 'admin',
+          description: 'Who may create users: only admins, anyone, or nobody.',
+        },
+        services: {
+          type: 'array',
+          description:
+            'RestAuth clients; the operator generates each password into the Secret <name>-services.',
+          items: {
+            type: 'object',
+            properties: {
+              name: { type: 'string', maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
+              permissions: { type: 'array', items: { type: 'string' }, default: [] },
+            },
+            required: ['name'],
+          },
+          default: [],
+          maxItems: 64,
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['name'],
+        },
+        adminSecretRef: {
+          ...localRef,
+          description:
+            'Secret with key "password" for the bootstrap admin; generated into <name>-admin when omitted.',
+        },
+      },
+      required: ['storage'],
+    },
+    status: {
+      type: 'object',
+      properties: { ...baseStatus, adminSecretName: { type: 'string' } },
+    },
+  },
+} as const;
+
+export const registrySchema = {
+  type: 'object',
+  properties: {
+    spec: {
+      type: 'object',
+      properties: {
+        ...workload,
+        authServiceRef: {
+          ...localRef,
+          description: 'The AuthService (same namespace) that knows the users.',
+        },
+        protocols: {
+          type: 'array',
+          items: { type: 'string', enum: ['cargo', 'oci'] },
+          default: ['cargo', 'oci'],
+          minItems: 1,
+          'x-kubernetes-list-type': 'set',
+        },
+        cargo: {
+          type: 'object',
+          default: {},
+          properties: {
+            authRequired: {
+              type: 'boolean',
+              default: false,
+              description: 'Require a token to read the index and download crates.',
+            },
+            mirror: {
+              type: 'object',
+              description: 'Serve /ktra/api/v1/mirror/ from an upstream registry such as crates.io.',
+              properties: {
+                enabled: { type: 'boolean', default: false },
+                upstreamIndex: { ...httpUrl, default: 'https://index.crates.io/' },
+                upstreamDownload: {
+                  ...httpUrl,
+                  description: "Overrides the upstream's download URL template.",
+                },
+              },
+            },
+          },
+        },
+        oci: {
+          type: 'object',
+          default: {},
+          properties: {
+            anonymousPull: {
+              type: 'boolean',
+              default: false,
+              description: 'Let anyone pull public repositories without a token.',
+            },
+            gc: {
+              type: 'object',
+              properties: {
+                enabled: { type: 'boolean', default: true },
+                graceHours: {
+                  type: 'number',
+                  minimum: 0,
+                  default: 24,
+                  description: 'Unreferenced blobs younger than this are kept.',
+                },
+                intervalMinutes: { type: 'number', minimum: 1, default: 60 },
+              },
+            },
+          },
+        },
+        superusers: { type: 'array', items: { type: 'string' }, default: [] },
+      },
+      required: ['authServiceRef', 'storage'],
+    },
+    status: {
+      type: 'object',
+      properties: {
+        ...baseStatus,
+        serviceName: { type: 'string', description: 'RestAuth service name at the AuthService.' },
+        credentialsHash: {
+          type: 'string',
+          description:
+            'SHA-256 of the RestAuth password: tells the AuthService to roll its pods when it changes.',
+        },
+      },
+    },
+  },
+} as const;
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+type Resource<S extends { properties: { spec: unknown; status: unknown } }> = KubernetesObject & {
+  metadata: NonNullable<KubernetesObject['metadata']> & { name: string; namespace: string };
+  spec: FromSchema<S['properties']['spec']>;
+  status?: Omit<FromSchema<S['properties']['status']>, 'conditions'> & { conditions?: Condition[] };
+};
+
+export type OpenIdProvider = Resource<typeof openIdProviderSchema>;
+export type AuthService = Resource<typeof authServiceSchema>;
+export type Registry = Resource<typeof registrySchema>;
+export type StorageSpec = AuthService['spec']['storage'];
+export type IngressSpec = NonNullable<AuthService['spec']['ingress']>;
+
+/** Each kind with its names, printer columns and short names: what the CRD generator needs. */
+export const KINDS = {
+  OpenIdProvider: {
+    plural: 'openidproviders',
+    singular: 'openidprovider',
+    shortNames: ['oidp'],
+    schema: openIdProviderSchema,
+    columns: [{ name: 'Issuer', type: 'string', jsonPath: '.spec.issuerUrl' }],
+  },
+  AuthService: {
+    plural: 'authservices',
+    singular: 'authservice',
+    shortNames: ['was'],
+    schema: authServiceSchema,
+    columns: [
+      { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas' },
+      { name: 'Host', type: 'string', jsonPath: '.spec.ingress.host' },
+    ],
+  },
+  Registry: {
+    plural: 'registries',
+    singular: 'registry',
+    shortNames: ['wreg'],
+    schema: registrySchema,
+    columns: [
+      { name: 'AuthService', type: 'string', jsonPath: '.spec.authServiceRef.name' },
+      { name: 'Replicas', type: 'integer', jsonPath: '.spec.replicas' },
+      { name: 'Host', type: 'string', jsonPath: '.spec.ingress.host' },
+    ],
+  },
+} as const;
+
+export type KindName = keyof typeof KINDS;

@@ -1,0 +1,210 @@
+/**
+ * A small REST client over @kubernetes/client-node's KubeConfig (authentication, TLS, in-cluster
+ * config) and undici. One place for every call the operator makes, so each one is counted (the
+ * `api requests` metric, and the zero-writes-on-resync proof) and errors carry the HTTP status.
+ */
+import { KubeConfig, type KubernetesObject, RequestContext, Watch } from '@kubernetes/client-node';
+import { fetch } from 'undici';
+
+export class KubeError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  constructor(status: number, reason: string, message: string) {
+    super(message);
+    this.name = 'KubeError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export const isNotFound = (error: unknown) => error instanceof KubeError && error.status === 404;
+export const isConflict = (error: unknown) => error instanceof KubeError && error.status === 409;
+
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
+export const WRITE_VERBS: ReadonlySet<Verb> = new Set(['create', 'update', 'patch', 'delete']);
+
+/** Where each kind the operator touches lives in the API (no discovery round trips needed). */
+const RESOURCES: Record<string, { prefix: string; plural: string }> = {
+  'v1/ConfigMap': { prefix: '/api/v1', plural: 'configmaps' },
+  'v1/Secret': { prefix: '/api/v1', plural: 'secrets' },
+  'v1/Service': { prefix: '/api/v1', plural: 'services' },
+  'v1/Event': { prefix: '/api/v1', plural: 'events' },
+  'apps/v1/Deployment': { prefix: '/apis/apps/v1', plural: 'deployments' },
+  'networking.k8s.io/v1/Ingress': { prefix: '/apis/networking.k8s.io/v1', plural: 'ingresses' },
+  'coordination.k8s.io/v1/Lease': { prefix: '/apis/coordination.k8s.io/v1', plural: 'leases' },
+  'wharf.dev/v1alpha1/OpenIdProvider': { prefix: '/apis/wharf.dev/v1alpha1', plural: 'openidproviders' },
+  'wharf.dev/v1alpha1/AuthService': { prefix: '/apis/wharf.dev/v1alpha1', plural: 'authservices' },
+  'wharf.dev/v1alpha1/Registry': { prefix: '/apis/wharf.dev/v1alpha1', plural: 'registries' },
+};
+
+/** `/apis/apps/v1/namespaces/ns/deployments[/name]`; without a namespace, the cluster-wide collection. */
+export function resourcePath(apiVersion: string, kind: string, namespace?: string, name?: string): string {
+  const resource = RESOURCES[`${apiVersion}/${kind}`];
+  if (!resource) throw new Error(`unknown resource ${apiVersion}/${kind}`);
+  const ns = namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+  const item = name ? `/${encodeURIComponent(name)}` : '';
+  return `${resource.prefix}${ns}/${resource.plural}${item}`;
+}
+
+export function objectPath(object: KubernetesObject): string {
+  return resourcePath(object.apiVersion!, object.kind!, object.metadata?.namespace, object.metadata?.name);
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export type RequestObserver = (verb: Verb, path: string, status: number) => void;
+
+export class KubeClient {
+  readonly kubeConfig: KubeConfig;
+  readonly fieldManager: string;
+  private readonly server: string;
+  private readonly observers: RequestObserver[] = [];
+
+  constructor(kubeConfig: KubeConfig, fieldManager = 'wharf-operator') {
+    this.kubeConfig = kubeConfig;
+    this.fieldManager = fieldManager;
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.server = cluster.server.replace(/\/$/, '');
+  }
+
+  static fromDefault(): KubeClient {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromDefault();
+    return new KubeClient(kubeConfig);
+  }
+
+  /** Called after every request with its verb and status (0 when the connection failed). */
+  observe(observer: RequestObserver): void {
+    this.observers.push(observer);
+  }
+
+  private notify(verb: Verb, path: string, status: number): void {
+    for (const observer of this.observers) observer(verb, path, status);
+  }
+
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const url = new URL(this.server + path);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const verb = verbOf(method, path);
+    const context = new RequestContext(url.toString(), method as never);
+    await this.kubeConfig.applySecurityAuthentication(context);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    for (const [key, value] of Object.entries(context.getHeaders())) headers[key] = String(value);
+    if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+    let response: Awaited<ReturnType<typeof fetch>>;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        dispatcher: context.getDispatcher() as never,
+        signal: options.signal ?? AbortSignal.timeout(30_000),
+      });
+    } catch (error) {
+      this.notify(verb, path, 0);
+      throw error;
+    }
+    this.notify(verb, path, response.status);
+    const text = await response.text();
+    const parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    if (!response.ok) {
+      throw new KubeError(
+        response.status,
+        String(parsed.reason ?? response.statusText),
+        `${method} ${path}: ${response.status} ${String(parsed.message ?? text).slice(0, 500)}`,
+      );
+    }
+    return parsed as T;
+  }
+
+  /** The object, or undefined when it does not exist. */
+  async get<T extends KubernetesObject>(path: string): Promise<T | undefined> {
+    try {
+      return await this.request<T>('GET', path);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  list<T extends KubernetesObject>(path: string, query: RequestOptions['query'] = {}) {
+    return this.request<{ metadata: { resourceVersion: string }; items: T[] }>('GET', path, { query });
+  }
+
+  create<T extends KubernetesObject>(object: T): Promise<T> {
+    const { apiVersion, kind, metadata } = object;
+    return this.request<T>('POST', resourcePath(apiVersion!, kind!, metadata?.namespace), {
+      body: object,
+      query: { fieldManager: this.fieldManager },
+    });
+  }
+
+  /** Server-side apply with this operator's field manager, taking over conflicting fields. */
+  apply<T extends KubernetesObject>(object: T, subresource?: 'status'): Promise<T> {
+    const path = objectPath(object) + (subresource ? `/${subresource}` : '');
+    return this.request<T>('PATCH', path, {
+      body: object,
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager: this.fieldManager, force: true },
+    });
+  }
+
+  mergePatch<T extends KubernetesObject>(path: string, patch: unknown): Promise<T> {
+    return this.request<T>('PATCH', path, {
+      body: patch,
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager: this.fieldManager },
+    });
+  }
+
+  async delete(path: string): Promise<void> {
+    try {
+      await this.request('DELETE', path);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  /** A watch stream (client-node's Watch); `done` is called once when it ends, with the error if any. */
+  watch(
+    path: string,
+    query: Record<string, string | number | boolean>,
+    onEvent: (type: string, object: KubernetesObject) => void,
+    done: (error?: unknown) => void,
+  ): Promise<AbortController> {
+    this.notify('watch', path, 200);
+    return new Watch(this.kubeConfig).watch(path, query, onEvent, done);
+  }
+}
+
+function verbOf(method: string, path: string): Verb {
+  switch (method) {
+    case 'GET': {
+      // A collection path ends in the plural; an item path has one more segment after it.
+      const segments = path.split('?')[0]!.split('/').filter(Boolean);
+      const core = segments[0] === 'api';
+      const afterVersion = segments.slice(core ? 2 : 3);
+      const namespaced = afterVersion[0] === 'namespaces' && afterVersion.length > 2;
+      const rest = namespaced ? afterVersion.slice(2) : afterVersion;
+      return rest.length >= 2 ? 'get' : 'list';
+    }
+    case 'POST':
+      return 'create';
+    case 'PUT':
+      return 'update';
+    case 'PATCH':
+      return 'patch';
+    case 'DELETE':
+      return 'delete';
+    default:
+      return 'get';
+  }
+}

@@ -1,0 +1,474 @@
+/**
+ * Pure builders of the objects the operator wants to exist for an AuthService or a Registry: the
+ * server configuration file, ConfigMap, Deployment, Service and Ingress. No I/O here, so the shape
+ * of what gets deployed is unit-tested and the e2e harness can start servers from the same pod spec.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { AuthService, IngressSpec, OpenIdProvider, Registry, StorageSpec } from '../api/types.ts';
+import { stableHash } from '../runtime/compare.ts';
+import {
+  authNames,
+  CONFIG_DIR,
+  CONFIG_FILE,
+  CONFIG_HASH_ANNOTATION,
+  labels,
+  ownerReference,
+  registryNames,
+  SERVER_PORT,
+} from './names.ts';
+
+export const ADMIN_DIR = '/etc/wharf/admin';
+export const SERVICES_DIR = '/etc/wharf/services';
+export const SIGNING_DIR = '/etc/wharf/signing';
+export const OPENID_DIR = '/etc/wharf/openid';
+export const AUTH_CLIENT_DIR = '/etc/wharf/auth-client';
+
+/** Permissions a Registry needs at its AuthService: check credentials and group membership. */
+export const REGISTRY_SERVICE_PERMISSIONS = [
+  'user_verify_password',
+  'user_exists',
+  'token_verify',
+  'groups_list',
+  'group_users_list',
+  'group_user_in_group',
+];
+
+export interface RegistryService {
+  /** RestAuth service name. */
+  serviceName: string;
+  /** Secret (owned by the Registry) whose key `password` is the service password. */
+  secretName: string;
+}
+
+export interface ProviderInput {
+  provider: OpenIdProvider;
+  /** Secret with client_id and client_secret (referenced, or registered by the operator). */
+  secretName: string;
+  /** The client ID goes into the configuration; the secret stays in a mounted file. */
+  clientId: string;
+}
+
+/** Key of the generated Secret <name>-auth-signing that encrypts users' tokens kept for OpenID logins. */
+export const TOKEN_KEY = 'token-encryption-key';
+
+export interface AuthServiceInputs {
+  image: string;
+  bucket: string;
+  adminSecret: { name: string; key: string };
+  registries: RegistryService[];
+  providers: ProviderInput[];
+  /** Digest of the Secrets the pods read, so a rotated password rolls the pods too. */
+  secretsDigest: string;
+  /**
+   * Without an Ingress of its own, people reach the AuthService through a Registry's host (the
+   * identity paths): that host is its public URL, and the base of OpenID redirect URLs.
+   */
+  fallbackPublicUrl?: string | undefined;
+}
+
+export interface RegistryInputs {
+  image: string;
+  bucket: string;
+  authServiceName: string;
+  serviceName: string;
+  secretsDigest: string;
+}
+
+export function publicUrl(ingress: IngressSpec | undefined): string | undefined {
+  if (!ingress) return undefined;
+  return `${ingress.tlsSecretName ? 'https' : 'http'}://${ingress.host}`;
+}
+
+export function serviceUrl(serviceName: string, namespace: string): string {
+  return `http://${serviceName}.${namespace}.svc:${SERVER_PORT}`;
+}
+
+function storeConfig(storage: StorageSpec, bucket: string) {
+  return {
+    driver: 's3',
+    s3: {
+      bucket,
+      ...(storage.endpoint ? { endpoint: storage.endpoint } : {}),
+      region: storage.region,
+      forcePathStyle: storage.forcePathStyle,
+      prefix: storage.prefix,
+    },
+  };
+}
+
+/** The server's configuration file for an AuthService (secrets only as file paths). */
+export function authServiceConfig(auth: AuthService, inputs: AuthServiceInputs): Record<string, unknown> {
+  const ownServices = auth.spec.services.map((service) => ({
+    name: service.name,
+    passwordFile: `${SERVICES_DIR}/${service.name}`,
+    permissions: service.permissions,
+  }));
+  const registryServices = inputs.registries.map((registry) => ({
+    name: registry.serviceName,
+    passwordFile: `${SERVICES_DIR}/${registry.serviceName}`,
+    permissions: REGISTRY_SERVICE_PERMISSIONS,
+  }));
+  const url = publicUrl(auth.spec.ingress) ?? inputs.fallbackPublicUrl;
+  return {
+    roles: ['auth'],
+    port: SERVER_PORT,
+    ...(url ? { publicUrl: url } : {}),
+    logLevel: auth.spec.logLevel,
+    store: storeConfig(auth.spec.storage, inputs.bucket),
+    auth: {
+      signup: auth.spec.signup,
+      adminPasswordFile: `${ADMIN_DIR}/password`,
+      services: [...ownServices, ...registryServices],
+    },
+    openid: inputs.providers.length
+      ? {
+          providers: inputs.providers.map(({ provider, clientId }) => ({
+            name: provider.metadata.name,
+            issuerUrl: provider.spec.issuerUrl,
+            clientId,
+            clientSecretFile: `${OPENID_DIR}/${provider.metadata.name}/client_secret`,
+            additionalScopes: provider.spec.additionalScopes,
+            ...(url ? { redirectBaseUrl: url } : {}),
+            usernameClaim: provider.spec.usernameClaim,
+            groupsClaim: provider.spec.groupsClaim,
+            authorizedGroups: provider.spec.authorizedGroups,
+            authorizedUsers: provider.spec.authorizedUsers,
+            accountPrefix: provider.spec.accountPrefix,
+            ...(provider.spec.allowInsecureRequests ? { allowInsecureRequests: true } : {}),
+          })),
+          tokenEncryptionKeyFile: `${SIGNING_DIR}/${TOKEN_KEY}`,
+        }
+      : {},
+  };
+}
+
+/** The server's configuration file for a Registry. */
+export function registryConfig(registry: Registry, inputs: RegistryInputs): Record<string, unknown> {
+  const url = publicUrl(registry.spec.ingress);
+  const { cargo, oci } = registry.spec;
+  return {
+    roles: ['registry'],
+    port: SERVER_PORT,
+    ...(url ? { publicUrl: url } : {}),
+    logLevel: registry.spec.logLevel,
+    store: storeConfig(registry.spec.storage, inputs.bucket),
+    registry: {
+      authUrl: serviceUrl(authNames(inputs.authServiceName).workload, registry.metadata.namespace),
+      serviceName: inputs.serviceName,
+      servicePasswordFile: `${AUTH_CLIENT_DIR}/password`,
+      superusers: registry.spec.superusers,
+      protocols: registry.spec.protocols,
+      cargo: {
+        authRequired: cargo.authRequired,
+        ...(cargo.mirror?.enabled ? { mirror: cargo.mirror } : {}),
+      },
+      oci: {
+        anonymousPull: oci.anonymousPull,
+        ...(oci.gc ? { gc: oci.gc } : {}),
+        // The generated ES256 key (PKCS#8 PEM) signs the registry's Docker tokens.
+        signingKeyFile: `${SIGNING_DIR}/private.pem`,
+      },
+    },
+  };
+}
+
+export function configHash(config: Record<string, unknown>, secretsDigest: string): string {
+  return stableHash({ config, secretsDigest }).slice(0, 32);
+}
+
+interface Volume {
+  name: string;
+  mountPath: string;
+  volume: Record<string, unknown>;
+}
+
+function authVolumes(auth: AuthService, inputs: AuthServiceInputs): Volume[] {
+  const names = authNames(auth.metadata.name);
+  const serviceSources = [
+    ...(auth.spec.services.length
+      ? [
+          {
+            secret: {
+              name: names.services,
+              items: auth.spec.services.map((service) => ({ key: service.name, path: service.name })),
+            },
+          },
+        ]
+      : []),
+    ...inputs.registries.map((registry) => ({
+      secret: { name: registry.secretName, items: [{ key: 'password', path: registry.serviceName }] },
+    })),
+  ];
+  return [
+    { name: 'config', mountPath: CONFIG_DIR, volume: { configMap: { name: names.config } } },
+    {
+      name: 'admin',
+      mountPath: ADMIN_DIR,
+      volume: {
+        secret: {
+          secretName: inputs.adminSecret.name,
+          items: [{ key: inputs.adminSecret.key, path: 'password' }],
+        },
+      },
+    },
+    { name: 'signing', mountPath: SIGNING_DIR, volume: { secret: { secretName: names.signing } } },
+    ...(serviceSources.length
+      ? [{ name: 'services', mountPath: SERVICES_DIR, volume: { projected: { sources: serviceSources } } }]
+      : []),
+    ...(inputs.providers.length
+      ? [
+          {
+            name: 'openid',
+            mountPath: OPENID_DIR,
+            volume: {
+              projected: {
+                sources: inputs.providers.map(({ provider, secretName }) => ({
+                  secret: {
+                    name: secretName,
+                    items: [{ key: 'client_secret', path: `${provider.metadata.name}/client_secret` }],
+                  },
+                })),
+              },
+            },
+          },
+        ]
+      : []),
+  ];
+}
+
+function registryVolumes(registry: Registry): Volume[] {
+  const names = registryNames(registry.metadata.name);
+  return [
+    { name: 'config', mountPath: CONFIG_DIR, volume: { configMap: { name: names.config } } },
+    {
+      name: 'auth-client',
+      mountPath: AUTH_CLIENT_DIR,
+      volume: { secret: { secretName: names.client, items: [{ key: 'password', path: 'password' }] } },
+    },
+    { name: 'signing', mountPath: SIGNING_DIR, volume: { secret: { secretName: names.signing } } },
+  ];
+}
+
+interface WorkloadShape {
+  owner: AuthService | Registry;
+  component: 'auth' | 'registry';
+  workloadName: string;
+  configMapName: string;
+  config: Record<string, unknown>;
+  hash: string;
+  image: string;
+  volumes: Volume[];
+}
+
+function workloadObjects(shape: WorkloadShape): {
+  configMap: KubernetesObject;
+  deployment: KubernetesObject;
+  service: KubernetesObject;
+} {
+  const { owner, component, workloadName, image, volumes } = shape;
+  const { name, namespace } = owner.metadata;
+  const metadata = (objectName: string) => ({
+    name: objectName,
+    namespace,
+    labels: labels(name, component),
+    ownerReferences: [ownerReference(owner)],
+  });
+  const selector = {
+    'app.kubernetes.io/name': 'wharf',
+    'app.kubernetes.io/instance': name,
+    'app.kubernetes.io/component': component,
+  };
+  const storage = owner.spec.storage;
+  const credentials = storage.credentialsSecretRef;
+  const resources = owner.spec.resources;
+  const configMap = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: metadata(shape.configMapName),
+    data: { 'config.yaml': `${JSON.stringify(shape.config, null, 2)}\n` },
+  };
+  const deployment = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: metadata(workloadName),
+    spec: {
+      replicas: owner.spec.replicas,
+      selector: { matchLabels: selector },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: {
+          labels: labels(name, component),
+          annotations: { [CONFIG_HASH_ANNOTATION]: shape.hash },
+        },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 1000,
+            runAsGroup: 1000,
+            fsGroup: 1000,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          terminationGracePeriodSeconds: 30,
+          containers: [
+            {
+              name: 'wharf',
+              image,
+              imagePullPolicy: 'IfNotPresent',
+              command: ['node', 'server/main.ts'],
+              args: ['--config', CONFIG_FILE],
+              env: [
+                {
+                  name: 'WHARF_S3_ACCESS_KEY_ID',
+                  valueFrom: { secretKeyRef: { name: credentials.name, key: credentials.accessKeyIdKey } },
+                },
+                {
+                  name: 'WHARF_S3_SECRET_ACCESS_KEY',
+                  valueFrom: {
+                    secretKeyRef: { name: credentials.name, key: credentials.secretAccessKeyKey },
+                  },
+                },
+              ],
+              ports: [{ name: 'http', containerPort: SERVER_PORT, protocol: 'TCP' }],
+              readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
+              livenessProbe: {
+                httpGet: { path: '/healthz', port: 'http' },
+                periodSeconds: 10,
+                failureThreshold: 6,
+              },
+              ...(resources ? { resources } : {}),
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
+              volumeMounts: [
+                ...volumes.map((volume) => ({
+                  name: volume.name,
+                  mountPath: volume.mountPath,
+                  readOnly: true,
+                })),
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+            },
+          ],
+          volumes: [
+            ...volumes.map((volume) => ({ name: volume.name, ...volume.volume })),
+            { name: 'tmp', emptyDir: {} },
+          ],
+        },
+      },
+    },
+  };
+  const service = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: metadata(workloadName),
+    spec: {
+      type: 'ClusterIP',
+      selector,
+      ports: [{ name: 'http', port: SERVER_PORT, targetPort: 'http', protocol: 'TCP' }],
+    },
+  };
+  return { configMap, deployment, service };
+}
+
+interface IngressPath {
+  path: string;
+  service: string;
+}
+
+function ingressObject(
+  owner: AuthService | Registry,
+  component: 'auth' | 'registry',
+  name: string,
+  paths: IngressPath[],
+) {
+  const ingress = owner.spec.ingress!;
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: {
+      name,
+      namespace: owner.metadata.namespace,
+      labels: labels(owner.metadata.name, component),
+      ...(ingress.annotations ? { annotations: ingress.annotations } : {}),
+      ownerReferences: [ownerReference(owner)],
+    },
+    spec: {
+      ...(ingress.className ? { ingressClassName: ingress.className } : {}),
+      ...(ingress.tlsSecretName
+        ? { tls: [{ hosts: [ingress.host], secretName: ingress.tlsSecretName }] }
+        : {}),
+      rules: [
+        {
+          host: ingress.host,
+          http: {
+            paths: paths.map(({ path, service }) => ({
+              path,
+              pathType: 'Prefix',
+              backend: { service: { name: service, port: { name: 'http' } } },
+            })),
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Identity paths that a Registry's host forwards to its AuthService (Ktra's user endpoints). */
+export const IDENTITY_PATHS = [
+  '/me',
+  '/replace_token',
+  '/ktra/api/v1/new_user',
+  '/ktra/api/v1/login',
+  '/ktra/api/v1/change_password',
+  '/ktra/api/v1/openid',
+];
+
+export function authServiceObjects(auth: AuthService, inputs: AuthServiceInputs): KubernetesObject[] {
+  const names = authNames(auth.metadata.name);
+  const config = authServiceConfig(auth, inputs);
+  const { configMap, deployment, service } = workloadObjects({
+    owner: auth,
+    component: 'auth',
+    workloadName: names.workload,
+    configMapName: names.config,
+    config,
+    hash: configHash(config, inputs.secretsDigest),
+    image: auth.spec.image ?? inputs.image,
+    volumes: authVolumes(auth, inputs),
+  });
+  const objects: KubernetesObject[] = [configMap, service, deployment];
+  if (auth.spec.ingress) {
+    objects.push(ingressObject(auth, 'auth', names.workload, [{ path: '/', service: names.workload }]));
+  }
+  return objects;
+}
+
+export function registryObjects(registry: Registry, inputs: RegistryInputs): KubernetesObject[] {
+  const names = registryNames(registry.metadata.name);
+  const config = registryConfig(registry, inputs);
+  const { configMap, deployment, service } = workloadObjects({
+    owner: registry,
+    component: 'registry',
+    workloadName: names.workload,
+    configMapName: names.config,
+    config,
+    hash: configHash(config, inputs.secretsDigest),
+    image: registry.spec.image ?? inputs.image,
+    volumes: registryVolumes(registry),
+  });
+  const objects: KubernetesObject[] = [configMap, service, deployment];
+  if (registry.spec.ingress) {
+    const authService = authNames(inputs.authServiceName).workload;
+    objects.push(
+      ingressObject(registry, 'registry', names.workload, [
+        ...IDENTITY_PATHS.map((path) => ({ path, service: authService })),
+        { path: '/', service: names.workload },
+      ]),
+    );
+  }
+  return objects;
+}

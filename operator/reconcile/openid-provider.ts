@@ -1,0 +1,188 @@
+/**
+ * OpenIdProvider → checks discovery and userinfo_endpoint, resolves the client credentials (a
+ * referenced Secret, or a client registered dynamically and kept in an owned Secret), status.
+ */
+import type { OpenIdProvider } from '../api/types.ts';
+import { resourcePath } from '../kube/client.ts';
+import type { ConditionInput } from '../runtime/conditions.ts';
+import { ensureGeneratedSecret, readSecret } from '../runtime/objects.ts';
+import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
+import { ownerReference, providerNames } from './names.ts';
+import { publishStatus } from './workload.ts';
+
+interface Discovery {
+  issuer?: string;
+  userinfo_endpoint?: string;
+  registration_endpoint?: string;
+}
+
+async function discover(ctx: ReconcileContext, issuerUrl: string): Promise<Discovery> {
+  const url = `${issuerUrl.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  const response = await ctx.fetch(url, {
+    signal: AbortSignal.timeout(10_000),
+    headers: { accept: 'application/json' },
+  });
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  return (await response.json()) as Discovery;
+}
+
+async function registerClient(ctx: ReconcileContext, provider: OpenIdProvider, endpoint: string) {
+  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+  const tokenRef = provider.spec.initialAccessTokenSecretRef;
+  if (tokenRef) {
+    const token = (await readSecret(ctx.client, provider.metadata.namespace, tokenRef.name))?.token;
+    if (!token) throw new Error(`Secret ${tokenRef.name} has no "token" key`);
+    headers.authorization = `Bearer ${token}`;
+  }
+  const response = await ctx.fetch(endpoint, {
+    method: 'POST',
+    headers,
+    signal: AbortSignal.timeout(10_000),
+    body: JSON.stringify({
+      client_name: `wharf ${provider.metadata.namespace}/${provider.metadata.name}`,
+      redirect_uris: provider.spec.redirectUris ?? [],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    }),
+  });
+  const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+  if (!response.ok || typeof body.client_id !== 'string' || typeof body.client_secret !== 'string') {
+    throw new Error(
+      `registration at ${endpoint} failed: HTTP ${response.status} ${String(body.error_description ?? body.error ?? '')}`,
+    );
+  }
+  return { client_id: body.client_id, client_secret: body.client_secret };
+}
+
+export async function reconcileOpenIdProvider(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
+  const { namespace, name } = splitKey(key);
+  const provider = await ctx.client.get<OpenIdProvider>(
+    resourcePath('wharf.dev/v1alpha1', 'OpenIdProvider', namespace, name),
+  );
+  if (!provider || provider.metadata.deletionTimestamp) return {};
+  const conditions: ConditionInput[] = [];
+  const fields: Record<string, unknown> = {};
+
+  let discovery: Discovery | undefined;
+  try {
+    discovery = await discover(ctx, provider.spec.issuerUrl);
+    const issuerMatches = discovery.issuer?.replace(/\/$/, '') === provider.spec.issuerUrl.replace(/\/$/, '');
+    conditions.push(
+      issuerMatches
+        ? {
+            type: 'Discovered',
+            status: true,
+            reason: 'DiscoveryReachable',
+            message: 'discovery document read',
+          }
+        : {
+            type: 'Discovered',
+            status: false,
+            reason: 'IssuerMismatch',
+            message: `discovery names issuer ${discovery.issuer}`,
+          },
+    );
+  } catch (error) {
+    conditions.push({
+      type: 'Discovered',
+      status: false,
+      reason: 'DiscoveryUnreachable',
+      message: (error as Error).message,
+    });
+  }
+  if (discovery?.userinfo_endpoint) {
+    fields.userinfoEndpoint = discovery.userinfo_endpoint;
+    conditions.push({
+      type: 'UserinfoEndpoint',
+      status: true,
+      reason: 'Present',
+      message: discovery.userinfo_endpoint,
+    });
+  } else {
+    conditions.push({
+      type: 'UserinfoEndpoint',
+      status: discovery ? false : 'Unknown',
+      reason: discovery ? 'Missing' : 'DiscoveryUnreachable',
+      message: discovery ? 'the discovery document has no userinfo_endpoint' : 'discovery failed',
+    });
+  }
+  if (discovery?.registration_endpoint) fields.registrationEndpoint = discovery.registration_endpoint;
+
+  const ref = provider.spec.clientSecretRef;
+  if (ref) {
+    const data = await readSecret(ctx.client, namespace, ref.name);
+    if (data?.client_id && data.client_secret) {
+      fields.clientSecretName = ref.name;
+      conditions.push({
+        type: 'ClientCredentials',
+        status: true,
+        reason: 'SecretFound',
+        message: `from Secret ${ref.name}`,
+      });
+    } else {
+      conditions.push({
+        type: 'ClientCredentials',
+        status: false,
+        reason: 'SecretInvalid',
+        message: `Secret ${ref.name} is missing or lacks client_id/client_secret`,
+      });
+    }
+  } else {
+    const secretName = providerNames(name).client;
+    const existing = await readSecret(ctx.client, namespace, secretName);
+    if (existing?.client_id && existing.client_secret) {
+      fields.clientSecretName = secretName;
+      conditions.push({
+        type: 'ClientCredentials',
+        status: true,
+        reason: 'Registered',
+        message: `registered client in Secret ${secretName}`,
+      });
+    } else if (discovery?.registration_endpoint) {
+      try {
+        const credentials = await registerClient(ctx, provider, discovery.registration_endpoint);
+        await ensureGeneratedSecret(ctx.client, {
+          name: secretName,
+          namespace,
+          owner: provider,
+          labels: { 'app.kubernetes.io/name': 'wharf', 'app.kubernetes.io/managed-by': 'wharf-operator' },
+          ownerReference: ownerReference(provider),
+          keys: { client_id: () => credentials.client_id, client_secret: () => credentials.client_secret },
+        });
+        await ctx.events.record(
+          provider,
+          'Normal',
+          'ClientRegistered',
+          `Registered client ${credentials.client_id} at ${discovery.registration_endpoint}`,
+        );
+        fields.clientSecretName = secretName;
+        conditions.push({
+          type: 'ClientCredentials',
+          status: true,
+          reason: 'Registered',
+          message: `registered client in Secret ${secretName}`,
+        });
+      } catch (error) {
+        conditions.push({
+          type: 'ClientCredentials',
+          status: false,
+          reason: 'RegistrationFailed',
+          message: (error as Error).message,
+        });
+      }
+    } else {
+      conditions.push({
+        type: 'ClientCredentials',
+        status: false,
+        reason: 'NoCredentials',
+        message: 'no clientSecretRef, and the provider does not offer dynamic client registration',
+      });
+    }
+  }
+
+  await publishStatus(ctx, provider as never, conditions, fields, 'provider checked');
+  // Discovery is outside the cluster: look again now and then, sooner while it fails.
+  const healthy = conditions.every((condition) => condition.status === true);
+  return { requeueAfterMs: healthy ? ctx.externalRecheckMs : Math.min(ctx.externalRecheckMs, 30_000) };
+}

@@ -1,0 +1,145 @@
+/** Registry → bucket, its RestAuth credentials, ConfigMap, Deployment, Service, one Ingress, status. */
+import { createHash } from 'node:crypto';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { AuthService, Registry } from '../api/types.ts';
+import { resourcePath } from '../kube/client.ts';
+import { stableHash } from '../runtime/compare.ts';
+import { type ConditionInput, isTrue } from '../runtime/conditions.ts';
+import { ensureGeneratedSecret, randomPassword, setFinalizer } from '../runtime/objects.ts';
+import { signingKey } from './auth-service.ts';
+import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
+import { publicUrl, registryObjects, serviceUrl } from './desired.ts';
+import {
+  authNames,
+  BUCKET_FINALIZER,
+  labels,
+  ownerReference,
+  registryNames,
+  registryServiceName,
+} from './names.ts';
+import {
+  applyChildren,
+  bucketName,
+  deploymentCondition,
+  finalizeWorkload,
+  publishStatus,
+  reconcileBucket,
+} from './workload.ts';
+
+export async function reconcileRegistry(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
+  const { namespace, name } = splitKey(key);
+  const registry = await ctx.client.get<Registry>(
+    resourcePath('wharf.dev/v1alpha1', 'Registry', namespace, name),
+  );
+  if (!registry) return {};
+  if (registry.metadata.deletionTimestamp) return finalizeWorkload(ctx, registry, 'registry');
+  await setFinalizer(ctx.client, registry, BUCKET_FINALIZER, true);
+
+  const names = registryNames(name);
+  const authName = registry.spec.authServiceRef.name;
+  const serviceName = registryServiceName(name);
+  const owned = {
+    namespace,
+    owner: registry,
+    labels: labels(name, 'registry'),
+    ownerReference: ownerReference(registry),
+  };
+  const conditions: ConditionInput[] = [];
+
+  // The bucket (S3) and the Secrets (API) are independent: check them side by side.
+  const bucket = reconcileBucket(ctx, registry, 'registry').catch(
+    (error: unknown): ConditionInput => ({
+      type: 'BucketReady',
+      status: false,
+      reason: 'Error',
+      message: (error as Error).message,
+    }),
+  );
+  const client = await ensureGeneratedSecret(ctx.client, {
+    ...owned,
+    name: names.client,
+    keys: { password: randomPassword },
+  });
+  const signing = await ensureGeneratedSecret(ctx.client, {
+    ...owned,
+    name: names.signing,
+    keys: { 'private.pem': signingKey },
+  });
+
+  conditions.push(await bucket);
+
+  const auth = ctx.caches.authServices.get(`${namespace}/${authName}`) as AuthService | undefined;
+  conditions.push(
+    !auth
+      ? {
+          type: 'AuthServiceReady',
+          status: false,
+          reason: 'AuthServiceNotFound',
+          message: `AuthService ${authName} does not exist`,
+        }
+      : isTrue(auth.status?.conditions, 'Ready')
+        ? {
+            type: 'AuthServiceReady',
+            status: true,
+            reason: 'AuthServiceReady',
+            message: `AuthService ${authName} is ready`,
+          }
+        : {
+            type: 'AuthServiceReady',
+            status: false,
+            reason: 'AuthServiceNotReady',
+            message: `AuthService ${authName} is not ready`,
+          },
+  );
+
+  // The AuthService reconciler adds this Registry's credentials to its configuration; confirm it did.
+  const authConfig = await ctx.client.get<KubernetesObject & { data?: Record<string, string> }>(
+    resourcePath('v1', 'ConfigMap', namespace, authNames(authName).config),
+  );
+  const registered = authConfig?.data?.['config.yaml']?.includes(JSON.stringify(serviceName)) ?? false;
+  conditions.push(
+    registered
+      ? {
+          type: 'CredentialsRegistered',
+          status: true,
+          reason: 'Registered',
+          message: `RestAuth service ${serviceName} is configured at ${authName}`,
+        }
+      : {
+          type: 'CredentialsRegistered',
+          status: false,
+          reason: 'Pending',
+          message: `waiting for AuthService ${authName} to configure service ${serviceName}`,
+        },
+  );
+
+  const objects = registryObjects(registry, {
+    image: ctx.defaultImage,
+    bucket: bucketName(registry, 'registry'),
+    authServiceName: authName,
+    serviceName,
+    secretsDigest: stableHash({ client: client.data, signing: stableHash(signing.data) }),
+  });
+  const applied = await applyChildren(ctx, registry, objects);
+  conditions.push(applied.condition);
+  conditions.push(deploymentCondition(ctx, registry, names.workload));
+
+  const url = publicUrl(registry.spec.ingress);
+  await publishStatus(
+    ctx,
+    registry,
+    conditions,
+    {
+      url: serviceUrl(names.workload, namespace),
+      ...(url ? { publicUrl: url } : {}),
+      bucket: bucketName(registry, 'registry'),
+      serviceName,
+      credentialsHash: createHash('sha256')
+        .update(client.data.password ?? '')
+        .digest('hex'),
+    },
+    'Registry is serving',
+  );
+  const bucketReady = conditions[0]?.status === true;
+  return bucketReady ? {} : { requeueAfterMs: 15_000 };
+}

@@ -1,0 +1,135 @@
+/**
+ * Writing to the cluster only when something differs: server-side apply for owned objects, create
+ * for generated Secrets (their random content must never be regenerated), merge patches for status
+ * and finalizers. Each helper reads first and reports whether it wrote.
+ */
+import { randomBytes } from 'node:crypto';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { isConflict, type KubeClient, objectPath, resourcePath } from '../kube/client.ts';
+import { DESIRED_HASH_ANNOTATION, FIELD_MANAGER } from '../reconcile/names.ts';
+import { canonicalJson, isSubset, stableHash } from './compare.ts';
+
+/**
+ * Applies `desired` unless the live object already matches it: same desired-hash annotation (so a
+ * field dropped from `desired` is noticed) and every desired field equal.
+ */
+export async function ensureApplied(
+  client: KubeClient,
+  desired: KubernetesObject,
+): Promise<{ changed: boolean; object: KubernetesObject }> {
+  const hash = stableHash(desired).slice(0, 32);
+  const withHash = {
+    ...desired,
+    metadata: {
+      ...desired.metadata,
+      annotations: { ...desired.metadata?.annotations, [DESIRED_HASH_ANNOTATION]: hash },
+    },
+  };
+  const observed = await client.get(objectPath(desired));
+  if (observed && isSubset(withHash, observed)) return { changed: false, object: observed };
+  return { changed: true, object: await client.apply(withHash) };
+}
+
+export interface GeneratedSecret {
+  name: string;
+  namespace: string;
+  owner: KubernetesObject;
+  labels: Record<string, string>;
+  ownerReference: Record<string, unknown>;
+  /** Each key and how to generate its value when missing. */
+  keys: Record<string, () => string>;
+}
+
+/** 32 random bytes, base64url: for passwords a person never types. */
+export const randomPassword = () => randomBytes(32).toString('base64url');
+
+/**
+ * Makes sure the Secret exists with every key; existing values are kept. Returns the decoded data
+ * and whether it wrote.
+ */
+export async function ensureGeneratedSecret(
+  client: KubeClient,
+  secret: GeneratedSecret,
+): Promise<{ changed: boolean; data: Record<string, string> }> {
+  const path = resourcePath('v1', 'Secret', secret.namespace, secret.name);
+  const observed = await client.get<KubernetesObject & { data?: Record<string, string> }>(path);
+  const data = decode(observed?.data);
+  const missing = Object.keys(secret.keys).filter((key) => !data[key]);
+  if (observed && missing.length === 0) return { changed: false, data };
+  for (const key of missing) data[key] = secret.keys[key]!();
+  const stringData = Object.fromEntries(missing.map((key) => [key, data[key]!]));
+  if (!observed) {
+    try {
+      await client.create({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: {
+          name: secret.name,
+          namespace: secret.namespace,
+          labels: secret.labels,
+          ownerReferences: [secret.ownerReference as never],
+        },
+        type: 'Opaque',
+        stringData,
+      } as KubernetesObject);
+    } catch (error) {
+      // Another worker created it first: use what is there, never overwrite a generated value.
+      if (!isConflict(error)) throw error;
+      return ensureGeneratedSecret(client, secret);
+    }
+  } else {
+    await client.mergePatch(path, { stringData });
+  }
+  return { changed: true, data };
+}
+
+export function decode(data: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]),
+  );
+}
+
+/** Reads a Secret's decoded data; undefined when it does not exist. */
+export async function readSecret(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<Record<string, string> | undefined> {
+  const secret = await client.get<KubernetesObject & { data?: Record<string, string> }>(
+    resourcePath('v1', 'Secret', namespace, name),
+  );
+  return secret ? decode(secret.data) : undefined;
+}
+
+/** Writes `status` through the status subresource unless it equals what is there. */
+export async function ensureStatus(
+  client: KubeClient,
+  object: KubernetesObject & { status?: unknown },
+  status: Record<string, unknown>,
+): Promise<boolean> {
+  if (canonicalJson(object.status ?? {}) === canonicalJson(status)) return false;
+  const current = (object.status ?? {}) as Record<string, unknown>;
+  // Merge patch: fields we no longer report are set to null so they disappear.
+  const patch: Record<string, unknown> = { ...status };
+  for (const key of Object.keys(current)) if (!(key in status)) patch[key] = null;
+  await client.mergePatch(`${objectPath(object)}/status`, { status: patch });
+  return true;
+}
+
+/** Adds or removes a finalizer, guarded by resourceVersion so a concurrent change is not lost. */
+export async function setFinalizer(
+  client: KubeClient,
+  object: KubernetesObject,
+  finalizer: string,
+  present: boolean,
+) {
+  const finalizers = object.metadata?.finalizers ?? [];
+  if (finalizers.includes(finalizer) === present) return false;
+  const next = present ? [...finalizers, finalizer] : finalizers.filter((item) => item !== finalizer);
+  await client.mergePatch(objectPath(object), {
+    metadata: { finalizers: next, resourceVersion: object.metadata?.resourceVersion },
+  });
+  return true;
+}
+
+export { FIELD_MANAGER };

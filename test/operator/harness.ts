@@ -1,0 +1,172 @@
+/**
+ * What the operator tests share: a real control plane with the Helm chart installed (CRDs, RBAC),
+ * MinIO, an admin client, an operator Manager running in this process as the chart's service
+ * account (so the chart's RBAC is what it gets), and a stand-in for the Deployment controller.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { KubeClient, resourcePath, WRITE_VERBS } from '../../operator/kube/client.ts';
+import { Manager, type ManagerOptions } from '../../operator/manager.ts';
+import { type ControlPlane, startControlPlane } from '../support/control-plane.ts';
+import { type MinioServer, startMinio } from '../support/minio.ts';
+import { REPO_ROOT, toolPath } from '../support/tools.ts';
+
+const run = promisify(execFile);
+export const OPERATOR_NAMESPACE = 'wharf-system';
+export const OPERATOR_USER = `system:serviceaccount:${OPERATOR_NAMESPACE}:wharf-operator`;
+
+export interface Harness {
+  plane: ControlPlane;
+  minio: MinioServer;
+  admin: KubeClient;
+  helm: (...args: string[]) => Promise<string>;
+  operatorClient: () => KubeClient;
+  startOperator: (overrides?: Partial<ManagerOptions>) => Promise<RunningOperator>;
+  stop: () => Promise<void>;
+}
+
+export interface RunningOperator {
+  manager: Manager;
+  client: KubeClient;
+  /** Write calls (create/update/patch/delete) this operator made, leases excepted. */
+  writes: { verb: string; path: string }[];
+  stop: () => Promise<void>;
+}
+
+export async function startHarness(): Promise<Harness> {
+  const [plane, minio, helmBinary] = await Promise.all([startControlPlane(), startMinio(), toolPath('helm')]);
+  const admin = new KubeClient(plane.admin, 'wharf-test');
+  const helm = async (...args: string[]) =>
+    (
+      await run(helmBinary, [...args, '--kubeconfig', plane.adminKubeconfig], {
+        cwd: REPO_ROOT,
+        env: {
+          ...process.env,
+          HELM_CACHE_HOME: `${plane.dir}/helm-cache`,
+          HELM_CONFIG_HOME: `${plane.dir}/helm-config`,
+          HELM_DATA_HOME: `${plane.dir}/helm-data`,
+        },
+      })
+    ).stdout;
+  const operatorKubeconfig = plane.kubeconfigFor(OPERATOR_USER);
+  const operatorClient = () => {
+    const config = new KubeConfig();
+    config.loadFromFile(operatorKubeconfig);
+    return new KubeClient(config);
+  };
+  const running: RunningOperator[] = [];
+  return {
+    plane,
+    minio,
+    admin,
+    helm,
+    operatorClient,
+    async startOperator(overrides = {}) {
+      const client = operatorClient();
+      const writes: { verb: string; path: string }[] = [];
+      client.observe((verb, path) => {
+        if (WRITE_VERBS.has(verb) && !path.includes('/leases')) writes.push({ verb, path });
+      });
+      const manager = new Manager({
+        client,
+        log: pino({ level: process.env.OPERATOR_TEST_LOG ?? 'silent' }),
+        defaultImage: 'wharf:test',
+        resyncSeconds: 300,
+        externalRecheckSeconds: 300,
+        host: '127.0.0.1',
+        port: 0,
+        ...overrides,
+      });
+      await manager.start();
+      const handle = { manager, client, writes, stop: () => manager.stop() };
+      running.push(handle);
+      return handle;
+    },
+    async stop() {
+      for (const handle of running) await handle.stop().catch(() => {});
+      await minio.stop();
+      await plane.stop();
+    },
+  };
+}
+
+/** Polls until `check` returns a truthy value. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+type Conditioned = KubernetesObject & {
+  status?: { conditions?: { type: string; status: string; reason: string; message?: string }[] };
+};
+
+export function condition(object: Conditioned | undefined, type: string) {
+  return object?.status?.conditions?.find((item) => item.type === type);
+}
+
+export const wharfPath = (
+  kind: 'AuthService' | 'Registry' | 'OpenIdProvider',
+  namespace: string,
+  name?: string,
+) => resourcePath('wharf.dev/v1alpha1', kind, namespace, name);
+
+/**
+ * Stand-in for kube-controller-manager's Deployment controller and the kubelet (neither runs in an
+ * envtest control plane): reports every replica of the Deployments in a namespace as available.
+ */
+export async function markDeploymentsAvailable(admin: KubeClient, namespace: string): Promise<number> {
+  const list = await admin.list<
+    KubernetesObject & { spec: { replicas: number }; status?: { availableReplicas?: number } }
+  >(resourcePath('apps/v1', 'Deployment', namespace));
+  let marked = 0;
+  for (const deployment of list.items) {
+    const replicas = deployment.spec.replicas;
+    if (deployment.status?.availableReplicas === replicas) continue;
+    await admin.mergePatch(
+      `${resourcePath('apps/v1', 'Deployment', namespace, deployment.metadata!.name)}/status`,
+      {
+        status: {
+          replicas,
+          readyReplicas: replicas,
+          availableReplicas: replicas,
+          updatedReplicas: replicas,
+          observedGeneration: deployment.metadata!.generation,
+        },
+      },
+    );
+    marked++;
+  }
+  return marked;
+}
+
+export async function createNamespaceWithS3Secret(
+  h: Harness,
+  namespace: string,
+  secretName = 's3',
+): Promise<void> {
+  await h.admin.request('POST', '/api/v1/namespaces', {
+    body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+  });
+  await h.admin.create({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: secretName, namespace },
+    stringData: { accessKeyId: h.minio.accessKeyId, secretAccessKey: h.minio.secretAccessKey },
+  } as KubernetesObject);
+}

@@ -1,0 +1,303 @@
+/** Generated CRDs, desired objects and the Helm chart, checked without a cluster. */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import type { AuthService, Registry } from '../../operator/api/types.ts';
+import { generatedCrdFiles } from '../../operator/gen-crds.ts';
+import { authServiceObjects, IDENTITY_PATHS, registryObjects } from '../../operator/reconcile/desired.ts';
+import { CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
+import { configSchema } from '../../server/config/schema.ts';
+import { REPO_ROOT, toolPath } from '../support/tools.ts';
+
+const run = promisify(execFile);
+
+const meta = (name: string, kind: string) => ({
+  apiVersion: 'wharf.dev/v1alpha1',
+  kind,
+  metadata: { name, namespace: 'ns', uid: `uid-${name}`, generation: 1 },
+});
+const storage = {
+  endpoint: 'http://minio:9000',
+  region: 'us-east-1',
+  forcePathStyle: true,
+  prefix: '',
+  credentialsSecretRef: { name: 's3', accessKeyIdKey: 'accessKeyId', secretAccessKeyKey: 'secretAccessKey' },
+  deletionPolicy: 'Retain' as const,
+  abortIncompleteUploadsAfterDays: 1,
+};
+const auth: AuthService = {
+  ...meta('main', 'AuthService'),
+  spec: {
+    replicas: 2,
+    logLevel: 'info',
+    storage,
+    openIdProviders: [],
+    signup: 'admin',
+    services: [{ name: 'wiki', permissions: ['user_verify_password'] }],
+  },
+};
+const registry: Registry = {
+  ...meta('crates', 'Registry'),
+  spec: {
+    replicas: 1,
+    logLevel: 'info',
+    storage,
+    authServiceRef: { name: 'main' },
+    protocols: ['cargo', 'oci'],
+    cargo: { authRequired: true },
+    oci: { anonymousPull: false },
+    superusers: ['alice'],
+    ingress: { host: 'crates.example.com', tlsSecretName: 'tls' },
+  },
+};
+const registryInputs = {
+  image: 'wharf:1',
+  bucket: 'wharf-bucket',
+  authServiceName: 'main',
+  serviceName: 'registry-crates',
+  secretsDigest: 'x',
+};
+
+function configOf(objects: ReturnType<typeof registryObjects>) {
+  const configMap = objects.find((object) => object.kind === 'ConfigMap') as unknown as {
+    data: Record<string, string>;
+  };
+  return JSON.parse(configMap.data['config.yaml']!);
+}
+
+describe('CRDs', () => {
+  it('committed YAML matches the generator (run npm run gen:crds)', () => {
+    for (const [file, text] of generatedCrdFiles()) {
+      expect(readFileSync(path.join(REPO_ROOT, file), 'utf8'), `${file} is stale: run npm run gen:crds`).toBe(
+        text,
+      );
+    }
+  });
+
+  it('is structural: every schema node has a type', () => {
+    const untyped: string[] = [];
+    const walk = (node: Record<string, unknown>, at: string) => {
+      if (!node.type) untyped.push(at);
+      for (const [key, child] of Object.entries(
+        (node.properties ?? {}) as Record<string, Record<string, unknown>>,
+      ))
+        walk(child, `${at}.${key}`);
+      if (node.items) walk(node.items as Record<string, unknown>, `${at}[]`);
+      if (node.additionalProperties && typeof node.additionalProperties === 'object')
+        walk(node.additionalProperties as Record<string, unknown>, `${at}{}`);
+    };
+    for (const [file, text] of generatedCrdFiles()) {
+      const crd = parseAllDocuments(text)[0]!.toJS();
+      walk(crd.spec.versions[0].schema.openAPIV3Schema, file);
+    }
+    expect(untyped).toEqual([]);
+  });
+});
+
+describe('desired objects', () => {
+  it('routes the identity paths to the AuthService and everything else to the Registry, on one host', () => {
+    const ingress = registryObjects(registry, registryInputs).find(
+      (object) => object.kind === 'Ingress',
+    ) as unknown as {
+      spec: {
+        tls: { hosts: string[] }[];
+        rules: {
+          host: string;
+          http: { paths: { path: string; pathType: string; backend: { service: { name: string } } }[] };
+        }[];
+      };
+    };
+    expect(ingress.spec.rules).toHaveLength(1);
+    expect(ingress.spec.tls[0]!.hosts).toEqual(['crates.example.com']);
+    const routes = ingress.spec.rules[0]!.http.paths.map((p) => [p.path, p.backend.service.name]);
+    expect(routes).toEqual([...IDENTITY_PATHS.map((p) => [p, 'main-auth']), ['/', 'crates-registry']]);
+    expect(IDENTITY_PATHS).toEqual([
+      '/me',
+      '/replace_token',
+      '/ktra/api/v1/new_user',
+      '/ktra/api/v1/login',
+      '/ktra/api/v1/change_password',
+      '/ktra/api/v1/openid',
+    ]);
+  });
+
+  it('writes server configurations the server schema accepts', () => {
+    const ajv = new Ajv({ useDefaults: true, strict: false });
+    addFormats.default(ajv);
+    const validate = ajv.compile(configSchema);
+    const authConfig = configOf(
+      authServiceObjects(auth, {
+        image: 'wharf:1',
+        bucket: 'wharf-bucket',
+        adminSecret: { name: 'main-auth-admin', key: 'password' },
+        registries: [{ serviceName: 'registry-crates', secretName: 'crates-registry-client' }],
+        providers: [
+          {
+            provider: {
+              ...meta('gitlab', 'OpenIdProvider'),
+              spec: {
+                issuerUrl: 'https://gitlab.example.com',
+                additionalScopes: ['profile', 'email'],
+                usernameClaim: 'preferred_username',
+                groupsClaim: 'groups',
+                authorizedGroups: ['dev'],
+                authorizedUsers: [],
+                accountPrefix: 'gl.',
+                allowInsecureRequests: false,
+              },
+            },
+            secretName: 'gitlab-client',
+            clientId: 'wharf-client',
+          },
+        ],
+        secretsDigest: 'x',
+      }),
+    );
+    expect(validate(authConfig), JSON.stringify(validate.errors)).toBe(true);
+    expect(authConfig.openid).toMatchObject({
+      providers: [
+        expect.objectContaining({
+          name: 'gitlab',
+          clientId: 'wharf-client',
+          clientSecretFile: '/etc/wharf/openid/gitlab/client_secret',
+        }),
+      ],
+      tokenEncryptionKeyFile: '/etc/wharf/signing/token-encryption-key',
+    });
+    expect(authConfig.auth.services.map((s: { name: string }) => s.name)).toEqual([
+      'wiki',
+      'registry-crates',
+    ]);
+    const config = configOf(registryObjects(registry, registryInputs));
+    expect(validate(config), JSON.stringify(validate.errors)).toBe(true);
+    expect(config).toMatchObject({
+      roles: ['registry'],
+      publicUrl: 'https://crates.example.com',
+      registry: { authUrl: 'http://main-auth.ns.svc:8080', serviceName: 'registry-crates' },
+    });
+  });
+
+  it('changes the pod template hash when the configuration or a Secret changes, and only then', () => {
+    const hash = (inputs: typeof registryInputs, spec = registry.spec) => {
+      const deployment = registryObjects({ ...registry, spec }, inputs).find(
+        (object) => object.kind === 'Deployment',
+      ) as unknown as {
+        spec: { template: { metadata: { annotations: Record<string, string> } } };
+      };
+      return deployment.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION];
+    };
+    expect(hash(registryInputs)).toBe(hash({ ...registryInputs }));
+    expect(hash({ ...registryInputs, secretsDigest: 'rotated' })).not.toBe(hash(registryInputs));
+    expect(hash(registryInputs, { ...registry.spec, superusers: ['bob'] })).not.toBe(hash(registryInputs));
+    // Replicas are not configuration: scaling does not restart pods.
+    expect(hash(registryInputs, { ...registry.spec, replicas: 3 })).toBe(hash(registryInputs));
+  });
+
+  it('runs the server non-root with the image command and mounts each secret read-only', () => {
+    const deployment = authServiceObjects(auth, {
+      image: 'wharf:1',
+      bucket: 'wharf-bucket',
+      adminSecret: { name: 'main-auth-admin', key: 'password' },
+      registries: [],
+      providers: [],
+      secretsDigest: 'x',
+    }).find((object) => object.kind === 'Deployment') as unknown as {
+      spec: {
+        replicas: number;
+        template: {
+          spec: {
+            securityContext: { runAsNonRoot: boolean };
+            containers: {
+              command: string[];
+              args: string[];
+              volumeMounts: { mountPath: string; readOnly?: boolean }[];
+            }[];
+          };
+        };
+      };
+    };
+    const pod = deployment.spec.template.spec;
+    expect(deployment.spec.replicas).toBe(2);
+    expect(pod.securityContext.runAsNonRoot).toBe(true);
+    expect(pod.containers[0]!.command).toEqual(['node', 'server/main.ts']);
+    expect(pod.containers[0]!.args).toEqual(['--config', '/etc/wharf/config/config.yaml']);
+    const mounts = pod.containers[0]!.volumeMounts.filter((mount) =>
+      mount.mountPath.startsWith('/etc/wharf'),
+    );
+    expect(mounts.map((mount) => mount.mountPath).sort()).toEqual([
+      '/etc/wharf/admin',
+      '/etc/wharf/config',
+      '/etc/wharf/services',
+      '/etc/wharf/signing',
+    ]);
+    expect(mounts.every((mount) => mount.readOnly)).toBe(true);
+  });
+});
+
+describe('Helm chart', () => {
+  const helm = async (...args: string[]) =>
+    (await run(await toolPath('helm'), args, { cwd: REPO_ROOT })).stdout;
+
+  it('lints clean', async () => {
+    const output = await helm(
+      'lint',
+      '--strict',
+      'charts/wharf',
+      '--set',
+      'quickstart.enabled=true,metrics.serviceMonitor.enabled=true',
+    );
+    expect(output).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+  }, 60_000);
+
+  it('renders what the values say', async () => {
+    const kinds = async (...set: string[]) =>
+      parseAllDocuments(
+        await helm(
+          'template',
+          'w',
+          'charts/wharf',
+          '--namespace',
+          'ops',
+          ...set.flatMap((s) => ['--set', s]),
+        ),
+      )
+        .map((doc) => doc.toJS())
+        .filter(Boolean)
+        .map(
+          (object: { kind: string; metadata: { name: string } }) => `${object.kind}/${object.metadata.name}`,
+        )
+        .sort();
+    expect(await kinds()).toEqual([
+      'ClusterRole/w-wharf-operator',
+      'ClusterRoleBinding/w-wharf-operator',
+      'Deployment/w-wharf-operator',
+      'Role/w-wharf-operator-leader-election',
+      'RoleBinding/w-wharf-operator-leader-election',
+      'Service/w-wharf-operator-metrics',
+      'ServiceAccount/w-wharf-operator',
+    ]);
+    const full = await kinds(
+      'quickstart.enabled=true',
+      'metrics.serviceMonitor.enabled=true',
+      'leaderElection.enabled=false',
+    );
+    expect(full).toEqual(
+      expect.arrayContaining(['AuthService/wharf', 'Registry/wharf', 'ServiceMonitor/w-wharf-operator']),
+    );
+    expect(full).not.toContain('Role/w-wharf-operator-leader-election');
+  }, 60_000);
+
+  it('rejects values its schema does not allow', async () => {
+    await expect(
+      helm('template', 'w', 'charts/wharf', '--set', 'quickstart.storage.deletionPolicy=Sometimes'),
+    ).rejects.toThrow(/deletionPolicy/);
+    await expect(helm('template', 'w', 'charts/wharf', '--set', 'replicaCount=-1')).rejects.toThrow(
+      /replicaCount/,
+    );
+  }, 60_000);
+});

@@ -1,0 +1,598 @@
+/**
+ * The operator against a real kube-apiserver + etcd with the Helm chart installed and MinIO as S3.
+ * The operator runs as the chart's ServiceAccount user, so every call also proves the chart's RBAC.
+ */
+
+import { spawn } from 'node:child_process';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GetBucketLifecycleConfigurationCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuthService, Registry } from '../../operator/api/types.ts';
+import { resourcePath } from '../../operator/kube/client.ts';
+import { LIFECYCLE_RULE_ID } from '../../operator/reconcile/bucket.ts';
+import { CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
+import { REPO_ROOT } from '../support/tools.ts';
+import {
+  condition,
+  createNamespaceWithS3Secret,
+  eventually,
+  type Harness,
+  markDeploymentsAvailable,
+  OPERATOR_NAMESPACE,
+  OPERATOR_USER,
+  type RunningOperator,
+  startHarness,
+  wharfPath,
+} from './harness.ts';
+
+const NS = 'team-a';
+let h: Harness;
+let operator: RunningOperator;
+
+type Deployment = KubernetesObject & {
+  spec: {
+    template: {
+      metadata: { annotations: Record<string, string> };
+      spec: { containers: { command: string[]; args: string[] }[] };
+    };
+  };
+};
+type Ingress = KubernetesObject & {
+  spec: {
+    rules: { host: string; http: { paths: { path: string; backend: { service: { name: string } } }[] } }[];
+  };
+};
+
+const storage = () => ({
+  endpoint: h.minio.endpoint,
+  credentialsSecretRef: { name: 's3' },
+  deletionPolicy: 'Delete',
+});
+
+async function getRegistry(name: string) {
+  return h.admin.get<Registry>(wharfPath('Registry', NS, name));
+}
+async function getAuth(name: string) {
+  return h.admin.get<AuthService>(wharfPath('AuthService', NS, name));
+}
+async function events(name: string) {
+  const list = await h.admin.list<KubernetesObject & { reason: string; involvedObject: { name: string } }>(
+    resourcePath('v1', 'Event', NS),
+  );
+  return list.items.filter((event) => event.involvedObject.name === name).map((event) => event.reason);
+}
+
+beforeAll(async () => {
+  h = await startHarness();
+  await h.helm('install', 'wharf', 'charts/wharf', '--namespace', OPERATOR_NAMESPACE, '--create-namespace');
+  await createNamespaceWithS3Secret(h, NS);
+  operator = await h.startOperator({
+    leaderElection: {
+      namespace: OPERATOR_NAMESPACE,
+      name: 'wharf-operator',
+      identity: 'replica-a',
+      leaseDurationSeconds: 4,
+      renewDeadlineSeconds: 3,
+      retryPeriodSeconds: 1,
+    },
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await h?.stop();
+});
+
+describe('helm install', () => {
+  it('installs the CRDs, the operator Deployment, its ServiceAccount, RBAC and metrics Service', async () => {
+    for (const plural of ['openidproviders', 'authservices', 'registries']) {
+      const crd = await h.admin.get<
+        KubernetesObject & { status: { conditions: { type: string; status: string }[] } }
+      >(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${plural}.wharf.dev`);
+      expect(crd?.status.conditions.find((c) => c.type === 'Established')?.status).toBe('True');
+    }
+    const deployment = await h.admin.get<Deployment>(
+      resourcePath('apps/v1', 'Deployment', OPERATOR_NAMESPACE, 'wharf-operator'),
+    );
+    expect(deployment?.spec.template.spec.containers[0]?.command).toEqual(['node', 'operator/main.ts']);
+    expect(
+      await h.admin.get(`/api/v1/namespaces/${OPERATOR_NAMESPACE}/serviceaccounts/wharf-operator`),
+    ).toBeTruthy();
+    expect(
+      await h.admin.get(`/api/v1/namespaces/${OPERATOR_NAMESPACE}/services/wharf-operator-metrics`),
+    ).toBeTruthy();
+    expect(await h.admin.get('/apis/rbac.authorization.k8s.io/v1/clusterroles/wharf-operator')).toBeTruthy();
+    // The quick start is off by default: no custom resources were created.
+    const registries = await h.admin.list(resourcePath('wharf.dev/v1alpha1', 'Registry'));
+    expect(registries.items).toHaveLength(0);
+  });
+});
+
+describe('CRD validation in the apiserver', () => {
+  const rejected = async (object: Record<string, unknown>) => {
+    try {
+      await h.admin.create(object as KubernetesObject);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return 'accepted';
+  };
+
+  it('rejects what the schemas and CEL rules forbid, and fills defaults', async () => {
+    const auth = (name: string, spec: Record<string, unknown>) => ({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'AuthService',
+      metadata: { name, namespace: NS },
+      spec: { storage: { credentialsSecretRef: { name: 's3' } }, replicas: 0, ...spec },
+    });
+    expect(await rejected(auth('x'.repeat(41), {}))).toMatch(/at most 40 characters/);
+    expect(await rejected(auth('dupes', { services: [{ name: 'a' }, { name: 'a' }] }))).toMatch(
+      /Duplicate value/,
+    );
+    expect(await rejected(auth('badsignup', { signup: 'maybe' }))).toMatch(/Unsupported value: "maybe"/);
+    expect(
+      await rejected({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'OpenIdProvider',
+        metadata: { name: 'ftp', namespace: NS },
+        spec: { issuerUrl: 'ftp://example.com' },
+      }),
+    ).toMatch(/must be an http\(s\) URL/);
+    expect(
+      await rejected({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'Registry',
+        metadata: { name: 'noauth', namespace: NS },
+        spec: { storage: { credentialsSecretRef: { name: 's3' } } },
+      }),
+    ).toMatch(/authServiceRef: Required value/);
+    const created = await h.admin.create<AuthService>(auth('defaults', {}) as never);
+    expect(created.spec).toMatchObject({
+      signup: 'admin',
+      logLevel: 'info',
+      storage: { deletionPolicy: 'Retain', region: 'us-east-1' },
+    });
+    await h.admin.delete(wharfPath('AuthService', NS, 'defaults'));
+    await eventually(async () => !(await getAuth('defaults')), 'defaults AuthService gone');
+  });
+});
+
+describe('AuthService and Registry', () => {
+  it('creates the bucket, Secrets, ConfigMap, Deployment, Service and Ingress, and reports status', async () => {
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'AuthService',
+      metadata: { name: 'main', namespace: NS },
+      spec: {
+        storage: { ...storage(), deletionPolicy: 'Retain' },
+        services: [{ name: 'wiki', permissions: ['user_verify_password'] }],
+      },
+    } as KubernetesObject);
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name: 'crates', namespace: NS },
+      spec: { authServiceRef: { name: 'main' }, storage: storage(), ingress: { host: 'crates.example.com' } },
+    } as KubernetesObject);
+
+    const auth = await eventually(async () => {
+      const object = await getAuth('main');
+      return (
+        condition(object, 'ComponentsApplied')?.status === 'True' &&
+        condition(object, 'BucketReady')?.status === 'True' &&
+        object
+      );
+    }, 'AuthService components applied');
+    expect(auth.metadata.finalizers).toContain('wharf.dev/bucket');
+    expect(condition(auth, 'Ready')).toMatchObject({ status: 'False', reason: 'Progressing' });
+    expect(auth.status?.observedGeneration).toBe(auth.metadata.generation);
+
+    const bucket = auth.status!.bucket!;
+    await h.minio.client.send(new HeadBucketCommand({ Bucket: bucket }));
+    // MinIO rejects AbortIncompleteMultipartUpload rules (it expires stale uploads itself); the
+    // operator says so instead of failing. On AWS S3 the rule is added.
+    const rules: string[] = await h.minio.client
+      .send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }))
+      .then(
+        (lifecycle): string[] => (lifecycle.Rules ?? []).map((rule) => rule.ID ?? ''),
+        (): string[] => [],
+      );
+    if (rules.includes(LIFECYCLE_RULE_ID))
+      expect(condition(auth, 'BucketReady')?.message).toMatch(/with a lifecycle rule/);
+    else expect(condition(auth, 'BucketReady')?.message).toMatch(/rejects lifecycle rules/);
+
+    for (const name of [
+      'main-auth-admin',
+      'main-auth-services',
+      'main-auth-signing',
+      'crates-registry-client',
+    ]) {
+      const secret = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+        resourcePath('v1', 'Secret', NS, name),
+      );
+      expect(secret?.metadata?.ownerReferences?.[0]?.controller, name).toBe(true);
+      expect(Object.keys(secret?.data ?? {}).length, name).toBeGreaterThan(0);
+    }
+
+    // Ready once the Deployments are available (stand-in for the Deployment controller and kubelet).
+    await eventually(
+      () =>
+        markDeploymentsAvailable(h.admin, NS).then(
+          async () => condition(await getRegistry('crates'), 'Ready')?.status === 'True',
+        ),
+      'Registry Ready',
+      45_000,
+    );
+    expect(condition(await getAuth('main'), 'Ready')?.status).toBe('True');
+    const registry = (await getRegistry('crates'))!;
+    expect(condition(registry, 'CredentialsRegistered')?.status).toBe('True');
+    expect(registry.status?.publicUrl).toBe('http://crates.example.com');
+
+    const config = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+      resourcePath('v1', 'ConfigMap', NS, 'main-auth-config'),
+    );
+    const parsed = JSON.parse(config!.data['config.yaml']!);
+    expect(parsed.auth.services.map((s: { name: string }) => s.name)).toEqual(['wiki', 'registry-crates']);
+
+    const ingress = await h.admin.get<Ingress>(
+      resourcePath('networking.k8s.io/v1', 'Ingress', NS, 'crates-registry'),
+    );
+    const routes = Object.fromEntries(
+      ingress!.spec.rules[0]!.http.paths.map((p) => [p.path, p.backend.service.name]),
+    );
+    expect(routes).toMatchObject({
+      '/me': 'main-auth',
+      '/ktra/api/v1/login': 'main-auth',
+      '/ktra/api/v1/openid': 'main-auth',
+      '/': 'crates-registry',
+    });
+
+    const deployment = await h.admin.get<Deployment>(
+      resourcePath('apps/v1', 'Deployment', NS, 'crates-registry'),
+    );
+    expect(deployment!.metadata!.ownerReferences![0]).toMatchObject({
+      kind: 'Registry',
+      name: 'crates',
+      controller: true,
+    });
+    expect(deployment!.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION]).toMatch(/^[0-9a-f]{32}$/);
+
+    expect(await events('crates')).toEqual(expect.arrayContaining(['BucketCreated', 'Applied', 'Ready']));
+  });
+
+  it('makes zero write calls when resyncing resources that did not change', async () => {
+    // Settle: no writes for a while.
+    let before = operator.writes.length;
+    await eventually(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const settled = operator.writes.length === before;
+      before = operator.writes.length;
+      return settled;
+    }, 'a quiet operator');
+    const auditBefore = h.plane.audit().length;
+    const reconcilesBefore = await reconcileCount(operator);
+    // Force resyncs: every resource is reconciled again, twice.
+    for (let round = 0; round < 2; round++) {
+      await operator.manager.resyncNow();
+      await eventually(
+        async () => (await reconcileCount(operator)) >= reconcilesBefore + 2 * (round + 1),
+        'resync reconciles',
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(operator.writes.slice(before)).toEqual([]);
+    const writesInAudit = h.plane
+      .audit()
+      .slice(auditBefore)
+      .filter(
+        (event) =>
+          event.user.username === OPERATOR_USER &&
+          ['create', 'update', 'patch', 'delete'].includes(event.verb) &&
+          event.objectRef?.resource !== 'leases',
+      );
+    expect(writesInAudit).toEqual([]);
+  });
+
+  it('rolls the pods when the configuration changes', async () => {
+    const hashOf = async () =>
+      (await h.admin.get<Deployment>(resourcePath('apps/v1', 'Deployment', NS, 'crates-registry')))!.spec
+        .template.metadata.annotations[CONFIG_HASH_ANNOTATION];
+    const before = await hashOf();
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'crates'), { spec: { superusers: ['alice'] } });
+    await eventually(async () => (await hashOf()) !== before, 'a new config hash');
+    const registry = await eventually(async () => {
+      const object = await getRegistry('crates');
+      return object?.status?.observedGeneration === object?.metadata.generation && object;
+    }, 'observedGeneration');
+    expect(condition(registry, 'Ready')?.status).toBe('True');
+    const config = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+      resourcePath('v1', 'ConfigMap', NS, 'crates-registry-config'),
+    );
+    expect(JSON.parse(config!.data['config.yaml']!).registry.superusers).toEqual(['alice']);
+  });
+
+  it('repairs an owned object someone changed by hand', async () => {
+    const path = resourcePath('apps/v1', 'Deployment', NS, 'crates-registry');
+    await h.admin.mergePatch(path, { spec: { replicas: 5 } });
+    await operator.manager.resyncNow();
+    await eventually(
+      async () =>
+        (await h.admin.get<KubernetesObject & { spec: { replicas: number } }>(path))?.spec.replicas === 1,
+      'replicas restored',
+    );
+  });
+
+  it('recovers after the apiserver restarts', async () => {
+    const lists = async () =>
+      (await operator.manager.metrics.apiRequests.get()).values
+        .filter((value) => value.labels.verb === 'list' && value.labels.code === '200')
+        .reduce((sum, value) => sum + value.value, 0);
+    const listsBefore = await lists();
+    await h.plane.restartApiServer();
+    // The informers' watches broke: they relist (four informers).
+    await eventually(async () => (await lists()) >= listsBefore + 4, 'informers relisted', 60_000);
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name: 'second', namespace: NS },
+      spec: { authServiceRef: { name: 'main' }, storage: storage() },
+    } as KubernetesObject);
+    await eventually(
+      async () => condition(await getRegistry('second'), 'ComponentsApplied')?.status === 'True',
+      'reconcile after restart',
+      60_000,
+    );
+  }, 120_000);
+
+  it('deletes the bucket with deletionPolicy Delete and keeps it with Retain', async () => {
+    const registry = (await getRegistry('second'))!;
+    const bucket = registry.status!.bucket!;
+    await h.minio.client.send(new HeadBucketCommand({ Bucket: bucket }));
+    await h.admin.delete(wharfPath('Registry', NS, 'second'));
+    await eventually(async () => !(await getRegistry('second')), 'Registry gone');
+    await expect(h.minio.client.send(new HeadBucketCommand({ Bucket: bucket }))).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 404 },
+    });
+
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'AuthService',
+      metadata: { name: 'kept', namespace: NS },
+      spec: { storage: { ...storage(), deletionPolicy: 'Retain' } },
+    } as KubernetesObject);
+    const kept = await eventually(async () => {
+      const object = await getAuth('kept');
+      return condition(object, 'BucketReady')?.status === 'True' && object;
+    }, 'second AuthService bucket');
+    await h.admin.delete(wharfPath('AuthService', NS, 'kept'));
+    await eventually(async () => !(await getAuth('kept')), 'AuthService gone');
+    await h.minio.client.send(new HeadBucketCommand({ Bucket: kept.status!.bucket! }));
+  });
+});
+
+describe('helm quick start', () => {
+  it('installs an AuthService and a Registry that the operator brings to Ready', async () => {
+    await createNamespaceWithS3Secret(h, 'quick', 'wharf-s3');
+    await h.helm(
+      'install',
+      'qs',
+      'charts/wharf',
+      '--namespace',
+      'quick',
+      '--set',
+      'quickstart.enabled=true',
+      '--set',
+      `quickstart.storage.endpoint=${h.minio.endpoint}`,
+      '--set',
+      'quickstart.storage.deletionPolicy=Delete',
+      '--set',
+      'quickstart.registry.host=registry.quick.example',
+      '--set',
+      'leaderElection.enabled=false',
+    );
+    await eventually(
+      async () => {
+        await markDeploymentsAvailable(h.admin, 'quick');
+        return (
+          condition(await h.admin.get(wharfPath('Registry', 'quick', 'wharf')), 'Ready')?.status === 'True'
+        );
+      },
+      'quick start Ready',
+      60_000,
+    );
+    const ingress = await h.admin.get<Ingress>(
+      resourcePath('networking.k8s.io/v1', 'Ingress', 'quick', 'wharf-registry'),
+    );
+    expect(ingress?.spec.rules[0]?.host).toBe('registry.quick.example');
+    expect(condition(await h.admin.get(wharfPath('AuthService', 'quick', 'wharf')), 'Ready')?.status).toBe(
+      'True',
+    );
+  });
+});
+
+describe('OpenIdProvider', () => {
+  it('registers a client dynamically, keeps it in an owned Secret, and the AuthService mounts it', async () => {
+    // oidc-provider ships no type declarations: the few members used here, typed.
+    const oidcModule = 'oidc-provider';
+    const { Provider } = (await import(oidcModule)) as {
+      Provider: new (
+        issuer: string,
+        configuration: Record<string, unknown>,
+      ) => {
+        callback: () => (request: IncomingMessage, response: ServerResponse) => void;
+        Client: { find: (id: string) => Promise<unknown> };
+      };
+    };
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const provider = new Provider(issuer, { features: { registration: { enabled: true } }, clients: [] });
+    server.on('request', provider.callback());
+    try {
+      await h.admin.create({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'OpenIdProvider',
+        metadata: { name: 'sso', namespace: NS },
+        spec: { issuerUrl: issuer, redirectUris: ['https://auth.example.com/ktra/api/v1/openid/callback'] },
+      } as KubernetesObject);
+      const ready = await eventually(async () => {
+        const object = await h.admin.get<
+          KubernetesObject & { status?: { clientSecretName?: string; userinfoEndpoint?: string } }
+        >(wharfPath('OpenIdProvider', NS, 'sso'));
+        return condition(object as never, 'Ready')?.status === 'True' && object;
+      }, 'OpenIdProvider Ready');
+      expect(ready.status?.userinfoEndpoint).toBe(`${issuer}/me`);
+      expect(ready.status?.clientSecretName).toBe('sso-oidc-client');
+      const secret = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+        resourcePath('v1', 'Secret', NS, 'sso-oidc-client'),
+      );
+      const clientId = Buffer.from(secret!.data.client_id!, 'base64').toString();
+      expect(await provider.Client.find(clientId)).toBeTruthy();
+      expect(await events('sso')).toContain('ClientRegistered');
+
+      await h.admin.mergePatch(wharfPath('AuthService', NS, 'main'), {
+        spec: { openIdProviders: [{ name: 'sso' }] },
+      });
+      await eventually(async () => {
+        const config = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+          resourcePath('v1', 'ConfigMap', NS, 'main-auth-config'),
+        );
+        return JSON.parse(config!.data['config.yaml']!).openid.providers?.[0]?.issuerUrl === issuer;
+      }, 'provider in the AuthService configuration');
+      expect(condition(await getAuth('main'), 'ProvidersReady')?.status).toBe('True');
+
+      // A provider that cannot be discovered says so, and so does the AuthService that uses it.
+      await h.admin.create({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'OpenIdProvider',
+        metadata: { name: 'broken', namespace: NS },
+        spec: { issuerUrl: 'http://127.0.0.1:9/nothing' },
+      } as KubernetesObject);
+      const broken = await eventually(async () => {
+        const object = await h.admin.get(wharfPath('OpenIdProvider', NS, 'broken'));
+        return condition(object as never, 'Discovered')?.status === 'False' && object;
+      }, 'discovery failure reported');
+      expect(condition(broken as never, 'Ready')).toMatchObject({
+        status: 'False',
+        reason: 'DiscoveryUnreachable',
+      });
+      await h.admin.mergePatch(wharfPath('AuthService', NS, 'main'), {
+        spec: { openIdProviders: [{ name: 'sso' }, { name: 'broken' }] },
+      });
+      await eventually(
+        async () => condition(await getAuth('main'), 'ProvidersReady')?.status === 'False',
+        'AuthService reports the broken provider',
+      );
+      await h.admin.mergePatch(wharfPath('AuthService', NS, 'main'), {
+        spec: { openIdProviders: [{ name: 'sso' }] },
+      });
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('leader election', () => {
+  it('lets only the leader reconcile, and a standby takes over when the leader stops', async () => {
+    const standby = await h.startOperator({
+      leaderElection: {
+        namespace: OPERATOR_NAMESPACE,
+        name: 'wharf-operator',
+        identity: 'replica-b',
+        leaseDurationSeconds: 4,
+        renewDeadlineSeconds: 3,
+        retryPeriodSeconds: 1,
+      },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(operator.manager.isLeader).toBe(true);
+    expect(standby.manager.isLeader).toBe(false);
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'crates'), { spec: { superusers: ['alice', 'bob'] } });
+    await eventually(
+      async () =>
+        (await getRegistry('crates'))?.status?.observedGeneration ===
+        (await getRegistry('crates'))?.metadata.generation,
+      'leader reconciled',
+    );
+    expect(standby.writes).toEqual([]);
+
+    await operator.stop();
+    await eventually(async () => standby.manager.isLeader, 'standby leads', 20_000);
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'crates'), { spec: { superusers: ['carol'] } });
+    await eventually(async () => {
+      const config = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+        resourcePath('v1', 'ConfigMap', NS, 'crates-registry-config'),
+      );
+      return JSON.parse(config!.data['config.yaml']!).registry.superusers[0] === 'carol';
+    }, 'new leader reconciles');
+    expect(standby.writes.length).toBeGreaterThan(0);
+    const lease = await h.admin.get<KubernetesObject & { spec: { holderIdentity: string } }>(
+      resourcePath('coordination.k8s.io/v1', 'Lease', OPERATOR_NAMESPACE, 'wharf-operator'),
+    );
+    expect(lease?.spec.holderIdentity).toBe('replica-b');
+    const metrics = await (await fetch(`http://127.0.0.1:${standby.manager.port}/metrics`)).text();
+    expect(metrics).toMatch(/^wharf_operator_leader 1$/m);
+    expect(metrics).toMatch(/wharf_operator_reconcile_total\{kind="Registry",result="success"\} \d+/);
+    operator = standby;
+  }, 60_000);
+});
+
+async function reconcileCount(running: RunningOperator): Promise<number> {
+  const metric = await running.manager.metrics.reconciles.get();
+  return metric.values.reduce((sum, value) => sum + value.value, 0);
+}
+
+describe('the operator program', () => {
+  it('serves /healthz, /readyz and /metrics, leads, and gives up its Lease on SIGTERM', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const child = spawn(process.execPath, ['operator/main.ts'], {
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        KUBECONFIG: h.plane.kubeconfigFor(OPERATOR_USER),
+        POD_NAMESPACE: OPERATOR_NAMESPACE,
+        POD_NAME: 'program-test',
+        WHARF_LEASE_NAME: 'program-test',
+        WHARF_OPERATOR_HOST: '127.0.0.1',
+        WHARF_OPERATOR_PORT: String(port),
+        WHARF_OPERATOR_LOG_LEVEL: 'warn',
+        WHARF_LEASE_DURATION_SECONDS: '4',
+        WHARF_RENEW_DEADLINE_SECONDS: '3',
+        WHARF_RETRY_PERIOD_SECONDS: '1',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await eventually(async () => (await fetch(`${base}/healthz`)).ok, `the program answering (${output})`);
+      await eventually(
+        async () => /^wharf_operator_leader 1$/m.test(await (await fetch(`${base}/metrics`)).text()),
+        'leadership',
+      );
+      await eventually(async () => (await fetch(`${base}/readyz`)).status === 200, 'readiness');
+      const leasePath = resourcePath('coordination.k8s.io/v1', 'Lease', OPERATOR_NAMESPACE, 'program-test');
+      expect(
+        (await h.admin.get<KubernetesObject & { spec: { holderIdentity: string } }>(leasePath))?.spec
+          .holderIdentity,
+      ).toBe('program-test');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(
+        (await h.admin.get<KubernetesObject & { spec: { holderIdentity: string } }>(leasePath))?.spec
+          .holderIdentity,
+      ).toBe('');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});

@@ -1,0 +1,140 @@
+/** The operator's pure parts: work queue, rate limiter, conditions, comparison, hashing. */
+import { describe, expect, it } from 'vitest';
+import { isSubset, stableHash } from '../../operator/runtime/compare.ts';
+import { readyCondition, setConditions } from '../../operator/runtime/conditions.ts';
+import { RateLimiter, WorkQueue } from '../../operator/runtime/queue.ts';
+
+describe('WorkQueue', () => {
+  it('hands a key out once however often it is added, and never to two workers at once', async () => {
+    const queue = new WorkQueue();
+    queue.add('a');
+    queue.add('a');
+    queue.add('b');
+    expect(queue.depth).toBe(2);
+    const first = await queue.get();
+    expect(first).toBe('a');
+    queue.add('a'); // re-added while processing: held back until done
+    expect(await queue.get()).toBe('b');
+    let third: string | undefined;
+    const pending = queue.get().then((key) => {
+      third = key;
+    });
+    await Promise.resolve();
+    expect(third).toBeUndefined();
+    queue.done('a');
+    await pending;
+    expect(third).toBe('a');
+  });
+
+  it('releases waiting workers on shutdown and drops pending keys', async () => {
+    const queue = new WorkQueue();
+    const waiting = queue.get();
+    queue.shutDown();
+    expect(await waiting).toBeUndefined();
+    queue.add('x');
+    expect(queue.depth).toBe(0);
+  });
+});
+
+describe('RateLimiter', () => {
+  it('backs off exponentially per key and forgets on success', () => {
+    const limiter = new RateLimiter({ baseDelayMs: 5, maxDelayMs: 1000, qps: 1000, burst: 1000 });
+    expect([1, 2, 3, 4].map(() => limiter.when('k'))).toEqual([5, 10, 20, 40]);
+    expect(limiter.when('other')).toBe(5);
+    for (let i = 0; i < 20; i++) limiter.when('k');
+    expect(limiter.when('k')).toBe(1000);
+    limiter.forget('k');
+    expect(limiter.when('k')).toBe(5);
+  });
+
+  it('limits overall retries with a token bucket', () => {
+    let now = 0;
+    const limiter = new RateLimiter({ baseDelayMs: 1, qps: 10, burst: 2, now: () => now });
+    expect(limiter.when('a')).toBe(1);
+    expect(limiter.when('b')).toBe(1);
+    expect(limiter.when('c')).toBe(100); // bucket empty: one token per 100 ms
+    now += 1000;
+    expect(limiter.when('d')).toBe(1);
+  });
+});
+
+describe('conditions', () => {
+  it('keeps lastTransitionTime while the status holds and sets observedGeneration', () => {
+    const first = setConditions(
+      undefined,
+      [{ type: 'BucketReady', status: true, reason: 'Ok', message: 'fine' }],
+      1,
+      new Date('2026-01-01T00:00:00Z'),
+    );
+    expect(first[0]).toEqual({
+      type: 'BucketReady',
+      status: 'True',
+      observedGeneration: 1,
+      lastTransitionTime: '2026-01-01T00:00:00Z',
+      reason: 'Ok',
+      message: 'fine',
+    });
+    const same = setConditions(
+      first,
+      [{ type: 'BucketReady', status: true, reason: 'Ok', message: 'still' }],
+      2,
+      new Date('2026-01-02T00:00:00Z'),
+    );
+    expect(same[0]).toMatchObject({
+      lastTransitionTime: '2026-01-01T00:00:00Z',
+      observedGeneration: 2,
+      message: 'still',
+    });
+    const flipped = setConditions(
+      same,
+      [{ type: 'BucketReady', status: false, reason: 'S3Error', message: 'down' }],
+      2,
+      new Date('2026-01-03T00:00:00Z'),
+    );
+    expect(flipped[0]).toMatchObject({ status: 'False', lastTransitionTime: '2026-01-03T00:00:00Z' });
+  });
+
+  it('derives Ready from the first failing condition', () => {
+    expect(readyCondition([{ type: 'A', status: true, reason: 'Ok', message: '' }], 'serving')).toMatchObject(
+      { status: true, reason: 'Ready' },
+    );
+    expect(
+      readyCondition(
+        [
+          { type: 'A', status: true, reason: 'Ok', message: '' },
+          { type: 'B', status: false, reason: 'Broken', message: 'why' },
+        ],
+        'serving',
+      ),
+    ).toEqual({ type: 'Ready', status: false, reason: 'Broken', message: 'B: why' });
+  });
+});
+
+describe('comparison', () => {
+  it('treats fields added by the server as equal, and any changed or missing desired field as different', () => {
+    const desired = { spec: { ports: [{ port: 80, name: 'http' }], selector: { a: 'b' } } };
+    expect(
+      isSubset(desired, {
+        spec: {
+          ports: [{ port: 80, name: 'http', protocol: 'TCP' }],
+          selector: { a: 'b' },
+          clusterIP: '10.0.0.1',
+        },
+      }),
+    ).toBe(true);
+    expect(isSubset(desired, { spec: { ports: [{ port: 81, name: 'http' }], selector: { a: 'b' } } })).toBe(
+      false,
+    );
+    expect(isSubset(desired, { spec: { ports: [], selector: { a: 'b' } } })).toBe(false);
+    expect(
+      isSubset(desired, {
+        spec: { ports: [{ port: 80, name: 'http' }, { port: 90 }], selector: { a: 'b' } },
+      }),
+    ).toBe(false);
+  });
+
+  it('hashes equal content alike whatever the key order', () => {
+    expect(stableHash({ a: 1, b: [1, { c: 2, d: 3 }] })).toBe(stableHash({ b: [1, { d: 3, c: 2 }], a: 1 }));
+    expect(stableHash({ a: 1 })).not.toBe(stableHash({ a: 2 }));
+  });
+});
