@@ -35,6 +35,7 @@ export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
     store,
     logger,
     identity: directoryIdentity(directory),
+    metrics,
   });
 
   return {

@@ -136,6 +136,31 @@ describe('OpenID login in Chromium', () => {
     await context.close();
   });
 
+  it('lets a person choose among several providers', async () => {
+    const several = await startHarness({ extraProviders: [{ name: 'partner', accountPrefix: 'partner-' }] });
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${several.baseUrl}/me`);
+      expect(await page.title()).toContain('Sign in');
+      await shot(page, 'erin-0-choose-provider.png');
+      await Promise.all([page.waitForURL(/\/interaction\//), page.click('text=partner')]);
+      await page.fill('input[name="login"]', 'erin');
+      await page.fill('input[name="password"]', 'any-password');
+      await Promise.all([page.waitForURL(/\/interaction\//), page.click('button[type="submit"]')]);
+      await Promise.all([
+        page.waitForURL((url) => url.pathname.startsWith('/ktra/api/v1/openid/')),
+        page.click('button[type="submit"]'),
+      ]);
+      // erin is in no authorized group or list of this provider.
+      expect(await page.title()).toContain('Access refused');
+      expect(await page.textContent('main')).toContain('signed in at partner as erin');
+    } finally {
+      await context.close();
+      await several.close();
+    }
+  });
+
   it('shows a clear page when a sign-in link is used twice', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();

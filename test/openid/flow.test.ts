@@ -71,6 +71,13 @@ describe('OpenID login against oidc-provider', () => {
     expect(await wharf.auth.accountOfPassword('alice', old)).toBeNull();
     expect(await wharf.auth.accountOfPassword('alice', reply.new_token as string)).toBe('alice');
     expect(await wharf.auth.accountOfPassword('carol', reply.new_token as string)).toBeNull();
+    // A HEAD (link checker, prefetcher) never replaces the token.
+    const head = await fetch(`${wharf.baseUrl}/replace_token`, {
+      method: 'HEAD',
+      headers: { cookie: browser.jar.header(new URL(wharf.baseUrl)) },
+    });
+    expect(head.status).toBe(404);
+    expect(await wharf.auth.accountOfToken(reply.new_token as string)).toBe('alice');
     // With the session, the Ktra path replaces again without a provider round trip.
     const second = json(await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/replace_token`));
     expect(second.revoked_token).toBe(reply.new_token);
@@ -156,10 +163,11 @@ describe('OpenID login against oidc-provider', () => {
     );
     expect((back as Visit).url.href).toBe(`${wharf.baseUrl}/api/v1/user/`);
     const session = await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/session`);
-    expect(json(session)).toEqual({
+    expect(json(session)).toMatchObject({
       username: 'corp:alice',
       account: 'alice',
       groups: ['firm/crate-owners', 'firm/everyone'],
+      principal: { kind: 'user', name: 'alice', via: 'session', admin: false },
     });
     expect(
       (await browser.request(`${wharf.baseUrl}/ktra/api/v1/openid/logout`, { method: 'POST' })).response
@@ -195,6 +203,22 @@ describe('OpenID login against oidc-provider', () => {
     expect(await wharf.auth.accountOfToken(((await admin.json()) as { token: string }).token)).toBe('admin');
     // The federated account has no password at all.
     expect(await wharf.auth.accountOfPassword('alice', 'any-password')).toBeNull();
+  });
+
+  it('counts sign-ins and refusals in wharf_authentications_total', async () => {
+    // Two replicas, one counter each: the load balancer sends one request to each.
+    let text = '';
+    for (let i = 0; i < 2; i++) text += await (await fetch(`${wharf.baseUrl}/metrics`)).text();
+    const sum = (result: string) =>
+      [
+        ...text.matchAll(
+          new RegExp(`wharf_authentications_total\\{method="openid",result="${result}"\\} (\\d+)`, 'g'),
+        ),
+      ]
+        .map((match) => Number(match[1]))
+        .reduce((a, b) => a + b, 0);
+    expect(sum('success')).toBeGreaterThanOrEqual(5);
+    expect(sum('failure')).toBeGreaterThanOrEqual(3); // bob, replay, another browser, unknown state, denied
   });
 
   it('never writes a token, code or state into its logs', async () => {
@@ -299,6 +323,10 @@ describe('accounts across providers and local users', () => {
     const page = await new Browserless('text/html').request(`${wharf.baseUrl}/me`);
     expect(page.response.status).toBe(200);
     for (const name of ['corp', 'partner', 'guests']) expect(page.body).toContain(`/me?provider=${name}`);
+    // The links come from the route, not the raw URL: `//me` must not become a link to host "me".
+    const doubled = await new Browserless('text/html').request(`${wharf.baseUrl}//me`);
+    expect(doubled.body).toContain('href="/me?provider=corp"');
+    expect(doubled.body).not.toContain('href="//');
     const api = await new Browserless().request(`${wharf.baseUrl}/me`);
     expect(api.response.status).toBe(400);
     expect(api.body).toContain('corp, partner, guests');
@@ -327,6 +355,34 @@ describe('accounts across providers and local users', () => {
   });
 });
 
+describe('sessions after the allow-lists change', () => {
+  it('ends the sessions of people the new configuration no longer admits', async () => {
+    const wharf = await startHarness();
+    let tightened: Awaited<ReturnType<typeof buildWharf>> | undefined;
+    try {
+      const browser = new Browserless();
+      await browser.signIn(`${wharf.baseUrl}/me`, 'carol'); // admitted through authorizedUsers
+      const cookie = browser.jar.header(new URL(wharf.baseUrl));
+      expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toMatchObject({ account: 'carol' });
+      // The same store, restarted with carol removed from authorizedUsers.
+      const config = structuredClone(wharf.config);
+      config.openid.providers[0]!.authorizedUsers = [];
+      tightened = await buildWharf(
+        config,
+        await FsObjectStore.open(config.store.dataDir),
+        createLogger('silent'),
+      );
+      await tightened.app.ready();
+      expect(await openIdSessionOf(cookie, { app: tightened.app })).toBeNull();
+      const me = await tightened.app.inject({ url: '/me', headers: { cookie } });
+      expect(me.statusCode).toBe(302); // back to the provider, where carol will be refused
+    } finally {
+      await tightened?.close();
+      await wharf.close();
+    }
+  });
+});
+
 describe('API v1 hook: who signed in through OpenID', () => {
   let wharf: Harness;
   let app: Awaited<ReturnType<typeof buildWharf>> | undefined;
@@ -350,6 +406,7 @@ describe('API v1 hook: who signed in through OpenID', () => {
       username: 'corp:alice',
       account: 'alice',
       groups: ['firm/crate-owners', 'firm/everyone'],
+      principal: { kind: 'user', name: 'alice', groups: [], scopes: null, via: 'session', admin: false },
     };
     expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toEqual(expected);
     // A second process on the same store, all roles in one: the in-process path.

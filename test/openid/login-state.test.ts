@@ -25,6 +25,7 @@ describe('pending logins and sessions in the store', () => {
     nonce: 'nonce',
     browser: sha256(browser),
     expiresAt: Date.now() + 60_000,
+    afterLogin: { kind: 'token' },
   });
 
   it('lets exactly one of many concurrent callbacks on two replicas claim a state', async () => {

@@ -1,14 +1,22 @@
+import type { Principal } from '../../identity/principal.ts';
 import type { OpenIdIdentityPort } from './identity-port.ts';
 
 /**
  * The user directory methods OpenID login uses (server/identity/directory.ts), typed by shape so
  * that this adapter stays a thin translation.
  */
+interface UserLike {
+  name: string;
+  disabled: boolean;
+}
+
 export interface DirectoryForOpenId {
-  getUser(name: string): Promise<{ name: string } | null>;
+  getUser(name: string): Promise<UserLike | null>;
   createUser(name: string, password: string | null): Promise<unknown>;
   issueToken(name: string, options: { kind: 'ktra' }): Promise<{ token: string } | null>;
   checkToken(token: string): Promise<{ user: { name: string }; entry: { kind: string } } | null>;
+  /** Gets back the record getUser returned (method parameters are bivariant: UserRecord fits). */
+  principalFor(user: UserLike, via: Principal['via'], scopes: null): Promise<Principal>;
 }
 
 /** OpenID login on the AuthService's user directory: federated users have no password. */
@@ -27,6 +35,10 @@ export function directoryIdentity(directory: DirectoryForOpenId): OpenIdIdentity
       const issued = await directory.issueToken(account, { kind: 'ktra' });
       if (!issued) throw new Error(`account ${account} disappeared while its token was issued`);
       return issued.token;
+    },
+    async principalOf(account) {
+      const user = await directory.getUser(account);
+      return user && !user.disabled ? directory.principalFor(user, 'session', null) : null;
     },
     async isActiveKtraToken(account, token) {
       const found = await directory.checkToken(token);

@@ -1,3 +1,5 @@
+import type { Principal } from '../../identity/principal.ts';
+
 /**
  * What OpenID login needs from the identity domain (users and tokens), and nothing more. The
  * AuthService implements it on its user directory; keeping it this small keeps the OIDC code
@@ -15,4 +17,6 @@ export interface OpenIdIdentityPort {
   issueKtraToken(account: string): Promise<string>;
   /** Whether this token is the account's active Ktra token (not revoked, not replaced). */
   isActiveKtraToken(account: string, token: string): Promise<boolean>;
+  /** Who the account is for authorization (wharf groups, admin), or null when missing or disabled. */
+  principalOf(account: string): Promise<Principal | null>;
 }

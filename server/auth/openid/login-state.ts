@@ -14,6 +14,9 @@ import type { Purpose } from './providers.ts';
 export const PENDING_PREFIX = 'openid/pending/';
 export const SESSIONS_PREFIX = 'openid/sessions/';
 
+/** Where a finished login goes: the Ktra token reply, or back to a page of this host (API v1 sign-in). */
+export type AfterLogin = { kind: 'token' } | { kind: 'redirect'; path: string };
+
 export interface PendingLogin {
   provider: string;
   purpose: Purpose;
@@ -23,6 +26,7 @@ export interface PendingLogin {
   /** SHA-256 of the browser-binding cookie the login was started with. */
   browser: string;
   expiresAt: number;
+  afterLogin: AfterLogin;
   /** Set by the one callback that claims this login; any other use of the state is a replay. */
   consumedAt?: number;
 }

@@ -2,12 +2,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as client from 'openid-client';
 import type { Logger } from 'pino';
 import type { OpenIdConfig } from '../../config/types.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { federatedUserFrom, isAuthorized } from './access.ts';
 import { FederatedAccounts, type MeReply } from './accounts.ts';
 import { BROWSER_COOKIE, readCookie, SESSION_COOKIE, setCookie } from './cookies.ts';
 import type { OpenIdIdentityPort } from './identity-port.ts';
 import {
+  type AfterLogin,
   type ClaimRefusal,
   LoginState,
   type PendingLogin,
@@ -19,9 +21,6 @@ import { errorPage, PAGE_HEADERS, providerChoicePage, refusalPage, tokenPage } f
 import { closePasswordEndpointsForPeople } from './password-gate.ts';
 import { CALLBACK_PATHS, discoverProviders, type OpenIdProvider, type Purpose } from './providers.ts';
 import { TokenSealer } from './token-sealer.ts';
-
-/** Where a finished login goes: the Ktra token reply, or back to a page of this host (API v1 sign-in). */
-type Then = { kind: 'token' } | { kind: 'redirect'; path: string };
 
 interface CallbackQuery {
   code?: string;
@@ -72,6 +71,8 @@ export async function createOpenIdLogin(options: {
   store: ObjectStore;
   logger: Logger;
   identity: OpenIdIdentityPort;
+  /** Counts sign-ins in `wharf_authentications_total{method="openid"}`. */
+  metrics?: Metrics;
 }): Promise<OpenIdLogin | null> {
   const { config, store, logger } = options;
   if (config.providers.length === 0) return null;
@@ -93,9 +94,25 @@ export async function createOpenIdLogin(options: {
 
   const registryHostOf = (provider: string) =>
     new URL(providers.get(provider)?.redirectUris.me ?? 'http://registry').host;
-  const sessionFor = (request: FastifyRequest) => state.session(readCookie(request, SESSION_COOKIE));
+  /**
+   * The request's session, if it is still valid under the current configuration: a provider
+   * removed, or allow-lists tightened (and the server restarted), end the sessions they no longer admit.
+   */
+  const sessionFor = async (request: FastifyRequest): Promise<Session | null> => {
+    const session = await state.session(readCookie(request, SESSION_COOKIE));
+    const provider = session ? providers.get(session.provider) : undefined;
+    if (!session || !provider) return null;
+    const identity = session.username.slice(session.provider.length + 1);
+    const user = { provider: session.provider, subject: '', identity, groups: session.groups };
+    return isAuthorized(provider.settings, user) ? session : null;
+  };
 
-  async function startLogin(request: FastifyRequest, reply: FastifyReply, purpose: Purpose, then: Then) {
+  async function startLogin(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    purpose: Purpose,
+    afterLogin: AfterLogin,
+  ) {
     const query = request.query as CallbackQuery;
     let provider: OpenIdProvider | undefined;
     if (providers.size === 1) provider = [...providers.values()][0];
@@ -107,7 +124,7 @@ export async function createOpenIdLogin(options: {
         return reply
           .code(200)
           .headers(PAGE_HEADERS)
-          .send(providerChoicePage([...providers.keys()], request.url.split('?')[0]!));
+          .send(providerChoicePage([...providers.keys()], request.routeOptions.url ?? '/me'));
       return reply.code(400).send({
         errors: [{ detail: `choose a provider with ?provider=: ${[...providers.keys()].join(', ')}` }],
       });
@@ -118,7 +135,7 @@ export async function createOpenIdLogin(options: {
     let browser = readCookie(request, BROWSER_COOKIE);
     if (!browser || !/^[A-Za-z0-9_-]{43}$/.test(browser)) browser = randomSecret();
     const redirectUri = provider.redirectUris[purpose];
-    const pending: PendingLogin & { then: Then } = {
+    const pending: PendingLogin = {
       provider: provider.settings.name,
       purpose,
       redirectUri,
@@ -126,7 +143,7 @@ export async function createOpenIdLogin(options: {
       nonce,
       browser: sha256(browser),
       expiresAt: Date.now() + config.loginTimeoutSeconds * 1000,
-      then,
+      afterLogin,
     };
     await state.startLogin(loginState, pending);
     const target = client.buildAuthorizationUrl(provider.client, {
@@ -144,7 +161,15 @@ export async function createOpenIdLogin(options: {
     return reply.code(302).header('cache-control', 'no-store').redirect(target.href);
   }
 
+  /** Every callback counts once: success when a session was opened, failure otherwise. */
+  const signedIn = new WeakSet<FastifyRequest>();
   async function finishLogin(request: FastifyRequest, reply: FastifyReply, query: CallbackQuery) {
+    const result = await completeLogin(request, reply, query);
+    options.metrics?.authentication('openid', signedIn.has(request));
+    return result;
+  }
+
+  async function completeLogin(request: FastifyRequest, reply: FastifyReply, query: CallbackQuery) {
     if (!query.state)
       return fail(request, reply, 400, 'Sign-in refused', "The provider's answer carries no state.");
     const claimed = await state.claimLogin(query.state, readCookie(request, BROWSER_COOKIE));
@@ -152,7 +177,7 @@ export async function createOpenIdLogin(options: {
       request.log.warn({ refusal: claimed }, 'OpenID callback refused');
       return fail(request, reply, 400, 'Sign-in refused', REFUSALS[claimed]);
     }
-    const pending = claimed as PendingLogin & { then: Then };
+    const pending = claimed;
     const provider = providers.get(pending.provider);
     if (!provider)
       return fail(request, reply, 400, 'Sign-in refused', 'That provider is no longer configured.');
@@ -246,13 +271,14 @@ export async function createOpenIdLogin(options: {
       expiresAt: Date.now() + config.sessionSeconds * 1000,
     };
     const sessionId = await state.createSession(session);
+    signedIn.add(request);
     setCookie(reply, SESSION_COOKIE, sessionId, {
       maxAgeSeconds: config.sessionSeconds,
       secure: secureCookies,
     });
     request.log.info({ username, account: linked.account }, 'OpenID sign-in');
-    if (pending.then.kind === 'redirect')
-      return reply.code(303).header('cache-control', 'no-store').redirect(pending.then.path);
+    if (pending.afterLogin.kind === 'redirect')
+      return reply.code(303).header('cache-control', 'no-store').redirect(pending.afterLogin.path);
     return sendToken(request, reply, session, pending.purpose);
   }
 
@@ -292,14 +318,17 @@ export async function createOpenIdLogin(options: {
     async register(app: FastifyInstance) {
       closePasswordEndpointsForPeople(app);
       await app.register(async (scope) => {
+        // No automatic HEAD routes: a HEAD (link checkers, prefetchers) must never replace a token
+        // or start a sign-in.
         const schema = { querystring: querySchema };
-        for (const path of ['/me', CALLBACK_PATHS.me]) scope.get(path, { schema }, tokenRoute('me'));
+        const head = { exposeHeadRoute: false };
+        for (const path of ['/me', CALLBACK_PATHS.me]) scope.get(path, { schema, ...head }, tokenRoute('me'));
         for (const path of ['/replace_token', CALLBACK_PATHS.replace_token])
-          scope.get(path, { schema }, tokenRoute('replace_token'));
+          scope.get(path, { schema, ...head }, tokenRoute('replace_token'));
 
         // API v1 (and any page of this host) signs people in through the same flow:
         // GET /ktra/api/v1/openid/login?return_to=/path → provider → back to /path with a session.
-        scope.get('/ktra/api/v1/openid/login', { schema }, async (request, reply) => {
+        scope.get('/ktra/api/v1/openid/login', { schema, ...head }, async (request, reply) => {
           const returnTo = (request.query as CallbackQuery).return_to ?? '/';
           if (!SAFE_RETURN_PATH.test(returnTo))
             return fail(request, reply, 400, 'Sign-in refused', 'return_to must be a path on this host.');
@@ -309,8 +338,9 @@ export async function createOpenIdLogin(options: {
         scope.get('/ktra/api/v1/openid/session', async (request, reply) => {
           const session = await sessionFor(request);
           reply.header('cache-control', 'no-store');
-          if (!session) return reply.code(401).send({ errors: [{ detail: 'not signed in' }] });
-          return { username: session.username, account: session.account, groups: session.groups };
+          const principal = session ? await options.identity.principalOf(session.account) : null;
+          if (!session || !principal) return reply.code(401).send({ errors: [{ detail: 'not signed in' }] });
+          return { username: session.username, account: session.account, groups: session.groups, principal };
         });
         scope.post('/ktra/api/v1/openid/logout', async (request, reply) => {
           await state.endSession(readCookie(request, SESSION_COOKIE));

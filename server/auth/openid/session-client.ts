@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Principal } from '../../identity/principal.ts';
 
 /** Who signed in through OpenID, as `GET /ktra/api/v1/openid/session` answers it. */
 export interface OpenIdSessionInfo {
@@ -8,6 +9,8 @@ export interface OpenIdSessionInfo {
   account: string;
   /** The groups the provider reported at sign-in. */
   groups: string[];
+  /** The account as wharf authorizes it (wharf groups, admin flag), `via: 'session'`. */
+  principal: Principal;
 }
 
 /** Where sign-in starts for a page of this host: after sign-in the browser comes back to `returnTo`. */

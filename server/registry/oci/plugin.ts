@@ -41,7 +41,7 @@ export async function createOci(options: {
     async register(app) {
       await app.register(tokenRoutes, { services });
       await app.register(distributionRoutes, { services });
-      await app.register(apiV1Routes, { services });
+      await app.register(apiV1Routes, { services, authUrl: config.registry.authUrl });
     },
     async close() {
       maintenance.stop();

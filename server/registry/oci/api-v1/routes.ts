@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { openIdLoginUrl, openIdSessionOf } from '../../../auth/openid/session-client.ts';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
 import { isRepositoryName, parseDigest } from '../names.ts';
@@ -61,7 +62,7 @@ const ROLES = ['read', 'write', 'admin'] as const;
  */
 export async function apiV1Routes(
   app: FastifyInstance,
-  { services }: { services: OciServices },
+  { services, authUrl }: { services: OciServices; authUrl?: string | undefined },
 ): Promise<void> {
   const sessions = new SessionStore(services.store);
   const secure = services.publicUrl?.startsWith('https:') ?? false;
@@ -160,6 +161,19 @@ export async function apiV1Routes(
       return { success: true };
     },
   );
+
+  // People who sign in through OpenID (docs/openid.md): the AuthService runs the redirect flow and
+  // comes back here, where its session becomes an API v1 session with its own CSRF token.
+  app.get('/api/v1/signin/openid', async (request, reply) => {
+    const signedIn = await openIdSessionOf(request.headers.cookie, { authUrl, app });
+    if (!signedIn) return reply.redirect(openIdLoginUrl('/api/v1/signin/openid'));
+    const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);
+    const previous = await sessions.get(sessionId);
+    if (sessionId) await sessions.delete(sessionId);
+    const { id } = await sessions.create(signedIn.principal, previous?.csrf);
+    cookie(reply, id, 12 * 3600);
+    return reply.redirect('/api/v1/user/');
+  });
 
   app.post('/api/v1/signout', async (request, reply) => {
     const caller = await authenticate(request);
