@@ -417,7 +417,15 @@ export class FsObjectStore implements ObjectStore {
       if (sources.slice(kept).some((source) => source.file === data)) kept = 0;
       const target = kept > 0 ? data : path.join(this.tmpDir, randomUUID());
       try {
-        if (kept > 0) await truncate(data, keptBytes);
+        if (kept > 0) {
+          // Record first what survives the cut, so a crash mid-completion cannot leave a part
+          // listed at bytes that the appended tail has overwritten.
+          await writeAppended(
+            dir,
+            appended.filter((part) => part.offset + part.size <= keptBytes),
+          );
+          await truncate(data, keptBytes);
+        }
         async function* rest() {
           for (const { file, offset, size } of sources.slice(kept)) {
             if (size > 0)
