@@ -138,7 +138,7 @@ async function startKellnr(bin: string): Promise<{ url: string; token: string }>
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const token = `bench${randomBytes(12).toString('hex')}`;
-  const child = spawn(bin, [], {
+  const child = spawn(bin, ['start'], {
     cwd: work,
     env: {
       ...process.env,
