@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { constants, createReadStream, createWriteStream, type Dirent } from 'node:fs';
+import { constants, createReadStream, type Dirent } from 'node:fs';
 import {
   mkdir,
   open,
@@ -15,8 +15,8 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { writeToFile } from './file-sink.ts';
 import {
   assertValidKey,
   type Body,
@@ -35,6 +35,7 @@ import {
   type PutOptions,
   type PutResult,
 } from './object-store.ts';
+import { copyFileRange } from './pooled-copy.ts';
 
 /**
  * The embedded store: objects are files under `<root>/objects`, written to `<root>/tmp` first and
@@ -52,6 +53,8 @@ export class FsObjectStore implements ObjectStore {
   private readonly tmpDir: string;
   private readonly uploadsDir: string;
   private readonly locksDir: string;
+  /** Background flushes of multipart `data` files in progress, by path. */
+  private readonly flushes = new Map<string, Promise<void>>();
 
   private constructor(root: string) {
     this.root = path.resolve(root);
@@ -83,7 +86,7 @@ export class FsObjectStore implements ObjectStore {
     const target = this.objectPath(key);
     const tmp = path.join(this.tmpDir, randomUUID());
     try {
-      await this.writeFileSynced(tmp, body, options.contentLength);
+      await this.writeFileSynced(tmp, body, options.contentLength, options.durable ?? true);
       return await this.commit(key, tmp, target, options);
     } finally {
       await rm(tmp, { force: true });
@@ -91,13 +94,15 @@ export class FsObjectStore implements ObjectStore {
   }
 
   /** Writes a temporary file and flushes it to disk, so a rename never publishes unsynced data. */
-  private async writeFileSynced(file: string, body: Body, expectedLength?: number): Promise<void> {
-    const source =
-      typeof body === 'string' || body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : body;
-    await pipeline(source, createWriteStream(file, { flush: true, highWaterMark: READ_CHUNK }));
-    if (expectedLength !== undefined) {
-      const { size } = await stat(file);
-      if (size !== expectedLength) throw new Error(`body was ${size} bytes, expected ${expectedLength}`);
+  private async writeFileSynced(
+    file: string,
+    body: Body,
+    expectedLength?: number,
+    durable = true,
+  ): Promise<void> {
+    const size = await writeToFile(file, chunksOf(body), { flags: 'w', durable });
+    if (expectedLength !== undefined && size !== expectedLength) {
+      throw new Error(`body was ${size} bytes, expected ${expectedLength}`);
     }
   }
 
@@ -157,16 +162,26 @@ export class FsObjectStore implements ObjectStore {
     try {
       const info = await handle.stat({ bigint: true });
       const size = Number(info.size);
-      const result: GetResult = { ...this.info(key, info), body: Readable.from([]) };
+      let start = 0;
+      let end = size - 1;
       if (options.range) {
-        const start = options.range.start;
-        const end = Math.min(options.range.end ?? size - 1, size - 1);
+        start = options.range.start;
+        end = Math.min(options.range.end ?? size - 1, size - 1);
         if (start >= size || start < 0 || end < start) throw new InvalidRangeError(key, size);
-        result.range = { start, end };
-        result.body = handle.createReadStream({ start, end, highWaterMark: readBuffer(end - start + 1) });
-      } else {
-        result.body = handle.createReadStream({ highWaterMark: readBuffer(size) });
       }
+      // The stream is made only when asked for: a download through copyTo never needs one.
+      let body: Readable | undefined;
+      const result: GetResult = {
+        ...this.info(key, info),
+        get body() {
+          body ??= handle.createReadStream(
+            size === 0 ? { highWaterMark: 1 } : { start, end, highWaterMark: readBuffer(end - start + 1) },
+          );
+          return body;
+        },
+        copyTo: (destination) => copyFileRange(handle, start, end, destination),
+      };
+      if (options.range) result.range = { start, end };
       return result;
     } catch (error) {
       await handle.close();
@@ -344,7 +359,7 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  /** Appends one part to the upload's `data` file (fsynced) and records where it lies. */
+  /** Appends one part to the upload's `data` file and records (durably) where it lies. */
   private async appendPart(
     dir: string,
     appended: AppendedPart[],
@@ -363,15 +378,16 @@ export class FsObjectStore implements ObjectStore {
       await handle.close();
     }
     try {
-      const source =
-        typeof body === 'string' || body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : body;
-      await pipeline(source, createWriteStream(data, { flags: 'a', flush: true, highWaterMark: READ_CHUNK }));
+      // Not synced here: completeMultipart syncs the whole file once before publishing it. A part
+      // lost to a power cut before that is caught there (size) or by the digest check above us.
+      await writeToFile(data, chunksOf(body), { flags: 'a', durable: false });
       const size = Number((await stat(data)).size) - offset;
       if (length !== undefined && size !== length)
         throw new Error(`body was ${size} bytes, expected ${length}`);
       const etag = `"${randomBytes(16).toString('hex')}"`;
       appended.push({ partNumber, offset, size, etag });
       await writeAppended(dir, appended);
+      this.flushInBackground(data);
       return etag;
     } catch (error) {
       await truncate(data, offset).catch(() => undefined);
@@ -387,6 +403,7 @@ export class FsObjectStore implements ObjectStore {
     try {
       const appended = await readAppended(dir);
       const data = path.join(dir, 'data');
+      await this.flushes.get(data);
       const sources: { file: string; offset: number; size: number }[] = [];
       for (const [index, part] of parts.entries()) {
         if (index > 0 && part.partNumber <= parts[index - 1]!.partNumber) {
@@ -437,10 +454,7 @@ export class FsObjectStore implements ObjectStore {
           }
         }
         // Always through an fsync, also when nothing is appended: the truncation must be durable too.
-        await pipeline(
-          Readable.from(rest()),
-          createWriteStream(target, { flags: 'a', flush: true, highWaterMark: READ_CHUNK }),
-        );
+        await writeToFile(target, rest(), { flags: 'a', durable: true });
         const result = await this.commit(key, target, this.objectPath(key), {});
         await rm(dir, { recursive: true, force: true });
         return result;
@@ -450,6 +464,27 @@ export class FsObjectStore implements ObjectStore {
     } finally {
       await release();
     }
+  }
+
+  /**
+   * Starts writing an appended `data` file's dirty pages to disk without anyone waiting, so that
+   * the sync at completion has little left to do. Linux would otherwise keep a whole upload dirty
+   * in memory (the default limits are a share of RAM) and write it all while the client waits for
+   * its final PUT. One flush per file at a time: the next append starts the next one.
+   */
+  private flushInBackground(file: string): void {
+    if (this.flushes.has(file)) return;
+    const flush = (async () => {
+      const handle = await open(file, 'r');
+      try {
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+    })()
+      .catch(() => undefined) // only an early start: completion syncs and reports errors itself
+      .finally(() => this.flushes.delete(file));
+    this.flushes.set(file, flush);
   }
 
   /**
@@ -532,6 +567,10 @@ function readBuffer(bytes: number): number {
 function etagOf(stats: { ino: bigint | number; size: bigint | number; mtimeNs?: bigint }): string {
   const id = `${stats.ino}:${stats.size}:${stats.mtimeNs ?? 0n}`;
   return `"${createHash('sha256').update(id).digest('hex').slice(0, 32)}"`;
+}
+
+function chunksOf(body: Body): AsyncIterable<Buffer | Uint8Array | string> | Iterable<Buffer> {
+  return typeof body === 'string' || body instanceof Uint8Array ? [Buffer.from(body)] : body;
 }
 
 function isNotFound(error: unknown): boolean {

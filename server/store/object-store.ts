@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 /**
  * The one storage abstraction of wharf: every piece of state (users, tokens, crate index files,
@@ -65,6 +65,11 @@ export interface PutOptions {
   contentType?: string;
   /** The body's size when known: a body of any other length is refused and nothing is written. */
   contentLength?: number;
+  /**
+   * `false` for state that is cheap to lose, such as an upload session's progress: the write stays
+   * atomic, but a power cut may undo it (fs skips the fsync; S3 is durable anyway). Default `true`.
+   */
+  durable?: boolean;
 }
 
 export interface PutResult {
@@ -88,6 +93,12 @@ export interface GetResult extends ObjectInfo {
   body: Readable;
   /** The range actually served, when one was asked for. */
   range?: { start: number; end: number };
+  /**
+   * Instead of reading `body` (use one or the other): writes the bytes into `destination` through
+   * a few reused buffers and resolves once it has taken them all, without ending it. For big
+   * downloads; drivers that read local files offer it (fs), others leave it out.
+   */
+  copyTo?(destination: Writable): Promise<void>;
 }
 
 export interface ListOptions {

@@ -1,4 +1,5 @@
 import { Readable, Transform } from 'node:stream';
+import { finished } from 'node:stream/promises';
 
 /** A streamed body carried a different number of bytes than the caller announced. */
 export class BodyLengthError extends Error {
@@ -87,4 +88,65 @@ export function isStream(body: unknown): body is Readable {
 function asBuffer(piece: Buffer | Uint8Array | string): Buffer {
   if (typeof piece === 'string') return Buffer.from(piece);
   return Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+}
+
+/** Bytes queued before the source is paused, so a slow consumer holds at most this much. */
+const QUEUE_BYTES = 1024 * 1024;
+
+/**
+ * Iterates a stream chunk by chunk, as its producer emitted them. A Readable's own async iterator
+ * joins everything buffered into one new Buffer per step: a copy of every byte, and big fresh
+ * allocations that drive the garbage collector; this passes the socket's buffers through as they are.
+ */
+export async function* chunksOf(stream: Readable): AsyncGenerator<Buffer> {
+  const queue: Buffer[] = [];
+  let queued = 0;
+  let wake: (() => void) | null = null;
+  let settled = false;
+  let failure: unknown = null;
+  const notify = () => {
+    wake?.();
+    wake = null;
+  };
+  const onData = (chunk: Buffer | string) => {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    queue.push(buffer);
+    queued += buffer.length;
+    if (queued >= QUEUE_BYTES) stream.pause();
+    notify();
+  };
+  const done = finished(stream, { writable: false }).then(
+    () => {
+      settled = true;
+      notify();
+    },
+    (error: unknown) => {
+      settled = true;
+      failure = error;
+      notify();
+    },
+  );
+  stream.on('data', onData);
+  try {
+    for (;;) {
+      let chunk = queue.shift();
+      while (chunk) {
+        queued -= chunk.length;
+        if (queued < QUEUE_BYTES && stream.isPaused()) stream.resume();
+        yield chunk;
+        chunk = queue.shift();
+      }
+      if (settled) {
+        if (failure) throw failure;
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+  } finally {
+    stream.off('data', onData);
+    if (!settled) stream.destroy();
+    await done;
+  }
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sendObject } from '../../../http/send-object.ts';
 import { InvalidRangeError } from '../../../store/object-store.ts';
 import { OciError, sendOciError } from '../errors.ts';
 import { isRepositoryName, parseDigest, TAG } from '../names.ts';
@@ -239,10 +240,11 @@ async function blob(
   }
   const data = await services.blobs.read(link, range ? { range } : {});
   if (!data) throw new OciError('BLOB_UNKNOWN', 'blob unknown', { detail: { digest: digest.text } });
-  if (range) {
-    reply.code(206).header('Content-Range', `bytes ${data.start}-${data.end}/${link.size}`);
-  }
-  return reply.header('Content-Length', link.size === 0 ? 0 : data.end - data.start + 1).send(data.body);
+  const start = data.range?.start ?? 0;
+  const end = data.range?.end ?? data.size - 1;
+  if (range) reply.code(206).header('Content-Range', `bytes ${start}-${end}/${link.size}`);
+  reply.header('Content-Length', link.size === 0 ? 0 : end - start + 1);
+  return sendObject(reply, data);
 }
 
 async function startUpload(

@@ -1,6 +1,10 @@
-import type { Readable } from 'node:stream';
 import { readJson } from '../../../store/json-doc.ts';
-import { type GetOptions, type ObjectStore, PreconditionFailedError } from '../../../store/object-store.ts';
+import {
+  type GetOptions,
+  type GetResult,
+  type ObjectStore,
+  PreconditionFailedError,
+} from '../../../store/object-store.ts';
 import { type Digest, decodeRepository, keys } from '../names.ts';
 import { DocCache } from './doc-cache.ts';
 
@@ -81,14 +85,7 @@ export class BlobStore {
     return page.objects.map((object) => decodeRepository(object.key.slice(prefix.length)));
   }
 
-  async read(
-    link: BlobLink,
-    options: GetOptions = {},
-  ): Promise<{ body: Readable; start: number; end: number } | null> {
-    const object = await this.store.get(link.dataKey, options);
-    if (!object) return null;
-    const start = object.range?.start ?? 0;
-    const end = object.range?.end ?? object.size - 1;
-    return { body: object.body, start, end };
+  async read(link: BlobLink, options: GetOptions = {}): Promise<GetResult | null> {
+    return this.store.get(link.dataKey, options);
   }
 }

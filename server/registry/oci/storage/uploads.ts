@@ -79,13 +79,20 @@ export class UploadManager {
     await this.store.put(keys.upload(state.id), JSON.stringify(state), {
       ifNoneMatch: '*',
       contentType: 'application/json',
+      durable: false, // see save()
     });
     this.hashes.set(state.id, { hash: createHash('sha256'), offset: 0 });
     return state;
   }
 
   async state(repository: string, id: string): Promise<{ value: UploadState; etag: string }> {
-    const doc = /^[0-9a-f-]{36}$/.test(id) ? await readJson<UploadState>(this.store, keys.upload(id)) : null;
+    // A session document cut short by a power cut (it is written without fsync) reads as unknown.
+    const doc = /^[0-9a-f-]{36}$/.test(id)
+      ? await readJson<UploadState>(this.store, keys.upload(id)).catch((error: unknown) => {
+          if (error instanceof SyntaxError) return null;
+          throw error;
+        })
+      : null;
     if (!doc || doc.value.repository !== repository) {
       throw new OciError('BLOB_UPLOAD_UNKNOWN', 'upload unknown');
     }
@@ -292,9 +299,13 @@ export class UploadManager {
   private async save(state: UploadState, etag: string): Promise<void> {
     state.updatedAt = new Date().toISOString();
     try {
+      // Not fsynced: waiting for it would also wait for the flush of the chunk just appended
+      // (ext4 commits them together). A power cut that undoes it fails the upload (416 or unknown
+      // session) and the client starts again; the bytes are verified at completion either way.
       await this.store.put(keys.upload(state.id), JSON.stringify(state), {
         ifMatch: etag,
         contentType: 'application/json',
+        durable: false,
       });
     } catch (error) {
       // Another replica appended concurrently: this request's bytes are orphaned (GC removes them).
