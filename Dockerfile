@@ -1,5 +1,15 @@
-# wharf: one image for the servers (`node server/main.ts`) and the operator (`node operator/main.ts`).
-# Node 24 runs the TypeScript sources directly (type stripping): no build step, no dev dependencies.
+# wharf: one image for the servers (`node dist/server/main.js`) and the operator
+# (`node dist/operator/main.js`). The TypeScript sources are compiled at build time: running them
+# through Node's type stripping would load its TypeScript parser into every process (~25 MB RSS).
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY server ./server
+COPY operator ./operator
+RUN npx tsc -p tsconfig.build.json
 
 FROM node:24-bookworm-slim AS dependencies
 WORKDIR /app
@@ -11,14 +21,14 @@ FROM node:24-bookworm-slim
 LABEL org.opencontainers.image.title="wharf" \
       org.opencontainers.image.description="Cargo registry, OCI registry, authentication service and Kubernetes operator" \
       org.opencontainers.image.licenses="Apache-2.0"
+# A 1 MiB semi-space lets the young generation give socket buffers back sooner (docs/oci.md).
 ENV NODE_ENV=production \
-    NODE_OPTIONS="--disable-warning=ExperimentalWarning --max-semi-space-size=1"
+    NODE_OPTIONS="--max-semi-space-size=1 --enable-source-maps"
 WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules
 COPY package.json ./
-COPY server ./server
-COPY operator ./operator
+COPY --from=build /app/dist ./dist
 # The image's own `node` user (uid 1000); the Deployments also set runAsNonRoot and a read-only root.
 USER 1000:1000
 EXPOSE 8080 8081
-CMD ["node", "server/main.ts"]
+CMD ["node", "dist/server/main.js"]

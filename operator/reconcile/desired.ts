@@ -316,7 +316,7 @@ function workloadObjects(shape: WorkloadShape): {
               name: 'wharf',
               image,
               imagePullPolicy: 'IfNotPresent',
-              command: ['node', 'server/main.ts'],
+              command: ['node', 'dist/server/main.js'],
               args: ['--config', CONFIG_FILE],
               env: [
                 {

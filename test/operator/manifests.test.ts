@@ -224,7 +224,7 @@ describe('desired objects', () => {
     const pod = deployment.spec.template.spec;
     expect(deployment.spec.replicas).toBe(2);
     expect(pod.securityContext.runAsNonRoot).toBe(true);
-    expect(pod.containers[0]!.command).toEqual(['node', 'server/main.ts']);
+    expect(pod.containers[0]!.command).toEqual(['node', 'dist/server/main.js']);
     expect(pod.containers[0]!.args).toEqual(['--config', '/etc/wharf/config/config.yaml']);
     const mounts = pod.containers[0]!.volumeMounts.filter((mount) =>
       mount.mountPath.startsWith('/etc/wharf'),

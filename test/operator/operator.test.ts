@@ -95,7 +95,7 @@ describe('helm install', () => {
     const deployment = await h.admin.get<Deployment>(
       resourcePath('apps/v1', 'Deployment', OPERATOR_NAMESPACE, 'wharf-operator'),
     );
-    expect(deployment?.spec.template.spec.containers[0]?.command).toEqual(['node', 'operator/main.ts']);
+    expect(deployment?.spec.template.spec.containers[0]?.command).toEqual(['node', 'dist/operator/main.js']);
     expect(
       await h.admin.get(`/api/v1/namespaces/${OPERATOR_NAMESPACE}/serviceaccounts/wharf-operator`),
     ).toBeTruthy();
