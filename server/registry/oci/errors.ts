@@ -17,6 +17,8 @@ export const OCI_ERRORS = {
   UNSUPPORTED: 415,
   TOOMANYREQUESTS: 429,
   RANGE_INVALID: 416,
+  /** distribution's code for a failure of the registry itself (a full disk, an unreachable store). */
+  UNKNOWN: 500,
 } as const;
 
 export type OciErrorCode = keyof typeof OCI_ERRORS;

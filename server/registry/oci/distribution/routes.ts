@@ -69,7 +69,7 @@ export async function distributionRoutes(
         if (error instanceof InvalidRangeError) {
           return sendOciError(reply, new OciError('RANGE_INVALID', 'range not satisfiable', { status: 416 }));
         }
-        throw error;
+        return internalError(request, reply, error);
       }
     },
   });
@@ -80,9 +80,21 @@ export async function distributionRoutes(
       return await dispatch(services, request, reply, { kind: 'ping' }, caller);
     } catch (error) {
       if (error instanceof OciError) return sendOciError(reply, error);
-      throw error;
+      return internalError(request, reply, error);
     }
   });
+}
+
+/**
+ * A failure of the registry itself: logged in full, answered in the spec's error format without
+ * the internal message (it can name files and hosts). Errors Fastify raised for the request (a
+ * body over its limit, a client gone) keep their own 4xx answer.
+ */
+function internalError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+  const status = (error as { statusCode?: unknown }).statusCode;
+  if (typeof status === 'number' && status < 500) throw error;
+  request.log.error({ err: error }, 'OCI request failed');
+  return sendOciError(reply, new OciError('UNKNOWN', 'the registry failed to handle the request'));
 }
 
 async function dispatch(
