@@ -462,7 +462,7 @@ async function main(): Promise<void> {
     const d = results['distribution 2.8'] as Record<string, number>;
     const line = (label: string, ours: string, theirs: string, ratio: number, target: string) =>
       console.log(
-        `${label.padEnd(26)} ${ours.padStart(12)} ${theirs.padStart(12)} ${`${ratio.toFixed(2)}x`.padStart(8)}   ${target}`,
+        `${label.padEnd(26)} ${ours.padStart(12)} ${theirs.padStart(12)} ${(Number.isNaN(ratio) ? '-' : `${ratio.toFixed(2)}x`).padStart(8)}   ${target}`,
       );
     console.log('');
     console.log(
@@ -503,7 +503,7 @@ async function main(): Promise<void> {
       (w.manifestGet as number) / (d.manifestGet as number),
       '>= 1.5x (wharf with bearer token, dist without auth)',
     );
-    line('token issuance req/s', tokens.toFixed(0), '-', 0, 'distribution has no token server');
+    line('token issuance req/s', tokens.toFixed(0), '-', Number.NaN, 'distribution has no token server');
     line(
       'max RSS during 1 GiB',
       `${((w.rssMax as number) / 1e6).toFixed(0)} MB`,
