@@ -121,6 +121,21 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await store.head(`${key}-missing`)).toBeNull();
     });
 
+    it('keeps conditions and atomicity for a put with durable: false (only the fsync is skipped)', async () => {
+      const key = `${scope()}/session.json`;
+      const { etag } = await store.put(key, '{"offset":0}', { ifNoneMatch: '*', durable: false });
+      await expect(store.put(key, '{}', { ifNoneMatch: '*', durable: false })).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+      const { etag: next } = await store.put(key, '{"offset":5}', { ifMatch: etag, durable: false });
+      await expect(store.put(key, '{"offset":9}', { ifMatch: etag, durable: false })).rejects.toBeInstanceOf(
+        PreconditionFailedError,
+      );
+      const object = await store.get(key);
+      expect(await text(object!.body)).toBe('{"offset":5}');
+      expect(object!.etag).toBe(next);
+    });
+
     it('loses no update when 50 writers increment one counter concurrently', async () => {
       const key = `${scope()}/counter.json`;
       await Promise.all(
