@@ -93,7 +93,10 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  /** Writes a temporary file and flushes it to disk, so a rename never publishes unsynced data. */
+  /**
+   * Writes a temporary file and flushes it to disk, so a rename never publishes unsynced data
+   * (unless the caller asked for `durable: false`).
+   */
   private async writeFileSynced(
     file: string,
     body: Body,
@@ -435,6 +438,11 @@ export class FsObjectStore implements ObjectStore {
       const target = kept > 0 ? data : path.join(this.tmpDir, randomUUID());
       try {
         if (kept > 0) {
+          // Parts are appended without fsync: after a power cut the file can be shorter than its
+          // record says. Refuse then, rather than let the cut below extend it with zeros.
+          const { size } = await stat(data);
+          if (size < keptBytes)
+            throw new Error(`multipart data is ${size} bytes, its parts need ${keptBytes}`);
           // Record first what survives the cut, so a crash mid-completion cannot leave a part
           // listed at bytes that the appended tail has overwritten.
           await writeAppended(

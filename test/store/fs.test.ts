@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../server/store/fs-store.ts';
+import { MIN_PART_SIZE } from '../../server/store/object-store.ts';
 import { storeContract } from './contract.ts';
 
 storeContract('fs', async () => {
@@ -90,5 +91,29 @@ describe('fs store: copyTo (pooled download path)', () => {
     await expect(object!.copyTo!(sink)).rejects.toThrow();
     expect(written).toBeLessThan(data.length);
     expect(openFds()).toBe(fdsBefore);
+  });
+});
+
+describe('fs store: multipart parts appended without fsync', () => {
+  it('refuses to complete when the appended data is shorter than its parts (a power cut lost it)', async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-fs-lost-'));
+    try {
+      const store = await FsObjectStore.open(dataDir);
+      const uploadId = await store.createMultipart('lost/blob');
+      const part = randomBytes(MIN_PART_SIZE);
+      const one = await store.uploadPart('lost/blob', uploadId, 1, part, part.length);
+      const two = await store.uploadPart('lost/blob', uploadId, 2, part, part.length);
+      // What a power cut before the completion's fsync can leave: the tail of the file is gone.
+      await truncate(path.join(dataDir, 'uploads', uploadId, 'data'), part.length + 1000);
+      await expect(
+        store.completeMultipart('lost/blob', uploadId, [
+          { partNumber: 1, etag: one.etag },
+          { partNumber: 2, etag: two.etag },
+        ]),
+      ).rejects.toThrow(/parts need/);
+      expect(await store.head('lost/blob')).toBeNull();
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
