@@ -7,7 +7,6 @@ import { adminApiRoutes } from './api.ts';
 import { ktraRoutes } from './ktra.ts';
 import { mePage } from './me-page.ts';
 import { directoryIdentity } from './openid/directory-port.ts';
-import { createOpenIdLogin } from './openid/login.ts';
 import { restAuthRoutes } from './restauth.ts';
 
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
@@ -29,14 +28,18 @@ export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
   });
 
   if (config.auth.adminPassword) await bootstrapAdmin(directory, config.auth.adminPassword, logger);
-  // OpenID login (/me, /replace_token); null when no provider is configured.
-  const openid = await createOpenIdLogin({
-    config: config.openid,
-    store,
-    logger,
-    identity: directoryIdentity(directory),
-    metrics,
-  });
+  // OpenID login (/me, /replace_token); null when no provider is configured, and then the OpenID
+  // client libraries are not even loaded (~2 MB of memory per process).
+  const openid =
+    config.openid.providers.length === 0
+      ? null
+      : await (await import('./openid/login.ts')).createOpenIdLogin({
+          config: config.openid,
+          store,
+          logger,
+          identity: directoryIdentity(directory),
+          metrics,
+        });
 
   return {
     identity: authenticator,
