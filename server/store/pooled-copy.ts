@@ -1,12 +1,15 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 
-/** Big enough that a read and a socket write each move a useful amount; small enough to pool. */
-const BUFFER_BYTES = 256 * 1024;
+/**
+ * Per-chunk costs (a read through the thread pool, a socket write, callbacks) dominate below this:
+ * with curl on loopback, 256 KiB buffers served 1.4-2.1 GB/s, 512 KiB 2.4-3.2, 1 MiB 2.9-3.7.
+ */
+const BUFFER_BYTES = 1024 * 1024;
 /** Reads running ahead of the socket per download: the next buffers fill while one is sent. */
 const IN_FLIGHT = 4;
 /** Buffers kept between downloads (16 MiB); more concurrent downloads allocate and drop extras. */
-const POOL_LIMIT = 64;
+const POOL_LIMIT = 16;
 
 const pool: Buffer[] = [];
 

@@ -25,7 +25,8 @@ storeContract('fs', async () => {
 describe('fs store: copyTo (pooled download path)', () => {
   let dataDir: string;
   let store: FsObjectStore;
-  const data = randomBytes(3 * 1024 * 1024 + 17);
+  // Several times the pool's buffers in flight (4 x 1 MiB), so buffers get reused within one copy.
+  const data = randomBytes(11 * 1024 * 1024 + 17);
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-fs-copy-'));
