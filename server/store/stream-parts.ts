@@ -90,8 +90,11 @@ function asBuffer(piece: Buffer | Uint8Array | string): Buffer {
   return Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
 }
 
-/** Bytes queued before the source is paused, so a slow consumer holds at most this much. */
-const QUEUE_BYTES = 1024 * 1024;
+/**
+ * Bytes queued before the source is paused, so a slow consumer holds at most this much. Kept small:
+ * chunks that wait long get promoted by the garbage collector and cost memory until a full GC.
+ */
+const QUEUE_BYTES = 256 * 1024;
 
 /**
  * Iterates a stream chunk by chunk, as its producer emitted them. A Readable's own async iterator
