@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { AuthService, OpenIdProvider, Registry } from './api/types.ts';
 import { type KubeClient, resourcePath } from './kube/client.ts';
 import { Informer, keyOf } from './kube/informer.ts';
-import { LeaderElector } from './kube/leader.ts';
+import { LeaderElector, type LeaseSettings } from './kube/leader.ts';
 import { reconcileAuthService } from './reconcile/auth-service.ts';
 import type { ReconcileContext } from './reconcile/context.ts';
 import { FIELD_MANAGER } from './reconcile/names.ts';
@@ -28,14 +28,8 @@ export interface ManagerOptions {
   externalRecheckSeconds: number;
   host: string;
   port: number;
-  leaderElection?: {
-    namespace: string;
-    name: string;
-    identity: string;
-    leaseDurationSeconds: number;
-    renewDeadlineSeconds: number;
-    retryPeriodSeconds: number;
-  };
+  /** The Lease settings; the manager supplies the client, the logger and the callbacks. */
+  leaderElection?: LeaseSettings;
 }
 
 type Kind = 'OpenIdProvider' | 'AuthService' | 'Registry';

@@ -7,14 +7,18 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isConflict, type KubeClient, resourcePath } from './client.ts';
 
-export interface LeaderElectionOptions {
-  client: KubeClient;
+/** Which Lease, who is asking, and client-go's three timings. */
+export interface LeaseSettings {
   namespace: string;
   name: string;
   identity: string;
   leaseDurationSeconds: number;
   renewDeadlineSeconds: number;
   retryPeriodSeconds: number;
+}
+
+export interface LeaderElectionOptions extends LeaseSettings {
+  client: KubeClient;
   log: Logger;
   onStartedLeading: () => void;
   onStoppedLeading: () => void;

@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import type { Body } from './object-store.ts';
 import { chunksOf } from './stream-parts.ts';
 
 /**
@@ -33,7 +34,7 @@ export interface FileSinkOptions {
  */
 export async function writeToFile(
   file: string,
-  source: AsyncIterable<Buffer | Uint8Array | string> | Iterable<Buffer>,
+  source: Body | AsyncIterable<Buffer | Uint8Array | string>,
   options: FileSinkOptions,
 ): Promise<number> {
   const handle = await open(file, options.flags);
@@ -63,7 +64,7 @@ export async function writeToFile(
   };
 
   try {
-    for await (const piece of source instanceof Readable ? chunksOf(source) : source) {
+    for await (const piece of piecesOf(source)) {
       const chunk = typeof piece === 'string' ? Buffer.from(piece) : (piece as Buffer);
       if (chunk.length === 0) continue;
       batch.push(chunk);
@@ -86,6 +87,14 @@ export async function writeToFile(
     await flushing;
     await handle.close();
   }
+}
+
+/** A whole body in one piece, a stream chunk by chunk as received, any other iterable as it is. */
+function piecesOf(
+  source: Body | AsyncIterable<Buffer | Uint8Array | string>,
+): AsyncIterable<Buffer | Uint8Array | string> | Iterable<Buffer> {
+  if (typeof source === 'string' || source instanceof Uint8Array) return [Buffer.from(source)];
+  return source instanceof Readable ? chunksOf(source) : source;
 }
 
 /** writev may write less than asked (disk full, signals): continue until every byte is out. */

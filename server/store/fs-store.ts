@@ -103,7 +103,7 @@ export class FsObjectStore implements ObjectStore {
     expectedLength?: number,
     durable = true,
   ): Promise<void> {
-    const size = await writeToFile(file, chunksOf(body), { flags: 'w', durable });
+    const size = await writeToFile(file, body, { flags: 'w', durable });
     if (expectedLength !== undefined && size !== expectedLength) {
       throw new Error(`body was ${size} bytes, expected ${expectedLength}`);
     }
@@ -383,7 +383,7 @@ export class FsObjectStore implements ObjectStore {
     try {
       // Not synced here: completeMultipart syncs the whole file once before publishing it. A part
       // lost to a power cut before that is caught there (size) or by the digest check above us.
-      await writeToFile(data, chunksOf(body), { flags: 'a', durable: false });
+      await writeToFile(data, body, { flags: 'a', durable: false });
       const size = Number((await stat(data)).size) - offset;
       if (length !== undefined && size !== length)
         throw new Error(`body was ${size} bytes, expected ${length}`);
@@ -575,10 +575,6 @@ function readBuffer(bytes: number): number {
 function etagOf(stats: { ino: bigint | number; size: bigint | number; mtimeNs?: bigint }): string {
   const id = `${stats.ino}:${stats.size}:${stats.mtimeNs ?? 0n}`;
   return `"${createHash('sha256').update(id).digest('hex').slice(0, 32)}"`;
-}
-
-function chunksOf(body: Body): AsyncIterable<Buffer | Uint8Array | string> | Iterable<Buffer> {
-  return typeof body === 'string' || body instanceof Uint8Array ? [Buffer.from(body)] : body;
 }
 
 function isNotFound(error: unknown): boolean {
