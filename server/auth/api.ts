@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { IdentityError, TOKEN_SCOPES, type TokenEntry, type UserRecord } from '../identity/directory.ts';
+import { PasswordQueueFullError } from '../identity/password-pool.ts';
 import type { Principal } from '../identity/principal.ts';
 import { isValidPermission, isValidServiceName, type ServiceRegistry } from '../identity/services.ts';
 import { authenticateRequest, sendThrottled } from './credentials.ts';
@@ -94,6 +95,10 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   const principals = new WeakMap<FastifyRequest, Principal>();
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
+    if (error instanceof PasswordQueueFullError) {
+      reply.header('retry-after', String(error.retryAfterSeconds));
+      return ktraError(reply, 503, error.message);
+    }
     if (error.validation) return ktraError(reply, 400, error.message);
     if ((error.statusCode ?? 500) < 500) return ktraError(reply, error.statusCode ?? 400, error.message);
     app.log.error({ err: error }, 'auth API request failed');

@@ -3,6 +3,7 @@ import type { AuthConfig } from '../config/types.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { IdentityError } from '../identity/directory.ts';
 import { isAcceptablePassword } from '../identity/names.ts';
+import { PasswordQueueFullError } from '../identity/password-pool.ts';
 import { authenticateRequest, sendThrottled } from './credentials.ts';
 
 export interface KtraOptions {
@@ -42,6 +43,10 @@ export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Pr
   const badCredentials = 'invalid username or password';
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
+    if (error instanceof PasswordQueueFullError) {
+      reply.header('retry-after', String(error.retryAfterSeconds));
+      return ktraError(reply, 503, error.message);
+    }
     if (error.validation) return ktraError(reply, 400, error.message);
     if ((error.statusCode ?? 500) < 500) return ktraError(reply, error.statusCode ?? 400, error.message);
     app.log.error({ err: error }, 'ktra endpoint failed');

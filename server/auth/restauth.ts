@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { IdentityError } from '../identity/directory.ts';
+import { PasswordQueueFullError } from '../identity/password-pool.ts';
 import type { AuthenticatedService, Permission, ServiceRegistry } from '../identity/services.ts';
 import { permits } from '../identity/services.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -25,6 +26,16 @@ const REALM = 'Basic realm="wharf RestAuth", charset="UTF-8"';
 export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOptions): Promise<void> {
   const { authenticator, services, metrics } = options;
   const callers = new WeakMap<FastifyRequest, AuthenticatedService>();
+
+  // Every bcrypt here (the calling service's password, a user's, a new hash) may find the password
+  // queue full: 503 with Retry-After, which a registry in another process maps back to the error.
+  app.setErrorHandler((error, _request, reply) => {
+    if (!(error instanceof PasswordQueueFullError)) throw error;
+    return reply
+      .code(503)
+      .header('retry-after', String(error.retryAfterSeconds))
+      .send({ error: error.message });
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     const credentials = parseAuthorization(request.headers.authorization);

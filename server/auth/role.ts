@@ -1,5 +1,6 @@
 import { Authenticator } from '../identity/authenticator.ts';
 import { Directory, IdentityError } from '../identity/directory.ts';
+import { defaultPasswordWorkers, PasswordPool } from '../identity/password-pool.ts';
 import { LoginThrottle } from '../identity/rate-limit.ts';
 import { ServiceRegistry } from '../identity/services.ts';
 import type { AuthRole, RoleContext } from '../roles.ts';
@@ -11,11 +12,30 @@ import { restAuthRoutes } from './restauth.ts';
 
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
 export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
+  // The role owns the bcrypt threads: they stop when it closes, or now if it cannot start.
+  const passwords = await PasswordPool.start({
+    workers: context.config.auth.passwordWorkers ?? defaultPasswordWorkers(),
+    queueLimit: context.config.auth.passwordQueueLimit,
+    metrics: context.metrics,
+  });
+  context.logger.info(
+    { workers: passwords.workers, queueLimit: context.config.auth.passwordQueueLimit },
+    'password pool started',
+  );
+  try {
+    return await assembleAuthRole(context, passwords);
+  } catch (error) {
+    await passwords.close();
+    throw error;
+  }
+}
+
+async function assembleAuthRole(context: RoleContext, passwords: PasswordPool): Promise<AuthRole> {
   const { config, store, metrics, logger } = context;
   // Audit lines carry an `audit` field (event name) so they can be shipped and searched apart.
   const audit = (event: string, fields: Record<string, unknown>) =>
     logger.info({ audit: event, ...fields }, event);
-  const directory = new Directory(store, { bcryptCost: config.auth.bcryptCost, audit });
+  const directory = new Directory(store, { bcryptCost: config.auth.bcryptCost, passwords, audit });
   const authenticator = new Authenticator(
     directory,
     new LoginThrottle(config.auth.rateLimit),
@@ -24,6 +44,7 @@ export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
   );
   const services = new ServiceRegistry(store, config.auth.services, {
     bcryptCost: config.auth.bcryptCost,
+    passwords,
     cacheSeconds: config.registry.credentialCacheSeconds,
   });
 
@@ -43,7 +64,10 @@ export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
 
   return {
     identity: authenticator,
-    close: async () => openid?.close(),
+    async close() {
+      await openid?.close();
+      await passwords.close();
+    },
     async register(app) {
       await openid?.register(app); // first: it closes the Ktra password endpoints to people
       await app.register(restAuthRoutes, { prefix: '/restauth', authenticator, services, metrics });

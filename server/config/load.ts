@@ -36,6 +36,8 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_S3_PRESIGN_DOWNLOADS: { path: 'store.s3.presignDownloads', type: 'boolean' },
   WHARF_S3_PUBLIC_ENDPOINT: { path: 'store.s3.publicEndpoint', type: 'string' },
   WHARF_BCRYPT_COST: { path: 'auth.bcryptCost', type: 'integer' },
+  WHARF_PASSWORD_WORKERS: { path: 'auth.passwordWorkers', type: 'integer' },
+  WHARF_PASSWORD_QUEUE_LIMIT: { path: 'auth.passwordQueueLimit', type: 'integer' },
   WHARF_SIGNUP: { path: 'auth.signup', type: 'string' },
   WHARF_ADMIN_PASSWORD: { path: 'auth.adminPassword', type: 'string' },
   WHARF_ADMIN_PASSWORD_FILE: { path: 'auth.adminPasswordFile', type: 'string' },

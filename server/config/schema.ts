@@ -93,6 +93,20 @@ const authSchema = {
       default: 10,
       description: 'bcrypt cost of new password hashes.',
     },
+    passwordWorkers: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 64,
+      description:
+        'Threads that run bcrypt. Default: CPUs (container limit) minus one, 1 to 4. 0 runs bcrypt on the event loop (docs/identity.md).',
+    },
+    passwordQueueLimit: {
+      type: 'integer',
+      minimum: 0,
+      default: 64,
+      description:
+        'Password hashes/checks that may wait for a bcrypt thread; more answer 503 with Retry-After.',
+    },
     signup: {
       enum: ['admin', 'open', 'disabled'],
       default: 'admin',

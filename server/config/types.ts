@@ -45,6 +45,9 @@ export interface ServiceConfig {
 
 export interface AuthConfig {
   bcryptCost: number;
+  /** Absent: derived from the CPU count (defaultPasswordWorkers). */
+  passwordWorkers?: number;
+  passwordQueueLimit: number;
   signup: 'admin' | 'open' | 'disabled';
   adminPassword?: string;
   adminPasswordFile?: string;

@@ -10,15 +10,9 @@ import {
   isValidUsername,
   normalizeName,
 } from './names.ts';
+import { type PasswordPool, PasswordQueueFullError } from './password-pool.ts';
 import type { Principal } from './principal.ts';
-import {
-  constantTimeEqual,
-  generateToken,
-  hashCost,
-  hashPassword,
-  sha256Hex,
-  verifyPasswordHash,
-} from './secrets.ts';
+import { constantTimeEqual, generateToken, hashCost, sha256Hex } from './secrets.ts';
 
 /** Scopes a named token may carry: cargo's publish scopes and OCI's pull/push. */
 export const TOKEN_SCOPES = [
@@ -86,15 +80,32 @@ export interface NewToken {
 export class Directory {
   private readonly store: ObjectStore;
   private readonly bcryptCost: number;
+  private readonly passwords: PasswordPool;
   /** A real hash at the configured cost, compared against when the user does not exist (same timing). */
-  private dummyHash: Promise<string>;
+  private dummyHash: Promise<string> | undefined;
   private readonly audit: AuditSink;
 
-  constructor(store: ObjectStore, { bcryptCost, audit }: { bcryptCost: number; audit?: AuditSink }) {
+  constructor(
+    store: ObjectStore,
+    { bcryptCost, passwords, audit }: { bcryptCost: number; passwords: PasswordPool; audit?: AuditSink },
+  ) {
     this.store = store;
     this.bcryptCost = bcryptCost;
+    this.passwords = passwords;
     this.audit = audit ?? (() => {});
-    this.dummyHash = hashPassword('wharf-dummy-password', bcryptCost);
+    this.dummy(); // made now, so the first check for an unknown user pays no extra bcrypt
+  }
+
+  /** The dummy hash; made again if making it failed (the queue was full, say). */
+  private dummy(): Promise<string> {
+    if (!this.dummyHash) {
+      const made = this.passwords.hash('wharf-dummy-password', this.bcryptCost);
+      this.dummyHash = made;
+      made.catch(() => {
+        if (this.dummyHash === made) this.dummyHash = undefined;
+      });
+    }
+    return this.dummyHash;
   }
 
   // ---- users ---------------------------------------------------------------------------------
@@ -116,7 +127,7 @@ export class Directory {
       throw new IdentityError('exists', `user ${name} already exists`);
     const record: UserRecord = {
       name,
-      passwordHash: password === null ? null : await hashPassword(password, this.bcryptCost),
+      passwordHash: password === null ? null : await this.passwords.hash(password, this.bcryptCost),
       disabled: false,
       admin: options.admin ?? false,
       robot: options.robot ?? false,
@@ -186,7 +197,7 @@ export class Directory {
   async setPassword(name: string, password: string | null): Promise<UserRecord | null> {
     if (password !== null && !isAcceptablePassword(password))
       throw new IdentityError('invalid', 'password must be 8 to 256 characters');
-    const passwordHash = password === null ? null : await hashPassword(password, this.bcryptCost);
+    const passwordHash = password === null ? null : await this.passwords.hash(password, this.bcryptCost);
     const user = await this.updateUser(name, (current) => ({ ...current, passwordHash }));
     if (user)
       this.audit(password === null ? 'user.password_removed' : 'user.password_changed', { user: user.name });
@@ -217,15 +228,16 @@ export class Directory {
 
   /**
    * The user when the password is right, else null. Unknown users, users without a password and
-   * disabled users pay one bcrypt too, so the answer time does not tell them apart.
+   * disabled users pay one bcrypt too, through the same queue, so the answer time does not tell them
+   * apart. Throws PasswordQueueFullError when the password queue is full, whoever the user.
    */
   async checkPassword(rawName: string, password: string): Promise<UserRecord | null> {
     const user = await this.getUser(rawName);
     if (!user?.passwordHash || user.disabled) {
-      await verifyPasswordHash(password, await this.dummyHash);
+      await this.passwords.verify(password, await this.dummy());
       return null;
     }
-    if (!(await verifyPasswordHash(password, user.passwordHash))) return null;
+    if (!(await this.passwords.verify(password, user.passwordHash))) return null;
     if (hashCost(user.passwordHash) !== this.bcryptCost) await this.rehash(user, password);
     return user;
   }
@@ -233,10 +245,17 @@ export class Directory {
   /**
    * After the operator changes `auth.bcryptCost`, each password is re-hashed at the new cost on its
    * next successful check (the only moment the clear password is at hand). Only if the hash is
-   * still the one just verified, so a concurrent password change wins.
+   * still the one just verified, so a concurrent password change wins. When the password queue is
+   * full the login still succeeds and the re-hash waits for the next one.
    */
   private async rehash(user: UserRecord, password: string): Promise<void> {
-    const passwordHash = await hashPassword(password, this.bcryptCost);
+    let passwordHash: string;
+    try {
+      passwordHash = await this.passwords.hash(password, this.bcryptCost);
+    } catch (error) {
+      if (error instanceof PasswordQueueFullError) return;
+      throw error;
+    }
     await this.updateUser(user.name, (current) =>
       current.passwordHash === user.passwordHash ? { ...current, passwordHash } : undefined,
     );

@@ -2,8 +2,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 
 /**
- * Password and token hashing. Passwords go through bcrypt (slow on purpose); API tokens carry 256
- * random bits, so one SHA-256 is enough and a token check never pays a bcrypt.
+ * Password and token hashing. Passwords go through bcrypt (slow on purpose), run by the password
+ * pool (password-pool.ts) off the event loop; API tokens carry 256 random bits, so one SHA-256 is
+ * enough and a token check never pays a bcrypt.
  */
 
 export const TOKEN_PREFIX = 'wharf_';
@@ -25,16 +26,8 @@ export function sha256Hex(text: string): string {
  * bcrypt only reads 72 bytes; longer passwords are pre-hashed so that every character counts.
  * Base64 of SHA-256 is 44 ASCII bytes and has no NUL, which bcrypt implementations choke on.
  */
-function bcryptInput(password: string): string {
+export function bcryptInput(password: string): string {
   return Buffer.byteLength(password) > 72 ? createHash('sha256').update(password).digest('base64') : password;
-}
-
-export function hashPassword(password: string, cost: number): Promise<string> {
-  return bcrypt.hash(bcryptInput(password), cost);
-}
-
-export function verifyPasswordHash(password: string, hash: string): Promise<boolean> {
-  return bcrypt.compare(bcryptInput(password), hash);
 }
 
 /** The cost a bcrypt hash was made with. */

@@ -2,7 +2,8 @@ import type { ServiceConfig } from '../config/types.ts';
 import { readJson } from '../store/json-doc.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { SERVICES_PREFIX, serviceKey } from './keys.ts';
-import { constantTimeEqual, hashPassword, sha256Hex, verifyPasswordHash } from './secrets.ts';
+import type { PasswordPool } from './password-pool.ts';
+import { constantTimeEqual, sha256Hex } from './secrets.ts';
 
 /**
  * RestAuth services: the clients (registries, wikis, CI) that call the RestAuth API with HTTP
@@ -73,6 +74,7 @@ export function permits(permissions: readonly string[], operation: Permission): 
 export class ServiceRegistry {
   private readonly store: ObjectStore;
   private readonly bcryptCost: number;
+  private readonly passwords: PasswordPool;
   /** Configured services, their passwords kept only as SHA-256 (compared in constant time). */
   private readonly configured = new Map<string, { passwordSha256: string; permissions: string[] }>();
   /**
@@ -88,10 +90,15 @@ export class ServiceRegistry {
   constructor(
     store: ObjectStore,
     configured: ServiceConfig[],
-    { bcryptCost, cacheSeconds }: { bcryptCost: number; cacheSeconds: number },
+    {
+      bcryptCost,
+      passwords,
+      cacheSeconds,
+    }: { bcryptCost: number; passwords: PasswordPool; cacheSeconds: number },
   ) {
     this.store = store;
     this.bcryptCost = bcryptCost;
+    this.passwords = passwords;
     this.cacheMs = cacheSeconds * 1000;
     for (const service of configured) {
       this.configured.set(service.name, {
@@ -120,7 +127,8 @@ export class ServiceRegistry {
     const rejectedUntil = this.rejected.get(cacheKey);
     if (rejectedUntil && rejectedUntil > Date.now()) return null;
     const record = (await readJson<ServiceRecord>(this.store, serviceKey(name)))?.value;
-    if (!record || !(await verifyPasswordHash(password, record.passwordHash))) {
+    // A full password queue throws PasswordQueueFullError here: not a refusal, nothing is cached.
+    if (!record || !(await this.passwords.verify(password, record.passwordHash))) {
       if (this.rejected.size > 1000) this.rejected.clear();
       this.rejected.set(cacheKey, Date.now() + this.cacheMs);
       return null;
@@ -161,7 +169,7 @@ export class ServiceRegistry {
     const existed = (await this.store.head(serviceKey(name))) !== null;
     const record: ServiceRecord = {
       name,
-      passwordHash: await hashPassword(password, this.bcryptCost),
+      passwordHash: await this.passwords.hash(password, this.bcryptCost),
       permissions,
       createdAt: new Date().toISOString(),
     };

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** One metrics registry per server instance, so tests can run several servers in one process. */
 export class Metrics {
@@ -7,6 +7,10 @@ export class Metrics {
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   readonly authentications: Counter<'method' | 'result'>;
+  readonly passwordQueueLength: Gauge;
+  readonly passwordWorkersBusy: Gauge;
+  readonly passwordWorkers: Gauge;
+  readonly passwordRefused: Counter;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -27,6 +31,26 @@ export class Metrics {
       name: 'wharf_authentications_total',
       help: 'Credential checks by method (password, token, service, session, oidc) and result (success, failure)',
       labelNames: ['method', 'result'],
+      registers: [this.registry],
+    });
+    this.passwordQueueLength = new Gauge({
+      name: 'wharf_password_queue_length',
+      help: 'Password hash and check jobs waiting for a bcrypt thread',
+      registers: [this.registry],
+    });
+    this.passwordWorkersBusy = new Gauge({
+      name: 'wharf_password_workers_busy',
+      help: 'bcrypt threads running a job (with 0 threads: 1 while the event loop runs one)',
+      registers: [this.registry],
+    });
+    this.passwordWorkers = new Gauge({
+      name: 'wharf_password_workers',
+      help: 'bcrypt threads in the pool (0: bcrypt runs on the event loop)',
+      registers: [this.registry],
+    });
+    this.passwordRefused = new Counter({
+      name: 'wharf_password_queue_refused_total',
+      help: 'Password jobs refused because the queue was full (answered 503 with Retry-After)',
       registers: [this.registry],
     });
   }

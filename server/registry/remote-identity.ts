@@ -1,4 +1,5 @@
 import type { RegistryConfig } from '../config/types.ts';
+import { PasswordQueueFullError } from '../identity/password-pool.ts';
 import type { IdentityClient, Principal } from '../identity/principal.ts';
 import { TooManyAttemptsError } from '../identity/rate-limit.ts';
 import { sha256Hex } from '../identity/secrets.ts';
@@ -89,7 +90,11 @@ class RemoteIdentityClient implements IdentityClient {
     return null;
   }
 
-  /** Any status other than 2xx/404/429 is the AuthService failing (or misconfigured): an error, not a "no". */
+  /**
+   * Any status other than 2xx/404/429 is the AuthService failing (or misconfigured): an error, not a
+   * "no". A 503 with Retry-After is its password queue being full (it checks this service's
+   * password too): PasswordQueueFullError, which the registry answers as 503 in its own format.
+   */
   private async call(
     method: string,
     path: string,
@@ -108,6 +113,8 @@ class RemoteIdentityClient implements IdentityClient {
     });
     if (response.ok || response.status === 404 || response.status === 429) return response;
     await response.body?.cancel();
+    const retryAfter = Number(response.headers.get('retry-after'));
+    if (response.status === 503 && retryAfter > 0) throw new PasswordQueueFullError(retryAfter);
     throw new Error(`AuthService answered ${response.status} to ${method} ${path}`);
   }
 

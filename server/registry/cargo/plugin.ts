@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { PasswordQueueFullError } from '../../identity/password-pool.ts';
 import { AccessError } from './access.ts';
 import { apiRoutes } from './api-routes.ts';
 import { CargoMetrics } from './cargo-metrics.ts';
@@ -46,6 +47,11 @@ export async function cargoRegistry(
       status = 503;
       detail = 'too many concurrent publishes of this crate; try again';
       reply.header('retry-after', '1');
+    } else if (error instanceof PasswordQueueFullError) {
+      // A remote AuthService could not check this registry's own service password right now.
+      status = 503;
+      detail = 'the AuthService is busy checking passwords; try again';
+      reply.header('retry-after', String(error.retryAfterSeconds));
     } else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       status = 413;
       detail = tooLarge(Number(request.headers['content-length'] ?? 0), cargo.maxCrateBytes).message;

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { openIdLoginUrl, openIdSessionOf } from '../../../auth/openid/session-client.ts';
+import { PasswordQueueFullError } from '../../../identity/password-pool.ts';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
 import { isRepositoryName, parseDigest } from '../names.ts';
@@ -73,6 +74,10 @@ export async function apiV1Routes(
     if (error instanceof TooManyAttemptsError) {
       reply.header('retry-after', String(error.retryAfterSeconds));
       return sendError(reply, 429, 'too_many_requests', 'too many failed login attempts, retry later');
+    }
+    if (error instanceof PasswordQueueFullError) {
+      reply.header('retry-after', String(error.retryAfterSeconds));
+      return sendError(reply, 503, 'service_unavailable', 'password checks are busy, retry later');
     }
     if (error.validation) return sendError(reply, 400, 'invalid_request', error.message);
     request.log.error({ err: error }, 'API v1 request failed');

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { PasswordQueueFullError } from '../../../identity/password-pool.ts';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
 import { parseBasic } from '../credentials.ts';
@@ -175,8 +176,25 @@ function unauthorized(reply: FastifyReply, message: string): FastifyReply {
     .send({ errors: [{ code: 'UNAUTHORIZED', message, detail: null }] });
 }
 
-/** The AuthService's rate limit refused the password check: 429 in the registry's error format. */
+/**
+ * The AuthService refused the password check, in the registry's error format: its rate limit (429)
+ * or its full password queue (503, distribution's UNAVAILABLE).
+ */
 function throttled(reply: FastifyReply, error: unknown): FastifyReply {
+  if (error instanceof PasswordQueueFullError) {
+    return reply
+      .code(503)
+      .header('retry-after', String(error.retryAfterSeconds))
+      .send({
+        errors: [
+          {
+            code: 'UNAVAILABLE',
+            message: 'password checks are busy, retry later',
+            detail: { retryAfterSeconds: error.retryAfterSeconds },
+          },
+        ],
+      });
+  }
   if (!(error instanceof TooManyAttemptsError)) throw error;
   return reply
     .code(429)
