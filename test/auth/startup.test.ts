@@ -17,6 +17,8 @@ describe('the program at start-up', () => {
     ['WHARF_BCRYPT_COST', '4', /auth\.bcryptCost.*WHARF_BCRYPT_COST/],
     ['WHARF_SIGNUP', 'maybe', /auth\.signup.*WHARF_SIGNUP.*"admin", "open", "disabled"/],
     ['WHARF_ADMIN_PASSWORD', 'short', /auth\.adminPassword.*WHARF_ADMIN_PASSWORD/],
+    ['WHARF_PASSWORD_WORKERS', '-1', /auth\.passwordWorkers.*WHARF_PASSWORD_WORKERS/],
+    ['WHARF_PASSWORD_QUEUE_LIMIT', 'many', /WHARF_PASSWORD_QUEUE_LIMIT/],
   ])('refuses %s=%s with exit code 2 and a message naming the setting', async (name, value, message) => {
     const run = runWharf({ WHARF_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', [name]: value });
     const code = await run.exit;
