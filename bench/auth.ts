@@ -1,83 +1,189 @@
 /**
- * AuthService benchmark: RestAuth password verification and token checks against a real server
- * process (fs store), at bcrypt cost 10 and 12, beside the bound a password check cannot beat:
- * bcrypt hashes per second on one core of this machine (bcryptjs runs on the event loop, so one
- * server process verifies at most that many passwords per second).
+ * Password checks against everything else: does a burst of logins stall the requests that do not
+ * need a password? One server process (auth + registry, fs store) per password pool size, in one
+ * run: bcrypt on the event loop (`WHARF_PASSWORD_WORKERS=0`, how wharf ran before the pool) and on
+ * worker threads. For each it measures token checks (RestAuth `POST /restauth/verify {token}`) and
+ * manifest GETs (`GET /v2/…/manifests/<digest>` with a registry token), p50 and p99, first idle and
+ * then while password checks (RestAuth `POST /restauth/users/<u>`) run at the pool's maximum rate,
+ * and compares the password rate with its bound: bcrypt compares per second on one thread of this
+ * machine (measured here, before and after each server) times the number of threads.
  *
- *   npx node bench/auth.ts [--seconds 6]
+ * The probes are open-loop (a request every 1/rate s, latency counted from when it was due, so a
+ * stalled server is not hidden by a client that waits for it); the password load is closed-loop
+ * with enough clients to keep every thread busy and a few jobs queued.
+ *
+ * `--server-cpus 0` pins the server (all its threads) to those CPUs with taskset: a 1-CPU pod.
+ *
+ *   npx node bench/auth.ts [--seconds 8] [--cost 10] [--workers 0,1] [--rate 100] [--server-cpus 0]
  */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
+import { defaultPasswordWorkers } from '../server/identity/password-pool.ts';
 import { freePort, startWharfProcess } from '../test/support/spawn-wharf.ts';
 
-const seconds = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 6;
+function option(name: string): string | undefined {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? process.argv[at + 1] : undefined;
+}
+const seconds = Number(option('seconds')) || 8;
+const cost = Number(option('cost')) || 10;
+const rate = Number(option('rate')) || 100;
+const serverCpus = option('server-cpus');
+const poolSizes = (option('workers') ?? `0,${defaultPasswordWorkers()}`).split(',').map(Number);
+
 const SERVICE = { name: 'bench', password: 'bench-service-password-1' };
 const serviceAuth = `Basic ${Buffer.from(`${SERVICE.name}:${SERVICE.password}`).toString('base64')}`;
+const USER = { name: 'bencher', password: 'bencher-password' };
+const userAuth = `Basic ${Buffer.from(`${USER.name}:${USER.password}`).toString('base64')}`;
 
 /** bcrypt compares per second on this thread, for `budgetMs`. */
-function bcryptPerSecond(cost: number, budgetMs = 3000): number {
-  const hash = bcrypt.hashSync('benchmark-password', cost);
+function bcryptPerSecond(budgetMs = 3000): number {
+  const hash = bcrypt.hashSync(USER.password, cost);
   const started = performance.now();
   let count = 0;
   while (performance.now() - started < budgetMs) {
-    bcrypt.compareSync('benchmark-password', hash);
+    bcrypt.compareSync(USER.password, hash);
     count++;
   }
   return count / ((performance.now() - started) / 1000);
 }
 
-interface LoadResult {
-  requests: number;
-  perSecond: number;
+interface Latencies {
   p50: number;
   p99: number;
-  errors: number;
+  count: number;
+  failures: number;
 }
 
-/** `concurrency` loops sending `request` back to back for `durationMs`; latencies in ms. */
-async function load(
-  request: () => Promise<Response>,
-  concurrency: number,
-  durationMs: number,
-): Promise<LoadResult> {
+function summary(latencies: number[], failures: number): Latencies {
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  return { p50: at(0.5), p99: at(0.99), count: latencies.length, failures };
+}
+
+/** Sends `request` every 1/rate s for `durationMs`; each latency runs from when it was due. */
+async function probe(request: () => Promise<Response>, durationMs: number): Promise<Latencies> {
   const latencies: number[] = [];
-  let errors = 0;
-  const deadline = performance.now() + durationMs;
+  let failures = 0;
+  const interval = 1000 / rate;
+  const started = performance.now();
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i * interval < durationMs; i++) {
+    const due = started + i * interval;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    inFlight.push(
+      request().then(
+        async (response) => {
+          await response.arrayBuffer();
+          latencies.push(performance.now() - due);
+          if (response.status !== 200) failures++;
+        },
+        () => {
+          failures++;
+        },
+      ),
+    );
+  }
+  await Promise.all(inFlight);
+  return summary(latencies, failures);
+}
+
+/** `clients` loops sending password checks back to back until `stop` resolves. */
+async function passwordLoad(
+  request: () => Promise<Response>,
+  clients: number,
+  stop: Promise<void>,
+): Promise<{ perSecond: number; refused: number; failures: number }> {
+  let running = true;
+  void stop.then(() => {
+    running = false;
+  });
+  let done = 0;
+  let refused = 0;
+  let failures = 0;
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < deadline) {
-        const begin = performance.now();
+    Array.from({ length: clients }, async () => {
+      while (running) {
         const response = await request();
         await response.arrayBuffer();
-        latencies.push(performance.now() - begin);
-        if (response.status !== 200) errors++;
+        if (response.status === 200) done++;
+        else if (response.status === 503) refused++;
+        else failures++;
       }
     }),
   );
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  return {
-    requests: latencies.length,
-    perSecond: latencies.length / elapsed,
-    p50: at(0.5),
-    p99: at(0.99),
-    errors,
-  };
+  return { perSecond: done / ((performance.now() - started) / 1000), refused, failures };
 }
 
-async function benchCost(cost: number) {
+async function ok(response: Promise<Response>, what: string): Promise<Response> {
+  const answer = await response;
+  if (answer.status >= 300) throw new Error(`${what}: ${answer.status} ${await answer.text()}`);
+  return answer;
+}
+
+/** Pushes a one-blob image as the bench user; returns the manifest's digest. */
+async function pushImage(base: string, bearer: string): Promise<string> {
+  const headers = { authorization: `Bearer ${bearer}` };
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+  const session = await ok(
+    fetch(`${base}/v2/bencher/app/blobs/uploads/`, { method: 'POST', headers }),
+    'upload session',
+  );
+  const location = new URL(session.headers.get('location') ?? '', base);
+  location.searchParams.set('digest', configDigest);
+  await ok(
+    fetch(location, {
+      method: 'PUT',
+      headers: { ...headers, 'content-type': 'application/octet-stream' },
+      body: config,
+    }),
+    'config blob',
+  );
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: configDigest,
+      size: config.length,
+    },
+    layers: [],
+  });
+  await ok(
+    fetch(`${base}/v2/bencher/app/manifests/v1`, {
+      method: 'PUT',
+      headers: { ...headers, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: manifest,
+    }),
+    'manifest',
+  );
+  return `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+}
+
+async function benchPool(workers: number) {
+  const boundBefore = bcryptPerSecond();
   const dir = await mkdtemp(path.join(tmpdir(), 'wharf-bench-'));
   const configFile = path.join(dir, 'wharf.json');
   await writeFile(
     configFile,
     JSON.stringify({
-      roles: ['auth'],
+      roles: ['auth', 'registry'],
       logLevel: 'warn',
-      auth: { bcryptCost: cost, signup: 'open', services: [{ ...SERVICE, permissions: ['*'] }] },
+      auth: {
+        bcryptCost: cost,
+        passwordWorkers: workers,
+        signup: 'open',
+        services: [{ ...SERVICE, permissions: ['*'] }],
+      },
+      // Every password check of the load reaches bcrypt (no registry-side cache is involved here).
+      registry: { credentialCacheSeconds: 0 },
     }),
   );
   const server = await startWharfProcess({
@@ -86,63 +192,128 @@ async function benchCost(cost: number) {
     PORT: String(await freePort()),
   });
   try {
-    const created = await fetch(`${server.url}/ktra/api/v1/new_user/bencher`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ password: 'bencher-password' }),
-    });
-    const { token } = (await created.json()) as { token: string };
-    const verifyPassword = () =>
-      fetch(`${server.url}/restauth/users/bencher/`, {
+    if (serverCpus && server.child.pid)
+      execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', serverCpus, String(server.child.pid)]);
+    const base = server.url;
+    const created = await ok(
+      fetch(`${base}/ktra/api/v1/new_user/${USER.name}`, {
         method: 'POST',
-        headers: { authorization: serviceAuth, 'content-type': 'application/x-www-form-urlencoded' },
-        body: 'password=bencher-password',
-      });
-    const verifyToken = () =>
-      fetch(`${server.url}/restauth/verify`, {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ password: USER.password }),
+      }),
+      'new user',
+    );
+    const { token } = (await created.json()) as { token: string };
+    const granted = await ok(
+      fetch(`${base}/v2/auth?service=wharf&scope=repository:bencher/app:pull,push`, {
+        headers: { authorization: userAuth },
+      }),
+      'registry token',
+    );
+    const bearer = ((await granted.json()) as { token: string }).token;
+    const digest = await pushImage(base, bearer);
+
+    const tokenCheck = () =>
+      fetch(`${base}/restauth/verify`, {
         method: 'POST',
         headers: { authorization: serviceAuth, 'content-type': 'application/json' },
         body: JSON.stringify({ token }),
       });
-    await load(verifyToken, 4, 500); // warm-up
-    // The machine may be shared: measure the bound right before and right after, and take the mean.
-    const boundBefore = bcryptPerSecond(cost);
-    const password = await load(verifyPassword, 8, seconds * 1000);
-    const bound = (boundBefore + bcryptPerSecond(cost)) / 2;
-    const tokens = await load(verifyToken, 32, seconds * 1000);
-    return { cost, bound, password, tokens };
+    const manifestGet = () =>
+      fetch(`${base}/v2/bencher/app/manifests/${digest}`, {
+        headers: {
+          authorization: `Bearer ${bearer}`,
+          accept: 'application/vnd.oci.image.manifest.v1+json',
+        },
+      });
+    const passwordCheck = () =>
+      fetch(`${base}/restauth/users/${USER.name}/`, {
+        method: 'POST',
+        headers: { authorization: serviceAuth, 'content-type': 'application/x-www-form-urlencoded' },
+        body: `password=${USER.password}`,
+      });
+
+    await Promise.all([probe(tokenCheck, 1000), probe(manifestGet, 1000)]); // warm-up
+    const [idleToken, idleManifest] = await Promise.all([
+      probe(tokenCheck, seconds * 1000),
+      probe(manifestGet, seconds * 1000),
+    ]);
+    // Every thread busy and a few checks queued behind them (well under the queue limit).
+    let stop = () => {};
+    const stopped = new Promise<void>((resolve) => {
+      stop = resolve;
+    });
+    const load = passwordLoad(passwordCheck, 2 * Math.max(1, workers) + 2, stopped);
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // the load reaches its pace
+    const [loadedToken, loadedManifest] = await Promise.all([
+      probe(tokenCheck, seconds * 1000),
+      probe(manifestGet, seconds * 1000),
+    ]);
+    stop();
+    const passwords = await load;
+    const bound = ((boundBefore + bcryptPerSecond()) / 2) * Math.max(1, workers);
+    return { workers, idleToken, idleManifest, loadedToken, loadedManifest, passwords, bound };
   } finally {
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
+const loadBefore = loadavg()[0] ?? 0;
 const rows = [];
-for (const cost of [10, 12]) rows.push(await benchCost(cost));
+for (const workers of poolSizes) rows.push(await benchPool(workers));
+const loadAfter = loadavg()[0] ?? 0;
 
-const fmt = (n: number, digits = 1) => n.toFixed(digits);
-const [load1] = (await import('node:os')).loadavg();
+const ms = (n: number) => n.toFixed(1);
+const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
 console.log(
-  `\nAuthService benchmark (${seconds} s per measurement, fs store, one server process, load average ${load1?.toFixed(1)})\n`,
+  `\nPassword load against token checks and manifest GETs (bcrypt cost ${cost}, ${seconds} s per window, ` +
+    `probes at ${rate}/s each, fs store, one server process${serverCpus ? ` pinned to CPU ${serverCpus}` : ''}; ` +
+    `${availableParallelism()} CPUs, load average ` +
+    `${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after)\n`,
 );
 console.log(
-  'cost | bcrypt/s (1 core, bound) | password verify req/s | ratio to bound | p50 ms | p99 ms | token check req/s | p50 ms | p99 ms | token/password',
+  '| bcrypt threads | token p50 idle | p99 idle | p50 loaded | p99 loaded | p99 loaded/idle | manifest p50 idle | p99 idle | p50 loaded | p99 loaded | p99 loaded/idle | passwords/s | bound (bcrypt/s x threads) | passwords/bound |',
 );
-for (const { cost, bound, password, tokens } of rows) {
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+for (const row of rows) {
+  const { idleToken, loadedToken, idleManifest, loadedManifest, passwords, bound } = row;
   console.log(
-    [
-      cost,
-      fmt(bound),
-      fmt(password.perSecond),
-      fmt(password.perSecond / bound, 2),
-      fmt(password.p50),
-      fmt(password.p99),
-      fmt(tokens.perSecond, 0),
-      fmt(tokens.p50),
-      fmt(tokens.p99),
-      `${fmt(tokens.perSecond / password.perSecond, 0)}x`,
-    ].join(' | '),
+    `| ${row.workers === 0 ? '0 (event loop)' : row.workers} | ${[
+      ms(idleToken.p50),
+      ms(idleToken.p99),
+      ms(loadedToken.p50),
+      ms(loadedToken.p99),
+      ratio(loadedToken.p99, idleToken.p99),
+      ms(idleManifest.p50),
+      ms(idleManifest.p99),
+      ms(loadedManifest.p50),
+      ms(loadedManifest.p99),
+      ratio(loadedManifest.p99, idleManifest.p99),
+      passwords.perSecond.toFixed(1),
+      bound.toFixed(1),
+      ratio(passwords.perSecond, bound),
+    ].join(' | ')} |`,
   );
-  if (password.errors || tokens.errors)
-    console.log(`  errors: password ${password.errors}, token ${tokens.errors}`);
 }
+const inline = rows.find((row) => row.workers === 0);
+for (const row of rows.filter((candidate) => candidate.workers > 0 && inline)) {
+  if (!inline) break;
+  console.log(
+    `\n${row.workers} thread(s) against the event loop, p99 under password load: token checks ` +
+      `${ratio(inline.loadedToken.p99, row.loadedToken.p99)} lower, manifest GETs ` +
+      `${ratio(inline.loadedManifest.p99, row.loadedManifest.p99)} lower; passwords/s ` +
+      `${ratio(row.passwords.perSecond, inline.passwords.perSecond)} of the event loop's.`,
+  );
+}
+const problems = rows.flatMap((row) =>
+  [
+    ['token', row.idleToken.failures + row.loadedToken.failures],
+    ['manifest', row.idleManifest.failures + row.loadedManifest.failures],
+    ['password (not 200 or 503)', row.passwords.failures],
+    ['password refused (503)', row.passwords.refused],
+  ]
+    .filter(([, count]) => Number(count) > 0)
+    .map(([what, count]) => `${row.workers} threads: ${count} ${what} answers`),
+);
+if (problems.length > 0) console.log(`\nNot 200: ${problems.join('; ')}`);
