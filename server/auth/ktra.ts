@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { AuthConfig } from '../config/types.ts';
+import { clientAddress } from '../http/proxies.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { IdentityError } from '../identity/directory.ts';
 import { isAcceptablePassword } from '../identity/names.ts';
@@ -87,7 +88,7 @@ export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Pr
         const user = await authenticator.checkPassword(
           request.params.name,
           request.body.password,
-          request.ip,
+          clientAddress(request),
         );
         if (!user) return ktraError(reply, 403, badCredentials);
         const issued = await directory.issueToken(user.name, { kind: 'ktra' });
@@ -107,7 +108,7 @@ export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Pr
         const user = await authenticator.checkPassword(
           request.params.name,
           request.body.old_password,
-          request.ip,
+          clientAddress(request),
         );
         if (!user) return ktraError(reply, 403, badCredentials);
         if (!isAcceptablePassword(request.body.new_password))

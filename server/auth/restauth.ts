@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseAuthorization } from '../http/authorization.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { IdentityError } from '../identity/directory.ts';
 import type { AuthenticatedService, Permission, ServiceRegistry } from '../identity/services.ts';
 import { permits } from '../identity/services.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { parseAuthorization, sendThrottled, stringField } from './credentials.ts';
+import { sendThrottled, stringField } from './credentials.ts';
 import { addressOf, anyBody, type RestAuthKit, TOO_MANY } from './restauth/common.ts';
 import { groupRoutes } from './restauth/groups.ts';
 import { propertyRoutes } from './restauth/properties.ts';

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { WharfConfig } from '../../config/types.ts';
+import { publicBaseUrl } from '../../http/proxies.ts';
 import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
@@ -21,8 +22,7 @@ export interface CargoContext {
 
 /** The URL clients reach this server at: the configured public URL, else what the request says. */
 export function baseUrl(config: WharfConfig, request: FastifyRequest): string {
-  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
-  return `${request.protocol}://${request.host}`;
+  return publicBaseUrl(config.publicUrl, request);
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { openIdLoginUrl, openIdSessionOf } from '../../../auth/openid/session-client.ts';
+import { clientAddress } from '../../../http/proxies.ts';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
 import { isRepositoryName, parseDigest } from '../names.ts';
@@ -148,7 +149,7 @@ export async function apiV1Routes(
       const { username, password } = request.body;
       const principal = username.includes('+')
         ? null
-        : await services.credentials.check(username, password, request.ip);
+        : await services.credentials.check(username, password, clientAddress(request));
       if (!principal) {
         return reply
           .code(403)

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { publicBaseUrl } from '../../../http/proxies.ts';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { OciError } from '../errors.ts';
 import { roleAllows, roleOn } from '../permissions.ts';
@@ -94,6 +95,5 @@ function challengeBase(services: OciServices, request: FastifyRequest): string {
 
 export function realm(services: OciServices, request: FastifyRequest): string {
   if (services.settings.realm) return services.settings.realm;
-  if (services.publicUrl) return `${services.publicUrl.replace(/\/$/, '')}${TOKEN_PATH}`;
-  return `${request.protocol}://${request.host}${TOKEN_PATH}`;
+  return `${publicBaseUrl(services.publicUrl, request)}${TOKEN_PATH}`;
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { clientAddress } from '../../../http/proxies.ts';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
 import { parseBasic } from '../credentials.ts';
@@ -63,7 +64,7 @@ export async function tokenRoutes(
       if (basic) {
         let checked: Principal | null;
         try {
-          checked = await credentials.check(basic.username, basic.password, request.ip);
+          checked = await credentials.check(basic.username, basic.password, clientAddress(request));
         } catch (error) {
           return throttled(reply, error);
         }
@@ -111,7 +112,7 @@ export async function tokenRoutes(
       if (form.grant_type === 'password') {
         if (!form.username || form.password === undefined) return oauthError(reply, 400, 'invalid_request');
         try {
-          principal = await credentials.check(form.username, form.password, request.ip);
+          principal = await credentials.check(form.username, form.password, clientAddress(request));
         } catch (error) {
           return throttled(reply, error);
         }
