@@ -55,7 +55,7 @@ export async function buildWharf(config: WharfConfig, store: ObjectStore, logger
     roles.push(auth);
   }
   if (config.roles.includes('registry')) {
-    identity ??= createRemoteIdentityClient(config.registry, metrics);
+    identity ??= createRemoteIdentityClient(config.registry);
     roles.push(await createRegistryRole({ ...context, identity }));
   }
   for (const role of roles) await role.register(app);

@@ -1,21 +1,5 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { parseAuthorization } from '../http/authorization.ts';
-import { clientAddress } from '../http/proxies.ts';
-import type { Authenticator } from '../identity/authenticator.ts';
-import type { Principal } from '../identity/principal.ts';
+import type { FastifyReply } from 'fastify';
 import { TooManyAttemptsError } from '../identity/rate-limit.ts';
-
-/** The principal behind a request's Authorization header; null when absent or wrong. */
-export async function authenticateRequest(
-  authenticator: Authenticator,
-  request: FastifyRequest,
-): Promise<Principal | null> {
-  const credentials = parseAuthorization(request.headers.authorization);
-  if (credentials.type === 'token') return authenticator.verifyToken(credentials.token);
-  if (credentials.type === 'basic')
-    return authenticator.verifyPassword(credentials.username, credentials.password, clientAddress(request));
-  return null;
-}
 
 /** Answers 429 with Retry-After for a throttled check; rethrows anything else. */
 export function sendThrottled(error: unknown, reply: FastifyReply, body: unknown): FastifyReply {

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../server/config/load.ts';
 import type { IdentityClient } from '../../server/identity/principal.ts';
 import { TooManyAttemptsError } from '../../server/identity/rate-limit.ts';
-import { Metrics } from '../../server/observability/metrics.ts';
 import { createRemoteIdentityClient } from '../../server/registry/remote-identity.ts';
 import {
   call,
@@ -25,7 +24,6 @@ describe('the registry-side IdentityClient over RestAuth', () => {
           credentialCacheSeconds,
         },
       }).registry,
-      new Metrics(),
     );
 
   beforeAll(async () => {

@@ -20,7 +20,9 @@ describe('trusted proxies', () => {
   };
 
   async function surfaces(url: string) {
-    const config = await (await fetch(`${url}/index/config.json`, { headers: forwarded })).json();
+    const config = (await (await fetch(`${url}/index/config.json`, { headers: forwarded })).json()) as {
+      dl: string;
+    };
     const ping = await fetch(`${url}/v2/`, { headers: forwarded });
     const me = await (await fetch(`${url}/me`, { headers: forwarded })).text();
     await fetch(`${url}/ktra/api/v1/login/nobody`, {
@@ -38,7 +40,10 @@ describe('trusted proxies', () => {
     expect(realm).toContain(`realm="${server.url}/v2/auth"`);
     expect(me).toContain(`${server.url}/ktra/api/v1/login/`);
     expect(me).not.toContain('registry.example.com');
-    const failed = server.logs().split('\n').find((line) => line.includes('"login.failed"'));
+    const failed = server
+      .logs()
+      .split('\n')
+      .find((line) => line.includes('"login.failed"'));
     expect(failed).toContain('"address":"127.0.0.1"');
   });
 
@@ -48,7 +53,10 @@ describe('trusted proxies', () => {
     expect(dl).toBe('https://registry.example.com/api/v1/crates');
     expect(realm).toContain('realm="https://registry.example.com/v2/auth"');
     expect(me).toContain('https://registry.example.com/ktra/api/v1/login/');
-    const failed = server.logs().split('\n').find((line) => line.includes('"login.failed"'));
+    const failed = server
+      .logs()
+      .split('\n')
+      .find((line) => line.includes('"login.failed"'));
     expect(failed).toContain('"address":"203.0.113.7"');
   });
 
@@ -60,7 +68,10 @@ describe('trusted proxies', () => {
       headers: { 'x-forwarded-for': '198.51.100.1, 203.0.113.9', 'content-type': 'application/json' },
       body: JSON.stringify({ password: 'not-the-password' }),
     });
-    const failed = server.logs().split('\n').find((line) => line.includes('"login.failed"'));
+    const failed = server
+      .logs()
+      .split('\n')
+      .find((line) => line.includes('"login.failed"'));
     expect(failed).toContain('"address":"203.0.113.9"');
   });
 
