@@ -179,8 +179,10 @@ describe('Docker token authentication', () => {
       'scope="registry:catalog:*"',
     );
     // A token request creates nothing; the first push does.
-    const bobPush = (await token(basic('bob', 'bob-password-1'), ['repository:bob/secret:push'])).json().token;
-    const bobCatalogBefore = (await token(basic('bob', 'bob-password-1'), ['registry:catalog:*'])).json().token;
+    const bobPush = (await token(basic('bob', 'bob-password-1'), ['repository:bob/secret:push'])).json()
+      .token;
+    const bobCatalogBefore = (await token(basic('bob', 'bob-password-1'), ['registry:catalog:*'])).json()
+      .token;
     const before = await inject({
       method: 'GET',
       url: '/v2/_catalog',
