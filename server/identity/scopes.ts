@@ -101,9 +101,16 @@ export class ScopeError extends Error {
  * Why a credential with these scopes may not perform the operation, or null when it may; `crate`
  * for Cargo operations on one crate (crate patterns). `null` scopes: unrestricted.
  */
-export function scopeRefusal(scopes: readonly string[] | null, operation: Operation, crate?: string): string | null {
+export function scopeRefusal(
+  scopes: readonly string[] | null,
+  operation: Operation,
+  crate?: string,
+): string | null {
   if (scopes === null) return null;
-  const { scopes: allowedBy, what } = OPERATIONS[operation] as { scopes: readonly string[] | null; what: string };
+  const { scopes: allowedBy, what } = OPERATIONS[operation] as {
+    scopes: readonly string[] | null;
+    what: string;
+  };
   if (allowedBy === null)
     return `a scoped token may not ${what}: use a password, a session or a token without scopes`;
   if (!scopes.some((scope) => allowedBy.includes(scope)))

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessRequest } from '../../../access/policy.ts';
+import { AUTHENTICATE } from '../../../access/route-access.ts';
 import { isValidGroupName, isValidUsername } from '../../../identity/names.ts';
 import { isRepositoryName, parseDigest, TAG } from '../names.ts';
 import type { Repository, RepositoryRole } from '../permissions.ts';
@@ -235,9 +236,10 @@ export async function repositoryRoutes(
         if (!isRepositoryName(name)) continue;
         const record = await repositories.get(name);
         if (!record) throw notFound();
-        // Whoever may not read the repository learns nothing about it (Quay answers 404 as for unknown).
-        const reading = policy.decide(caller.principal, read(name, record));
-        if (!reading.allowed) throw refusal(reading);
+        // An account with no role on the repository learns nothing about it (Quay answers 404 as
+        // for an unknown one; 401 to anonymous callers). The token's scopes are the operation's concern.
+        if (policy.roleOn(caller.principal, record) === null)
+          throw caller.principal.kind === 'anonymous' ? refusal(AUTHENTICATE) : notFound();
         const decision = policy.decide(caller.principal, route.operation(name, record));
         if (!decision.allowed) throw refusal(decision);
         return route.handler({ request, reply, caller, name, repository: record, match });
