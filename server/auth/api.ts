@@ -7,7 +7,7 @@ import { clientAddress } from '../http/proxies.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import type { CredentialResolver } from '../identity/credential-resolver.ts';
 import { IdentityError, type TokenEntry, type UserRecord } from '../identity/directory.ts';
-import { ANONYMOUS, type Principal } from '../identity/principal.ts';
+import type { Principal } from '../identity/principal.ts';
 import { ScopeError, TOKEN_SCOPES, tokenScopes } from '../identity/scopes.ts';
 import { isValidPermission, isValidServiceName, type ServiceRegistry } from '../identity/services.ts';
 import { sendThrottled } from './credentials.ts';
