@@ -27,7 +27,8 @@ export class Authenticator implements IdentityClient {
     const user = normalizeName(username);
     const wait = this.throttle.retryAfter(user, clientAddress);
     if (wait > 0) {
-      this.metrics.authentication('password', false);
+      // Refused without a check: counted apart, so failures stay what was actually tried.
+      this.metrics.authentications.inc({ method: 'password', result: 'throttled' });
       this.audit('login.throttled', { user, address: clientAddress, retryAfterSeconds: wait });
       throw new TooManyAttemptsError(wait);
     }
