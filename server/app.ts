@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { createAuthRole } from './auth/role.ts';
 import type { WharfConfig } from './config/types.ts';
 import { healthRoutes } from './http/health.ts';
+import { isLoopbackHost, trustProxyOption } from './http/proxies.ts';
 import type { IdentityClient } from './identity/principal.ts';
 import { Metrics } from './observability/metrics.ts';
 import { createRemoteIdentityClient } from './registry/remote-identity.ts';
@@ -25,6 +26,7 @@ export async function buildWharf(config: WharfConfig, store: ObjectStore, logger
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
+    trustProxy: trustProxyOption(config.trustedProxies),
     // Ingresses and clients (cargo, skopeo) may put a trailing slash on any route.
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 500 },
     forceCloseConnections: 'idle',
@@ -39,6 +41,11 @@ export async function buildWharf(config: WharfConfig, store: ObjectStore, logger
   await app.register(formbody);
   await app.register(healthRoutes, { store, metrics, ready: () => accepting });
 
+  if (!config.publicUrl && !isLoopbackHost(config.host))
+    logger.warn(
+      { host: config.host, trustedProxies: config.trustedProxies },
+      "publicUrl is not set: links (config.json, the token realm, /me) follow each request's Host header; set publicUrl (WHARF_PUBLIC_URL) to the URL clients use",
+    );
   const context = { config, store, metrics, logger };
   const roles: Role[] = [];
   let identity: IdentityClient | undefined;
@@ -48,7 +55,7 @@ export async function buildWharf(config: WharfConfig, store: ObjectStore, logger
     roles.push(auth);
   }
   if (config.roles.includes('registry')) {
-    identity ??= createRemoteIdentityClient(config.registry, metrics);
+    identity ??= createRemoteIdentityClient(config.registry);
     roles.push(await createRegistryRole({ ...context, identity }));
   }
   for (const role of roles) await role.register(app);

@@ -1,15 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AccessPolicy } from '../access/policy.ts';
+import { routeDecision } from '../access/route-access.ts';
+import { parseAuthorization } from '../http/authorization.ts';
+import { clientAddress } from '../http/proxies.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
-import { IdentityError, TOKEN_SCOPES, type TokenEntry, type UserRecord } from '../identity/directory.ts';
+import type { CredentialResolver } from '../identity/credential-resolver.ts';
+import { IdentityError, type TokenEntry, type UserRecord } from '../identity/directory.ts';
 import { PasswordQueueFullError } from '../identity/password-pool.ts';
 import type { Principal } from '../identity/principal.ts';
+import { ScopeError, TOKEN_SCOPES, tokenScopes } from '../identity/scopes.ts';
 import { isValidPermission, isValidServiceName, type ServiceRegistry } from '../identity/services.ts';
-import { authenticateRequest, sendThrottled } from './credentials.ts';
+import { sendThrottled } from './credentials.ts';
 import { ktraError } from './ktra.ts';
 
 export interface AdminApiOptions {
   authenticator: Authenticator;
+  resolver: CredentialResolver;
+  policy: AccessPolicy;
   services: ServiceRegistry;
 }
 
@@ -21,9 +29,12 @@ const newTokenBody = {
   additionalProperties: false,
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 64 },
-    scopes: { type: 'array', items: { enum: [...TOKEN_SCOPES] }, uniqueItems: true },
+    scopes: { type: 'array', items: { enum: [...TOKEN_SCOPES] }, uniqueItems: true, maxItems: 32 },
+    /** crates.io's crate scopes: crate names or prefixes ending in `*` (`serde*`). */
+    crateScopes: { type: 'array', items: { type: 'string', maxLength: 65 }, uniqueItems: true, maxItems: 64 },
     expiresAt: { type: 'string', format: 'date-time' },
-    expiresInSeconds: { type: 'integer', minimum: 1 },
+    /** At most ten years. */
+    expiresInSeconds: { type: 'integer', minimum: 1, maximum: 315_360_000 },
   },
   required: ['name'],
 } as const;
@@ -90,9 +101,8 @@ function describeUser(user: UserRecord) {
  * Errors use the cargo/Ktra shape `{"errors":[{"detail":"…"}]}`.
  */
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
-  const { authenticator, services } = options;
+  const { authenticator, services, resolver, policy } = options;
   const directory = authenticator.directory;
-  const principals = new WeakMap<FastifyRequest, Principal>();
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     if (error instanceof PasswordQueueFullError) {
@@ -105,10 +115,16 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     return ktraError(reply, 500, 'internal error');
   });
 
+  // Every route needs a credential: refused before the body is read.
+  // Set by the onRequest hook below before any handler runs (Fastify wants null here, not an object).
+  app.decorateRequest('principal', null as unknown as Principal);
   app.addHook('onRequest', async (request, reply) => {
     let principal: Principal | null;
     try {
-      principal = await authenticateRequest(authenticator, request);
+      principal = await resolver.fromCredentials(
+        parseAuthorization(request.headers.authorization),
+        clientAddress(request),
+      );
     } catch (error) {
       return sendThrottled(error, reply, { errors: [{ detail: 'too many failed attempts' }] });
     }
@@ -116,68 +132,68 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       reply.header('www-authenticate', 'Basic realm="wharf"');
       return ktraError(reply, 401, 'authentication required: a token or a username and password');
     }
-    principals.set(request, principal);
+    request.principal = principal;
+  });
+  // The one authorization check: what the route declared in `config.access`, asked of the policy.
+  app.addHook('preHandler', async (request, reply) => {
+    const decision = await routeDecision(policy, request.principal, request);
+    if (decision && !decision.allowed) return ktraError(reply, 403, decision.message);
   });
 
-  const caller = (request: FastifyRequest) => principals.get(request)!;
-  /** Managing credentials needs a password or an unrestricted token, never a scoped one. */
-  const unrestricted = (request: FastifyRequest, reply: FastifyReply): boolean => {
-    if (caller(request).scopes === null) return true;
-    ktraError(reply, 403, 'a scoped token cannot manage credentials');
-    return false;
-  };
-  const adminOnly = (request: FastifyRequest, reply: FastifyReply): boolean => {
-    if (!unrestricted(request, reply)) return false;
-    if (caller(request).admin) return true;
-    ktraError(reply, 403, 'administrators only');
-    return false;
-  };
+  const caller = (request: FastifyRequest) => request.principal;
+  const whoami = { access: { operation: 'account.read' } } as const;
+  /** Creating and revoking credentials needs a password or an unrestricted token, never a scoped one. */
+  const credentials = { access: { operation: 'account.credentials' } } as const;
+  const adminOnly = { access: { operation: 'account.admin' } } as const;
   const refused = (reply: FastifyReply, error: unknown) => {
     if (!(error instanceof IdentityError)) throw error;
     const status = { invalid: 400, exists: 409, 'not-found': 404, forbidden: 403 }[error.reason];
     return ktraError(reply, status, error.message);
   };
 
-  app.get('/me', async (request) => caller(request));
+  app.get('/me', { config: whoami }, async (request) => caller(request));
 
   // ---- named tokens ------------------------------------------------------------------------------
 
-  app.get('/tokens', async (request) => {
+  app.get('/tokens', { config: whoami }, async (request) => {
     const tokens = (await directory.listTokens(caller(request).name)) ?? [];
     return { tokens: tokens.map(describeToken) };
   });
 
-  app.post<{ Body: { name: string; scopes?: string[]; expiresAt?: string; expiresInSeconds?: number } }>(
-    '/tokens',
-    { schema: { body: newTokenBody } },
-    async (request, reply) => {
-      if (!unrestricted(request, reply)) return reply;
-      const { name, scopes, expiresAt, expiresInSeconds } = request.body;
-      const expiry =
-        expiresInSeconds !== undefined
-          ? new Date(Date.now() + expiresInSeconds * 1000).toISOString()
-          : expiresAt;
-      try {
-        const issued = await directory.issueToken(caller(request).name, {
-          kind: 'named',
-          name,
-          scopes: scopes ?? null,
-          expiresAt: expiry ?? null,
-        });
-        if (!issued) return ktraError(reply, 404, 'user not found');
-        // The only time the token is shown: it is stored as a hash.
-        return reply.code(201).send({ ...describeToken(issued.entry), token: issued.token });
-      } catch (error) {
-        return refused(reply, error);
-      }
-    },
-  );
+  app.post<{
+    Body: {
+      name: string;
+      scopes?: string[];
+      crateScopes?: string[];
+      expiresAt?: string;
+      expiresInSeconds?: number;
+    };
+  }>('/tokens', { schema: { body: newTokenBody }, config: credentials }, async (request, reply) => {
+    const { name, scopes, crateScopes, expiresAt, expiresInSeconds } = request.body;
+    const expiry =
+      expiresInSeconds !== undefined
+        ? new Date(Date.now() + expiresInSeconds * 1000).toISOString()
+        : expiresAt;
+    try {
+      const issued = await directory.issueToken(caller(request).name, {
+        kind: 'named',
+        name,
+        scopes: tokenScopes(scopes ?? null, crateScopes ?? []),
+        expiresAt: expiry ?? null,
+      });
+      if (!issued) return ktraError(reply, 404, 'user not found');
+      // The only time the token is shown: it is stored as a hash.
+      return reply.code(201).send({ ...describeToken(issued.entry), token: issued.token });
+    } catch (error) {
+      if (error instanceof ScopeError) return ktraError(reply, 400, error.message);
+      return refused(reply, error);
+    }
+  });
 
   app.delete<{ Params: { id: string } }>(
     '/tokens/:id',
-    { schema: { params: idParams } },
+    { schema: { params: idParams }, config: credentials },
     async (request, reply) => {
-      if (!unrestricted(request, reply)) return reply;
       if (!(await directory.revokeToken(caller(request).name, request.params.id)))
         return ktraError(reply, 404, 'no such token');
       return reply.code(204).send();
@@ -186,16 +202,14 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
 
   // ---- users (administrators) ----------------------------------------------------------------------
 
-  app.get('/users', async (request, reply) => {
-    if (!adminOnly(request, reply)) return reply;
+  app.get('/users', { config: adminOnly }, async () => {
     return { users: await directory.listUsers() };
   });
 
   app.post<{ Body: { username: string; password?: string; admin?: boolean } }>(
     '/users',
-    { schema: { body: newUserBody } },
+    { schema: { body: newUserBody }, config: adminOnly },
     async (request, reply) => {
-      if (!adminOnly(request, reply)) return reply;
       try {
         const { username, password, admin } = request.body;
         const user = await directory.createUser(username, password ?? null, { admin: admin ?? false });
@@ -208,9 +222,8 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
 
   app.get<{ Params: { name: string } }>(
     '/users/:name',
-    { schema: { params: nameParams } },
+    { schema: { params: nameParams }, config: adminOnly },
     async (request, reply) => {
-      if (!adminOnly(request, reply)) return reply;
       const user = await directory.getUser(request.params.name);
       return user ? describeUser(user) : ktraError(reply, 404, 'user not found');
     },
@@ -219,27 +232,29 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   app.patch<{
     Params: { name: string };
     Body: { password?: string | null; disabled?: boolean; admin?: boolean };
-  }>('/users/:name', { schema: { params: nameParams, body: patchUserBody } }, async (request, reply) => {
-    if (!adminOnly(request, reply)) return reply;
-    const { password, disabled, admin } = request.body;
-    try {
-      if (password !== undefined && !(await directory.setPassword(request.params.name, password)))
-        return ktraError(reply, 404, 'user not found');
-      const user = await directory.setFlags(request.params.name, {
-        ...(disabled !== undefined ? { disabled } : {}),
-        ...(admin !== undefined ? { admin } : {}),
-      });
-      return user ? describeUser(user) : ktraError(reply, 404, 'user not found');
-    } catch (error) {
-      return refused(reply, error);
-    }
-  });
+  }>(
+    '/users/:name',
+    { schema: { params: nameParams, body: patchUserBody }, config: adminOnly },
+    async (request, reply) => {
+      const { password, disabled, admin } = request.body;
+      try {
+        if (password !== undefined && !(await directory.setPassword(request.params.name, password)))
+          return ktraError(reply, 404, 'user not found');
+        const user = await directory.setFlags(request.params.name, {
+          ...(disabled !== undefined ? { disabled } : {}),
+          ...(admin !== undefined ? { admin } : {}),
+        });
+        return user ? describeUser(user) : ktraError(reply, 404, 'user not found');
+      } catch (error) {
+        return refused(reply, error);
+      }
+    },
+  );
 
   app.delete<{ Params: { name: string } }>(
     '/users/:name',
-    { schema: { params: nameParams } },
+    { schema: { params: nameParams }, config: adminOnly },
     async (request, reply) => {
-      if (!adminOnly(request, reply)) return reply;
       if (!(await directory.deleteUser(request.params.name))) return ktraError(reply, 404, 'user not found');
       return reply.code(204).send();
     },
@@ -256,9 +271,9 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
           required: ['name', 'id'],
         },
       },
+      config: adminOnly,
     },
     async (request, reply) => {
-      if (!adminOnly(request, reply)) return reply;
       if (!(await directory.revokeToken(request.params.name, request.params.id)))
         return ktraError(reply, 404, 'no such token');
       return reply.code(204).send();
@@ -267,17 +282,15 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
 
   // ---- RestAuth services (administrators) ------------------------------------------------------------
 
-  app.get('/services', async (request, reply) => {
-    if (!adminOnly(request, reply)) return reply;
+  app.get('/services', { config: adminOnly }, async () => {
     return { services: await services.list() };
   });
 
   /** Creates or replaces a stored service; without a password one is generated and shown once. */
   app.put<{ Params: { name: string }; Body: { password?: string; permissions: string[] } }>(
     '/services/:name',
-    { schema: { params: nameParams, body: serviceBody } },
+    { schema: { params: nameParams, body: serviceBody }, config: adminOnly },
     async (request, reply) => {
-      if (!adminOnly(request, reply)) return reply;
       const { name } = request.params;
       if (!isValidServiceName(name)) return ktraError(reply, 400, 'invalid service name');
       if (services.isConfigured(name))
@@ -305,9 +318,8 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
 
   app.delete<{ Params: { name: string } }>(
     '/services/:name',
-    { schema: { params: nameParams } },
+    { schema: { params: nameParams }, config: adminOnly },
     async (request, reply) => {
-      if (!adminOnly(request, reply)) return reply;
       if (services.isConfigured(request.params.name))
         return ktraError(reply, 409, 'this service is declared in the configuration');
       if (!(await services.delete(request.params.name))) return ktraError(reply, 404, 'no such service');

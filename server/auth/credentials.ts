@@ -1,44 +1,5 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Authenticator } from '../identity/authenticator.ts';
-import type { Principal } from '../identity/principal.ts';
+import type { FastifyReply } from 'fastify';
 import { TooManyAttemptsError } from '../identity/rate-limit.ts';
-
-export type Credentials =
-  | { type: 'basic'; username: string; password: string }
-  | { type: 'token'; token: string }
-  | { type: 'none' };
-
-/**
- * Reads the Authorization header the three ways clients send it: `Basic` (username and password
- * or token), `Bearer <token>`, and cargo's bare `<token>`.
- */
-export function parseAuthorization(header: string | undefined): Credentials {
-  const value = header?.trim();
-  if (!value) return { type: 'none' };
-  const space = value.indexOf(' ');
-  const scheme = space > 0 ? value.slice(0, space).toLowerCase() : '';
-  const rest = space > 0 ? value.slice(space + 1).trim() : '';
-  if (scheme === 'basic') {
-    const decoded = Buffer.from(rest, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon < 0) return { type: 'none' };
-    return { type: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-  }
-  if (scheme === 'bearer') return rest ? { type: 'token', token: rest } : { type: 'none' };
-  return { type: 'token', token: value };
-}
-
-/** The principal behind a request's Authorization header; null when absent or wrong. */
-export async function authenticateRequest(
-  authenticator: Authenticator,
-  request: FastifyRequest,
-): Promise<Principal | null> {
-  const credentials = parseAuthorization(request.headers.authorization);
-  if (credentials.type === 'token') return authenticator.verifyToken(credentials.token);
-  if (credentials.type === 'basic')
-    return authenticator.verifyPassword(credentials.username, credentials.password, request.ip);
-  return null;
-}
 
 /** Answers 429 with Retry-After for a throttled check; rethrows anything else. */
 export function sendThrottled(error: unknown, reply: FastifyReply, body: unknown): FastifyReply {

@@ -1,13 +1,20 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { AccessPolicy } from '../access/policy.ts';
 import type { AuthConfig } from '../config/types.ts';
+import { parseAuthorization } from '../http/authorization.ts';
+import { clientAddress } from '../http/proxies.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
+import type { CredentialResolver } from '../identity/credential-resolver.ts';
 import { IdentityError } from '../identity/directory.ts';
 import { isAcceptablePassword } from '../identity/names.ts';
 import { PasswordQueueFullError } from '../identity/password-pool.ts';
-import { authenticateRequest, sendThrottled } from './credentials.ts';
+import type { Principal } from '../identity/principal.ts';
+import { sendThrottled } from './credentials.ts';
 
 export interface KtraOptions {
   authenticator: Authenticator;
+  resolver: CredentialResolver;
+  policy: AccessPolicy;
   signup: AuthConfig['signup'];
 }
 
@@ -38,7 +45,7 @@ export function ktraError(reply: FastifyReply, status: number, detail: string): 
  * the user's previous Ktra token (one per user).
  */
 export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Promise<void> {
-  const { authenticator, signup } = options;
+  const { authenticator, resolver, policy, signup } = options;
   const directory = authenticator.directory;
   const badCredentials = 'invalid username or password';
 
@@ -59,9 +66,12 @@ export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Pr
     async (request, reply) => {
       if (signup === 'disabled') return ktraError(reply, 403, 'signup is disabled');
       if (signup === 'admin') {
-        let caller: Awaited<ReturnType<typeof authenticateRequest>>;
+        let caller: Principal | null;
         try {
-          caller = await authenticateRequest(authenticator, request);
+          caller = await resolver.fromCredentials(
+            parseAuthorization(request.headers.authorization),
+            clientAddress(request),
+          );
         } catch (error) {
           return sendThrottled(error, reply, { errors: [{ detail: 'too many failed attempts' }] });
         }
@@ -69,7 +79,7 @@ export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Pr
           reply.header('www-authenticate', 'Basic realm="wharf"');
           return ktraError(reply, 401, 'only an administrator may create users: authenticate as one');
         }
-        if (!caller.admin || caller.scopes !== null)
+        if (!policy.decide(caller, { operation: 'account.admin' }).allowed)
           return ktraError(reply, 403, 'only an administrator may create users');
       }
       try {
@@ -92,7 +102,7 @@ export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Pr
         const user = await authenticator.checkPassword(
           request.params.name,
           request.body.password,
-          request.ip,
+          clientAddress(request),
         );
         if (!user) return ktraError(reply, 403, badCredentials);
         const issued = await directory.issueToken(user.name, { kind: 'ktra' });
@@ -112,7 +122,7 @@ export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Pr
         const user = await authenticator.checkPassword(
           request.params.name,
           request.body.old_password,
-          request.ip,
+          clientAddress(request),
         );
         if (!user) return ktraError(reply, 403, badCredentials);
         if (!isAcceptablePassword(request.body.new_password))

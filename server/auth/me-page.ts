@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { WharfConfig } from '../config/types.ts';
+import { publicBaseUrl } from '../http/proxies.ts';
 
 /**
  * GET /me: the page `cargo login` points at (and RFC 3139's `login_url`). For password users it says
@@ -10,7 +11,7 @@ export async function mePage(app: FastifyInstance, { config }: { config: WharfCo
   // With OpenID Connect providers, /me is the OIDC token flow (server/auth/openid/), not this page.
   if (config.openid.providers.length > 0) return;
   app.get('/me', async (request, reply) => {
-    const base = config.publicUrl?.replace(/\/+$/, '') ?? `${request.protocol}://${request.host}`;
+    const base = publicBaseUrl(config.publicUrl, request);
     const host = new URL(base).host;
     reply.type('text/plain; charset=utf-8').header('cache-control', 'no-store');
     return `Getting a token for this registry (${base})

@@ -1,11 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseAuthorization } from '../http/authorization.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { IdentityError } from '../identity/directory.ts';
 import { PasswordQueueFullError } from '../identity/password-pool.ts';
+import type { CredentialRef } from '../identity/principal.ts';
 import type { AuthenticatedService, Permission, ServiceRegistry } from '../identity/services.ts';
 import { permits } from '../identity/services.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { parseAuthorization, sendThrottled, stringField } from './credentials.ts';
+import { sendThrottled, stringField } from './credentials.ts';
 import { addressOf, anyBody, type RestAuthKit, TOO_MANY } from './restauth/common.ts';
 import { groupRoutes } from './restauth/groups.ts';
 import { propertyRoutes } from './restauth/properties.ts';
@@ -107,9 +109,23 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
 
   /**
    * Who a credential is: `{token}`, or `{username, password}` where the password may be one of the
-   * user's API tokens. 200 with the principal, 404 when the credential is wrong (one answer for all).
+   * user's API tokens, or `{credential, scopes}` (a reference from an earlier answer: is it still
+   * good, and who is the user now?). 200 with the principal, 404 when the credential is wrong,
+   * revoked or its user gone or disabled (one answer for all).
    */
   app.post('/verify', { schema: { body: anyBody } }, async (request, reply) => {
+    const credential = credentialRefOf(request.body);
+    if (credential !== undefined) {
+      if (!allowed(request, reply, 'token_verify')) return reply;
+      if (credential === null)
+        return reply.code(400).send({ error: 'credential is not a credential reference' });
+      const scopes = (request.body as { scopes?: unknown }).scopes;
+      const principal = await authenticator.revalidate(
+        credential,
+        Array.isArray(scopes) && scopes.every((s) => typeof s === 'string') ? scopes : null,
+      );
+      return principal ? principal : notFound(reply, 'user', 'for this credential');
+    }
     const token = stringField(request.body, 'token');
     const username = stringField(request.body, 'username');
     const password = stringField(request.body, 'password');
@@ -128,4 +144,31 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
       return sendThrottled(error, reply, TOO_MANY);
     }
   });
+}
+
+/** The `credential` field of a verify request: undefined when absent, null when malformed. */
+function credentialRefOf(body: unknown): CredentialRef | null | undefined {
+  if (typeof body !== 'object' || body === null || !('credential' in body)) return undefined;
+  const value = (body as { credential: unknown }).credential;
+  if (typeof value !== 'object' || value === null) return null;
+  const ref = value as Record<string, unknown>;
+  const text = (key: string) => typeof ref[key] === 'string' && (ref[key] as string).length <= 256;
+  switch (ref.type) {
+    case 'password':
+      return text('user') && (ref.passwordChangedAt === null || text('passwordChangedAt'))
+        ? {
+            type: 'password',
+            user: ref.user as string,
+            passwordChangedAt: ref.passwordChangedAt as string | null,
+          }
+        : null;
+    case 'token':
+      return text('user') && text('tokenId')
+        ? { type: 'token', user: ref.user as string, tokenId: ref.tokenId as string }
+        : null;
+    case 'account':
+      return text('user') ? { type: 'account', user: ref.user as string } : null;
+    default:
+      return null;
+  }
 }

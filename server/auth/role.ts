@@ -1,4 +1,6 @@
+import { AccessPolicy } from '../access/policy.ts';
 import { Authenticator } from '../identity/authenticator.ts';
+import { CredentialResolver } from '../identity/credential-resolver.ts';
 import { Directory, IdentityError } from '../identity/directory.ts';
 import { defaultPasswordWorkers, PasswordPool } from '../identity/password-pool.ts';
 import { LoginThrottle } from '../identity/rate-limit.ts';
@@ -48,6 +50,15 @@ async function assembleAuthRole(context: RoleContext, passwords: PasswordPool): 
     cacheSeconds: config.registry.credentialCacheSeconds,
   });
 
+  // The AuthService's own surfaces (/auth/api/v1, Ktra) are the authority: no credential cache here.
+  const resolver = new CredentialResolver(authenticator, { cacheSeconds: 0, metrics });
+  // Registry superusers are superusers of the registry's data, not administrators of accounts.
+  const policy = new AccessPolicy({
+    superusers: [],
+    anonymousPull: false,
+    cargoAuthRequired: true,
+  });
+
   if (config.auth.adminPassword) await bootstrapAdmin(directory, config.auth.adminPassword, logger);
   // OpenID login (/me, /replace_token); null when no provider is configured, and then the OpenID
   // client libraries are not even loaded (~2 MB of memory per process).
@@ -71,8 +82,20 @@ async function assembleAuthRole(context: RoleContext, passwords: PasswordPool): 
     async register(app) {
       await openid?.register(app); // first: it closes the Ktra password endpoints to people
       await app.register(restAuthRoutes, { prefix: '/restauth', authenticator, services, metrics });
-      await app.register(ktraRoutes, { prefix: '/ktra/api/v1', authenticator, signup: config.auth.signup });
-      await app.register(adminApiRoutes, { prefix: '/auth/api/v1', authenticator, services });
+      await app.register(ktraRoutes, {
+        prefix: '/ktra/api/v1',
+        authenticator,
+        resolver,
+        policy,
+        signup: config.auth.signup,
+      });
+      await app.register(adminApiRoutes, {
+        prefix: '/auth/api/v1',
+        authenticator,
+        resolver,
+        policy,
+        services,
+      });
       if (!openid) await app.register(mePage, { config }); // with OpenID, /me is the OIDC flow
     },
   };

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
+import { isTrustedProxyEntry } from '../http/proxies.ts';
 import { configSchema } from './schema.ts';
 import type { WharfConfig } from './types.ts';
 
@@ -23,6 +24,7 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   HOST: { path: 'host', type: 'string' },
   WHARF_ROLES: { path: 'roles', type: 'list' },
   WHARF_PUBLIC_URL: { path: 'publicUrl', type: 'string' },
+  WHARF_TRUSTED_PROXIES: { path: 'trustedProxies', type: 'list' },
   WHARF_LOG_LEVEL: { path: 'logLevel', type: 'string' },
   WHARF_STORE: { path: 'store.driver', type: 'string' },
   WHARF_DATA_DIR: { path: 'store.dataDir', type: 'string' },
@@ -130,6 +132,11 @@ export function validateConfig(
 }
 
 function resolveSecrets(config: WharfConfig): WharfConfig {
+  const badProxy = config.trustedProxies.find((entry) => !isTrustedProxyEntry(entry));
+  if (badProxy !== undefined)
+    throw new ConfigError(
+      `configuration setting "trustedProxies" (WHARF_TRUSTED_PROXIES): ${JSON.stringify(badProxy)} is not an IP address, a CIDR or one of loopback, linklocal, uniquelocal`,
+    );
   if (config.store.driver === 's3' && !config.store.s3) {
     throw new ConfigError(
       'configuration setting "store.s3.bucket" (WHARF_S3_BUCKET) is required with the s3 store',

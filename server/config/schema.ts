@@ -460,6 +460,13 @@ export const configSchema = {
     port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
     /** The URL clients use to reach this server (behind an ingress it differs from host:port). */
     publicUrl: { type: 'string', format: 'uri' },
+    trustedProxies: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      default: [],
+      description:
+        'Addresses/CIDRs (or loopback, linklocal, uniquelocal) of the proxies in front (an Ingress controller): only their X-Forwarded-For/-Proto/-Host are believed (docs/architecture.md).',
+    },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     /** Seconds in-flight requests get to finish on SIGTERM. */
     shutdownGraceSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 25 },

@@ -6,6 +6,7 @@ export interface WharfConfig {
   host: string;
   port: number;
   publicUrl?: string;
+  trustedProxies: string[];
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   shutdownGraceSeconds: number;
   bodyLimitBytes: number;

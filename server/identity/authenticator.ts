@@ -1,7 +1,7 @@
 import type { Metrics } from '../observability/metrics.ts';
-import type { AuditSink, Directory, UserRecord } from './directory.ts';
+import { type AuditSink, Directory, type TokenEntry, type UserRecord } from './directory.ts';
 import { normalizeName } from './names.ts';
-import type { IdentityClient, Principal } from './principal.ts';
+import type { CredentialRef, IdentityClient, Principal } from './principal.ts';
 import { type LoginThrottle, TooManyAttemptsError } from './rate-limit.ts';
 import { looksLikeToken } from './secrets.ts';
 
@@ -27,7 +27,8 @@ export class Authenticator implements IdentityClient {
     const user = normalizeName(username);
     const wait = this.throttle.retryAfter(user, clientAddress);
     if (wait > 0) {
-      this.metrics.authentication('password', false);
+      // Refused without a check: counted apart, so failures stay what was actually tried.
+      this.metrics.authentications.inc({ method: 'password', result: 'throttled' });
       this.audit('login.throttled', { user, address: clientAddress, retryAfterSeconds: wait });
       throw new TooManyAttemptsError(wait);
     }
@@ -47,7 +48,9 @@ export class Authenticator implements IdentityClient {
     groups.catch(() => {}); // awaited below only for a valid token
     const found = await this.directory.checkToken(token);
     this.metrics.authentication('token', found !== null);
-    return found ? this.directory.principalFor(found.user, 'token', found.entry.scopes, groups) : null;
+    return found
+      ? this.directory.principalFor(found.user, tokenCredential(found), found.entry.scopes, groups)
+      : null;
   }
 
   /**
@@ -63,10 +66,15 @@ export class Authenticator implements IdentityClient {
       const found = await this.directory.checkToken(secret);
       const ok = found !== null && found.user.name === normalizeName(username);
       this.metrics.authentication('token', ok);
-      return ok ? this.directory.principalFor(found.user, 'token', found.entry.scopes) : null;
+      return ok ? this.directory.principalFor(found.user, tokenCredential(found), found.entry.scopes) : null;
     }
     const user = await this.checkPassword(username, secret, clientAddress);
-    return user ? this.directory.principalFor(user, 'password', null) : null;
+    return user ? this.directory.principalFor(user, Directory.passwordCredential(user), null) : null;
+  }
+
+  /** Not counted as an authentication: nothing secret is checked, only that nothing was revoked. */
+  revalidate(credential: CredentialRef, scopes: string[] | null): Promise<Principal | null> {
+    return this.directory.revalidate(credential, scopes);
   }
 
   async userExists(name: string): Promise<boolean> {
@@ -80,4 +88,8 @@ export class Authenticator implements IdentityClient {
   async groupMembers(name: string): Promise<string[] | null> {
     return this.directory.membersOf(name);
   }
+}
+
+function tokenCredential(found: { user: UserRecord; entry: TokenEntry }): CredentialRef {
+  return { type: 'token', user: found.user.name, tokenId: found.entry.id };
 }

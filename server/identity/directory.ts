@@ -11,18 +11,9 @@ import {
   normalizeName,
 } from './names.ts';
 import { type PasswordPool, PasswordQueueFullError } from './password-pool.ts';
-import type { Principal } from './principal.ts';
+import type { CredentialRef, Principal } from './principal.ts';
+import { CRATE_SCOPE_PREFIX, isCratePattern, TOKEN_SCOPES } from './scopes.ts';
 import { constantTimeEqual, generateToken, hashCost, sha256Hex } from './secrets.ts';
-
-/** Scopes a named token may carry: cargo's publish scopes and OCI's pull/push. */
-export const TOKEN_SCOPES = [
-  'publish-new',
-  'publish-update',
-  'yank',
-  'change-owners',
-  'pull',
-  'push',
-] as const;
 
 export interface TokenEntry {
   /** Public handle for listing and revoking: the first 16 hex digits of the token's SHA-256. */
@@ -42,6 +33,11 @@ export interface UserRecord {
   name: string;
   /** `null` means password login is off (RestAuth: PUT with an empty password); tokens still work. */
   passwordHash: string | null;
+  /**
+   * When the password was last set (absent on records older than this field). Sessions and refresh
+   * tokens obtained with a password end when it changes (see revalidate).
+   */
+  passwordChangedAt?: string | null;
   disabled: boolean;
   admin: boolean;
   robot: boolean;
@@ -125,14 +121,16 @@ export class Directory {
         throw new IdentityError('invalid', `invalid property name ${JSON.stringify(property)}`);
     if (await this.store.head(userKey(name)))
       throw new IdentityError('exists', `user ${name} already exists`);
+    const now = new Date().toISOString();
     const record: UserRecord = {
       name,
       passwordHash: password === null ? null : await this.passwords.hash(password, this.bcryptCost),
+      passwordChangedAt: password === null ? null : now,
       disabled: false,
       admin: options.admin ?? false,
       robot: options.robot ?? false,
-      createdAt: new Date().toISOString(),
-      properties: { 'date joined': new Date().toISOString(), ...options.properties },
+      createdAt: now,
+      properties: { 'date joined': now, ...options.properties },
       tokens: [],
     };
     let created = false;
@@ -198,7 +196,8 @@ export class Directory {
     if (password !== null && !isAcceptablePassword(password))
       throw new IdentityError('invalid', 'password must be 8 to 256 characters');
     const passwordHash = password === null ? null : await this.passwords.hash(password, this.bcryptCost);
-    const user = await this.updateUser(name, (current) => ({ ...current, passwordHash }));
+    const passwordChangedAt = new Date().toISOString();
+    const user = await this.updateUser(name, (current) => ({ ...current, passwordHash, passwordChangedAt }));
     if (user)
       this.audit(password === null ? 'user.password_removed' : 'user.password_changed', { user: user.name });
     return user;
@@ -275,8 +274,7 @@ export class Directory {
     const name = normalizeName(rawName);
     const scopes = options.scopes ?? null;
     for (const scope of scopes ?? [])
-      if (!(TOKEN_SCOPES as readonly string[]).includes(scope))
-        throw new IdentityError('invalid', `unknown scope ${JSON.stringify(scope)}`);
+      if (!isStoredScope(scope)) throw new IdentityError('invalid', `unknown scope ${JSON.stringify(scope)}`);
     if (options.expiresAt && !(Date.parse(options.expiresAt) > Date.now()))
       throw new IdentityError('invalid', 'expiresAt must be a date in the future');
     const tokenName = options.name ?? (options.kind === 'ktra' ? 'ktra' : '');
@@ -422,10 +420,13 @@ export class Directory {
 
   // ---- principals ----------------------------------------------------------------------------
 
-  /** `groups` may be a read of the groups document already under way (token checks start it early). */
+  /**
+   * The principal of a user for a credential just checked. `groups` may be a read of the groups
+   * document already under way (token checks start it early).
+   */
   async principalFor(
     user: UserRecord,
-    via: Principal['via'],
+    credential: CredentialRef,
     scopes: string[] | null,
     groups: Promise<GroupsDoc> = this.groups(),
   ): Promise<Principal> {
@@ -434,12 +435,49 @@ export class Directory {
       name: user.name,
       groups: groupsOfUser(await groups, user.name),
       scopes,
-      via,
+      via: credential.type === 'password' ? 'password' : credential.type === 'token' ? 'token' : 'session',
       admin: user.admin,
+      credential,
     };
+  }
+
+  /** The reference a password check leaves behind: ends with the next password change. */
+  static passwordCredential(user: UserRecord): CredentialRef {
+    return { type: 'password', user: user.name, passwordChangedAt: user.passwordChangedAt ?? null };
+  }
+
+  /**
+   * The principal as the user is now for a credential checked earlier (see IdentityClient.revalidate):
+   * null when the user is gone or disabled, the password changed or removed since, the token revoked
+   * or expired. A token's current scopes win over the ones remembered.
+   */
+  async revalidate(credential: CredentialRef, scopes: string[] | null): Promise<Principal | null> {
+    if (credential.type === 'robot') return null;
+    const groups = this.groups();
+    groups.catch(() => {}); // awaited below only for a valid credential
+    const user = await this.getUser(credential.user);
+    if (!user || user.disabled) return null;
+    switch (credential.type) {
+      case 'password':
+        if (user.passwordHash === null || (user.passwordChangedAt ?? null) !== credential.passwordChangedAt)
+          return null;
+        return this.principalFor(user, credential, scopes, groups);
+      case 'token': {
+        const entry = user.tokens.find((token) => token.id === credential.tokenId);
+        return entry && !isExpired(entry) ? this.principalFor(user, credential, entry.scopes, groups) : null;
+      }
+      case 'account':
+        return this.principalFor(user, credential, scopes, groups);
+    }
   }
 }
 
 export function isExpired(token: TokenEntry, now = Date.now()): boolean {
   return token.expiresAt !== null && Date.parse(token.expiresAt) <= now;
+}
+
+/** A scope as stored on a token: a known scope, or a `crate:` pattern (server/identity/scopes.ts). */
+function isStoredScope(scope: string): boolean {
+  if (scope.startsWith(CRATE_SCOPE_PREFIX)) return isCratePattern(scope.slice(CRATE_SCOPE_PREFIX.length));
+  return (TOKEN_SCOPES as readonly string[]).includes(scope);
 }

@@ -29,7 +29,7 @@ export class Metrics {
     });
     this.authentications = new Counter({
       name: 'wharf_authentications_total',
-      help: 'Credential checks by method (password, token, service, session, oidc) and result (success, failure)',
+      help: 'Credential checks, each counted once where it is made (cache hits are not checks), by method (password, token, robot, refresh_token, service, openid) and result (success, failure, throttled)',
       labelNames: ['method', 'result'],
       registers: [this.registry],
     });

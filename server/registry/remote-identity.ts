@@ -1,20 +1,18 @@
 import type { RegistryConfig } from '../config/types.ts';
 import { PasswordQueueFullError } from '../identity/password-pool.ts';
-import type { IdentityClient, Principal } from '../identity/principal.ts';
+import type { CredentialRef, IdentityClient, Principal } from '../identity/principal.ts';
 import { TooManyAttemptsError } from '../identity/rate-limit.ts';
-import { sha256Hex } from '../identity/secrets.ts';
-import type { Metrics } from '../observability/metrics.ts';
 
 /**
  * The registry's view of a remote AuthService, over its RestAuth API as a RestAuth service (HTTP
  * Basic with `registry.serviceName`/`servicePassword`).
  *
- * Answers, positive and negative, are cached for `registry.credentialCacheSeconds` (default 10):
- * that is the bound on staleness. A token revoked, a password changed or a user deleted on the
- * AuthService is refused by every registry replica at most that many seconds later. Cache keys are
- * SHA-256 digests, so no credential is kept in clear in memory longer than a request.
+ * Credential answers are not cached here: the registry's CredentialResolver
+ * (server/identity/credential-resolver.ts) is the one cache of credentials, bounded by
+ * `registry.credentialCacheSeconds`. Existence of users and groups (permission grants, crate owners)
+ * is cached here for the same time.
  */
-export function createRemoteIdentityClient(config: RegistryConfig, metrics: Metrics): IdentityClient {
+export function createRemoteIdentityClient(config: RegistryConfig): IdentityClient {
   if (!config.authUrl || !config.serviceName || !config.servicePassword)
     throw new Error('registry.authUrl, registry.serviceName and registry.servicePassword are required');
   return new RemoteIdentityClient(
@@ -22,7 +20,6 @@ export function createRemoteIdentityClient(config: RegistryConfig, metrics: Metr
     config.serviceName,
     config.servicePassword,
     config.credentialCacheSeconds,
-    metrics,
   );
 }
 
@@ -30,35 +27,26 @@ class RemoteIdentityClient implements IdentityClient {
   private readonly base: string;
   private readonly authorization: string;
   private readonly cacheMs: number;
-  private readonly metrics: Metrics;
   private readonly cache = new Map<string, { value: unknown; expiresAt: number }>();
 
-  constructor(
-    authUrl: string,
-    serviceName: string,
-    servicePassword: string,
-    cacheSeconds: number,
-    metrics: Metrics,
-  ) {
+  constructor(authUrl: string, serviceName: string, servicePassword: string, cacheSeconds: number) {
     this.base = `${authUrl.replace(/\/+$/, '')}/restauth`;
     this.authorization = `Basic ${Buffer.from(`${serviceName}:${servicePassword}`).toString('base64')}`;
     this.cacheMs = cacheSeconds * 1000;
-    this.metrics = metrics;
   }
 
-  async verifyToken(token: string): Promise<Principal | null> {
-    const principal = await this.cached(`token:${sha256Hex(token)}`, () => this.verify({ token }));
-    this.metrics.authentication('token', principal !== null);
-    return principal;
+  verifyToken(token: string): Promise<Principal | null> {
+    return this.verify({ token });
   }
 
-  async verifyPassword(username: string, secret: string, clientAddress?: string): Promise<Principal | null> {
-    const key = `password:${sha256Hex(`${username}\0${secret}`)}`;
-    const principal = await this.cached(key, () =>
-      this.verify({ username, password: secret }, clientAddress),
-    );
-    this.metrics.authentication('password', principal !== null);
-    return principal;
+  verifyPassword(username: string, secret: string, clientAddress?: string): Promise<Principal | null> {
+    return this.verify({ username, password: secret }, clientAddress);
+  }
+
+  /** RestAuth extension: `POST /verify {credential, scopes}` answers the principal as it is now. */
+  revalidate(credential: CredentialRef, scopes: string[] | null): Promise<Principal | null> {
+    if (credential.type === 'robot') return Promise.resolve(null);
+    return this.verify({ credential, scopes });
   }
 
   async userExists(name: string): Promise<boolean> {
@@ -82,7 +70,7 @@ class RemoteIdentityClient implements IdentityClient {
     });
   }
 
-  private async verify(body: Record<string, string>, clientAddress?: string): Promise<Principal | null> {
+  private async verify(body: Record<string, unknown>, clientAddress?: string): Promise<Principal | null> {
     const response = await this.call('POST', '/verify', body, clientAddress);
     if (response.status === 200) return (await response.json()) as Principal;
     if (response.status === 429)

@@ -1,14 +1,36 @@
+import { AccessPolicy } from '../access/policy.ts';
+import { CredentialResolver } from '../identity/credential-resolver.ts';
 import type { IdentityClient } from '../identity/principal.ts';
 import type { Role, RoleContext } from '../roles.ts';
 import { cargoRegistry } from './cargo/plugin.ts';
 import { createOci } from './oci/plugin.ts';
+import { RobotStore } from './oci/robots.ts';
 
-/** The Registry: the Cargo and OCI data planes and their authorization. */
+/**
+ * The Registry: the Cargo and OCI data planes and their authorization. Both protocols share one
+ * CredentialResolver (one cache of credential answers, bounded by `registry.credentialCacheSeconds`)
+ * and one AccessPolicy.
+ */
 export async function createRegistryRole(context: RoleContext & { identity: IdentityClient }): Promise<Role> {
-  const oci = context.config.registry.protocols.includes('oci') ? await createOci(context) : null;
+  const { config, store, metrics } = context;
+  const robots = new RobotStore(store);
+  const resolver = new CredentialResolver(context.identity, {
+    cacheSeconds: config.registry.credentialCacheSeconds,
+    metrics,
+    robots,
+  });
+  const policy = new AccessPolicy({
+    superusers: config.registry.superusers,
+    anonymousPull: config.registry.oci.anonymousPull,
+    cargoAuthRequired: config.registry.cargo.authRequired,
+  });
+  const oci = config.registry.protocols.includes('oci')
+    ? await createOci({ ...context, resolver, policy, robots })
+    : null;
   return {
     register: async (app) => {
-      if (context.config.registry.protocols.includes('cargo')) await app.register(cargoRegistry, context);
+      if (config.registry.protocols.includes('cargo'))
+        await app.register(cargoRegistry, { ...context, resolver, policy });
       if (oci) await oci.register(app);
     },
     close: async () => {

@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../server/config/load.ts';
 import type { IdentityClient } from '../../server/identity/principal.ts';
 import { TooManyAttemptsError } from '../../server/identity/rate-limit.ts';
-import { Metrics } from '../../server/observability/metrics.ts';
 import { createRemoteIdentityClient } from '../../server/registry/remote-identity.ts';
 import {
   call,
@@ -25,7 +24,6 @@ describe('the registry-side IdentityClient over RestAuth', () => {
           credentialCacheSeconds,
         },
       }).registry,
-      new Metrics(),
     );
 
   beforeAll(async () => {
@@ -53,10 +51,18 @@ describe('the registry-side IdentityClient over RestAuth', () => {
       scopes: null,
       via: 'token',
       admin: false,
+      credential: { type: 'token', user: 'remo', tokenId: expect.stringMatching(/^[0-9a-f]{16}$/) },
     });
-    expect(await client.verifyPassword('remo', 'remo-password')).toMatchObject({
+    const byPassword = await client.verifyPassword('remo', 'remo-password');
+    expect(byPassword).toMatchObject({
       name: 'remo',
       via: 'password',
+      credential: { type: 'password', user: 'remo', passwordChangedAt: expect.any(String) },
+    });
+    // A credential checked earlier, checked again: still good, and the user as it is now.
+    expect(await client.revalidate(byPassword!.credential!, null)).toMatchObject({
+      name: 'remo',
+      groups: ['ops'],
     });
     expect(await client.verifyToken('wharf_nonsense')).toBeNull();
     expect(await client.userExists('remo')).toBe(true);
@@ -65,9 +71,12 @@ describe('the registry-side IdentityClient over RestAuth', () => {
     expect(await client.groupExists('nope')).toBe(false);
     expect(await client.groupMembers('ops')).toEqual(['remo']);
     expect(await client.groupMembers('nope')).toBeNull();
-    // Without a cache, a revocation is seen on the next check.
+    // Without a cache, a revocation is seen on the next check, also for references to the token.
+    const tokenRef = (await client.verifyToken(token))!.credential!;
+    expect(await client.revalidate(tokenRef, null)).toMatchObject({ name: 'remo', via: 'token' });
     await call(`${server.url}/ktra/api/v1/login/remo`, 'POST', { json: { password: 'remo-password' } });
     expect(await client.verifyToken(token)).toBeNull();
+    expect(await client.revalidate(tokenRef, null)).toBeNull();
   });
 
   it('fails loudly, not with a "no", when its service credentials are wrong', async () => {

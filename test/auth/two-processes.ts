@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../server/config/load.ts';
-import { Metrics } from '../../server/observability/metrics.ts';
 import { createRemoteIdentityClient } from '../../server/registry/remote-identity.ts';
 import { basic, call } from '../support/auth-server.ts';
 import { startWharfProcess, type WharfProcess } from '../support/spawn-wharf.ts';
@@ -100,7 +99,6 @@ export function twoProcessesOnOneStore(
             credentialCacheSeconds: CACHE_SECONDS,
           },
         }).registry,
-        new Metrics(),
       );
       expect(await remote.verifyToken(token)).toMatchObject({ name: 'twin', via: 'token' });
       expect(await remote.verifyPassword('twin', token)).toMatchObject({ name: 'twin' });

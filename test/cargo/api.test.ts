@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccessPolicy } from '../../server/access/policy.ts';
 import type { Principal } from '../../server/identity/principal.ts';
-import { requireScope } from '../../server/registry/cargo/access.ts';
 import { indexPath } from '../../server/registry/cargo/paths.ts';
 import { makeCrate, metadata, publishBody, simpleCrate } from './crate-file.ts';
 import { allKeys, startRegistry, type TestRegistry } from './support.ts';
@@ -300,8 +300,7 @@ describe('metrics', () => {
 });
 
 describe('token scopes', () => {
-  // The AuthService issues only endpoint scopes today; crate scopes (`crate:NAME`, `crate:PREFIX*`)
-  // are honoured by the registry when a token carries them.
+  // Crate scopes (`crate:NAME`, `crate:PREFIX*`) limit the Cargo scopes to the crates they match.
   const principal = (scopes: string[] | null): Principal => ({
     kind: 'user',
     name: 'u',
@@ -310,17 +309,22 @@ describe('token scopes', () => {
     via: 'token',
     admin: false,
   });
+  const policy = new AccessPolicy({ superusers: [], anonymousPull: true, cargoAuthRequired: false });
+  const publishNew = (scopes: string[] | null) =>
+    policy.decide(principal(scopes), { operation: 'cargo.publish', crate: 'goodname', existing: null });
   it('limits a token with crate scopes to the crates they match', () => {
-    expect(() => requireScope(principal(['publish-new', 'crate:other*']), 'publish-new', 'goodname')).toThrow(
-      /limited to the crates other\*/,
-    );
-    expect(() =>
-      requireScope(principal(['publish-new', 'crate:good*']), 'publish-new', 'goodname'),
-    ).not.toThrow();
-    expect(() => requireScope(principal(null), 'change-owners', 'goodname')).not.toThrow();
-    expect(() => requireScope(principal(['yank']), 'change-owners', 'goodname')).toThrow(
-      /lacks the `change-owners` scope/,
-    );
+    expect(publishNew(['publish-new', 'crate:other*'])).toMatchObject({
+      allowed: false,
+      reason: 'scope',
+      message: 'this token is limited to the crates other*; it may not act on `goodname`',
+    });
+    expect(publishNew(['publish-new', 'crate:good*'])).toEqual({ allowed: true });
+    expect(publishNew(null)).toEqual({ allowed: true });
+    expect(publishNew(['yank'])).toMatchObject({
+      allowed: false,
+      reason: 'scope',
+      message: 'this token lacks the `publish-new` scope (publish the first version of a crate)',
+    });
   });
 });
 

@@ -5,8 +5,12 @@ import path from 'node:path';
 import type { InjectOptions } from 'light-my-request';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccessPolicy } from '../../server/access/policy.ts';
+import { CredentialResolver } from '../../server/identity/credential-resolver.ts';
+import type { IdentityClient } from '../../server/identity/principal.ts';
 import { Metrics } from '../../server/observability/metrics.ts';
 import { startMaintenance } from '../../server/registry/oci/gc.ts';
+import { RobotStore } from '../../server/registry/oci/robots.ts';
 import { createOciServices } from '../../server/registry/oci/services.ts';
 import { FsObjectStore } from '../../server/store/fs-store.ts';
 import type { TestServer } from '../support/wharf.ts';
@@ -226,19 +230,22 @@ describe('OCI storage', () => {
 
 /** A GC run as a third replica would do it, over the same store, at a chosen time. */
 async function gcNow(server: TestServer, now: number) {
+  const identity: IdentityClient = {
+    verifyPassword: async () => null,
+    verifyToken: async () => null,
+    revalidate: async () => null,
+    userExists: async () => false,
+    groupExists: async () => false,
+    groupMembers: async () => [],
+  };
   const services = await createOciServices({
     settings: server.config.registry.oci,
     publicUrl: undefined,
-    superusers: [],
-    credentialCacheSeconds: 0,
     store: server.store,
-    identity: {
-      verifyPassword: async () => null,
-      verifyToken: async () => null,
-      userExists: async () => false,
-      groupExists: async () => false,
-      groupMembers: async () => [],
-    },
+    identity,
+    resolver: new CredentialResolver(identity, { cacheSeconds: 0, metrics: new Metrics() }),
+    policy: new AccessPolicy({ superusers: [], anonymousPull: false, cargoAuthRequired: false }),
+    robots: new RobotStore(server.store),
     metrics: new Metrics(),
     logger: pino({ level: 'silent' }),
   });

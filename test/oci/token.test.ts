@@ -58,7 +58,7 @@ describe('Docker token authentication', () => {
       issuer: 'wharf',
     });
     expect(payload.sub).toBe('alice');
-    // Push to a repository that does not exist, in her own namespace, creates it.
+    // A repository that does not exist yet, in her own namespace: she may push it (pushing creates it).
     expect(payload.access).toEqual([{ type: 'repository', name: 'alice/app', actions: ['pull', 'push'] }]);
   });
 
@@ -178,7 +178,25 @@ describe('Docker token authentication', () => {
     expect((await inject({ method: 'GET', url: '/v2/_catalog' })).headers['www-authenticate']).toContain(
       'scope="registry:catalog:*"',
     );
-    await token(basic('bob', 'bob-password-1'), ['repository:bob/secret:push']);
+    // A token request creates nothing; the first push does.
+    const bobPush = (await token(basic('bob', 'bob-password-1'), ['repository:bob/secret:push'])).json()
+      .token;
+    const bobCatalogBefore = (await token(basic('bob', 'bob-password-1'), ['registry:catalog:*'])).json()
+      .token;
+    const before = await inject({
+      method: 'GET',
+      url: '/v2/_catalog',
+      headers: { authorization: `Bearer ${bobCatalogBefore}` },
+    });
+    expect(before.json().repositories).not.toContain('bob/secret');
+    const blob = Buffer.from('catalog test');
+    const pushed = await inject({
+      method: 'POST',
+      url: `/v2/bob/secret/blobs/uploads/?digest=sha256:${(await import('node:crypto')).createHash('sha256').update(blob).digest('hex')}`,
+      headers: { authorization: `Bearer ${bobPush}`, 'content-type': 'application/octet-stream' },
+      payload: blob,
+    });
+    expect(pushed.statusCode).toBe(201);
     const bobCatalog = (await token(basic('bob', 'bob-password-1'), ['registry:catalog:*'])).json().token;
     const list = await inject({
       method: 'GET',

@@ -406,7 +406,15 @@ describe('API v1 hook: who signed in through OpenID', () => {
       username: 'corp:alice',
       account: 'alice',
       groups: ['firm/crate-owners', 'firm/everyone'],
-      principal: { kind: 'user', name: 'alice', groups: [], scopes: null, via: 'session', admin: false },
+      principal: {
+        kind: 'user',
+        name: 'alice',
+        groups: [],
+        scopes: null,
+        via: 'session',
+        admin: false,
+        credential: { type: 'account', user: 'alice' },
+      },
     };
     expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toEqual(expected);
     // A second process on the same store, all roles in one: the in-process path.

@@ -1,4 +1,4 @@
-import type { Principal } from '../../identity/principal.ts';
+import type { CredentialRef, Principal } from '../../identity/principal.ts';
 import type { OpenIdIdentityPort } from './identity-port.ts';
 
 /**
@@ -16,7 +16,7 @@ export interface DirectoryForOpenId {
   issueToken(name: string, options: { kind: 'ktra' }): Promise<{ token: string } | null>;
   checkToken(token: string): Promise<{ user: { name: string }; entry: { kind: string } } | null>;
   /** Gets back the record getUser returned (method parameters are bivariant: UserRecord fits). */
-  principalFor(user: UserLike, via: Principal['via'], scopes: null): Promise<Principal>;
+  principalFor(user: UserLike, credential: CredentialRef, scopes: null): Promise<Principal>;
 }
 
 /** OpenID login on the AuthService's user directory: federated users have no password. */
@@ -38,7 +38,9 @@ export function directoryIdentity(directory: DirectoryForOpenId): OpenIdIdentity
     },
     async principalOf(account) {
       const user = await directory.getUser(account);
-      return user && !user.disabled ? directory.principalFor(user, 'session', null) : null;
+      return user && !user.disabled
+        ? directory.principalFor(user, { type: 'account', user: user.name }, null)
+        : null;
     },
     async isActiveKtraToken(account, token) {
       const found = await directory.checkToken(token);

@@ -95,8 +95,9 @@ export async function createOpenIdLogin(options: {
   const registryHostOf = (provider: string) =>
     new URL(providers.get(provider)?.redirectUris.me ?? 'http://registry').host;
   /**
-   * The request's session, if it is still valid under the current configuration: a provider
-   * removed, or allow-lists tightened (and the server restarted), end the sessions they no longer admit.
+   * The request's session, if it is still valid under the current configuration and its account
+   * still exists and is enabled: a provider removed, allow-lists tightened (and the server
+   * restarted), an account disabled or deleted end the sessions they no longer admit.
    */
   const sessionFor = async (request: FastifyRequest): Promise<Session | null> => {
     const session = await state.session(readCookie(request, SESSION_COOKIE));
@@ -104,7 +105,8 @@ export async function createOpenIdLogin(options: {
     if (!session || !provider) return null;
     const identity = session.username.slice(session.provider.length + 1);
     const user = { provider: session.provider, subject: '', identity, groups: session.groups };
-    return isAuthorized(provider.settings, user) ? session : null;
+    if (!isAuthorized(provider.settings, user)) return null;
+    return (await options.identity.principalOf(session.account)) ? session : null;
   };
 
   async function startLogin(

@@ -1,11 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { updateJson } from '../../store/json-doc.ts';
-import { AccessError, requirePrincipal, requireScope } from './access.ts';
-import { allowRead, type CargoContext } from './context.ts';
+import { type CargoContext, READ } from './context.ts';
 import { CargoError } from './errors.ts';
 import { updateIndexFile } from './index-file.ts';
 import { canonicalName, withoutBuildMetadata } from './names.ts';
-import { type CrateMeta, GROUP_PREFIX, isOwner, listOwners, readMeta } from './owners.ts';
+import { type CrateMeta, GROUP_PREFIX, listOwners, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
 import { publishCrate } from './publish.ts';
 import { searchCrates } from './search.ts';
@@ -28,7 +27,6 @@ const ownersBody = {
 export async function apiRoutes(app: FastifyInstance, context: CargoContext): Promise<void> {
   const { config, store, logger, identity } = context;
   const cargo = config.registry.cargo;
-  const superusers = config.registry.superusers;
 
   // cargo sends the publish body without a meaningful content type; take every body as bytes here.
   app.removeAllContentTypeParsers();
@@ -51,17 +49,14 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
     },
   );
 
-  app.put('/api/v1/crates/new', async (request) => {
-    const who = requirePrincipal(request, identity, 'publishing');
+  // The crate is named inside the upload: publishCrate asks the policy once it has read it.
+  app.put('/api/v1/crates/new', { config: { access: 'authenticated' } }, async (request) => {
     const body = request.body;
-    if (!Buffer.isBuffer(body)) {
-      await who;
-      throw new CargoError('the publish request has no body');
-    }
-    const { line, principal } = await publishCrate(store, context.files, logger, who, body, {
+    if (!Buffer.isBuffer(body)) throw new CargoError('the publish request has no body');
+    const principal = request.principal;
+    const { line } = await publishCrate(store, context.files, logger, context.policy, principal, body, {
       maxCrateBytes: cargo.maxCrateBytes,
       maxUnpackedBytes: cargo.maxUnpackedBytes,
-      superusers,
     });
     context.cargoMetrics.publishes.inc({ result: 'published' });
     logger.info({ crate: line.name, version: line.vers, by: principal.name }, 'crate published');
@@ -71,11 +66,8 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
   type VersionRequest = FastifyRequest<{ Params: { crate: string; version: string } }>;
   const setYanked = (yanked: boolean) => async (request: VersionRequest) => {
     const { crate, version } = request.params;
-    const principal = await requirePrincipal(request, identity, yanked ? 'yanking' : 'unyanking');
+    const principal = request.principal;
     const meta = await ownedCrate(crate);
-    requireScope(principal, 'yank', meta.name);
-    if (!isOwner(meta, principal, superusers))
-      throw new AccessError(403, `you are not an owner of crate \`${meta.name}\``);
     let found = false;
     await updateIndexFile(store, storeKeys.index(meta.name), (lines) => {
       const line =
@@ -92,16 +84,27 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
     );
     return { ok: true };
   };
-  app.delete('/api/v1/crates/:crate/:version/yank', { schema: { params: crateParams } }, setYanked(true));
-  app.put('/api/v1/crates/:crate/:version/unyank', { schema: { params: crateParams } }, setYanked(false));
+  const ownerOnly = (operation: 'cargo.yank' | 'cargo.change-owners') => ({
+    access: async (request: FastifyRequest) => ({
+      operation,
+      crate: await ownedCrate((request.params as { crate: string }).crate),
+    }),
+  });
+  app.delete(
+    '/api/v1/crates/:crate/:version/yank',
+    { schema: { params: crateParams }, config: ownerOnly('cargo.yank') },
+    setYanked(true),
+  );
+  app.put(
+    '/api/v1/crates/:crate/:version/unyank',
+    { schema: { params: crateParams }, config: ownerOnly('cargo.yank') },
+    setYanked(false),
+  );
 
   app.get<{ Params: { crate: string } }>(
     '/api/v1/crates/:crate/owners',
-    { schema: { params: crateParams } },
-    async (request, reply) => {
-      if (!(await allowRead(context, request, reply))) return reply;
-      return { users: listOwners(await ownedCrate(request.params.crate)) };
-    },
+    { schema: { params: crateParams }, config: READ },
+    async (request) => ({ users: listOwners(await ownedCrate(request.params.crate)) }),
   );
 
   // `cargo owner` sends JSON; a body that arrived as raw bytes (no content type) is parsed here.
@@ -117,11 +120,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
   const changeOwners =
     (add: boolean) =>
     async (request: FastifyRequest<{ Params: { crate: string }; Body: { users: string[] } }>) => {
-      const principal = await requirePrincipal(request, identity, 'changing owners');
       const meta = await ownedCrate(request.params.crate);
-      requireScope(principal, 'change-owners', meta.name);
-      if (!isOwner(meta, principal, superusers))
-        throw new AccessError(403, `you are not an owner of crate \`${meta.name}\``);
       // Account and group names are case-insensitive in the AuthService; store them as it does.
       const logins = request.body.users.map((login) => login.toLowerCase());
       if (add) {
@@ -168,12 +167,20 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
     };
   app.put(
     '/api/v1/crates/:crate/owners',
-    { schema: { params: crateParams, body: ownersBody }, preValidation: jsonBody },
+    {
+      schema: { params: crateParams, body: ownersBody },
+      preValidation: jsonBody,
+      config: ownerOnly('cargo.change-owners'),
+    },
     changeOwners(true),
   );
   app.delete(
     '/api/v1/crates/:crate/owners',
-    { schema: { params: crateParams, body: ownersBody }, preValidation: jsonBody },
+    {
+      schema: { params: crateParams, body: ownersBody },
+      preValidation: jsonBody,
+      config: ownerOnly('cargo.change-owners'),
+    },
     changeOwners(false),
   );
 
@@ -190,9 +197,9 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
           },
         },
       },
+      config: READ,
     },
-    async (request, reply) => {
-      if (!(await allowRead(context, request, reply))) return reply;
+    async (request) => {
       const perPage = Math.min(request.query.per_page ?? 10, 100);
       return searchCrates(store, request.query.q ?? '', perPage, request.query.page ?? 1);
     },
@@ -200,9 +207,8 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
 
   app.get<{ Params: { crate: string; version: string } }>(
     '/api/v1/crates/:crate/:version/download',
-    { schema: { params: crateParams } },
+    { schema: { params: crateParams }, config: READ },
     async (request, reply) => {
-      if (!(await allowRead(context, request, reply))) return reply;
       const { crate, version } = request.params;
       const line = await context.files.version(storeKeys.index(crate), crate, version);
       if (!line) return missing(reply, `crate \`${crate}\` has no version \`${version}\` in this registry`);

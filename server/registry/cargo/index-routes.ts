@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { allowRead, baseUrl, type CargoContext } from './context.ts';
+import { baseUrl, type CargoContext, READ } from './context.ts';
 import { nameFromIndexPath } from './paths.ts';
 
 /**
@@ -9,8 +9,7 @@ import { nameFromIndexPath } from './paths.ts';
  */
 export async function indexRoutes(app: FastifyInstance, context: CargoContext): Promise<void> {
   const { config } = context;
-  app.get('/index/config.json', async (request, reply) => {
-    if (!(await allowRead(context, request, reply))) return reply;
+  app.get('/index/config.json', { config: READ }, async (request, reply) => {
     const base = baseUrl(config, request);
     reply.header('cache-control', 'no-cache');
     return {
@@ -20,11 +19,9 @@ export async function indexRoutes(app: FastifyInstance, context: CargoContext): 
     };
   });
 
-  const open = !config.registry.cargo.authRequired;
   // The hottest route (every cargo resolution revalidates every index file): no schema compile step,
   // no auth round trip for a public registry; the path check below bounds the parameter.
-  app.get<{ Params: { '*': string } }>('/index/*', async (request, reply) => {
-    if (!open && !(await allowRead(context, request, reply))) return reply;
+  app.get<{ Params: { '*': string } }>('/index/*', { config: READ }, async (request, reply) => {
     const path = request.params['*'];
     if (!nameFromIndexPath(path)) return notFound(reply, path);
     return serveStored(request, reply, context, `cargo/index/${path}`, path);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { readJson } from '../../store/json-doc.ts';
-import { allowRead, baseUrl, type CargoContext } from './context.ts';
+import { baseUrl, type CargoContext, READ } from './context.ts';
 import { parseIndexFile } from './index-file.ts';
 import { etagMatches } from './index-routes.ts';
 import { indexPath, nameFromIndexPath, storeKeys } from './paths.ts';
@@ -109,8 +109,7 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
     });
   }
 
-  app.get('/mirror/index/config.json', async (request, reply) => {
-    if (!(await allowRead(context, request, reply))) return reply;
+  app.get('/mirror/index/config.json', { config: READ }, async (request, reply) => {
     reply.header('cache-control', 'no-cache');
     return {
       dl: `${baseUrl(config, request)}/ktra/api/v1/mirror`,
@@ -120,9 +119,11 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
 
   app.get<{ Params: { '*': string } }>(
     '/mirror/index/*',
-    { schema: { params: { type: 'object', properties: { '*': { type: 'string', maxLength: 200 } } } } },
+    {
+      schema: { params: { type: 'object', properties: { '*': { type: 'string', maxLength: 200 } } } },
+      config: READ,
+    },
     async (request, reply) => {
-      if (!(await allowRead(context, request, reply))) return reply;
       const path = request.params['*'];
       reply.header('cache-control', 'no-cache');
       if (!nameFromIndexPath(path)) return notFound(reply, `no crate at index path \`${path}\``);
@@ -148,9 +149,9 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
           },
         },
       },
+      config: READ,
     },
     async (request, reply) => {
-      if (!(await allowRead(context, request, reply))) return reply;
       const { crate, version } = request.params;
       const path = indexPath(crate);
       if (!nameFromIndexPath(path)) return notFound(reply, `\`${crate}\` is not a crate name`);

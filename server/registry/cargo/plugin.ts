@@ -1,6 +1,9 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
+import { AUTHENTICATE, needsCredentials, routeDecision } from '../../access/route-access.ts';
+import { parseAuthorization } from '../../http/authorization.ts';
 import { PasswordQueueFullError } from '../../identity/password-pool.ts';
-import { AccessError } from './access.ts';
+import { ANONYMOUS, type Principal } from '../../identity/principal.ts';
+import { AccessError, cargoRefusal, INVALID_TOKEN } from './access.ts';
 import { apiRoutes } from './api-routes.ts';
 import { CargoMetrics } from './cargo-metrics.ts';
 import { baseUrl, type CargoContext } from './context.ts';
@@ -10,7 +13,6 @@ import { indexRoutes } from './index-routes.ts';
 import { mirrorRoutes, UpstreamError } from './mirror.ts';
 import { tooLarge } from './publish.ts';
 import { StoredFiles } from './stored-files.ts';
-import { TokenCache } from './token-cache.ts';
 
 /**
  * The Cargo registry: sparse index, Web API and the crates.io mirror. Every error leaves in cargo's
@@ -22,13 +24,33 @@ export async function cargoRegistry(
 ): Promise<void> {
   const context: CargoContext = {
     ...options,
-    identity: new TokenCache(options.identity, options.config.registry.credentialCacheSeconds),
     files: new StoredFiles(options.store, {
       revalidateMillis: options.config.registry.cargo.indexRevalidateMillis,
     }),
     cargoMetrics: new CargoMetrics(options.metrics),
   };
   const cargo = context.config.registry.cargo;
+
+  // Who is calling, before any body is read: a publish without a token is refused at once, not
+  // after its 10 MiB upload. Reads of a public registry ignore credentials (cargo sends none).
+  // Set by the onRequest hook below before any handler runs (Fastify wants null here, not an object).
+  app.decorateRequest('principal', null as unknown as Principal);
+  app.addHook('onRequest', async (request) => {
+    request.principal = ANONYMOUS;
+    if (!needsCredentials(request, !cargo.authRequired)) return;
+    const credentials = parseAuthorization(request.headers.authorization);
+    if (credentials.type === 'none') throw cargoRefusal(AUTHENTICATE, cargo.authRequired);
+    // cargo sends its token as `Authorization: <token>`; other clients as `Bearer <token>`.
+    const principal = credentials.type === 'token' ? await context.resolver.token(credentials.token) : null;
+    if (!principal) throw new AccessError(403, INVALID_TOKEN);
+    request.principal = principal;
+  });
+  // The one authorization check: what the route declared in `config.access`, asked of the policy.
+  app.addHook('preHandler', async (request) => {
+    const decision = await routeDecision(context.policy, request.principal, request);
+    if (decision && !decision.allowed) throw cargoRefusal(decision, cargo.authRequired);
+  });
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     let status = 500;
     let detail = 'internal error in the registry; the operators can find it in the server log';
@@ -66,6 +88,8 @@ export async function cargoRegistry(
       context.cargoMetrics.publishes.inc({ result: status >= 500 ? 'failed' : 'refused' });
     if (status >= 500 && status !== 502) request.log.error({ err: error }, 'cargo request failed');
     else request.log.info({ status, detail }, 'cargo request refused');
+    // A refusal before the body was read: close the connection rather than read an upload we refused.
+    if (!request.raw.readableEnded && status < 500) reply.header('connection', 'close');
     return reply.code(status).send({ errors: [{ detail }] });
   });
   await app.register(indexRoutes, context);

@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { AccessPolicy } from '../../access/policy.ts';
 import type { Principal } from '../../identity/principal.ts';
 import { updateJson } from '../../store/json-doc.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
-import { AccessError, requireScope } from './access.ts';
+import { AccessError, cargoRefusal } from './access.ts';
 import { CargoError } from './errors.ts';
 import { type IndexLine, parseIndexFile, readIndexFile, updateIndexFile } from './index-file.ts';
 import { type PublishMetadata, toIndexLine, validateMetadata } from './metadata.ts';
 import { canonicalName, compareVersions, withoutBuildMetadata } from './names.ts';
-import { type CrateMeta, isOwner, readMeta } from './owners.ts';
+import { type CrateMeta, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
 import type { StoredFiles } from './stored-files.ts';
 import { validateCrateTarball } from './tarball.ts';
@@ -16,7 +17,6 @@ import { validateCrateTarball } from './tarball.ts';
 export interface PublishLimits {
   maxCrateBytes: number;
   maxUnpackedBytes: number;
-  superusers: readonly string[];
 }
 
 /** `cargo publish`'s body: u32-LE JSON length, JSON, u32-LE .crate length, .crate bytes. */
@@ -56,21 +56,15 @@ export async function publishCrate(
   store: ObjectStore,
   files: StoredFiles,
   logger: Logger,
-  who: Promise<Principal>,
+  policy: AccessPolicy,
+  principal: Principal,
   body: Buffer,
   limits: PublishLimits,
-): Promise<{ line: IndexLine; created: boolean; principal: Principal }> {
-  // The caller's identity, the crate's metadata and index file, and the tarball check are
-  // independent: run them together, then judge in the order the user should hear about problems.
-  const [principalResult, parsedResult] = await Promise.allSettled([
-    who,
-    Promise.resolve().then(() => parse(body, limits)),
-  ]);
-  if (principalResult.status === 'rejected') throw principalResult.reason;
-  const principal = principalResult.value;
-  if (parsedResult.status === 'rejected') throw parsedResult.reason;
-  const { meta, crate, existing, known, tarball } = parsedResult.value;
-  checkMayPublish(existing, meta, principal, limits.superusers);
+): Promise<{ line: IndexLine; created: boolean }> {
+  // The crate's metadata and index file and the tarball check run together; permission is judged
+  // first, so a refused publish learns nothing about the tarball.
+  const { meta, crate, existing, known, tarball } = await parse(body, limits);
+  checkMayPublish(policy, existing, meta, principal);
   const indexKey = storeKeys.index(meta.name);
   const lines = known ? parseIndexFile(known.body.toString('utf8')) : [];
   checkNewVersion(lines, meta);
@@ -84,7 +78,7 @@ export async function publishCrate(
     // Claim the name; a racing first publish of the same name (any spelling) is checked again here.
     await updateJson<CrateMeta>(store, metaKey, (current) => {
       if (current) {
-        checkMayPublish(current, meta, principal, limits.superusers);
+        checkMayPublish(policy, current, meta, principal);
         claimedName = false;
         return undefined;
       }
@@ -130,7 +124,7 @@ export async function publishCrate(
       logger.warn({ err: error, crate: meta.name }, 'crate description not updated'),
     );
   }
-  return { line, created: !existing, principal };
+  return { line, created: !existing };
 
   async function parse(body: Buffer, limits: PublishLimits) {
     const { metadata: raw, crate } = parsePublishBody(body, limits.maxCrateBytes);
@@ -146,24 +140,23 @@ export async function publishCrate(
 }
 
 function checkMayPublish(
+  policy: AccessPolicy,
   existing: CrateMeta | null,
   meta: PublishMetadata,
   principal: Principal,
-  superusers: readonly string[],
 ): void {
-  if (!existing) {
-    requireScope(principal, 'publish-new', meta.name);
-    return;
+  const decision = policy.decide(principal, { operation: 'cargo.publish', crate: meta.name, existing });
+  if (!decision.allowed) {
+    if (decision.reason === 'forbidden' && existing)
+      throw new AccessError(
+        403,
+        `you are not an owner of crate \`${existing.name}\`: ask an owner (\`cargo owner --list ${existing.name}\`) to add you`,
+      );
+    throw cargoRefusal(decision, false);
   }
-  if (existing.name !== meta.name)
+  if (existing && existing.name !== meta.name)
     throw new CargoError(
       `crate \`${existing.name}\` already exists and names may not differ only in case or in \`-\`/\`_\`: publish as \`${existing.name}\` or choose another name`,
-    );
-  requireScope(principal, 'publish-update', meta.name);
-  if (!isOwner(existing, principal, superusers))
-    throw new AccessError(
-      403,
-      `you are not an owner of crate \`${existing.name}\`: ask an owner (\`cargo owner --list ${existing.name}\`) to add you`,
     );
 }
 

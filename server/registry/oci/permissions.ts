@@ -1,4 +1,3 @@
-import type { Principal } from '../../identity/principal.ts';
 import { updateJson } from '../../store/json-doc.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { decodeRepository, keys, namespaceOf } from './names.ts';
@@ -7,7 +6,10 @@ import { DocCache } from './storage/doc-cache.ts';
 export type RepositoryRole = 'read' | 'write' | 'admin';
 export type Visibility = 'public' | 'private';
 
-/** A repository's own record: visibility and explicit grants (Quay's model). */
+/**
+ * A repository's own record: visibility and explicit grants (Quay's model). Who may do what with it
+ * is decided by server/access/policy.ts.
+ */
 export interface Repository {
   name: string;
   namespace: string;
@@ -18,76 +20,6 @@ export interface Repository {
   users: Record<string, RepositoryRole>;
   /** Grants to AuthService groups (Quay's teams). */
   teams: Record<string, RepositoryRole>;
-}
-
-const RANK: Record<RepositoryRole, number> = { read: 1, write: 2, admin: 3 };
-
-/** Registry actions and the role each needs. `delete` is its own action, granted with write. */
-export const ACTION_ROLE: Record<string, RepositoryRole> = {
-  pull: 'read',
-  push: 'write',
-  delete: 'write',
-  '*': 'admin',
-};
-
-export interface PolicyOptions {
-  superusers: string[];
-  anonymousPull: boolean;
-}
-
-export function isSuperuser(principal: Principal, options: PolicyOptions): boolean {
-  return principal.kind === 'user' && (principal.admin || options.superusers.includes(principal.name));
-}
-
-/** Whether the principal owns the namespace: its own name, or a group it belongs to. */
-export function ownsNamespace(principal: Principal, namespace: string): boolean {
-  if (principal.kind !== 'user') return false;
-  return principal.name === namespace || principal.groups.includes(namespace);
-}
-
-/** The strongest role a principal holds on an existing repository, or null. */
-export function roleOn(
-  principal: Principal,
-  repository: Repository,
-  options: PolicyOptions,
-): RepositoryRole | null {
-  if (isSuperuser(principal, options) || ownsNamespace(principal, repository.namespace)) return 'admin';
-  let best: RepositoryRole | null = null;
-  const consider = (role: RepositoryRole | undefined) => {
-    if (role && (!best || RANK[role] > RANK[best])) best = role;
-  };
-  if (principal.kind !== 'anonymous') {
-    consider(repository.users[principal.name]);
-    if (principal.kind === 'user') for (const group of principal.groups) consider(repository.teams[group]);
-  }
-  if (repository.visibility === 'public' && (principal.kind !== 'anonymous' || options.anonymousPull)) {
-    consider('read');
-  }
-  return best;
-}
-
-export function roleAllows(role: RepositoryRole | null, needed: RepositoryRole): boolean {
-  return role !== null && RANK[role] >= RANK[needed];
-}
-
-/** Actions (of those requested) the principal may perform; `repository` null means it does not exist yet. */
-export function permittedActions(
-  principal: Principal,
-  name: string,
-  repository: Repository | null,
-  requested: string[],
-  options: PolicyOptions,
-): string[] {
-  if (!repository) {
-    // Push-to-create: whoever may create repositories in the namespace gets write on the new one.
-    const canCreate = isSuperuser(principal, options) || ownsNamespace(principal, namespaceOf(name));
-    return canCreate ? requested.filter((action) => action in ACTION_ROLE) : [];
-  }
-  const role = roleOn(principal, repository, options);
-  return requested.filter((action) => {
-    const needed = ACTION_ROLE[action];
-    return needed !== undefined && roleAllows(role, needed);
-  });
 }
 
 /** The repositories' records in the store. */

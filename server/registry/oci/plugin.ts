@@ -1,12 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { AccessPolicy } from '../../access/policy.ts';
 import type { WharfConfig } from '../../config/types.ts';
+import type { CredentialResolver } from '../../identity/credential-resolver.ts';
 import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { apiV1Routes } from './api-v1/routes.ts';
 import { distributionRoutes } from './distribution/routes.ts';
 import { startMaintenance } from './gc.ts';
+import type { RobotStore } from './robots.ts';
 import { createOciServices, type OciServices } from './services.ts';
 import { ociSettings } from './settings.ts';
 import { tokenRoutes } from './token/routes.ts';
@@ -18,6 +21,9 @@ export async function createOci(options: {
   metrics: Metrics;
   logger: Logger;
   identity: IdentityClient;
+  resolver: CredentialResolver;
+  policy: AccessPolicy;
+  robots: RobotStore;
 }): Promise<{
   services: OciServices;
   register(app: FastifyInstance): Promise<void>;
@@ -27,10 +33,11 @@ export async function createOci(options: {
   const services = await createOciServices({
     settings: ociSettings(config.registry.oci),
     publicUrl: config.publicUrl,
-    superusers: config.registry.superusers,
-    credentialCacheSeconds: config.registry.credentialCacheSeconds,
     store: options.store,
     identity: options.identity,
+    resolver: options.resolver,
+    policy: options.policy,
+    robots: options.robots,
     metrics: options.metrics,
     logger: options.logger.child({ component: 'oci' }),
   });

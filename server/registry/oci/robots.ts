@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Principal } from '../../identity/principal.ts';
+import type { CredentialRef, Principal } from '../../identity/principal.ts';
 import { createJson, readJson } from '../../store/json-doc.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { keys } from './names.ts';
@@ -64,18 +64,39 @@ export class RobotStore {
 
   /** Checks `namespace+name` with its token, in constant time. */
   async verify(fullName: string, token: string): Promise<Principal | null> {
+    const robot = await this.byFullName(fullName);
+    if (!robot) return null;
+    const expected = Buffer.from(robot.tokenSha256, 'hex');
+    const actual = Buffer.from(sha256(token), 'hex');
+    return timingSafeEqual(expected, actual) ? principalOf(fullName, robot) : null;
+  }
+
+  /** The robot still exists and still has the token it was checked with (not regenerated). */
+  async revalidate(credential: Extract<CredentialRef, { type: 'robot' }>): Promise<Principal | null> {
+    const robot = await this.byFullName(credential.name);
+    return robot?.tokenSha256.startsWith(credential.tokenDigest) ? principalOf(credential.name, robot) : null;
+  }
+
+  private async byFullName(fullName: string): Promise<Robot | null> {
     const plus = fullName.indexOf('+');
     if (plus <= 0) return null;
     const namespace = fullName.slice(0, plus);
     const name = fullName.slice(plus + 1);
     if (!ROBOT_NAME.test(name) || !/^[a-z0-9][a-z0-9._-]*$/.test(namespace)) return null;
-    const robot = await this.get(namespace, name);
-    if (!robot) return null;
-    const expected = Buffer.from(robot.tokenSha256, 'hex');
-    const actual = Buffer.from(sha256(token), 'hex');
-    if (!timingSafeEqual(expected, actual)) return null;
-    return { kind: 'robot', name: fullName, groups: [], scopes: null, via: 'token', admin: false };
+    return this.get(namespace, name);
   }
+}
+
+function principalOf(fullName: string, robot: Robot): Principal {
+  return {
+    kind: 'robot',
+    name: fullName,
+    groups: [],
+    scopes: null,
+    via: 'token',
+    admin: false,
+    credential: { type: 'robot', name: fullName, tokenDigest: robot.tokenSha256.slice(0, 16) },
+  };
 }
 
 function sha256(value: string): string {

@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
+import type { AccessPolicy } from '../../access/policy.ts';
+import type { CredentialResolver } from '../../identity/credential-resolver.ts';
 import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
-import { CredentialChecker } from './credentials.ts';
 import type { Maintenance } from './gc.ts';
-import { type PolicyOptions, RepositoryStore } from './permissions.ts';
-import { RobotStore } from './robots.ts';
+import { RepositoryStore } from './permissions.ts';
+import type { RobotStore } from './robots.ts';
 import type { OciSettings } from './settings.ts';
 import { BlobStore } from './storage/blobs.ts';
 import { DocCache } from './storage/doc-cache.ts';
@@ -20,6 +21,7 @@ export interface OciServices {
   publicUrl: string | undefined;
   store: ObjectStore;
   logger: Logger;
+  metrics: Metrics;
   blobs: BlobStore;
   uploads: UploadManager;
   manifests: ManifestStore;
@@ -27,8 +29,10 @@ export interface OciServices {
   robots: RobotStore;
   keys: SigningKeys;
   tokens: TokenService;
-  credentials: CredentialChecker;
-  policy: PolicyOptions;
+  /** Turns credentials into principals (the registry role's one resolver, shared with cargo). */
+  resolver: CredentialResolver;
+  /** Decides what a principal may do (server/access/policy.ts). */
+  policy: AccessPolicy;
   identity: IdentityClient;
   /** Set by the plugin once background maintenance is started. */
   maintenance: Maintenance;
@@ -37,17 +41,18 @@ export interface OciServices {
 export async function createOciServices(options: {
   settings: OciSettings;
   publicUrl: string | undefined;
-  superusers: string[];
-  credentialCacheSeconds: number;
   store: ObjectStore;
   identity: IdentityClient;
+  resolver: CredentialResolver;
+  policy: AccessPolicy;
+  robots: RobotStore;
   metrics: Metrics;
   logger: Logger;
 }): Promise<OciServices> {
   const { settings, store } = options;
   const cache = new DocCache(store);
   const blobs = new BlobStore(store, cache);
-  const robots = new RobotStore(store);
+  const { robots } = options;
   const keys = new SigningKeys(store, {
     ...(settings.signingKeyFile ? { signingKeyFile: settings.signingKeyFile } : {}),
     rotationHours: settings.keyRotationHours,
@@ -59,6 +64,7 @@ export async function createOciServices(options: {
     publicUrl: options.publicUrl,
     store,
     logger: options.logger,
+    metrics: options.metrics,
     blobs,
     uploads: new UploadManager(store, blobs, { maxBlobBytes: settings.maxBlobBytes }),
     manifests: new ManifestStore(store, blobs, cache),
@@ -71,13 +77,8 @@ export async function createOciServices(options: {
       ttlSeconds: settings.tokenTtlSeconds,
       refreshTtlSeconds: settings.refreshTokenTtlSeconds,
     }),
-    credentials: new CredentialChecker(
-      options.identity,
-      robots,
-      options.metrics,
-      options.credentialCacheSeconds,
-    ),
-    policy: { superusers: options.superusers, anonymousPull: settings.anonymousPull },
+    resolver: options.resolver,
+    policy: options.policy,
     identity: options.identity,
     maintenance: {
       runOnce: async () => {

@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify';
+import { parseAuthorization } from '../../../http/authorization.ts';
+import { publicBaseUrl } from '../../../http/proxies.ts';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { OciError } from '../errors.ts';
-import { roleAllows, roleOn } from '../permissions.ts';
 import type { OciServices } from '../services.ts';
 import { TOKEN_PATH } from '../token/routes.ts';
 
@@ -13,13 +14,20 @@ export interface Caller {
   hasToken: boolean;
 }
 
-/** Reads the bearer token (if any). An invalid or expired token is a 401 with `invalid_token`. */
+/**
+ * Reads the registry JWT (if any). An invalid or expired token, or one whose credential has been
+ * revoked since it was issued (user disabled or deleted, token revoked, password changed: checked
+ * through the CredentialResolver, at most `credentialCacheSeconds` late), is a 401 `invalid_token`.
+ */
 export async function identify(services: OciServices, request: FastifyRequest): Promise<Caller> {
-  const header = request.headers.authorization;
-  if (!header || !/^bearer /i.test(header))
+  const credentials = parseAuthorization(request.headers.authorization);
+  // Basic and other schemes are for the token endpoint; here they count as no credentials, which
+  // answers with the challenge that sends the client there.
+  if (credentials.type !== 'token' || !/^bearer /i.test(request.headers.authorization ?? ''))
     return { principal: ANONYMOUS, access: new Map(), hasToken: false };
-  const verified = await services.tokens.verify(header.slice(7).trim());
-  if (!verified) {
+  const verified = await services.tokens.verify(credentials.token);
+  const principal = verified ? await services.resolver.current(verified.principal) : null;
+  if (!verified || !principal) {
     throw new OciError('UNAUTHORIZED', 'invalid or expired token', {
       headers: { 'WWW-Authenticate': `${challengeBase(services, request)},error="invalid_token"` },
     });
@@ -31,12 +39,13 @@ export async function identify(services: OciServices, request: FastifyRequest): 
     for (const action of entry.actions) set.add(action);
     access.set(key, set);
   }
-  return { principal: verified.principal, access, hasToken: true };
+  return { principal, access, hasToken: true };
 }
 
 /**
- * Requires `actions` on a repository. The token's `access` claim decides; without a token, public
- * repositories allow anonymous pull (when enabled). Otherwise a 401 names the scope to ask for.
+ * Requires `actions` on a repository. The token's `access` claim decides (the token endpoint put
+ * there what the policy allowed); without a token, public repositories allow anonymous pull (when
+ * enabled). Otherwise a 401 names the scope to ask for.
  */
 export async function requireRepository(
   services: OciServices,
@@ -47,20 +56,20 @@ export async function requireRepository(
 ): Promise<void> {
   const granted = caller.access.get(`repository:${repository}`);
   if (granted && actions.every((action) => granted.has(action) || granted.has('*'))) return;
-  if (!caller.hasToken && actions.every((action) => action === 'pull') && services.settings.anonymousPull) {
+  if (!caller.hasToken && actions.every((action) => action === 'pull')) {
     const record = await services.repositories.get(repository);
-    if (record && roleAllows(roleOn(ANONYMOUS, record, services.policy), 'read')) return;
+    if (services.policy.decide(ANONYMOUS, { operation: 'oci.pull', repository, record }).allowed) return;
   }
   const scopeActions = actions.includes('push') && !actions.includes('pull') ? ['pull', ...actions] : actions;
   throw challenge(services, request, `repository:${repository}:${scopeActions.join(',')}`, caller.hasToken);
 }
 
-/** Whether the caller may read a repository it has no token entry for (cross-repository mounts). */
+/** Whether the caller may read a repository it has no token entry for (cross-repository mounts, catalog). */
 export async function mayRead(services: OciServices, caller: Caller, repository: string): Promise<boolean> {
   const granted = caller.access.get(`repository:${repository}`);
   if (granted?.has('pull') || granted?.has('*')) return true;
   const record = await services.repositories.get(repository);
-  return record !== null && roleAllows(roleOn(caller.principal, record, services.policy), 'read');
+  return services.policy.decide(caller.principal, { operation: 'oci.pull', repository, record }).allowed;
 }
 
 export function challenge(
@@ -94,6 +103,5 @@ function challengeBase(services: OciServices, request: FastifyRequest): string {
 
 export function realm(services: OciServices, request: FastifyRequest): string {
   if (services.settings.realm) return services.settings.realm;
-  if (services.publicUrl) return `${services.publicUrl.replace(/\/$/, '')}${TOKEN_PATH}`;
-  return `${request.protocol}://${request.host}${TOKEN_PATH}`;
+  return `${publicBaseUrl(services.publicUrl, request)}${TOKEN_PATH}`;
 }

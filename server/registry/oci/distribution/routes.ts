@@ -4,7 +4,6 @@ import { sendObject } from '../../../http/send-object.ts';
 import { InvalidRangeError } from '../../../store/object-store.ts';
 import { OciError, sendOciError } from '../errors.ts';
 import { isRepositoryName, parseDigest, TAG } from '../names.ts';
-import { roleAllows, roleOn } from '../permissions.ts';
 import type { OciServices } from '../services.ts';
 import { type Caller, challenge, identify, mayRead, requireRepository } from './guard.ts';
 
@@ -182,16 +181,17 @@ async function manifest(
     }
     case 'PUT': {
       await requireRepository(services, request, caller, name, ['push']);
-      await services.repositories.ensure(name);
       const body = await readLimited(request.raw, services.settings.maxManifestBytes);
       const contentType = request.headers['content-type']?.split(';')[0]?.trim();
       const extraTags = list(request.query as Record<string, unknown>, 'tag');
       for (const tag of extraTags) if (!TAG.test(tag)) throw new OciError('MANIFEST_INVALID', 'invalid tag');
+      // The repository record appears with the first thing actually pushed into it, not before.
       const result = await services.manifests.put(
         name,
         digest ? { digest } : { tag: reference },
         body,
         contentType,
+        () => services.repositories.ensure(name),
       );
       for (const tag of extraTags)
         await services.manifests.put(name, { tag, digest: result.digest }, body, contentType);
@@ -267,7 +267,6 @@ async function startUpload(
   name: string,
 ): Promise<unknown> {
   await requireRepository(services, request, caller, name, ['push']);
-  await services.repositories.ensure(name);
   const query = request.query as Record<string, string | string[] | undefined>;
   const mount = single(query.mount);
   const from = single(query.from);
@@ -283,6 +282,7 @@ async function startUpload(
       if (!digest || !isRepositoryName(source) || !(await mayRead(services, caller, source))) continue;
       const link = await services.blobs.linked(source, digest);
       if (link) {
+        await services.repositories.ensure(name);
         await services.blobs.link(name, digest, link);
         drain(request.raw);
         return blobCreated(reply, name, digest.text);
@@ -294,6 +294,7 @@ async function startUpload(
     const digest = parseDigest(digestText);
     if (!digest) throw new OciError('DIGEST_INVALID', 'invalid or unsupported digest');
     const pointer = await services.uploads.monolithic(digest, request.raw);
+    await services.repositories.ensure(name);
     await services.blobs.link(name, digest, pointer);
     return blobCreated(reply, name, digest.text);
   }
@@ -372,6 +373,7 @@ async function upload(
         hasBody ? request.raw : null,
         declaredLength(request),
       );
+      await services.repositories.ensure(name);
       await services.blobs.link(name, digest, pointer);
       return blobCreated(reply, name, digest.text);
     }
@@ -423,8 +425,7 @@ async function catalog(
   let more = false;
   for (const name of await services.repositories.names()) {
     if (last !== undefined && name <= last) continue;
-    const record = await services.repositories.get(name);
-    if (!record || !roleAllows(roleOn(caller.principal, record, services.policy), 'read')) continue;
+    if (!(await mayRead(services, caller, name))) continue;
     if (visible.length === limit) {
       more = true;
       break;

@@ -62,6 +62,8 @@ export class ManifestStore {
     reference: { tag?: string; digest?: Digest },
     body: Buffer,
     contentType: string | undefined,
+    /** Runs once the manifest is known to be valid, before anything is written (creates the repository). */
+    beforeWrite: () => Promise<unknown> = async () => {},
   ): Promise<{ digest: Digest; subject?: Digest }> {
     const digest = reference.digest ?? (await this.digestForTagPush(repository, body));
     const actual = createHash(digest.algorithm).update(body).digest('hex');
@@ -89,6 +91,7 @@ export class ManifestStore {
       throw new OciError('MANIFEST_INVALID', 'Content-Type does not match the manifest mediaType');
     }
     await this.checkReferences(repository, mediaType, document);
+    await beforeWrite();
     // Stored as `<mediaType>\n<bytes>`: the media type must survive drivers without object metadata.
     await this.store.put(
       keys.manifest(repository, digest),

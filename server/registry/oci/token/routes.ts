@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseAuthorization } from '../../../http/authorization.ts';
+import { clientAddress } from '../../../http/proxies.ts';
 import { PasswordQueueFullError } from '../../../identity/password-pool.ts';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
-import { parseBasic } from '../credentials.ts';
 import { isRepositoryName } from '../names.ts';
-import { permittedActions } from '../permissions.ts';
 import type { OciServices } from '../services.ts';
 import { parseScopes, type Scope } from './scope.ts';
 import type { Access } from './tokens.ts';
@@ -39,7 +39,7 @@ export async function tokenRoutes(
   app: FastifyInstance,
   { services }: { services: OciServices },
 ): Promise<void> {
-  const { tokens, credentials } = services;
+  const { tokens, resolver } = services;
 
   app.get<{ Querystring: TokenQuery }>(
     TOKEN_PATH,
@@ -59,12 +59,13 @@ export async function tokenRoutes(
     },
     async (request, reply) => {
       let principal: Principal = ANONYMOUS;
-      const basic = parseBasic(request.headers.authorization);
-      if (request.headers.authorization && !basic) return unauthorized(reply, 'unsupported credentials');
-      if (basic) {
+      const credentials = parseAuthorization(request.headers.authorization);
+      if (credentials.type === 'token' || credentials.type === 'malformed')
+        return unauthorized(reply, 'unsupported credentials: use HTTP Basic');
+      if (credentials.type === 'basic') {
         let checked: Principal | null;
         try {
-          checked = await credentials.check(basic.username, basic.password, request.ip);
+          checked = await resolver.basic(credentials.username, credentials.password, clientAddress(request));
         } catch (error) {
           return throttled(reply, error);
         }
@@ -112,13 +113,16 @@ export async function tokenRoutes(
       if (form.grant_type === 'password') {
         if (!form.username || form.password === undefined) return oauthError(reply, 400, 'invalid_request');
         try {
-          principal = await credentials.check(form.username, form.password, request.ip);
+          principal = await resolver.basic(form.username, form.password, clientAddress(request));
         } catch (error) {
           return throttled(reply, error);
         }
       } else if (form.grant_type === 'refresh_token') {
         if (!form.refresh_token) return oauthError(reply, 400, 'invalid_request');
-        principal = await tokens.verifyRefresh(form.refresh_token);
+        // A refresh token lives for days: it holds only while the credential it came from does.
+        const refreshed = await tokens.verifyRefresh(form.refresh_token);
+        principal = refreshed ? await resolver.current(refreshed) : null;
+        services.metrics.authentication('refresh_token', principal !== null);
       } else {
         return oauthError(reply, 400, 'unsupported_grant_type');
       }
@@ -143,23 +147,28 @@ export async function tokenRoutes(
   );
 }
 
-/** Requested ∩ permitted, per scope. A push on a missing repository creates it (Quay's push-to-create). */
+/**
+ * Requested ∩ permitted, per scope, as the access policy decides for this principal (its account's
+ * roles and its token's scopes). Granting creates nothing: a repository appears when something is
+ * pushed into it. `*` is granted when pull, push and delete all are.
+ */
 export async function grant(services: OciServices, principal: Principal, scopes: Scope[]): Promise<Access[]> {
   const merged = new Map<string, Access>();
   for (const scope of scopes) {
     let actions: string[] = [];
     if (scope.type === 'registry' && scope.name === 'catalog') {
-      actions = principal.kind !== 'anonymous' && scope.actions.includes('*') ? ['*'] : [];
+      const catalog = services.policy.decide(principal, { operation: 'oci.catalog' }).allowed;
+      actions = catalog && scope.actions.includes('*') ? ['*'] : [];
     } else if (scope.type === 'repository' && isRepositoryName(scope.name)) {
-      const requested = scope.actions.includes('*')
-        ? ['*', 'pull', 'push', 'delete', ...scope.actions.filter((a) => a !== '*')]
-        : scope.actions;
-      let repository = await services.repositories.get(scope.name);
-      actions = permittedActions(principal, scope.name, repository, requested, services.policy);
-      if (!repository && actions.includes('push')) {
-        repository = await services.repositories.ensure(scope.name);
-        services.logger.info({ repository: scope.name, by: principal.name }, 'repository created by push');
-      }
+      const record = await services.repositories.get(scope.name);
+      const allows = (action: RepositoryAction) =>
+        services.policy.decide(principal, { operation: `oci.${action}`, repository: scope.name, record })
+          .allowed;
+      const requested = scope.actions.includes('*') ? [...REPOSITORY_ACTIONS] : scope.actions;
+      actions = requested.filter(
+        (action): action is RepositoryAction => isRepositoryAction(action) && allows(action),
+      );
+      if (scope.actions.includes('*') && REPOSITORY_ACTIONS.every(allows)) actions = ['*', ...actions];
     }
     const key = `${scope.type}:${scope.name}`;
     const entry = merged.get(key) ?? { type: scope.type, name: scope.name, actions: [] };
@@ -167,6 +176,13 @@ export async function grant(services: OciServices, principal: Principal, scopes:
     merged.set(key, entry);
   }
   return [...merged.values()];
+}
+
+const REPOSITORY_ACTIONS = ['pull', 'push', 'delete'] as const;
+type RepositoryAction = (typeof REPOSITORY_ACTIONS)[number];
+
+function isRepositoryAction(action: string): action is RepositoryAction {
+  return (REPOSITORY_ACTIONS as readonly string[]).includes(action);
 }
 
 function unauthorized(reply: FastifyReply, message: string): FastifyReply {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
-import type { Principal } from '../../../identity/principal.ts';
+import type { CredentialRef, Principal } from '../../../identity/principal.ts';
 import type { SigningKeys } from './keys.ts';
 
 /** One `access` entry of a Docker registry JWT. */
@@ -17,11 +17,17 @@ export interface VerifiedToken {
   expiresAt: number;
 }
 
-/** Who the token is for, so the registry can re-check permissions (mounts, catalog) without a call. */
+/**
+ * Who the token is for, so the registry can re-check permissions (mounts, catalog) without a call,
+ * and check the credential it came from again (revocation): kind, groups, admin, the token's
+ * scopes, the credential reference.
+ */
 interface PrincipalClaim {
   k: Principal['kind'];
   g: string[];
   a: boolean;
+  s?: string[] | null;
+  c?: CredentialRef;
 }
 
 export interface TokenOptions {
@@ -124,18 +130,34 @@ export class TokenService {
 }
 
 function principalClaim(principal: Principal): PrincipalClaim {
-  return { k: principal.kind, g: principal.groups, a: principal.admin };
+  return {
+    k: principal.kind,
+    g: principal.groups,
+    a: principal.admin,
+    s: principal.scopes,
+    ...(principal.credential ? { c: principal.credential } : {}),
+  };
 }
 
 function principalFrom(sub: unknown, claim: unknown): Principal {
   const c = (claim ?? {}) as Partial<PrincipalClaim>;
   const kind = c.k === 'user' || c.k === 'robot' ? c.k : 'anonymous';
+  const credential = kind !== 'anonymous' && isCredentialRef(c.c) ? c.c : undefined;
   return {
     kind,
     name: kind === 'anonymous' ? '' : String(sub ?? ''),
     groups: Array.isArray(c.g) ? c.g.map(String) : [],
-    scopes: null,
+    // A token we signed without scopes predates them: it may have come from a scoped token, so it
+    // gets no unrestricted principal (its credential reference is missing too, and is refused).
+    scopes: Array.isArray(c.s) ? c.s.map(String) : c.s === null ? null : [],
     via: 'token',
     admin: c.a === true,
+    ...(credential ? { credential } : {}),
   };
+}
+
+function isCredentialRef(value: unknown): value is CredentialRef {
+  if (typeof value !== 'object' || value === null) return false;
+  const type = (value as { type?: unknown }).type;
+  return type === 'password' || type === 'token' || type === 'account' || type === 'robot';
 }
