@@ -23,6 +23,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
+import { type Dispatcher, Pool } from 'undici';
 import { defaultPasswordWorkers } from '../server/identity/password-pool.ts';
 import { freePort, startWharfProcess } from '../test/support/spawn-wharf.ts';
 
@@ -66,8 +67,11 @@ function summary(latencies: number[], failures: number): Latencies {
   return { p50: at(0.5), p99: at(0.99), count: latencies.length, failures };
 }
 
+/** One request, its body read; resolves to the status. */
+type Call = () => Promise<number>;
+
 /** Sends `request` every 1/rate s for `durationMs`; each latency runs from when it was due. */
-async function probe(request: () => Promise<Response>, durationMs: number): Promise<Latencies> {
+async function probe(request: Call, durationMs: number): Promise<Latencies> {
   const latencies: number[] = [];
   let failures = 0;
   const interval = 1000 / rate;
@@ -79,10 +83,9 @@ async function probe(request: () => Promise<Response>, durationMs: number): Prom
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     inFlight.push(
       request().then(
-        async (response) => {
-          await response.arrayBuffer();
+        (status) => {
           latencies.push(performance.now() - due);
-          if (response.status !== 200) failures++;
+          if (status !== 200) failures++;
         },
         () => {
           failures++;
@@ -98,7 +101,7 @@ async function probe(request: () => Promise<Response>, durationMs: number): Prom
  * `clients` loops sending password checks back to back until stopped; `rate()` gives the checks
  * answered 200 per second since the previous call (or the start).
  */
-function passwordLoad(request: () => Promise<Response>, clients: number) {
+function passwordLoad(request: Call, clients: number) {
   let running = true;
   let done = 0;
   let refused = 0;
@@ -107,10 +110,9 @@ function passwordLoad(request: () => Promise<Response>, clients: number) {
   const loops = Promise.all(
     Array.from({ length: clients }, async () => {
       while (running) {
-        const response = await request();
-        await response.arrayBuffer();
-        if (response.status === 200) done++;
-        else if (response.status === 503) refused++;
+        const status = await request();
+        if (status === 200) done++;
+        else if (status === 503) refused++;
         else failures++;
       }
     }),
@@ -222,25 +224,33 @@ async function benchPool(workers: number) {
     const bearer = ((await granted.json()) as { token: string }).token;
     const digest = await pushImage(base, bearer);
 
-    const tokenCheck = () =>
-      fetch(`${base}/restauth/verify`, {
-        method: 'POST',
-        headers: { authorization: serviceAuth, 'content-type': 'application/json' },
-        body: JSON.stringify({ token }),
-      });
-    const manifestGet = () =>
-      fetch(`${base}/v2/bencher/app/manifests/${digest}`, {
-        headers: {
-          authorization: `Bearer ${bearer}`,
-          accept: 'application/vnd.oci.image.manifest.v1+json',
-        },
-      });
-    const passwordCheck = () =>
-      fetch(`${base}/restauth/users/${USER.name}/`, {
-        method: 'POST',
-        headers: { authorization: serviceAuth, 'content-type': 'application/x-www-form-urlencoded' },
-        body: `password=${USER.password}`,
-      });
+    // undici's request API on keep-alive connections: the client shares this machine's CPUs with
+    // the server, so it should spend as little of them as it can (fetch costs several times more).
+    const pool = new Pool(base, { connections: 64 });
+    const call =
+      (options: Dispatcher.RequestOptions): Call =>
+      async () => {
+        const response = await pool.request(options);
+        await response.body.dump();
+        return response.statusCode;
+      };
+    const tokenCheck = call({
+      method: 'POST',
+      path: '/restauth/verify',
+      headers: { authorization: serviceAuth, 'content-type': 'application/json' },
+      body: JSON.stringify({ token }),
+    });
+    const manifestGet = call({
+      method: 'GET',
+      path: `/v2/bencher/app/manifests/${digest}`,
+      headers: { authorization: `Bearer ${bearer}`, accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    const passwordCheck = call({
+      method: 'POST',
+      path: `/restauth/users/${USER.name}/`,
+      headers: { authorization: serviceAuth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: `password=${USER.password}`,
+    });
 
     await Promise.all([probe(tokenCheck, 1000), probe(manifestGet, 1000)]); // warm-up
     const [idleToken, idleManifest] = await Promise.all([
@@ -261,6 +271,7 @@ async function benchPool(workers: number) {
     const passwordRateProbed = load.rate();
     const passwords = { perSecond: passwordRate, probed: passwordRateProbed, ...(await load.stop()) };
     const bound = ((boundBefore + bcryptPerSecond()) / 2) * Math.max(1, workers);
+    await pool.close();
     return { workers, idleToken, idleManifest, loadedToken, loadedManifest, passwords, bound };
   } finally {
     await server.stop();
