@@ -6,7 +6,7 @@ import type { PasswordAnswer, PasswordJob } from './password-worker.ts';
 import { bcryptInput } from './secrets.ts';
 
 /**
- * Runs bcrypt (≈70-90 ms a check at cost 10) on a few worker threads, so a burst of logins never
+ * Runs bcrypt (≈65 ms of CPU a check at cost 10 here) on a few worker threads, so a burst of logins never
  * holds the event loop that serves manifests, index reads and token checks. Jobs wait in a bounded
  * FIFO queue; when it is full the job is refused at once with PasswordQueueFullError (HTTP 503 with
  * Retry-After) instead of piling up requests, sockets and memory behind a queue no client would
