@@ -6,12 +6,13 @@ import type { PasswordAnswer, PasswordJob } from './password-worker.ts';
 import { bcryptInput } from './secrets.ts';
 
 /**
- * Runs bcrypt (≈65 ms of CPU a check at cost 10 here) on a few worker threads, so a burst of logins never
- * holds the event loop that serves manifests, index reads and token checks. Jobs wait in a bounded
- * FIFO queue; when it is full the job is refused at once with PasswordQueueFullError (HTTP 503 with
- * Retry-After) instead of piling up requests, sockets and memory behind a queue no client would
- * wait out. With `workers: 0` bcrypt runs on the event loop, one job at a time, behind the same
- * queue: what a 1-CPU pod may prefer, and the "before" of bench/auth.ts.
+ * Runs bcrypt (≈65 ms of CPU a check at cost 10 on this project's machine) on a few worker threads,
+ * so a burst of logins never holds the event loop that serves manifests, index reads and token
+ * checks. Jobs wait in a bounded FIFO queue; when it is full the job is refused at once with
+ * PasswordQueueFullError (HTTP 503 with Retry-After) instead of piling up requests, sockets and
+ * memory behind a queue no client would wait out. With `workers: 0` bcrypt runs on the event loop,
+ * one job at a time, behind the same queue: for whoever wants no threads, and the "before" of
+ * bench/auth.ts (even on one CPU a thread does better: docs/identity.md).
  */
 export interface PasswordPoolOptions {
   /** Worker threads; 0 runs bcrypt on the event loop. */
