@@ -35,8 +35,10 @@ export async function buildWharf(config: WharfConfig, store: ObjectStore, logger
   metrics.instrument(app);
   // A keep-alive connection busy when shutdown starts would otherwise stay open after its response
   // and hold the process until the grace period ends.
-  app.addHook('onSend', async (_request, reply) => {
-    if (!accepting) reply.header('connection', 'close');
+  // An answer given before the request's body has arrived (a refusal checked on the headers alone:
+  // no credentials, body too large) closes the connection, so the rest of the body is never read.
+  app.addHook('onSend', async (request, reply) => {
+    if (!accepting || !request.raw.complete) reply.header('connection', 'close');
   });
   await app.register(formbody);
   await app.register(healthRoutes, { store, metrics, ready: () => accepting });

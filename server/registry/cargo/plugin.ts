@@ -82,8 +82,6 @@ export async function cargoRegistry(
       context.cargoMetrics.publishes.inc({ result: status >= 500 ? 'failed' : 'refused' });
     if (status >= 500 && status !== 502) request.log.error({ err: error }, 'cargo request failed');
     else request.log.info({ status, detail }, 'cargo request refused');
-    // A refusal before the body was read: close the connection rather than read an upload we refused.
-    if (!request.raw.readableEnded && status < 500) reply.header('connection', 'close');
     return reply.code(status).send({ errors: [{ detail }] });
   });
   await app.register(indexRoutes, context);
