@@ -543,11 +543,20 @@ export async function apiV1Routes(
     return { repositories: result };
   });
 
-  app.post('/api/v1/superuser/gc', async (request) => {
-    const caller = await authenticate(request);
-    check(caller, 'superuser');
-    return services.maintenance.runOnce();
-  });
+  app.post(
+    '/api/v1/superuser/gc',
+    {
+      schema: {
+        querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false } } },
+      },
+    },
+    async (request) => {
+      const caller = await authenticate(request);
+      check(caller, 'superuser');
+      const { dry_run: dryRun } = request.query as { dry_run: boolean };
+      return services.maintenance.runOnce(Date.now(), { dryRun });
+    },
+  );
 
   function explicitRole(caller: ApiCaller, repository: Repository): boolean {
     const p = caller.principal;
