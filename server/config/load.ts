@@ -63,6 +63,8 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_CARGO_AUTH_REQUIRED: { path: 'registry.cargo.authRequired', type: 'boolean' },
   WHARF_CARGO_MAX_CRATE_BYTES: { path: 'registry.cargo.maxCrateBytes', type: 'integer' },
   WHARF_CARGO_INDEX_REVALIDATE_MILLIS: { path: 'registry.cargo.indexRevalidateMillis', type: 'integer' },
+  WHARF_CARGO_GC_ENABLED: { path: 'registry.cargo.gc.enabled', type: 'boolean' },
+  WHARF_CARGO_GC_GRACE_HOURS: { path: 'registry.cargo.gc.graceHours', type: 'integer' },
   WHARF_CARGO_MIRROR: { path: 'registry.cargo.mirror.enabled', type: 'boolean' },
   WHARF_CARGO_MIRROR_UPSTREAM: { path: 'registry.cargo.mirror.upstreamIndex', type: 'string' },
   WHARF_CARGO_MIRROR_DOWNLOAD: { path: 'registry.cargo.mirror.upstreamDownload', type: 'string' },

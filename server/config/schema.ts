@@ -204,6 +204,30 @@ const cargoSchema = {
       },
       default: {},
     },
+    gc: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: {
+          type: 'boolean',
+          default: true,
+          description: 'Collect `.crate` files left by publishes killed before their index update',
+        },
+        intervalMinutes: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          default: 60,
+          description: 'How often the collection runs (one replica at a time: a lease in the store)',
+        },
+        graceHours: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          default: 24,
+          description: 'A `.crate` no index line names is deleted once it is this old',
+        },
+      },
+      default: {},
+    },
   },
   default: {},
 } as const;
