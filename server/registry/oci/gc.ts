@@ -244,6 +244,8 @@ async function plan(services: OciServices, now: number): Promise<Plan> {
 
 interface RetentionRule {
   now: number;
+  /** Nothing younger than this is touched (`gc.graceHours`). */
+  graceMs: number;
   /** Whether `gc.deleteUntagged` is on at all. */
   deleteUntagged: boolean;
   /** Whether a manifest no tag reaches stays for its own sake (pushed, untagged or pulled lately). */
@@ -260,6 +262,7 @@ async function retentionRule(services: OciServices, now: number): Promise<Retent
     gc.deleteUntagged && now - (await services.activity.pullsRecordedSince()) >= windowMs;
   return {
     now,
+    graceMs: gc.graceHours * 3_600_000,
     deleteUntagged: gc.deleteUntagged,
     keeps: (info, activity) =>
       !pullHistoryCoversWindow ||
@@ -354,7 +357,8 @@ async function planRepository(services: OciServices, repository: string, retenti
   const activityPrefix = keys.activityPrefix(repository);
   for (const info of await listObjects(store, activityPrefix)) {
     const digest = digestFromKey(info.key.slice(activityPrefix.length));
-    if (digest && !documents.has(digest.text)) staleActivity.push(info.key);
+    const old = retention.now - info.lastModified.getTime() > retention.graceMs;
+    if (digest && old && !documents.has(digest.text)) staleActivity.push(info.key);
   }
   return {
     manifests: parentsFirst(manifests),
