@@ -292,6 +292,24 @@ export const registrySchema = {
                   description: 'Unreferenced blobs younger than this are kept.',
                 },
                 intervalMinutes: { type: 'number', minimum: 1, default: 60 },
+                deleteUntagged: {
+                  type: 'boolean',
+                  default: false,
+                  description:
+                    'Delete manifests no tag reaches once untagged and unpulled for untaggedRetentionHours.',
+                },
+                untaggedRetentionHours: {
+                  type: 'number',
+                  minimum: 1,
+                  default: 168,
+                  description:
+                    'How long a manifest stays after it lost its last tag and after its last pull by digest.',
+                },
+                dryRun: {
+                  type: 'boolean',
+                  default: false,
+                  description: 'GC only logs what it would delete.',
+                },
               },
             },
           },

@@ -204,6 +204,30 @@ const cargoSchema = {
       },
       default: {},
     },
+    gc: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: {
+          type: 'boolean',
+          default: true,
+          description: 'Collect `.crate` files left by publishes killed before their index update',
+        },
+        intervalMinutes: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          default: 60,
+          description: 'How often the collection runs (one replica at a time: a lease in the store)',
+        },
+        graceHours: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          default: 24,
+          description: 'A `.crate` no index line names is deleted once it is this old',
+        },
+      },
+      default: {},
+    },
   },
   default: {},
 } as const;
@@ -253,19 +277,39 @@ const ociSchema = {
         enabled: {
           type: 'boolean',
           default: true,
-          description: 'Online garbage collection of untagged manifests and unreferenced blobs',
+          description:
+            'Online garbage collection of expired uploads, unreferenced blobs (and untagged manifests)',
         },
         graceHours: {
           type: 'number',
           minimum: 0,
           default: 24,
-          description: 'GC never touches anything younger than this (protects pushes in progress)',
+          description:
+            'GC never touches an upload, blob or manifest younger than this (protects pushes in progress)',
         },
         intervalMinutes: {
           type: 'number',
           exclusiveMinimum: 0,
           default: 60,
-          description: 'How often each replica runs GC',
+          description: 'How often GC runs (one replica at a time: a lease in the store)',
+        },
+        deleteUntagged: {
+          type: 'boolean',
+          default: false,
+          description:
+            'Delete manifests no tag reaches once untagged and unpulled for untaggedRetentionHours (docs/oci.md: why off)',
+        },
+        untaggedRetentionHours: {
+          type: 'number',
+          minimum: 1,
+          default: 168,
+          description:
+            'With deleteUntagged: how long a manifest stays after it lost its last tag and after its last pull by digest',
+        },
+        dryRun: {
+          type: 'boolean',
+          default: false,
+          description: 'Background GC only logs what it would delete',
         },
       },
       default: {},

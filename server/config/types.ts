@@ -72,6 +72,15 @@ export interface CargoConfig {
   indexRevalidateMillis: number;
   presignSeconds: number;
   mirror: CargoMirrorConfig;
+  gc: CargoGcConfig;
+}
+
+/** Collection of `.crate` files that publishes killed before their index update left behind. */
+export interface CargoGcConfig {
+  enabled: boolean;
+  intervalMinutes: number;
+  /** A `.crate` no index line names is deleted once it is this old (a publish takes seconds). */
+  graceHours: number;
 }
 
 export interface CargoMirrorConfig {

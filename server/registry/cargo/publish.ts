@@ -50,7 +50,7 @@ export function tooLarge(size: number, max: number): CargoError {
  * A publish, in the order that loses nothing and leaves no trace when refused: every check first;
  * then the .crate under a key named by its checksum (unreferenced until the index says so); then
  * the index line, appended by a conditional write with retry. A failure after the .crate was
- * written removes it again.
+ * written removes it again; a crash leaves it for GC (leftovers.ts).
  */
 export async function publishCrate(
   store: ObjectStore,
@@ -109,6 +109,9 @@ export async function publishCrate(
     );
     indexed = true;
     files.forget(indexKey);
+    // A leftover of an earlier publish killed before its index update has this key too (it names
+    // the checksum); GC may have collected it just now. Put it back: the index names it.
+    await ensureCrate(store, logger, crateKey, crate);
   } finally {
     if (!indexed) await undoPublish(store, logger, crateKey, indexKey, cksum, claimedName ? metaKey : null);
   }
@@ -170,6 +173,20 @@ function checkNewVersion(lines: IndexLine[], meta: PublishMetadata): void {
       : `crate version \`${meta.name}@${clash.vers}\` is already uploaded, and \`${meta.vers}\` differs only in build metadata: bump the version in Cargo.toml`,
     409,
   );
+}
+
+async function ensureCrate(
+  store: ObjectStore,
+  logger: Logger,
+  crateKey: string,
+  crate: Buffer,
+): Promise<void> {
+  try {
+    if (!(await store.head(crateKey)))
+      await store.put(crateKey, crate, { contentType: 'application/gzip', contentLength: crate.length });
+  } catch (error) {
+    logger.error({ err: error, crateKey }, 'could not check the .crate of a publish after its index update');
+  }
 }
 
 async function undoPublish(

@@ -73,6 +73,14 @@ export const keys = {
     `oci/repos/${encodeRepository(name)}/referrers/${subject.algorithm}/${subject.hex}/${d.algorithm}:${d.hex}`,
   referrersPrefix: (name: string, subject: Digest) =>
     `oci/repos/${encodeRepository(name)}/referrers/${subject.algorithm}/${subject.hex}/`,
+  /** When the manifest lost a tag and when it was last pulled by digest: what GC's retention needs. */
+  activity: (name: string, d: Digest) =>
+    `oci/repos/${encodeRepository(name)}/activity/${d.algorithm}/${d.hex}`,
+  activityPrefix: (name: string) => `oci/repos/${encodeRepository(name)}/activity/`,
+  /** The GC lease: one collection per store at a time. */
+  gcLease: 'oci/gc/lease.json',
+  /** Since when pulls by digest are recorded (GC deletes nothing unpulled for less than that). */
+  pullsRecordedSince: 'oci/gc/pulls-recorded-since.json',
   robot: (namespace: string, name: string) => `oci/robots/${namespace}/${name}.json`,
   robotsPrefix: (namespace: string) => `oci/robots/${namespace}/`,
   signingKeys: 'oci/token/signing-keys.json',

@@ -8,6 +8,7 @@ import type { Maintenance } from './gc.ts';
 import { RepositoryStore } from './permissions.ts';
 import type { RobotStore } from './robots.ts';
 import type { OciSettings } from './settings.ts';
+import { ActivityLog, PullRecorder } from './storage/activity.ts';
 import { BlobStore } from './storage/blobs.ts';
 import { DocCache } from './storage/doc-cache.ts';
 import { ManifestStore } from './storage/manifests.ts';
@@ -25,6 +26,10 @@ export interface OciServices {
   blobs: BlobStore;
   uploads: UploadManager;
   manifests: ManifestStore;
+  /** Untag and pull times of manifests, for GC's retention. */
+  activity: ActivityLog;
+  /** Records pulls by digest off the request path (flushed in the background). */
+  pulls: PullRecorder;
   repositories: RepositoryStore;
   robots: RobotStore;
   keys: SigningKeys;
@@ -53,6 +58,7 @@ export async function createOciServices(options: {
   const cache = new DocCache(store);
   const blobs = new BlobStore(store, cache);
   const { robots } = options;
+  const activity = new ActivityLog(store);
   const keys = new SigningKeys(store, {
     ...(settings.signingKeyFile ? { signingKeyFile: settings.signingKeyFile } : {}),
     rotationHours: settings.keyRotationHours,
@@ -67,7 +73,9 @@ export async function createOciServices(options: {
     metrics: options.metrics,
     blobs,
     uploads: new UploadManager(store, blobs, { maxBlobBytes: settings.maxBlobBytes }),
-    manifests: new ManifestStore(store, blobs, cache),
+    manifests: new ManifestStore(store, blobs, cache, activity),
+    activity,
+    pulls: new PullRecorder(activity, options.logger),
     repositories: new RepositoryStore(store, cache),
     robots,
     keys,

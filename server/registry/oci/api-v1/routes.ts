@@ -314,7 +314,19 @@ export async function apiV1Routes(
     return { repositories: result };
   });
 
-  app.post('/api/v1/superuser/gc', { config: superuser }, async () => services.maintenance.runOnce());
+  app.post(
+    '/api/v1/superuser/gc',
+    {
+      schema: {
+        querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false } } },
+      },
+      config: superuser,
+    },
+    async (request) => {
+      const { dry_run: dryRun } = request.query as { dry_run: boolean };
+      return services.maintenance.runOnce(Date.now(), { dryRun });
+    },
+  );
 }
 
 /** Whether the principal holds a role on the repository of its own (not only through public visibility). */

@@ -172,6 +172,7 @@ async function manifest(
       await requireRepository(services, request, caller, name, ['pull']);
       const found = await services.manifests.get(name, reference);
       if (!found) throw new OciError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { reference } });
+      if (digest) services.pulls.record(name, found.digest); // GC keeps what is pulled by digest
       reply
         .type(found.mediaType)
         .header('Docker-Content-Digest', found.digest.text)

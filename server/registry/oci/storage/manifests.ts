@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ObjectStore } from '../../../store/object-store.ts';
 import { OciError } from '../errors.ts';
 import { type Digest, keys, parseDigest } from '../names.ts';
+import type { ActivityLog } from './activity.ts';
 import type { BlobStore } from './blobs.ts';
 import { DocCache } from './doc-cache.ts';
 
@@ -50,10 +51,17 @@ export class ManifestStore {
   private readonly store: ObjectStore;
   private readonly blobs: BlobStore;
   private readonly cache: DocCache;
-  constructor(store: ObjectStore, blobs: BlobStore, cache = new DocCache(store)) {
+  private readonly activity: ActivityLog | null;
+  constructor(
+    store: ObjectStore,
+    blobs: BlobStore,
+    cache = new DocCache(store),
+    activity: ActivityLog | null = null,
+  ) {
     this.store = store;
     this.blobs = blobs;
     this.cache = cache;
+    this.activity = activity;
   }
 
   /** Validates and stores a manifest; the tag (if any) is written last so it never points at nothing. */
@@ -113,6 +121,9 @@ export class ManifestStore {
       });
     }
     if (reference.tag) {
+      // The manifest the tag leaves starts its untagged retention now (recorded before the move).
+      const previous = await this.resolveTag(repository, reference.tag);
+      if (previous && previous.text !== digest.text) await this.activity?.markUntagged(repository, previous);
       await this.store.put(keys.tag(repository, reference.tag), JSON.stringify({ digest: digest.text }), {
         contentType: 'application/json',
       });
@@ -167,10 +178,12 @@ export class ManifestStore {
   }
 
   async resolve(repository: string, reference: string): Promise<Digest | null> {
-    const digest = parseDigest(reference);
-    if (digest) return digest;
-    const tag = await this.cache.readJson<{ digest: string }>(keys.tag(repository, reference));
-    return tag ? parseDigest(tag.digest) : null;
+    return parseDigest(reference) ?? this.resolveTag(repository, reference);
+  }
+
+  private async resolveTag(repository: string, tag: string): Promise<Digest | null> {
+    const document = await this.cache.readJson<{ digest: string }>(keys.tag(repository, tag));
+    return document ? parseDigest(document.digest) : null;
   }
 
   async get(repository: string, reference: string): Promise<StoredManifest | null> {
@@ -191,17 +204,29 @@ export class ManifestStore {
       const tagged = await this.resolve(repository, tag);
       if (tagged?.text === digest.text) await this.store.delete(keys.tag(repository, tag));
     }
+    let document: ManifestDocument = {};
     try {
-      const document = JSON.parse(manifest.body.toString('utf8')) as ManifestDocument;
-      const subject = document.subject ? parseDigest(document.subject.digest) : null;
-      if (subject) await this.store.delete(keys.referrer(repository, subject, digest));
+      document = JSON.parse(manifest.body.toString('utf8')) as ManifestDocument;
     } catch {}
+    // What only this manifest kept (an index's children, its referrers) starts its retention now.
+    if (this.activity) {
+      const orphans = [
+        ...(document.manifests ?? []).map((child) => parseDigest(String(child?.digest))),
+        ...(await this.referrers(repository, digest)).map((referrer) => parseDigest(referrer.digest)),
+      ];
+      for (const orphan of orphans) if (orphan) await this.activity.markUntagged(repository, orphan);
+    }
+    const subject = document.subject ? parseDigest(String(document.subject.digest)) : null;
+    if (subject) await this.store.delete(keys.referrer(repository, subject, digest));
     await this.store.delete(keys.manifest(repository, digest));
+    await this.activity?.forget(repository, digest);
     return true;
   }
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
     if (!(await this.store.head(keys.tag(repository, tag)))) return false;
+    const tagged = await this.resolveTag(repository, tag).catch(() => null);
+    if (tagged) await this.activity?.markUntagged(repository, tagged);
     await this.store.delete(keys.tag(repository, tag));
     return true;
   }
