@@ -7,6 +7,7 @@ export class Metrics {
   readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
   readonly authentications: Counter<'method' | 'result'>;
+  readonly bodyTimeouts: Counter<'reason'>;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -27,6 +28,12 @@ export class Metrics {
       name: 'wharf_authentications_total',
       help: 'Credential checks, each counted once where it is made (cache hits are not checks), by method (password, token, robot, refresh_token, service, openid) and result (success, failure, throttled)',
       labelNames: ['method', 'result'],
+      registers: [this.registry],
+    });
+    this.bodyTimeouts = new Counter({
+      name: 'wharf_http_body_timeouts_total',
+      help: 'Connections closed because a request body stalled (idle) or missed its deadline (deadline)',
+      labelNames: ['reason'],
       registers: [this.registry],
     });
   }

@@ -38,10 +38,15 @@ export function parsePublishBody(body: Buffer, maxCrateBytes: number): { metadat
   return { metadata, crate: body.subarray(start, start + crateLength) };
 }
 
-export function tooLarge(size: number, max: number): CargoError {
+/** The largest publish request: the .crate, its JSON metadata (README included), two lengths. */
+export function publishBodyLimit(maxCrateBytes: number): number {
+  return maxCrateBytes + 4 * 1024 * 1024;
+}
+
+export function tooLarge(size: number | null, max: number): CargoError {
   const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
   return new CargoError(
-    `the .crate is ${mib(size)}, larger than this registry's limit of ${mib(max)}: exclude files you do not need with \`package.exclude\`/\`include\` in Cargo.toml (see \`cargo package --list\`)`,
+    `the .crate ${size === null ? 'is' : `is ${mib(size)},`} larger than this registry's limit of ${mib(max)}: exclude files you do not need with \`package.exclude\`/\`include\` in Cargo.toml (see \`cargo package --list\`)`,
     413,
   );
 }
