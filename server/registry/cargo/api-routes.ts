@@ -61,6 +61,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
     const { line } = await publishCrate(store, context.files, logger, context.policy, principal, body, {
       maxCrateBytes: cargo.maxCrateBytes,
       maxUnpackedBytes: cargo.maxUnpackedBytes,
+      onInflated: (bytes) => context.cargoMetrics.unpackedBytes.inc(bytes),
     });
     context.cargoMetrics.publishes.inc({ result: 'published' });
     logger.info({ crate: line.name, version: line.vers, by: principal.name }, 'crate published');

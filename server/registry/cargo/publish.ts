@@ -17,6 +17,8 @@ import { validateCrateTarball } from './tarball.ts';
 export interface PublishLimits {
   maxCrateBytes: number;
   maxUnpackedBytes: number;
+  /** Bytes inflated while checking the .crate, for the metrics. */
+  onInflated?: (bytes: number) => void;
 }
 
 /** `cargo publish`'s body: u32-LE JSON length, JSON, u32-LE .crate length, .crate bytes. */
@@ -134,7 +136,7 @@ export async function publishCrate(
   async function parse(body: Buffer, limits: PublishLimits) {
     const { metadata: raw, crate } = parsePublishBody(body, limits.maxCrateBytes);
     const meta = validateMetadata(raw);
-    const tarball = validateCrateTarball(crate, meta.name, meta.vers, limits.maxUnpackedBytes);
+    const tarball = validateCrateTarball(crate, meta.name, meta.vers, limits);
     tarball.catch(() => undefined); // judged after the permission checks, not as an unhandled rejection
     const [existing, known] = await Promise.all([
       readMeta(store, meta.name),
