@@ -29,8 +29,10 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
   const { authenticator, services, metrics } = options;
   const callers = new WeakMap<FastifyRequest, AuthenticatedService>();
 
-  // Fastify's own refusals (a body over the limit, malformed JSON) in RestAuth's `{error}` form.
+  // Refusals thrown by handlers, and Fastify's own (a body over the limit, malformed JSON), in
+  // RestAuth's status codes and `{error}` form.
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof IdentityError) return kit.refused(reply, error);
     const status = error.statusCode ?? 500;
     if (status < 500) return reply.code(status).send({ error: error.message });
     request.log.error({ err: error }, 'RestAuth request failed');
