@@ -3,8 +3,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createAuthRole } from './auth/role.ts';
 import type { WharfConfig } from './config/types.ts';
+import { closeOnUnreadBody } from './http/body-limits.ts';
 import { healthRoutes } from './http/health.ts';
 import { isLoopbackHost, trustProxyOption } from './http/proxies.ts';
+import { serverTimeouts, watchBodies } from './http/timeouts.ts';
 import type { IdentityClient } from './identity/principal.ts';
 import { Metrics } from './observability/metrics.ts';
 import { createRemoteIdentityClient } from './registry/remote-identity.ts';
@@ -25,7 +27,9 @@ export async function buildWharf(config: WharfConfig, store: ObjectStore, logger
   let accepting = true;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    // JSON and forms; credential requests, cargo publish and manifests set their own limits.
     bodyLimit: config.bodyLimitBytes,
+    ...serverTimeouts(config.http),
     trustProxy: trustProxyOption(config.trustedProxies),
     // Ingresses and clients (cargo, skopeo) may put a trailing slash on any route.
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 500 },
@@ -33,12 +37,12 @@ export async function buildWharf(config: WharfConfig, store: ObjectStore, logger
     return503OnClosing: true,
   });
   metrics.instrument(app);
+  watchBodies(app, config.http, metrics);
+  closeOnUnreadBody(app);
   // A keep-alive connection busy when shutdown starts would otherwise stay open after its response
   // and hold the process until the grace period ends.
-  // An answer given before the request's body has arrived (a refusal checked on the headers alone:
-  // no credentials, body too large) closes the connection, so the rest of the body is never read.
-  app.addHook('onSend', async (request, reply) => {
-    if (!accepting || !request.raw.complete) reply.header('connection', 'close');
+  app.addHook('onSend', async (_request, reply) => {
+    if (!accepting) reply.header('connection', 'close');
   });
   await app.register(formbody);
   await app.register(healthRoutes, { store, metrics, ready: () => accepting });

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { AccessPolicy } from '../access/policy.ts';
 import { routeDecision } from '../access/route-access.ts';
 import { parseAuthorization } from '../http/authorization.ts';
+import { CREDENTIAL_BODY_LIMIT, defaultBodyLimit } from '../http/body-limits.ts';
 import { clientAddress } from '../http/proxies.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import type { CredentialResolver } from '../identity/credential-resolver.ts';
@@ -102,6 +103,8 @@ function describeUser(user: UserRecord) {
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const { authenticator, services, resolver, policy } = options;
   const directory = authenticator.directory;
+  // Tokens, users and services: small JSON, and most of it carries a password.
+  defaultBodyLimit(app, CREDENTIAL_BODY_LIMIT);
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     if (error.validation) return ktraError(reply, 400, error.message);

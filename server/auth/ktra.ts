@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { AccessPolicy } from '../access/policy.ts';
 import type { AuthConfig } from '../config/types.ts';
 import { parseAuthorization } from '../http/authorization.ts';
+import { CREDENTIAL_BODY_LIMIT, defaultBodyLimit } from '../http/body-limits.ts';
 import { clientAddress } from '../http/proxies.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import type { CredentialResolver } from '../identity/credential-resolver.ts';
@@ -47,6 +48,7 @@ export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Pr
   const { authenticator, resolver, policy, signup } = options;
   const directory = authenticator.directory;
   const badCredentials = 'invalid username or password';
+  defaultBodyLimit(app, CREDENTIAL_BODY_LIMIT);
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     if (error.validation) return ktraError(reply, 400, error.message);

@@ -1,5 +1,6 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseAuthorization } from '../http/authorization.ts';
+import { CREDENTIAL_BODY_LIMIT } from '../http/body-limits.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { IdentityError } from '../identity/directory.ts';
 import type { CredentialRef } from '../identity/principal.ts';
@@ -27,6 +28,16 @@ const REALM = 'Basic realm="wharf RestAuth", charset="UTF-8"';
 export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOptions): Promise<void> {
   const { authenticator, services, metrics } = options;
   const callers = new WeakMap<FastifyRequest, AuthenticatedService>();
+
+  // Refusals thrown by handlers, and Fastify's own (a body over the limit, malformed JSON), in
+  // RestAuth's status codes and `{error}` form.
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof IdentityError) return kit.refused(reply, error);
+    const status = error.statusCode ?? 500;
+    if (status < 500) return reply.code(status).send({ error: error.message });
+    request.log.error({ err: error }, 'RestAuth request failed');
+    return reply.code(500).send({ error: 'internal error' });
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     const credentials = parseAuthorization(request.headers.authorization);
@@ -102,7 +113,8 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
    * good, and who is the user now?). 200 with the principal, 404 when the credential is wrong,
    * revoked or its user gone or disabled (one answer for all).
    */
-  app.post('/verify', { schema: { body: anyBody } }, async (request, reply) => {
+  const credentialBody = { schema: { body: anyBody }, bodyLimit: CREDENTIAL_BODY_LIMIT };
+  app.post('/verify', credentialBody, async (request, reply) => {
     const credential = credentialRefOf(request.body);
     if (credential !== undefined) {
       if (!allowed(request, reply, 'token_verify')) return reply;

@@ -475,6 +475,43 @@ const openIdSchema = {
   default: {},
 } as const;
 
+/**
+ * How long a client may take to send a request (docs/architecture.md, "Timeouts and body limits").
+ * Streamed bodies (OCI blobs) are bounded by progress, not by a total: a 1 GiB push over a slow
+ * link is legitimate, a body that stops moving is not.
+ */
+const httpSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    headersTimeoutSeconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 600,
+      default: 30,
+      description:
+        'Time to send the request line and headers, also for a connection that sends nothing: then 408 and the connection is closed.',
+    },
+    bodyIdleTimeoutSeconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: 60,
+      description:
+        'A request body that brings no byte for this long is cut off (connection closed); an OCI upload keeps what earlier requests stored, so the client can resume.',
+    },
+    bodyTimeoutSeconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: 120,
+      description:
+        'Deadline for a whole body wharf reads into memory (JSON, forms, cargo publish); streamed OCI bodies have only the idle timeout.',
+    },
+  },
+  default: {},
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -500,7 +537,14 @@ export const configSchema = {
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     /** Seconds in-flight requests get to finish on SIGTERM. */
     shutdownGraceSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 25 },
-    bodyLimitBytes: { type: 'integer', minimum: 1024, default: 10 * 1024 * 1024 },
+    bodyLimitBytes: {
+      type: 'integer',
+      minimum: 1024,
+      default: 256 * 1024,
+      description:
+        'Largest JSON or form body (APIs, RestAuth); credential requests take 16 KiB, cargo publish `maxCrateBytes` + 4 MiB, manifests `maxManifestBytes` (docs/architecture.md).',
+    },
+    http: httpSchema,
     store: { ...storeSchema, default: {} },
     auth: authSchema,
     registry: registrySchema,

@@ -10,6 +10,7 @@ export interface WharfConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   shutdownGraceSeconds: number;
   bodyLimitBytes: number;
+  http: HttpConfig;
   store: StoreConfig;
   auth: AuthConfig;
   registry: RegistryConfig;
@@ -17,6 +18,12 @@ export interface WharfConfig {
 }
 
 export type Role = 'auth' | 'registry';
+
+export interface HttpConfig {
+  headersTimeoutSeconds: number;
+  bodyIdleTimeoutSeconds: number;
+  bodyTimeoutSeconds: number;
+}
 
 export interface StoreConfig {
   driver: 'fs' | 's3';

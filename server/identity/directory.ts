@@ -5,12 +5,12 @@ import { GROUPS_KEY, tokenKey, USERS_PREFIX, userKey } from './keys.ts';
 import {
   isAcceptablePassword,
   isValidGroupName,
-  isValidPropertyName,
   isValidRobotName,
   isValidUsername,
   normalizeName,
 } from './names.ts';
 import type { CredentialRef, Principal } from './principal.ts';
+import { propertiesProblem } from './properties.ts';
 import { CRATE_SCOPE_PREFIX, isCratePattern, TOKEN_SCOPES } from './scopes.ts';
 import {
   constantTimeEqual,
@@ -105,9 +105,8 @@ export class Directory {
     if (!valid) throw new IdentityError('invalid', `invalid username ${JSON.stringify(rawName)}`);
     if (password !== null && !isAcceptablePassword(password))
       throw new IdentityError('invalid', 'password must be 8 to 256 characters');
-    for (const property of Object.keys(options.properties ?? {}))
-      if (!isValidPropertyName(property))
-        throw new IdentityError('invalid', `invalid property name ${JSON.stringify(property)}`);
+    const propertyProblem = propertiesProblem({ 'date joined': '' }, options.properties ?? {});
+    if (propertyProblem) throw new IdentityError('invalid', propertyProblem);
     if (await this.store.head(userKey(name)))
       throw new IdentityError('exists', `user ${name} already exists`);
     const now = new Date().toISOString();

@@ -12,6 +12,7 @@ export class Metrics {
   readonly gcLastSuccess: Gauge<'registry'>;
   readonly gcDeletedObjects: Counter<'registry' | 'kind'>;
   readonly gcFreedBytes: Counter<'registry'>;
+  readonly bodyTimeouts: Counter<'reason'>;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -63,6 +64,12 @@ export class Metrics {
       name: 'wharf_gc_freed_bytes_total',
       help: 'Bytes of objects deleted by garbage collection, by registry',
       labelNames: ['registry'],
+      registers: [this.registry],
+    });
+    this.bodyTimeouts = new Counter({
+      name: 'wharf_http_body_timeouts_total',
+      help: 'Connections closed because a request body stalled (idle) or missed its deadline (deadline)',
+      labelNames: ['reason'],
       registers: [this.registry],
     });
   }

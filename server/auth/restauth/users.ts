@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { CREDENTIAL_BODY_LIMIT } from '../../http/body-limits.ts';
 import { normalizeName } from '../../identity/names.ts';
 import { listField, sendThrottled, stringField } from '../credentials.ts';
 import {
@@ -52,7 +53,7 @@ export function userRoutes(app: FastifyInstance, kit: RestAuthKit): void {
 
   app.post<{ Params: Params }>(
     '/users/:name',
-    { schema: { params: nameParams, body: anyBody } },
+    { schema: { params: nameParams, body: anyBody }, bodyLimit: CREDENTIAL_BODY_LIMIT },
     async (request, reply) => {
       if (!allowed(request, reply, 'user_verify_password')) return reply;
       const password = stringField(request.body, 'password');
@@ -69,7 +70,7 @@ export function userRoutes(app: FastifyInstance, kit: RestAuthKit): void {
 
   app.put<{ Params: Params }>(
     '/users/:name',
-    { schema: { params: nameParams, body: anyBody } },
+    { schema: { params: nameParams, body: anyBody }, bodyLimit: CREDENTIAL_BODY_LIMIT },
     async (request, reply) => {
       if (!allowed(request, reply, 'user_change_password')) return reply;
       const newName = stringField(request.body, 'username') ?? stringField(request.body, 'user');

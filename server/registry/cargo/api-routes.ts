@@ -6,7 +6,7 @@ import { updateIndexFile } from './index-file.ts';
 import { canonicalName, withoutBuildMetadata } from './names.ts';
 import { type CrateMeta, GROUP_PREFIX, listOwners, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
-import { publishCrate } from './publish.ts';
+import { publishBodyLimit, publishCrate } from './publish.ts';
 import { searchCrates } from './search.ts';
 
 const crateParams = {
@@ -29,15 +29,14 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
   const cargo = config.registry.cargo;
 
   // cargo sends the publish body without a meaningful content type; take every body as bytes here.
+  // Both parsers keep the server's JSON limit; only publish takes a .crate (its route's bodyLimit).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    '*',
-    { parseAs: 'buffer', bodyLimit: cargo.maxCrateBytes + 4 * 1024 * 1024 },
-    (_r, body, done) => done(null, body),
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimitBytes }, (_r, body, done) =>
+    done(null, body),
   );
   app.addContentTypeParser(
     'application/json',
-    { parseAs: 'buffer', bodyLimit: 1024 * 1024 },
+    { parseAs: 'buffer', bodyLimit: config.bodyLimitBytes },
     (_r, body, done) => {
       try {
         // cargo's yank/unyank carry an empty body with a JSON content type.
@@ -50,13 +49,19 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
   );
 
   // The crate is named inside the upload: publishCrate asks the policy once it has read it.
-  app.put('/api/v1/crates/new', { config: { access: 'authenticated' } }, async (request) => {
+  // Its body is the .crate plus JSON metadata (which carries the README text).
+  const publishRoute = {
+    config: { access: 'authenticated' as const },
+    bodyLimit: publishBodyLimit(cargo.maxCrateBytes),
+  };
+  app.put('/api/v1/crates/new', publishRoute, async (request) => {
     const body = request.body;
     if (!Buffer.isBuffer(body)) throw new CargoError('the publish request has no body');
     const principal = request.principal;
     const { line } = await publishCrate(store, context.files, logger, context.policy, principal, body, {
       maxCrateBytes: cargo.maxCrateBytes,
       maxUnpackedBytes: cargo.maxUnpackedBytes,
+      onInflated: (bytes) => context.cargoMetrics.unpackedBytes.inc(bytes),
     });
     context.cargoMetrics.publishes.inc({ result: 'published' });
     logger.info({ crate: line.name, version: line.vers, by: principal.name }, 'crate published');

@@ -5,6 +5,7 @@ import type { Metrics } from '../../observability/metrics.ts';
 export class CargoMetrics {
   readonly publishes: Counter<'result'>;
   readonly upstream: Counter<'what' | 'outcome'>;
+  readonly unpackedBytes: Counter;
 
   constructor(metrics: Metrics) {
     this.publishes = new Counter({
@@ -17,6 +18,11 @@ export class CargoMetrics {
       name: 'wharf_cargo_mirror_upstream_requests_total',
       help: 'Requests of the crates.io mirror to its upstream by kind (index, crate, config) and outcome (HTTP status, or error)',
       labelNames: ['what', 'outcome'],
+      registers: [metrics.registry],
+    });
+    this.unpackedBytes = new Counter({
+      name: 'wharf_cargo_unpacked_bytes_total',
+      help: 'Bytes inflated while checking published .crate files (stops at maxUnpackedBytes per crate)',
       registers: [metrics.registry],
     });
   }

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AUTHENTICATE, needsCredentials, routeDecision } from '../../access/route-access.ts';
 import { parseAuthorization } from '../../http/authorization.ts';
+import { isBodyTooLarge } from '../../http/body-limits.ts';
 import { ANONYMOUS, type Principal } from '../../identity/principal.ts';
 import { AccessError, cargoRefusal, INVALID_TOKEN } from './access.ts';
 import { apiRoutes } from './api-routes.ts';
@@ -68,9 +69,13 @@ export async function cargoRegistry(
       status = 503;
       detail = 'too many concurrent publishes of this crate; try again';
       reply.header('retry-after', '1');
-    } else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    } else if (isBodyTooLarge(error)) {
+      // Refused from Content-Length or at the limit, before the body was read: its size is unknown.
       status = 413;
-      detail = tooLarge(Number(request.headers['content-length'] ?? 0), cargo.maxCrateBytes).message;
+      detail =
+        request.routeOptions.url === '/api/v1/crates/new'
+          ? tooLarge(null, cargo.maxCrateBytes).message
+          : `the request body is larger than this registry's limit of ${context.config.bodyLimitBytes} bytes`;
     } else if (error.validation) {
       status = 400;
       detail = `invalid request: ${error.message}`;

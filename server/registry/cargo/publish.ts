@@ -17,6 +17,8 @@ import { validateCrateTarball } from './tarball.ts';
 export interface PublishLimits {
   maxCrateBytes: number;
   maxUnpackedBytes: number;
+  /** Bytes inflated while checking the .crate, for the metrics. */
+  onInflated?: (bytes: number) => void;
 }
 
 /** `cargo publish`'s body: u32-LE JSON length, JSON, u32-LE .crate length, .crate bytes. */
@@ -38,10 +40,15 @@ export function parsePublishBody(body: Buffer, maxCrateBytes: number): { metadat
   return { metadata, crate: body.subarray(start, start + crateLength) };
 }
 
-export function tooLarge(size: number, max: number): CargoError {
+/** The largest publish request: the .crate, its JSON metadata (README included), two lengths. */
+export function publishBodyLimit(maxCrateBytes: number): number {
+  return maxCrateBytes + 4 * 1024 * 1024;
+}
+
+export function tooLarge(size: number | null, max: number): CargoError {
   const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
   return new CargoError(
-    `the .crate is ${mib(size)}, larger than this registry's limit of ${mib(max)}: exclude files you do not need with \`package.exclude\`/\`include\` in Cargo.toml (see \`cargo package --list\`)`,
+    `the .crate ${size === null ? 'is' : `is ${mib(size)},`} larger than this registry's limit of ${mib(max)}: exclude files you do not need with \`package.exclude\`/\`include\` in Cargo.toml (see \`cargo package --list\`)`,
     413,
   );
 }
@@ -132,7 +139,7 @@ export async function publishCrate(
   async function parse(body: Buffer, limits: PublishLimits) {
     const { metadata: raw, crate } = parsePublishBody(body, limits.maxCrateBytes);
     const meta = validateMetadata(raw);
-    const tarball = validateCrateTarball(crate, meta.name, meta.vers, limits.maxUnpackedBytes);
+    const tarball = validateCrateTarball(crate, meta.name, meta.vers, limits);
     tarball.catch(() => undefined); // judged after the permission checks, not as an unhandled rejection
     const [existing, known] = await Promise.all([
       readMeta(store, meta.name),

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { routeDecision } from '../../../access/route-access.ts';
 import { openIdLoginUrl, openIdSessionOf } from '../../../auth/openid/session-client.ts';
 import { parseAuthorization } from '../../../http/authorization.ts';
+import { CREDENTIAL_BODY_LIMIT } from '../../../http/body-limits.ts';
 import { clientAddress } from '../../../http/proxies.ts';
 import { ANONYMOUS } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
@@ -99,6 +100,7 @@ export async function apiV1Routes(
   app.post<{ Body: { username: string; password: string } }>(
     '/api/v1/signin',
     {
+      bodyLimit: CREDENTIAL_BODY_LIMIT,
       schema: {
         body: {
           type: 'object',

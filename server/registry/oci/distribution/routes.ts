@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sendObject } from '../../../http/send-object.ts';
+import { STREAMED_BODY } from '../../../http/timeouts.ts';
 import { InvalidRangeError } from '../../../store/object-store.ts';
 import { OciError, sendOciError } from '../errors.ts';
 import { isRepositoryName, parseDigest, TAG } from '../names.ts';
@@ -53,6 +54,7 @@ export async function distributionRoutes(
     method: ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'],
     url: '/v2/*',
     exposeHeadRoute: false,
+    config: STREAMED_BODY,
     schema: { params: { type: 'object', properties: { '*': { type: 'string' } } } },
     handler: async (request, reply) => {
       reply.headers(API_VERSION);
@@ -92,6 +94,11 @@ export async function distributionRoutes(
 function internalError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
   const status = (error as { statusCode?: unknown }).statusCode;
   if (typeof status === 'number' && status < 500) throw error;
+  // The client went away or its body timed out (server/http/timeouts.ts): a client error, not ours.
+  if (request.raw.destroyed && !request.raw.complete) {
+    request.log.info({ err: error }, 'OCI request body cut short');
+    return sendOciError(reply, new OciError('BLOB_UPLOAD_INVALID', 'the request body was cut short'));
+  }
   request.log.error({ err: error }, 'OCI request failed');
   return sendOciError(reply, new OciError('UNKNOWN', 'the registry failed to handle the request'));
 }
@@ -182,7 +189,11 @@ async function manifest(
     }
     case 'PUT': {
       await requireRepository(services, request, caller, name, ['push']);
-      const body = await readLimited(request.raw, services.settings.maxManifestBytes);
+      const body = await readLimited(
+        request.raw,
+        services.settings.maxManifestBytes,
+        declaredLength(request),
+      );
       const contentType = request.headers['content-type']?.split(';')[0]?.trim();
       const extraTags = list(request.query as Record<string, unknown>, 'tag');
       for (const tag of extraTags) if (!TAG.test(tag)) throw new OciError('MANIFEST_INVALID', 'invalid tag');
@@ -464,13 +475,15 @@ function parseRange(header: string | undefined, size: number): { start: number; 
   return end === undefined ? { start } : { start, end };
 }
 
-async function readLimited(stream: IncomingMessage, limit: number): Promise<Buffer> {
+/** Reads a manifest, refusing it from its Content-Length or at the limit, never buffering past it. */
+async function readLimited(stream: IncomingMessage, limit: number, declared?: number): Promise<Buffer> {
+  const tooLarge = () => new OciError('SIZE_INVALID', `manifest larger than ${limit} bytes`, { status: 413 });
+  if (declared !== undefined && declared > limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit)
-      throw new OciError('SIZE_INVALID', `manifest larger than ${limit} bytes`, { status: 413 });
+    if (size > limit) throw tooLarge();
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, size);

@@ -81,6 +81,7 @@ export class PullRecorder {
   /** The pull time on record per manifest, as far as this replica knows. */
   private readonly recorded = new Map<string, number>();
   private flushing: Promise<void> | null = null;
+  private marking: Promise<void> | undefined;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(log: ActivityLog, logger: Logger, { flushIntervalMs = 60_000 } = {}) {
@@ -107,10 +108,12 @@ export class PullRecorder {
   start(): void {
     this.timer ??= setInterval(() => void this.flush(), this.flushIntervalMs);
     this.timer.unref();
-    // Marks when this store started recording pulls (once; GC does it too if this fails).
-    this.log.pullsRecordedSince().catch((error: unknown) => {
-      this.logger.warn({ err: error }, 'could not mark the start of pull records');
-    });
+    // Marks when this store started recording pulls (once; GC does it too if this fails). Awaited
+    // by stop(), so nothing writes to the store after the server has closed.
+    this.marking = this.log.pullsRecordedSince().then(
+      () => undefined,
+      (error: unknown) => this.logger.warn({ err: error }, 'could not mark the start of pull records'),
+    );
   }
 
   /** Writes what is pending (GC calls it first, so its own replica's pulls count at once). */
@@ -124,6 +127,7 @@ export class PullRecorder {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.marking;
     await this.flushing;
     await this.flush();
   }

@@ -1,5 +1,6 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseAuthorization } from '../../../http/authorization.ts';
+import { CREDENTIAL_BODY_LIMIT, isBodyTooLarge } from '../../../http/body-limits.ts';
 import { clientAddress } from '../../../http/proxies.ts';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
@@ -39,6 +40,12 @@ export async function tokenRoutes(
   { services }: { services: OciServices },
 ): Promise<void> {
   const { tokens, resolver } = services;
+
+  // A token request is a credential and a few scopes: refused past CREDENTIAL_BODY_LIMIT, in OAuth's form.
+  app.setErrorHandler((error: FastifyError, _request, reply) => {
+    if (!isBodyTooLarge(error)) throw error;
+    return reply.code(413).send({ error: 'invalid_request', error_description: 'request body too large' });
+  });
 
   app.get<{ Querystring: TokenQuery }>(
     TOKEN_PATH,
@@ -89,6 +96,7 @@ export async function tokenRoutes(
   app.post<{ Body: TokenForm }>(
     TOKEN_PATH,
     {
+      bodyLimit: CREDENTIAL_BODY_LIMIT,
       schema: {
         body: {
           type: 'object',
