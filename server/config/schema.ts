@@ -120,14 +120,14 @@ const authSchema = {
           minimum: 1,
           default: 10,
           description:
-            'Failed password checks of one account from one address (or one RestAuth service that relays no address) per window; then that address waits for the next window.',
+            'Failed password checks of one account from one address (or one RestAuth service that relays no address) per window; then that address waits until the window ends.',
         },
         perAccount: {
           type: 'integer',
           minimum: 1,
           default: 50,
           description:
-            'Failed password checks of one account from all addresses per window; past it, only addresses that have not failed for the account this window are checked (docs/identity.md).',
+            'Failed password checks of one account from all addresses per window; past it, only addresses that have not failed for the account in their window are checked (docs/identity.md).',
         },
         perAddress: {
           type: 'integer',
