@@ -88,9 +88,17 @@ export class LoginThrottle {
    * of parallel guesses would all read the counters before the first failure is written.
    */
   private readonly inFlight = new Map<string, number>();
+  /**
+   * Refusals this process has decided, until they end: counters only grow until their window ends,
+   * so a refusal holds until then, and a client hammering a refused check costs no store reads.
+   * Keyed by the pair (account and address limits) or the address; other replicas read the store.
+   */
+  private readonly refused = new Map<string, { until: number; limit: LimitName }>();
+  private readonly now: () => number;
 
   constructor(store: ObjectStore, limits: RateLimits, now: () => number = Date.now) {
     this.limits = limits;
+    this.now = now;
     this.counters = new FailureCounters(store, limits.windowSeconds, now);
   }
 
@@ -100,6 +108,8 @@ export class LoginThrottle {
     const source = address ? `address ${address}` : origin.service ? `service ${origin.service}` : 'unknown';
     const names = [`pair\0${account}\0${source}`, `account\0${account}`];
     if (address) names.push(`address\0${address}`);
+    const remembered = this.remembered(names[0]!) ?? (address ? this.remembered(names[2]!) : undefined);
+    if (remembered) return remembered;
     const readings = await this.counters.read(names);
     const [pair, total, fromAddress] = readings.map((reading, i) => ({
       ...reading,
@@ -119,6 +129,7 @@ export class LoginThrottle {
     };
     const refused = refusal('failures');
     if (refused) {
+      this.remember(refused.limit === 'address' ? names[2]! : names[0]!, refused);
       const retryAfterSeconds = this.counters.secondsUntil(refused.resetAt);
       return { allowed: false, retryAfterSeconds, limit: refused.limit };
     }
@@ -126,6 +137,25 @@ export class LoginThrottle {
     const busy = refusal('withInFlight');
     if (busy) return { allowed: false, retryAfterSeconds: 1, limit: busy.limit };
     return this.reserve(names, readings);
+  }
+
+  private remembered(name: string): Admission | undefined {
+    const entry = this.refused.get(name);
+    if (!entry) return undefined;
+    if (entry.until <= this.now()) {
+      this.refused.delete(name);
+      return undefined;
+    }
+    return { allowed: false, retryAfterSeconds: this.counters.secondsUntil(entry.until), limit: entry.limit };
+  }
+
+  private remember(name: string, { limit, resetAt }: { limit: LimitName; resetAt: number }): void {
+    if (this.refused.size >= 10_000) {
+      const now = this.now();
+      for (const [key, entry] of this.refused) if (entry.until <= now) this.refused.delete(key);
+      if (this.refused.size >= 10_000) this.refused.clear(); // only a cache: the store decides again
+    }
+    this.refused.set(name, { until: resetAt, limit });
   }
 
   /** Deletes expired counters from the store (run periodically; see FailureCounters.sweep). */

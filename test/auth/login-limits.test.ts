@@ -1,5 +1,9 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { THROTTLE_PREFIX } from '../../server/identity/keys.ts';
+import { FsObjectStore } from '../../server/store/fs-store.ts';
 import { type Answer, basicAuth, requestFrom } from '../support/from-address.ts';
 import { startServer, type TestServer } from '../support/wharf.ts';
 
@@ -400,5 +404,54 @@ describe('a relaying service behind the AuthService’s own trusted proxy', () =
     expect(await failedAddress(proxy, '198.51.100.80, 127.0.9.2')).toBe('198.51.100.80');
     // Straight from the service, its last entry is what it relays (earlier ones are its clients' claims).
     expect(await failedAddress('127.0.9.2', '192.0.2.1, 198.51.100.81')).toBe('198.51.100.81');
+  });
+});
+
+describe('a refused source hammering on', () => {
+  let server: TestServer;
+  let dataDir: string;
+  let counterReads = 0;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-hammer-'));
+    const fs = await FsObjectStore.open(dataDir);
+    // Counts reads of failure counters, to see what a refused check costs the store.
+    const store = new Proxy(fs, {
+      get(target, property, receiver) {
+        if (property === 'get')
+          return (key: string, ...rest: unknown[]) => {
+            if (key.startsWith(THROTTLE_PREFIX)) counterReads++;
+            return (target.get as (...args: unknown[]) => unknown).call(target, key, ...rest);
+          };
+        const value = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    server = await startServer(
+      { roles: ['auth'], auth: { signup: 'open', rateLimit: { ...LIMITS, windowSeconds: WINDOW_SECONDS } } },
+      { store },
+    );
+  });
+  afterAll(async () => {
+    await server?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('costs no store reads once this process has refused it', async () => {
+    const login = (password: string) =>
+      requestFrom('127.0.15.1', `${server.url}/ktra/api/v1/login/nobody`, {
+        method: 'POST',
+        json: { password },
+      });
+    for (let i = 0; i < LIMITS.perAccountAndAddress; i++)
+      expect((await login(`guess-${i}`)).status).toBe(403);
+    expect((await login('refused-once')).status).toBe(429);
+    const readsBefore = counterReads;
+    for (let i = 0; i < 20; i++) {
+      const answer = await login(`hammer-${i}`);
+      expect(answer.status).toBe(429);
+      expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
+    }
+    expect(counterReads).toBe(readsBefore);
   });
 });
