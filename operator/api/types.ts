@@ -208,6 +208,11 @@ export const authServiceSchema = {
             properties: {
               name: { type: 'string', maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
               permissions: { type: 'array', items: { type: 'string' }, default: [] },
+              forwardsClientAddress: {
+                type: 'boolean',
+                description:
+                  "Trust the client's X-Forwarded-For as its end user's address for password rate limits (default false).",
+              },
             },
             required: ['name'],
           },

@@ -102,11 +102,15 @@ export function authServiceConfig(auth: AuthService, inputs: AuthServiceInputs):
     name: service.name,
     passwordFile: `${SERVICES_DIR}/${service.name}`,
     permissions: service.permissions,
+    ...(service.forwardsClientAddress ? { forwardsClientAddress: true } : {}),
   }));
   const registryServices = inputs.registries.map((registry) => ({
     name: registry.serviceName,
     passwordFile: `${SERVICES_DIR}/${registry.serviceName}`,
     permissions: REGISTRY_SERVICE_PERMISSIONS,
+    // A Registry relays each end user's address (what its trusted proxies saw), so the password
+    // rate limits count people, not the Registry.
+    forwardsClientAddress: true,
   }));
   const url = publicUrl(auth.spec.ingress) ?? inputs.fallbackPublicUrl;
   return {

@@ -66,9 +66,11 @@ const serviceBody = {
   properties: {
     password: { type: 'string', minLength: 12 },
     permissions: { type: 'array', items: { type: 'string' } },
+    forwardsClientAddress: { type: 'boolean' },
   },
   required: ['permissions'],
 } as const;
+type ServiceBody = { password?: string; permissions: string[]; forwardsClientAddress?: boolean };
 
 /** A token as its owner sees it: never the secret, never the hash. */
 function describeToken(token: TokenEntry) {
@@ -285,7 +287,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   });
 
   /** Creates or replaces a stored service; without a password one is generated and shown once. */
-  app.put<{ Params: { name: string }; Body: { password?: string; permissions: string[] } }>(
+  app.put<{ Params: { name: string }; Body: ServiceBody }>(
     '/services/:name',
     { schema: { params: nameParams, body: serviceBody }, config: adminOnly },
     async (request, reply) => {
@@ -296,19 +298,22 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       const invalid = request.body.permissions.find((permission) => !isValidPermission(permission));
       if (invalid) return ktraError(reply, 400, `unknown permission ${JSON.stringify(invalid)}`);
       const password = request.body.password ?? randomBytes(24).toString('base64url');
-      const created = await services.put(name, password, request.body.permissions);
+      const { permissions, forwardsClientAddress = false } = request.body;
+      const created = await services.put(name, password, permissions, { forwardsClientAddress });
       request.log.info(
         {
           audit: 'service.saved',
           service: name,
-          permissions: request.body.permissions,
+          permissions,
+          forwardsClientAddress,
           by: caller(request).name,
         },
         'service.saved',
       );
       return reply.code(created ? 201 : 200).send({
         name,
-        permissions: request.body.permissions,
+        permissions,
+        forwardsClientAddress,
         ...(request.body.password ? {} : { password }),
       });
     },

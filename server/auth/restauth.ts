@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseAuthorization } from '../http/authorization.ts';
 import { CREDENTIAL_BODY_LIMIT } from '../http/body-limits.ts';
+import { relayedClientAddress } from '../http/proxies.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { IdentityError } from '../identity/directory.ts';
 import type { CredentialRef } from '../identity/principal.ts';
@@ -8,7 +9,7 @@ import type { AuthenticatedService, Permission, ServiceRegistry } from '../ident
 import { permits } from '../identity/services.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { sendThrottled, stringField } from './credentials.ts';
-import { addressOf, anyBody, type RestAuthKit, TOO_MANY } from './restauth/common.ts';
+import { anyBody, type RestAuthKit, TOO_MANY } from './restauth/common.ts';
 import { groupRoutes } from './restauth/groups.ts';
 import { propertyRoutes } from './restauth/properties.ts';
 import { userRoutes } from './restauth/users.ts';
@@ -58,6 +59,12 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
   const kit: RestAuthKit = {
     authenticator,
     directory: authenticator.directory,
+    origin(request: FastifyRequest) {
+      const service = callers.get(request);
+      // X-Forwarded-For from any other service is ignored: its users are told apart by name only.
+      const address = service?.forwardsClientAddress ? relayedClientAddress(request) : undefined;
+      return { service: service?.name, ...(address ? { address } : {}) };
+    },
     allowed(request: FastifyRequest, reply: FastifyReply, operation: Permission) {
       const service = callers.get(request);
       if (service && permits(service.permissions, operation)) return true;
@@ -75,7 +82,7 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
       return reply.code(status).send({ error: error.message });
     },
   };
-  const { allowed, notFound } = kit;
+  const { origin, allowed, notFound } = kit;
 
   userRoutes(app, kit);
   propertyRoutes(app, kit);
@@ -139,7 +146,7 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
       return reply.code(400).send({ error: 'token, or username and password, are required' });
     if (!allowed(request, reply, 'user_verify_password')) return reply;
     try {
-      const principal = await authenticator.verifyPassword(username, password, addressOf(request));
+      const principal = await authenticator.verifyPassword(username, password, origin(request));
       return principal ? principal : notFound(reply, 'user', username);
     } catch (error) {
       return sendThrottled(error, reply, TOO_MANY);

@@ -44,6 +44,8 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_SIGNUP: { path: 'auth.signup', type: 'string' },
   WHARF_ADMIN_PASSWORD: { path: 'auth.adminPassword', type: 'string' },
   WHARF_ADMIN_PASSWORD_FILE: { path: 'auth.adminPasswordFile', type: 'string' },
+  WHARF_RATE_LIMIT_PER_ACCOUNT_AND_ADDRESS: { path: 'auth.rateLimit.perAccountAndAddress', type: 'integer' },
+  WHARF_RATE_LIMIT_PER_ACCOUNT: { path: 'auth.rateLimit.perAccount', type: 'integer' },
   WHARF_RATE_LIMIT_PER_USER: { path: 'auth.rateLimit.perUser', type: 'integer' },
   WHARF_RATE_LIMIT_PER_ADDRESS: { path: 'auth.rateLimit.perAddress', type: 'integer' },
   WHARF_RATE_LIMIT_WINDOW_SECONDS: { path: 'auth.rateLimit.windowSeconds', type: 'integer' },
@@ -110,6 +112,7 @@ export function validateConfig(
   addFormats.default(ajv);
   const validate = ajv.compile(configSchema);
   const config = structuredClone(raw ?? {});
+  const perAccountGiven = (config as RawAuth).auth?.rateLimit?.perAccount !== undefined;
   if (!validate(config)) {
     const error = validate.errors?.[0];
     const at = (error?.instancePath ?? '').split('/').filter(Boolean).join('.');
@@ -134,7 +137,30 @@ export function validateConfig(
       `configuration setting "${setting || '(root)'}"${origin ? ` (${origin})` : ''} ${what}`,
     );
   }
+  migrateRateLimit(config as WharfConfig, perAccountGiven, sources);
   return resolveSecrets(config as WharfConfig);
+}
+
+type RawAuth = { auth?: { rateLimit?: Record<string, unknown> } };
+
+/**
+ * `auth.rateLimit.perUser` (failures per username, then the account was locked for everyone) became
+ * `perAccount` (failures per account, then only addresses that failed are refused). An old setting
+ * keeps working as perAccount; the auth role logs that it is deprecated.
+ */
+function migrateRateLimit(config: WharfConfig, perAccountGiven: boolean, sources: Map<string, string>): void {
+  const { rateLimit } = config.auth;
+  if (rateLimit.perUser === undefined) return;
+  if (perAccountGiven) {
+    const from = (setting: string) => {
+      const variable = sources.get(`auth.rateLimit.${setting}`);
+      return variable ? ` (${variable})` : '';
+    };
+    throw new ConfigError(
+      `configuration settings "auth.rateLimit.perUser"${from('perUser')} and "auth.rateLimit.perAccount"${from('perAccount')} are both set: perUser is the deprecated name of perAccount, keep only perAccount`,
+    );
+  }
+  rateLimit.perAccount = rateLimit.perUser;
 }
 
 function resolveSecrets(config: WharfConfig): WharfConfig {

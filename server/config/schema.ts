@@ -78,6 +78,12 @@ const serviceSchema = {
       description:
         'Operations it may call, e.g. user_verify_password, token_verify, user* (docs/identity.md).',
     },
+    forwardsClientAddress: {
+      type: 'boolean',
+      default: false,
+      description:
+        "Trust its X-Forwarded-For as the end user's address for password rate limits (a registry, a wiki that relays it); otherwise ignored.",
+    },
   },
   required: ['name'],
 } as const;
@@ -109,19 +115,38 @@ const authSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        perUser: {
+        perAccountAndAddress: {
           type: 'integer',
           minimum: 1,
           default: 10,
-          description: 'Failed password checks per username per window before 429.',
+          description:
+            'Failed password checks of one account from one address (or one RestAuth service that relays no address) per window; then that address waits until the window ends.',
+        },
+        perAccount: {
+          type: 'integer',
+          minimum: 1,
+          default: 50,
+          description:
+            'Failed password checks of one account from all addresses per window; past it, only addresses that have not failed for the account in their window are checked (docs/identity.md).',
         },
         perAddress: {
           type: 'integer',
           minimum: 1,
-          default: 60,
-          description: 'Failed password checks per client address per window before 429.',
+          default: 100,
+          description: 'Failed password checks from one client address across all accounts per window.',
         },
-        windowSeconds: { type: 'integer', minimum: 1, default: 60, description: 'Rate-limit window.' },
+        windowSeconds: {
+          type: 'integer',
+          minimum: 1,
+          default: 900,
+          description:
+            'How long failures count: each counter (kept in the store) opens its window at its first failure.',
+        },
+        perUser: {
+          type: 'integer',
+          minimum: 1,
+          description: 'Deprecated: the former name of perAccount (it sets perAccount).',
+        },
       },
       default: {},
     },

@@ -49,6 +49,7 @@ export interface ServiceConfig {
   passwordFile?: string;
   passwordEnv?: string;
   permissions: string[];
+  forwardsClientAddress: boolean;
 }
 
 export interface AuthConfig {
@@ -57,7 +58,14 @@ export interface AuthConfig {
   adminPassword?: string;
   adminPasswordFile?: string;
   services: ServiceConfig[];
-  rateLimit: { perUser: number; perAddress: number; windowSeconds: number };
+  rateLimit: {
+    perAccountAndAddress: number;
+    perAccount: number;
+    perAddress: number;
+    windowSeconds: number;
+    /** Deprecated alias of perAccount, kept so old configurations start (with a warning). */
+    perUser?: number;
+  };
 }
 
 export interface RegistryConfig {

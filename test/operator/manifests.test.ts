@@ -173,6 +173,12 @@ describe('desired objects', () => {
       'wiki',
       'registry-crates',
     ]);
+    // The Registry relays each end user's address, so the password rate limits count people; the
+    // wiki, not declared as relaying, is told apart by name only.
+    expect(authConfig.auth.services).toEqual([
+      expect.not.objectContaining({ forwardsClientAddress: true }),
+      expect.objectContaining({ name: 'registry-crates', forwardsClientAddress: true }),
+    ]);
     const config = configOf(registryObjects(registry, registryInputs));
     expect(validate(config), JSON.stringify(validate.errors)).toBe(true);
     expect(config).toMatchObject({

@@ -2,19 +2,11 @@ import type { FastifyInstance } from 'fastify';
 import { CREDENTIAL_BODY_LIMIT } from '../../http/body-limits.ts';
 import { normalizeName } from '../../identity/names.ts';
 import { listField, sendThrottled, stringField } from '../credentials.ts';
-import {
-  addressOf,
-  anyBody,
-  isStringRecord,
-  nameParams,
-  type Params,
-  type RestAuthKit,
-  TOO_MANY,
-} from './common.ts';
+import { anyBody, isStringRecord, nameParams, type Params, type RestAuthKit, TOO_MANY } from './common.ts';
 
 /** `/users/` and `/users/<name>`: create, list, exist, verify password, change password, delete. */
 export function userRoutes(app: FastifyInstance, kit: RestAuthKit): void {
-  const { authenticator, directory, allowed, notFound, refused } = kit;
+  const { authenticator, directory, origin, allowed, notFound, refused } = kit;
 
   app.get('/users', async (request, reply) => {
     if (!allowed(request, reply, 'users_list')) return reply;
@@ -59,7 +51,7 @@ export function userRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       const password = stringField(request.body, 'password');
       if (password === undefined) return reply.code(400).send({ error: 'password is required' });
       try {
-        const user = await authenticator.checkPassword(request.params.name, password, addressOf(request));
+        const user = await authenticator.checkPassword(request.params.name, password, origin(request));
         if (!user) return notFound(reply, 'user', request.params.name);
         return reply.code(200).send();
       } catch (error) {
