@@ -22,6 +22,7 @@ export class ConfigError extends Error {
 const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | 'boolean' | 'list' }> = {
   PORT: { path: 'port', type: 'integer' },
   HOST: { path: 'host', type: 'string' },
+  WHARF_METRICS_PORT: { path: 'metricsPort', type: 'integer' },
   WHARF_ROLES: { path: 'roles', type: 'list' },
   WHARF_PUBLIC_URL: { path: 'publicUrl', type: 'string' },
   WHARF_TRUSTED_PROXIES: { path: 'trustedProxies', type: 'list' },
@@ -134,6 +135,10 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
   if (badProxy !== undefined)
     throw new ConfigError(
       `configuration setting "trustedProxies" (WHARF_TRUSTED_PROXIES): ${JSON.stringify(badProxy)} is not an IP address, a CIDR or one of loopback, linklocal, uniquelocal`,
+    );
+  if (config.metricsPort !== 0 && config.metricsPort === config.port)
+    throw new ConfigError(
+      `configuration setting "metricsPort" (WHARF_METRICS_PORT) must differ from "port" (PORT): both are ${config.port}`,
     );
   if (config.store.driver === 's3' && !config.store.s3) {
     throw new ConfigError(

@@ -444,6 +444,14 @@ export const configSchema = {
     },
     host: { type: 'string', minLength: 1, default: '0.0.0.0' },
     port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    metricsPort: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 65535,
+      default: 9464,
+      description:
+        'Port of a second listener, on `host`, that serves only /metrics (Prometheus), so an Ingress routing `port` never exposes it; 0 picks a free port.',
+    },
     /** The URL clients use to reach this server (behind an ingress it differs from host:port). */
     publicUrl: { type: 'string', format: 'uri' },
     trustedProxies: {

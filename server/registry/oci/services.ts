@@ -5,6 +5,7 @@ import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import type { Maintenance } from './gc.ts';
+import { OciMetrics } from './oci-metrics.ts';
 import { RepositoryStore } from './permissions.ts';
 import type { RobotStore } from './robots.ts';
 import type { OciSettings } from './settings.ts';
@@ -53,6 +54,7 @@ export async function createOciServices(options: {
   const cache = new DocCache(store);
   const blobs = new BlobStore(store, cache);
   const { robots } = options;
+  const ociMetrics = new OciMetrics(options.metrics, store, options.logger);
   const keys = new SigningKeys(store, {
     ...(settings.signingKeyFile ? { signingKeyFile: settings.signingKeyFile } : {}),
     rotationHours: settings.keyRotationHours,
@@ -66,7 +68,12 @@ export async function createOciServices(options: {
     logger: options.logger,
     metrics: options.metrics,
     blobs,
-    uploads: new UploadManager(store, blobs, { maxBlobBytes: settings.maxBlobBytes }),
+    uploads: new UploadManager(
+      store,
+      blobs,
+      { maxBlobBytes: settings.maxBlobBytes },
+      ociMetrics.uploadRequests,
+    ),
     manifests: new ManifestStore(store, blobs, cache),
     repositories: new RepositoryStore(store, cache),
     robots,

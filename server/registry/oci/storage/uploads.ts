@@ -44,6 +44,12 @@ export interface UploadLimits {
   maxBlobBytes: number;
 }
 
+/** Counts the upload requests in progress (a prom-client Gauge in the server). */
+export interface InFlightGauge {
+  inc(): void;
+  dec(): void;
+}
+
 /**
  * Upload sessions. The SHA-256 state is kept in this process only (Node's Hash cannot be exported):
  * when a session continues on another replica or after a restart, the digest is verified at
@@ -55,12 +61,14 @@ export class UploadManager {
   private readonly limits: UploadLimits;
   private readonly hashes = new Map<string, LiveHash>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly inFlight: InFlightGauge | undefined;
   readonly partSize: number;
 
-  constructor(store: ObjectStore, blobs: BlobStore, limits: UploadLimits) {
+  constructor(store: ObjectStore, blobs: BlobStore, limits: UploadLimits, inFlight?: InFlightGauge) {
     this.store = store;
     this.blobs = blobs;
     this.limits = limits;
+    this.inFlight = inFlight;
     const forLimit = Math.ceil(limits.maxBlobBytes / (MAX_PARTS - 1) / (1024 * 1024)) * 1024 * 1024;
     this.partSize = Math.max(8 * 1024 * 1024, MIN_PART_SIZE, forLimit);
   }
@@ -107,18 +115,20 @@ export class UploadManager {
     start?: number,
     length?: number,
   ): Promise<UploadState> {
-    return this.serialized(id, async () => {
-      const doc = await this.state(repository, id);
-      const state = doc.value;
-      if (start !== undefined && start !== state.offset) {
-        body.resume();
-        throw rangeError(state);
-      }
-      // Only explicit chunks (Content-Range) become parts; a lone streamed PATCH stays one object.
-      await this.write(state, body, false, start === undefined ? undefined : length);
-      await this.save(state, doc.etag);
-      return state;
-    });
+    return this.counted(() =>
+      this.serialized(id, async () => {
+        const doc = await this.state(repository, id);
+        const state = doc.value;
+        if (start !== undefined && start !== state.offset) {
+          body.resume();
+          throw rangeError(state);
+        }
+        // Only explicit chunks (Content-Range) become parts; a lone streamed PATCH stays one object.
+        await this.write(state, body, false, start === undefined ? undefined : length);
+        await this.save(state, doc.etag);
+        return state;
+      }),
+    );
   }
 
   /** Finishes an upload with an optional last body, verifies the digest, and publishes the blob. */
@@ -129,30 +139,36 @@ export class UploadManager {
     body: Readable | null,
     length?: number,
   ): Promise<BlobPointer> {
-    return this.serialized(id, async () => {
-      const doc = await this.state(repository, id);
-      const state = doc.value;
-      if (body) await this.write(state, body, true, length);
-      const dataKey = await this.assemble(state);
-      const live = this.hashes.get(id);
-      let actual: string;
-      if (digest.algorithm === 'sha256' && live && live.offset === state.offset) {
-        actual = live.hash.digest('hex');
-      } else {
-        actual = await this.rehash(dataKey, digest.algorithm);
-      }
-      this.hashes.delete(id);
-      await this.store.delete(keys.upload(id));
-      if (actual !== digest.hex) {
-        await this.store.delete(dataKey);
-        throw new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content');
-      }
-      return this.blobs.commit(digest, dataKey, state.offset);
-    });
+    return this.counted(() =>
+      this.serialized(id, async () => {
+        const doc = await this.state(repository, id);
+        const state = doc.value;
+        if (body) await this.write(state, body, true, length);
+        const dataKey = await this.assemble(state);
+        const live = this.hashes.get(id);
+        let actual: string;
+        if (digest.algorithm === 'sha256' && live && live.offset === state.offset) {
+          actual = live.hash.digest('hex');
+        } else {
+          actual = await this.rehash(dataKey, digest.algorithm);
+        }
+        this.hashes.delete(id);
+        await this.store.delete(keys.upload(id));
+        if (actual !== digest.hex) {
+          await this.store.delete(dataKey);
+          throw new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content');
+        }
+        return this.blobs.commit(digest, dataKey, state.offset);
+      }),
+    );
   }
 
   /** POST ?digest= (or PUT on a fresh session): the body streams straight into its final object. */
-  async monolithic(digest: Digest, body: Readable): Promise<BlobPointer> {
+  monolithic(digest: Digest, body: Readable): Promise<BlobPointer> {
+    return this.counted(() => this.monolithicUpload(digest, body));
+  }
+
+  private async monolithicUpload(digest: Digest, body: Readable): Promise<BlobPointer> {
     const dataKey = keys.uploadData(randomUUID());
     const hashing = new HashingStream(digest.algorithm, this.limits.maxBlobBytes);
     try {
@@ -311,6 +327,15 @@ export class UploadManager {
       // Another replica appended concurrently: this request's bytes are orphaned (GC removes them).
       if (error instanceof PreconditionFailedError) throw rangeError(state);
       throw error;
+    }
+  }
+
+  private async counted<T>(work: () => Promise<T>): Promise<T> {
+    this.inFlight?.inc();
+    try {
+      return await work();
+    } finally {
+      this.inFlight?.dec();
     }
   }
 
