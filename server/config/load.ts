@@ -60,6 +60,11 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_OCI_SERVICE: { path: 'registry.oci.service', type: 'string' },
   WHARF_OCI_REALM: { path: 'registry.oci.realm', type: 'string' },
   WHARF_OCI_SIGNING_KEY_FILE: { path: 'registry.oci.signingKeyFile', type: 'string' },
+  WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: { path: 'registry.oci.signingKeyEncryptionKey', type: 'string' },
+  WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY_FILE: {
+    path: 'registry.oci.signingKeyEncryptionKeyFile',
+    type: 'string',
+  },
   WHARF_CARGO_AUTH_REQUIRED: { path: 'registry.cargo.authRequired', type: 'boolean' },
   WHARF_CARGO_MAX_CRATE_BYTES: { path: 'registry.cargo.maxCrateBytes', type: 'integer' },
   WHARF_CARGO_INDEX_REVALIDATE_MILLIS: { path: 'registry.cargo.indexRevalidateMillis', type: 'integer' },
@@ -172,6 +177,12 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
     if (service.password.length < 12)
       throw new ConfigError(`configuration setting "${setting}" password must be at least 12 characters`);
   }
+  const oci = config.registry.oci;
+  if (oci.signingKeyEncryptionKeyFile && !oci.signingKeyEncryptionKey)
+    oci.signingKeyEncryptionKey = readSecretFile(
+      'registry.oci.signingKeyEncryptionKeyFile',
+      oci.signingKeyEncryptionKeyFile,
+    );
   resolveOpenIdSecrets(config);
   if (config.roles.includes('registry') && !config.roles.includes('auth')) {
     if (!config.registry.authUrl) {

@@ -285,7 +285,19 @@ const ociSchema = {
     signingKeyFile: {
       type: 'string',
       minLength: 1,
-      description: 'ES256 signing key (PEM PKCS#8 P-256); default: generated and shared through the store',
+      description:
+        'ES256 signing key (PEM PKCS#8 P-256); nothing is then written to the store. Default: generated and shared through the store',
+    },
+    signingKeyEncryptionKey: {
+      type: 'string',
+      minLength: 32,
+      description:
+        'Required with the s3 store and no signingKeyFile: 32 bytes (base64 or hex) sealing the generated signing keys in the store (docs/oci.md)',
+    },
+    signingKeyEncryptionKeyFile: {
+      type: 'string',
+      minLength: 1,
+      description: 'File holding signingKeyEncryptionKey',
     },
     keyRotationHours: {
       type: 'number',

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AccessPolicy } from '../../access/policy.ts';
+import { TokenSealer } from '../../auth/openid/token-sealer.ts';
 import type { CredentialResolver } from '../../identity/credential-resolver.ts';
 import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
@@ -57,6 +58,13 @@ export async function createOciServices(options: {
   const ociMetrics = new OciMetrics(options.metrics, store, options.logger);
   const keys = new SigningKeys(store, {
     ...(settings.signingKeyFile ? { signingKeyFile: settings.signingKeyFile } : {}),
+    ...(settings.signingKeyEncryptionKey
+      ? { sealer: new TokenSealer(settings.signingKeyEncryptionKey, 'registry.oci.signingKeyEncryptionKey') }
+      : {}),
+    // "Development mode": with the fs store, whoever reads the store reads the configuration too
+    // (one host, one user), so an unsealed generated key is allowed there (docs/oci.md).
+    allowUnsealed: store.kind === 'fs',
+    logger: options.logger,
     rotationHours: settings.keyRotationHours,
     retainSeconds: Math.max(settings.tokenTtlSeconds, settings.refreshTokenTtlSeconds) + 60,
   });
