@@ -110,6 +110,9 @@ describe('what an operator of the registry watches', () => {
   it('counts upload sessions open in the store, the same on every replica, and uploads in flight', async () => {
     const sessions = async (url = server.metricsUrl) =>
       (await scrape(url)).value('wharf_oci_upload_sessions');
+    // Counted from the store at most once a second: a changed count shows within that.
+    const sessionsBecome = (count: number, url = server.metricsUrl) =>
+      waitFor(async () => (await sessions(url)) === count, 5000);
     const inFlight = async () =>
       (await scrape(server.metricsUrl)).value('wharf_oci_upload_requests_in_flight');
     // A second replica on the same store: sessions are state of the store, not of a process.
@@ -129,8 +132,8 @@ describe('what an operator of the registry watches', () => {
       expect(await sessions()).toBe(0);
       const first = await open();
       const second = await open();
-      expect(await sessions()).toBe(2);
-      expect(await sessions(replica.metricsUrl)).toBe(2);
+      await sessionsBecome(2);
+      await sessionsBecome(2, replica.metricsUrl);
 
       // A PATCH whose body is still arriving is in flight on this replica, and only while it lasts.
       expect(await inFlight()).toBe(0);
@@ -161,10 +164,10 @@ describe('what an operator of the registry watches', () => {
         headers: auth,
       });
       expect(completed.status).toBe(201);
-      expect(await sessions()).toBe(1);
+      await sessionsBecome(1);
       expect((await fetch(second, { method: 'DELETE', headers: auth })).status).toBe(204);
-      expect(await sessions()).toBe(0);
-      expect(await sessions(replica.metricsUrl)).toBe(0);
+      await sessionsBecome(0);
+      await sessionsBecome(0, replica.metricsUrl);
     } finally {
       await replica.stop();
     }

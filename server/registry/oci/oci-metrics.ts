@@ -6,6 +6,8 @@ import { keys } from './names.ts';
 
 /** A scrape must not hang on a slow store: past this, the previous count is reported. */
 const COUNT_TIMEOUT_MS = 2000;
+/** Scrapes in a tight loop (anyone who reaches the port) cost at most one listing a second. */
+const COUNT_REUSE_MS = 1000;
 
 /** The OCI registry's own gauges, on the server's metrics registry. */
 export class OciMetrics {
@@ -22,13 +24,16 @@ export class OciMetrics {
     // (started here, finished there). Counted from the store when scraped; every replica reports the
     // same figure (aggregate with max, not sum).
     let counting: Promise<number> | null = null;
+    let countedAt = 0;
     new Gauge({
       name: 'wharf_oci_upload_sessions',
-      help: 'Upload sessions open in the store (all replicas; started and neither completed, cancelled nor expired by GC yet), counted when scraped',
+      help: 'Upload sessions open in the store (all replicas; started and neither completed, cancelled nor expired by GC yet), counted when scraped (at most once a second)',
       registers: [metrics.registry],
       async collect() {
+        if (Date.now() - countedAt < COUNT_REUSE_MS) return;
         counting ??= countUploadSessions(store).finally(() => {
           counting = null;
+          countedAt = Date.now();
         });
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<null>((resolve) => {
