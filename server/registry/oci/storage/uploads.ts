@@ -115,20 +115,18 @@ export class UploadManager {
     start?: number,
     length?: number,
   ): Promise<UploadState> {
-    return this.counted(() =>
-      this.serialized(id, async () => {
-        const doc = await this.state(repository, id);
-        const state = doc.value;
-        if (start !== undefined && start !== state.offset) {
-          body.resume();
-          throw rangeError(state);
-        }
-        // Only explicit chunks (Content-Range) become parts; a lone streamed PATCH stays one object.
-        await this.write(state, body, false, start === undefined ? undefined : length);
-        await this.save(state, doc.etag);
-        return state;
-      }),
-    );
+    return this.serialized(id, async () => {
+      const doc = await this.state(repository, id);
+      const state = doc.value;
+      if (start !== undefined && start !== state.offset) {
+        body.resume();
+        throw rangeError(state);
+      }
+      // Only explicit chunks (Content-Range) become parts; a lone streamed PATCH stays one object.
+      await this.write(state, body, false, start === undefined ? undefined : length);
+      await this.save(state, doc.etag);
+      return state;
+    });
   }
 
   /** Finishes an upload with an optional last body, verifies the digest, and publishes the blob. */
@@ -139,33 +137,36 @@ export class UploadManager {
     body: Readable | null,
     length?: number,
   ): Promise<BlobPointer> {
-    return this.counted(() =>
-      this.serialized(id, async () => {
-        const doc = await this.state(repository, id);
-        const state = doc.value;
-        if (body) await this.write(state, body, true, length);
-        const dataKey = await this.assemble(state);
-        const live = this.hashes.get(id);
-        let actual: string;
-        if (digest.algorithm === 'sha256' && live && live.offset === state.offset) {
-          actual = live.hash.digest('hex');
-        } else {
-          actual = await this.rehash(dataKey, digest.algorithm);
-        }
-        this.hashes.delete(id);
-        await this.store.delete(keys.upload(id));
-        if (actual !== digest.hex) {
-          await this.store.delete(dataKey);
-          throw new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content');
-        }
-        return this.blobs.commit(digest, dataKey, state.offset);
-      }),
-    );
+    return this.serialized(id, async () => {
+      const doc = await this.state(repository, id);
+      const state = doc.value;
+      if (body) await this.write(state, body, true, length);
+      const dataKey = await this.assemble(state);
+      const live = this.hashes.get(id);
+      let actual: string;
+      if (digest.algorithm === 'sha256' && live && live.offset === state.offset) {
+        actual = live.hash.digest('hex');
+      } else {
+        actual = await this.rehash(dataKey, digest.algorithm);
+      }
+      this.hashes.delete(id);
+      await this.store.delete(keys.upload(id));
+      if (actual !== digest.hex) {
+        await this.store.delete(dataKey);
+        throw new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content');
+      }
+      return this.blobs.commit(digest, dataKey, state.offset);
+    });
   }
 
   /** POST ?digest= (or PUT on a fresh session): the body streams straight into its final object. */
-  monolithic(digest: Digest, body: Readable): Promise<BlobPointer> {
-    return this.counted(() => this.monolithicUpload(digest, body));
+  async monolithic(digest: Digest, body: Readable): Promise<BlobPointer> {
+    this.inFlight?.inc();
+    try {
+      return await this.monolithicUpload(digest, body);
+    } finally {
+      this.inFlight?.dec();
+    }
   }
 
   private async monolithicUpload(digest: Digest, body: Readable): Promise<BlobPointer> {
@@ -330,16 +331,9 @@ export class UploadManager {
     }
   }
 
-  private async counted<T>(work: () => Promise<T>): Promise<T> {
-    this.inFlight?.inc();
-    try {
-      return await work();
-    } finally {
-      this.inFlight?.dec();
-    }
-  }
-
+  /** Runs one request's work on a session after the previous one; appends and completions count as in flight. */
   private async serialized<T>(id: string, work: () => Promise<T>): Promise<T> {
+    this.inFlight?.inc();
     const previous = this.locks.get(id) ?? Promise.resolve();
     const run = previous.then(work, work);
     const settled = run.catch(() => {});
@@ -347,7 +341,11 @@ export class UploadManager {
     settled.then(() => {
       if (this.locks.get(id) === settled) this.locks.delete(id);
     });
-    return run;
+    try {
+      return await run;
+    } finally {
+      this.inFlight?.dec();
+    }
   }
 }
 
