@@ -22,8 +22,8 @@ async function main(): Promise<void> {
     const store = await openStore(config.store, logger);
     wharf = await buildWharf(config, store, logger);
     // The main port first: its "Server listening" line is how scripts and tests learn the port.
-    await listen(wharf.app, config.host, config.port, 'port (PORT)');
-    await listen(wharf.metricsApp, config.host, config.metricsPort, 'metricsPort (WHARF_METRICS_PORT)');
+    await listen(wharf.app, config.host, config.port, '"port" (PORT)');
+    await listen(wharf.metricsApp, config.host, config.metricsPort, '"metricsPort" (WHARF_METRICS_PORT)');
   } catch (error) {
     if (error instanceof ConfigError) {
       logger.fatal(error.message);
@@ -74,7 +74,7 @@ async function listen(app: FastifyInstance, host: string, port: number, setting:
     await app.listen({ host, port });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE')
-      throw new ConfigError(`configuration setting "${setting}": ${host}:${port} is already in use`);
+      throw new ConfigError(`configuration setting ${setting}: ${host}:${port} is already in use`);
     throw error;
   }
 }

@@ -47,7 +47,7 @@ describe('the metrics listener of the real program', () => {
     });
     expect(await busy.exit).toBe(2);
     expect(busy.output()).toContain(
-      `wharf: configuration setting "metricsPort (WHARF_METRICS_PORT)": 127.0.0.1:${taken} is already in use`,
+      `wharf: configuration setting "metricsPort" (WHARF_METRICS_PORT): 127.0.0.1:${taken} is already in use`,
     );
     const port = String(await freePort());
     const same = runWharf({
