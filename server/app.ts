@@ -5,6 +5,7 @@ import { createAuthRole } from './auth/role.ts';
 import type { WharfConfig } from './config/types.ts';
 import { closeOnUnreadBody } from './http/body-limits.ts';
 import { healthRoutes } from './http/health.ts';
+import { createMetricsListener } from './http/metrics-listener.ts';
 import { isLoopbackHost, trustProxyOption } from './http/proxies.ts';
 import { serverTimeouts, watchBodies } from './http/timeouts.ts';
 import type { IdentityClient } from './identity/principal.ts';
@@ -12,18 +13,22 @@ import { Metrics } from './observability/metrics.ts';
 import { createRemoteIdentityClient } from './registry/remote-identity.ts';
 import { createRegistryRole } from './registry/role.ts';
 import type { Role } from './roles.ts';
+import { InstrumentedStore, StoreMetrics } from './store/instrumented-store.ts';
 import type { ObjectStore } from './store/object-store.ts';
 
 export interface Wharf {
   app: FastifyInstance;
+  /** The `metricsPort` listener: `/metrics` only. The caller listens on both. */
+  metricsApp: FastifyInstance;
   metrics: Metrics;
   /** Stops taking requests, lets in-flight ones finish, then releases the roles and the store. */
   close(): Promise<void>;
 }
 
 /** Assembles one server from its configuration: the roles it runs decide which plugins it mounts. */
-export async function buildWharf(config: WharfConfig, store: ObjectStore, logger: Logger): Promise<Wharf> {
+export async function buildWharf(config: WharfConfig, driver: ObjectStore, logger: Logger): Promise<Wharf> {
   const metrics = new Metrics();
+  const store = new InstrumentedStore(driver, new StoreMetrics(metrics.registry));
   let accepting = true;
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -45,7 +50,8 @@ export async function buildWharf(config: WharfConfig, store: ObjectStore, logger
     if (!accepting) reply.header('connection', 'close');
   });
   await app.register(formbody);
-  await app.register(healthRoutes, { store, metrics, ready: () => accepting });
+  await app.register(healthRoutes, { store, ready: () => accepting });
+  const metricsApp = await createMetricsListener(metrics, logger);
 
   if (!config.publicUrl && !isLoopbackHost(config.host))
     logger.warn(
@@ -68,11 +74,14 @@ export async function buildWharf(config: WharfConfig, store: ObjectStore, logger
 
   return {
     app,
+    metricsApp,
     metrics,
     async close() {
       accepting = false;
       await app.close();
       for (const role of roles.reverse()) await role.close?.();
+      // Last, so the drain itself can still be scraped.
+      await metricsApp.close();
       await store.close();
     },
   };

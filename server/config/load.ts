@@ -22,6 +22,7 @@ export class ConfigError extends Error {
 const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | 'boolean' | 'list' }> = {
   PORT: { path: 'port', type: 'integer' },
   HOST: { path: 'host', type: 'string' },
+  WHARF_METRICS_PORT: { path: 'metricsPort', type: 'integer' },
   WHARF_ROLES: { path: 'roles', type: 'list' },
   WHARF_PUBLIC_URL: { path: 'publicUrl', type: 'string' },
   WHARF_TRUSTED_PROXIES: { path: 'trustedProxies', type: 'list' },
@@ -67,6 +68,11 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_OCI_SERVICE: { path: 'registry.oci.service', type: 'string' },
   WHARF_OCI_REALM: { path: 'registry.oci.realm', type: 'string' },
   WHARF_OCI_SIGNING_KEY_FILE: { path: 'registry.oci.signingKeyFile', type: 'string' },
+  WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: { path: 'registry.oci.signingKeyEncryptionKey', type: 'string' },
+  WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY_FILE: {
+    path: 'registry.oci.signingKeyEncryptionKeyFile',
+    type: 'string',
+  },
   WHARF_CARGO_AUTH_REQUIRED: { path: 'registry.cargo.authRequired', type: 'boolean' },
   WHARF_CARGO_MAX_CRATE_BYTES: { path: 'registry.cargo.maxCrateBytes', type: 'integer' },
   WHARF_CARGO_INDEX_REVALIDATE_MILLIS: { path: 'registry.cargo.indexRevalidateMillis', type: 'integer' },
@@ -169,6 +175,10 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
     throw new ConfigError(
       `configuration setting "trustedProxies" (WHARF_TRUSTED_PROXIES): ${JSON.stringify(badProxy)} is not an IP address, a CIDR or one of loopback, linklocal, uniquelocal`,
     );
+  if (config.metricsPort !== 0 && config.metricsPort === config.port)
+    throw new ConfigError(
+      `configuration setting "metricsPort" (WHARF_METRICS_PORT) must differ from "port" (PORT): both are ${config.port}`,
+    );
   if (config.store.driver === 's3' && !config.store.s3) {
     throw new ConfigError(
       'configuration setting "store.s3.bucket" (WHARF_S3_BUCKET) is required with the s3 store',
@@ -201,6 +211,12 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
     if (service.password.length < 12)
       throw new ConfigError(`configuration setting "${setting}" password must be at least 12 characters`);
   }
+  const oci = config.registry.oci;
+  if (oci.signingKeyEncryptionKeyFile && !oci.signingKeyEncryptionKey)
+    oci.signingKeyEncryptionKey = readSecretFile(
+      'registry.oci.signingKeyEncryptionKeyFile',
+      oci.signingKeyEncryptionKeyFile,
+    );
   resolveOpenIdSecrets(config);
   if (config.roles.includes('registry') && !config.roles.includes('auth')) {
     if (!config.registry.authUrl) {

@@ -354,7 +354,19 @@ const ociSchema = {
     signingKeyFile: {
       type: 'string',
       minLength: 1,
-      description: 'ES256 signing key (PEM PKCS#8 P-256); default: generated and shared through the store',
+      description:
+        'ES256 signing key (PEM PKCS#8 P-256); nothing is then written to the store. Default: generated and shared through the store',
+    },
+    signingKeyEncryptionKey: {
+      type: 'string',
+      minLength: 32,
+      description:
+        'Required with the s3 store and no signingKeyFile: 32 bytes (base64 or hex) sealing the generated signing keys in the store (docs/oci.md)',
+    },
+    signingKeyEncryptionKeyFile: {
+      type: 'string',
+      minLength: 1,
+      description: 'File holding signingKeyEncryptionKey',
     },
     keyRotationHours: {
       type: 'number',
@@ -550,6 +562,14 @@ export const configSchema = {
     },
     host: { type: 'string', minLength: 1, default: '0.0.0.0' },
     port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    metricsPort: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 65535,
+      default: 9464,
+      description:
+        'Port of a second listener, on `host`, that serves only /metrics (Prometheus), so an Ingress routing `port` never exposes it; 0 picks a free port.',
+    },
     /** The URL clients use to reach this server (behind an ingress it differs from host:port). */
     publicUrl: { type: 'string', format: 'uri' },
     trustedProxies: {

@@ -5,6 +5,7 @@ export interface WharfConfig {
   roles: Role[];
   host: string;
   port: number;
+  metricsPort: number;
   publicUrl?: string;
   trustedProxies: string[];
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

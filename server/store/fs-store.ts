@@ -36,6 +36,7 @@ import {
   type PutResult,
 } from './object-store.ts';
 import { copyFileRange } from './pooled-copy.ts';
+import { BodyLengthError } from './stream-parts.ts';
 
 /**
  * The embedded store: objects are files under `<root>/objects`, written to `<root>/tmp` first and
@@ -106,7 +107,7 @@ export class FsObjectStore implements ObjectStore {
   ): Promise<void> {
     const size = await writeToFile(file, body, { flags: 'w', durable });
     if (expectedLength !== undefined && size !== expectedLength) {
-      throw new Error(`body was ${size} bytes, expected ${expectedLength}`);
+      throw new BodyLengthError(size, expectedLength, true);
     }
   }
 
@@ -383,8 +384,7 @@ export class FsObjectStore implements ObjectStore {
       // lost to a power cut before that is caught there (size) or by the digest check above us.
       await writeToFile(data, body, { flags: 'a', durable: false });
       const size = Number((await stat(data)).size) - offset;
-      if (length !== undefined && size !== length)
-        throw new Error(`body was ${size} bytes, expected ${length}`);
+      if (length !== undefined && size !== length) throw new BodyLengthError(size, length, true);
       const etag = `"${randomBytes(16).toString('hex')}"`;
       appended.push({ partNumber, offset, size, etag });
       await writeAppended(dir, appended);

@@ -26,7 +26,7 @@ async function publish(name: string, crate: Buffer) {
 }
 
 async function inflatedSoFar(): Promise<number> {
-  const text = await (await fetch(`${registry.url}/metrics`)).text();
+  const text = await (await fetch(`${registry.metricsUrl}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith('wharf_cargo_unpacked_bytes_total '));
   return Number(line?.split(' ')[1] ?? 0);
 }

@@ -376,6 +376,8 @@ describe('OCI GC on two processes sharing one MinIO bucket', () => {
       WHARF_LOG_LEVEL: 'info',
       WHARF_OCI_GC_ENABLED: 'false',
       WHARF_OCI_GC_GRACE_HOURS: '0',
+      // Replicas on S3 share a generated signing key, sealed with this (docs/oci.md).
+      WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
     };
     replicas = await Promise.all([startWharfProcess(env), startWharfProcess(env)]);
   }, 20 * 60_000);

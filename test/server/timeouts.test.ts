@@ -47,7 +47,7 @@ describe('request timeouts over real sockets', () => {
   }
 
   async function timeouts(reason: 'idle' | 'deadline'): Promise<number> {
-    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const text = await (await fetch(`${server.metricsUrl}/metrics`)).text();
     const line = text
       .split('\n')
       .find((l) => l.startsWith(`wharf_http_body_timeouts_total{reason="${reason}"}`));

@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
 import type { AccessPolicy } from '../../access/policy.ts';
+import { TokenSealer } from '../../auth/openid/token-sealer.ts';
 import type { CredentialResolver } from '../../identity/credential-resolver.ts';
 import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import type { Maintenance } from './gc.ts';
+import { OciMetrics } from './oci-metrics.ts';
 import { RepositoryStore } from './permissions.ts';
 import type { RobotStore } from './robots.ts';
 import type { OciSettings } from './settings.ts';
@@ -59,8 +61,16 @@ export async function createOciServices(options: {
   const blobs = new BlobStore(store, cache);
   const { robots } = options;
   const activity = new ActivityLog(store);
+  const ociMetrics = new OciMetrics(options.metrics, store, options.logger);
   const keys = new SigningKeys(store, {
     ...(settings.signingKeyFile ? { signingKeyFile: settings.signingKeyFile } : {}),
+    ...(settings.signingKeyEncryptionKey
+      ? { sealer: new TokenSealer(settings.signingKeyEncryptionKey, 'registry.oci.signingKeyEncryptionKey') }
+      : {}),
+    // "Development mode": with the fs store, whoever reads the store reads the configuration too
+    // (one host, one user), so an unsealed generated key is allowed there (docs/oci.md).
+    allowUnsealed: store.kind === 'fs',
+    logger: options.logger,
     rotationHours: settings.keyRotationHours,
     retainSeconds: Math.max(settings.tokenTtlSeconds, settings.refreshTokenTtlSeconds) + 60,
   });
@@ -72,7 +82,12 @@ export async function createOciServices(options: {
     logger: options.logger,
     metrics: options.metrics,
     blobs,
-    uploads: new UploadManager(store, blobs, { maxBlobBytes: settings.maxBlobBytes }),
+    uploads: new UploadManager(
+      store,
+      blobs,
+      { maxBlobBytes: settings.maxBlobBytes },
+      ociMetrics.uploadRequests,
+    ),
     manifests: new ManifestStore(store, blobs, cache, activity),
     activity,
     pulls: new PullRecorder(activity, options.logger),

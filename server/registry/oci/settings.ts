@@ -14,6 +14,9 @@ export interface OciSettings {
   /** Token endpoint URL in challenges; by default derived from publicUrl or the request's Host. */
   realm?: string;
   signingKeyFile?: string;
+  /** Seals generated signing keys in the store (AES-256-GCM); see token/keys.ts. */
+  signingKeyEncryptionKey?: string;
+  signingKeyEncryptionKeyFile?: string;
   keyRotationHours: number;
 }
 

@@ -44,6 +44,12 @@ export interface UploadLimits {
   maxBlobBytes: number;
 }
 
+/** Counts the upload requests in progress (a prom-client Gauge in the server). */
+export interface InFlightGauge {
+  inc(): void;
+  dec(): void;
+}
+
 /**
  * Upload sessions. The SHA-256 state is kept in this process only (Node's Hash cannot be exported):
  * when a session continues on another replica or after a restart, the digest is verified at
@@ -55,12 +61,14 @@ export class UploadManager {
   private readonly limits: UploadLimits;
   private readonly hashes = new Map<string, LiveHash>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly inFlight: InFlightGauge | undefined;
   readonly partSize: number;
 
-  constructor(store: ObjectStore, blobs: BlobStore, limits: UploadLimits) {
+  constructor(store: ObjectStore, blobs: BlobStore, limits: UploadLimits, inFlight?: InFlightGauge) {
     this.store = store;
     this.blobs = blobs;
     this.limits = limits;
+    this.inFlight = inFlight;
     const forLimit = Math.ceil(limits.maxBlobBytes / (MAX_PARTS - 1) / (1024 * 1024)) * 1024 * 1024;
     this.partSize = Math.max(8 * 1024 * 1024, MIN_PART_SIZE, forLimit);
   }
@@ -153,6 +161,15 @@ export class UploadManager {
 
   /** POST ?digest= (or PUT on a fresh session): the body streams straight into its final object. */
   async monolithic(digest: Digest, body: Readable): Promise<BlobPointer> {
+    this.inFlight?.inc();
+    try {
+      return await this.monolithicUpload(digest, body);
+    } finally {
+      this.inFlight?.dec();
+    }
+  }
+
+  private async monolithicUpload(digest: Digest, body: Readable): Promise<BlobPointer> {
     const dataKey = keys.uploadData(randomUUID());
     const hashing = new HashingStream(digest.algorithm, this.limits.maxBlobBytes);
     try {
@@ -314,7 +331,9 @@ export class UploadManager {
     }
   }
 
+  /** Runs one request's work on a session after the previous one; appends and completions count as in flight. */
   private async serialized<T>(id: string, work: () => Promise<T>): Promise<T> {
+    this.inFlight?.inc();
     const previous = this.locks.get(id) ?? Promise.resolve();
     const run = previous.then(work, work);
     const settled = run.catch(() => {});
@@ -322,7 +341,11 @@ export class UploadManager {
     settled.then(() => {
       if (this.locks.get(id) === settled) this.locks.delete(id);
     });
-    return run;
+    try {
+      return await run;
+    } finally {
+      this.inFlight?.dec();
+    }
   }
 }
 
