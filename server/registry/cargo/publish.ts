@@ -68,14 +68,15 @@ export async function publishCrate(
   body: Buffer,
   limits: PublishLimits,
 ): Promise<{ line: IndexLine; created: boolean }> {
-  // The crate's metadata and index file and the tarball check run together; permission is judged
-  // first, so a refused publish learns nothing about the tarball.
-  const { meta, crate, existing, known, tarball } = await parse(body, limits);
+  // The crate's metadata and its index file are read together; permission and the version are
+  // judged before the tarball is inflated, so a refused publish costs no decompression.
+  const { meta, crate, existing, known } = await parse(body, limits);
   checkMayPublish(policy, existing, meta, principal);
   const indexKey = storeKeys.index(meta.name);
   const lines = known ? parseIndexFile(known.body.toString('utf8')) : [];
   checkNewVersion(lines, meta);
-  await tarball;
+  // Inflating costs CPU (up to maxUnpackedBytes): only for a publish that may happen.
+  await validateCrateTarball(crate, meta.name, meta.vers, limits);
 
   const cksum = createHash('sha256').update(crate).digest('hex');
   const line = toIndexLine(meta, cksum, new Date());
@@ -139,13 +140,11 @@ export async function publishCrate(
   async function parse(body: Buffer, limits: PublishLimits) {
     const { metadata: raw, crate } = parsePublishBody(body, limits.maxCrateBytes);
     const meta = validateMetadata(raw);
-    const tarball = validateCrateTarball(crate, meta.name, meta.vers, limits);
-    tarball.catch(() => undefined); // judged after the permission checks, not as an unhandled rejection
     const [existing, known] = await Promise.all([
       readMeta(store, meta.name),
       files.index(storeKeys.index(meta.name)),
     ]);
-    return { meta, crate, existing, known, tarball };
+    return { meta, crate, existing, known };
   }
 }
 
