@@ -383,6 +383,33 @@ describe('sessions after the allow-lists change', () => {
   });
 });
 
+describe('sessions after the account changes', () => {
+  it('ends the sessions of a disabled account: no token page, no principal for API v1', async () => {
+    const wharf = await startHarness();
+    try {
+      const browser = new Browserless();
+      await browser.signIn(`${wharf.baseUrl}/me`, 'carol');
+      const cookie = browser.jar.header(new URL(wharf.baseUrl));
+      expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toMatchObject({ account: 'carol' });
+      const disabled = await fetch(`${wharf.baseUrl}/auth/api/v1/users/carol`, {
+        method: 'PATCH',
+        headers: {
+          authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ disabled: true }),
+      });
+      expect(disabled.status).toBe(200);
+      expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toBeNull();
+      const me = await fetch(`${wharf.baseUrl}/me`, { headers: { cookie }, redirect: 'manual' });
+      expect(me.status).toBe(302); // back to the provider: the session no longer stands
+      expect(await me.text()).not.toContain('wharf_');
+    } finally {
+      await wharf.close();
+    }
+  });
+});
+
 describe('API v1 hook: who signed in through OpenID', () => {
   let wharf: Harness;
   let app: Awaited<ReturnType<typeof buildWharf>> | undefined;
