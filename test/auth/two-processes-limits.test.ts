@@ -39,13 +39,7 @@ describe('password limits across two AuthService processes on one MinIO bucket',
     );
     const env = {
       WHARF_CONFIG: configFile,
-      WHARF_STORE: 's3',
-      WHARF_S3_BUCKET: bucket,
-      WHARF_S3_ENDPOINT: minio.endpoint,
-      WHARF_S3_REGION: minio.region,
-      WHARF_S3_FORCE_PATH_STYLE: 'true',
-      WHARF_S3_ACCESS_KEY_ID: minio.accessKeyId,
-      WHARF_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+      ...minio.wharfEnv(bucket),
     };
     const pair = await Promise.all([startWharfProcess(env), startWharfProcess(env)]);
     started.push(...pair);

@@ -15,13 +15,7 @@ beforeAll(async () => {
   minio = await startMinio();
   bucket = await minio.createBucket();
   const env = {
-    WHARF_STORE: 's3',
-    WHARF_S3_BUCKET: bucket,
-    WHARF_S3_ENDPOINT: minio.endpoint,
-    WHARF_S3_REGION: minio.region,
-    WHARF_S3_FORCE_PATH_STYLE: 'true',
-    WHARF_S3_ACCESS_KEY_ID: minio.accessKeyId,
-    WHARF_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+    ...minio.wharfEnv(bucket),
     WHARF_SIGNUP: 'open',
     // Both processes seal and open the generated token signing key with the same key.
     WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),

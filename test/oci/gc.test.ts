@@ -364,13 +364,7 @@ describe('OCI GC on two processes sharing one MinIO bucket', () => {
     minio = await startMinio();
     const bucket = await minio.createBucket();
     const env = {
-      WHARF_STORE: 's3',
-      WHARF_S3_BUCKET: bucket,
-      WHARF_S3_ENDPOINT: minio.endpoint,
-      WHARF_S3_REGION: minio.region,
-      WHARF_S3_FORCE_PATH_STYLE: 'true',
-      WHARF_S3_ACCESS_KEY_ID: minio.accessKeyId,
-      WHARF_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+      ...minio.wharfEnv(bucket),
       WHARF_SIGNUP: 'open',
       WHARF_SUPERUSERS: 'root',
       WHARF_LOG_LEVEL: 'info',

@@ -16,13 +16,7 @@ describe('the registry token signing key at rest (MinIO)', () => {
   let bucket: string;
   let work: string;
   const s3Env = () => ({
-    WHARF_STORE: 's3',
-    WHARF_S3_BUCKET: bucket,
-    WHARF_S3_ENDPOINT: minio.endpoint,
-    WHARF_S3_REGION: minio.region,
-    WHARF_S3_FORCE_PATH_STYLE: 'true',
-    WHARF_S3_ACCESS_KEY_ID: minio.accessKeyId,
-    WHARF_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+    ...minio.wharfEnv(bucket),
     WHARF_OCI_GC_ENABLED: 'false',
   });
   const stored = async (): Promise<string | null> => {

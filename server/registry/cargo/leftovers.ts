@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { CargoGcConfig } from '../../config/types.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { type HeldLease, withLease } from '../../store/lease.ts';
-import type { ObjectInfo, ObjectStore } from '../../store/object-store.ts';
+import { listAllObjects, type ObjectStore } from '../../store/object-store.ts';
 import { type IndexLine, readIndexFile } from './index-file.ts';
 import { storeKeys } from './paths.ts';
 
@@ -108,7 +108,7 @@ export async function collectCrateLeftovers(
     }
     return lines;
   };
-  for (const info of await listAll(store, 'cargo/crates/')) {
+  for (const info of await listAllObjects(store, 'cargo/crates/')) {
     const crate = parseCrateKey(info.key);
     if (!crate || now - info.lastModified.getTime() <= graceMs) continue;
     if (names(await linesOf(crate.name), crate)) continue;
@@ -152,15 +152,4 @@ function names(lines: IndexLine[], crate: CrateFile): boolean {
     (line) =>
       line.name.toLowerCase() === crate.name && line.vers === crate.version && line.cksum === crate.cksum,
   );
-}
-
-async function listAll(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
-  const objects: ObjectInfo[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const page = await store.list({ prefix, ...(continuationToken ? { continuationToken } : {}) });
-    objects.push(...page.objects);
-    continuationToken = page.nextContinuationToken;
-  } while (continuationToken);
-  return objects;
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readJson } from '../../store/json-doc.ts';
 import { type HeldLease, withLease } from '../../store/lease.ts';
-import type { ObjectInfo, ObjectStore } from '../../store/object-store.ts';
+import { listAllObjects, type ObjectInfo } from '../../store/object-store.ts';
 import { type Digest, type DigestAlgorithm, decodeRepository, keys, parseDigest } from './names.ts';
 import type { OciServices } from './services.ts';
 import { type ManifestActivity, PULL_RESOLUTION_MS } from './storage/activity.ts';
@@ -195,7 +195,7 @@ async function plan(services: OciServices, now: number): Promise<Plan> {
 
   // 1. Abandoned uploads.
   const liveUploadKeys = new Set<string>();
-  for (const info of await listObjects(store, keys.uploadsPrefix)) {
+  for (const info of await listAllObjects(store, keys.uploadsPrefix)) {
     const state = (await readJson<UploadState>(store, info.key))?.value;
     if (!state) continue;
     if (now - Date.parse(state.updatedAt) > settings.uploadExpiryHours * 3_600_000)
@@ -211,7 +211,7 @@ async function plan(services: OciServices, now: number): Promise<Plan> {
     result.manifests.push(...planned.manifests);
     result.staleActivity.push(...planned.staleActivity);
     result.retainedUntagged += planned.retainedUntagged;
-    for (const info of await listObjects(store, keys.linksPrefix(repository))) {
+    for (const info of await listAllObjects(store, keys.linksPrefix(repository))) {
       const digest = digestFromKey(info.key.slice(keys.linksPrefix(repository).length));
       if (!digest || planned.usedBlobs.has(digest.text) || !old(info)) continue;
       result.links.push({ repository, digest });
@@ -221,19 +221,19 @@ async function plan(services: OciServices, now: number): Promise<Plan> {
 
   // 3. Blobs no repository will link, then data no remaining pointer names.
   const referencedData = new Set<string>();
-  for (const info of await listObjects(store, keys.blobsPrefix)) {
+  for (const info of await listAllObjects(store, keys.blobsPrefix)) {
     const digest = digestFromKey(info.key.slice(keys.blobsPrefix.length));
     const pointer = (await readJson<BlobPointer>(store, info.key))?.value;
     if (!digest || !pointer) continue;
     const refsPrefix = keys.blobRefsPrefix(digest);
-    const linkedBy = (await listObjects(store, refsPrefix)).map((ref) =>
+    const linkedBy = (await listAllObjects(store, refsPrefix)).map((ref) =>
       decodeRepository(ref.key.slice(refsPrefix.length)),
     );
     const staysLinked = linkedBy.some((repository) => !unlinked.has(`${repository}@${digest.text}`));
     if (staysLinked || !old(info)) referencedData.add(pointer.dataKey);
     else result.blobs.push({ digest, key: info.key, pointer });
   }
-  for (const info of await listObjects(store, keys.dataPrefix)) {
+  for (const info of await listAllObjects(store, keys.dataPrefix)) {
     if (referencedData.has(info.key) || !old(info)) continue;
     const uploadPrefix = info.key.slice(0, info.key.lastIndexOf('/') + 1);
     if (liveUploadKeys.has(uploadPrefix)) continue;
@@ -281,7 +281,7 @@ async function planRepository(services: OciServices, repository: string, retenti
   >();
   const referrersOf = new Map<string, string[]>();
   const parentsOf = new Map<string, string[]>();
-  for (const info of await listObjects(store, keys.manifestsPrefix(repository))) {
+  for (const info of await listAllObjects(store, keys.manifestsPrefix(repository))) {
     const digest = digestFromKey(info.key.slice(keys.manifestsPrefix(repository).length));
     if (!digest) continue;
     const manifest = await services.manifests.get(repository, digest.text);
@@ -355,7 +355,7 @@ async function planRepository(services: OciServices, repository: string, retenti
 
   const staleActivity: string[] = [];
   const activityPrefix = keys.activityPrefix(repository);
-  for (const info of await listObjects(store, activityPrefix)) {
+  for (const info of await listAllObjects(store, activityPrefix)) {
     const digest = digestFromKey(info.key.slice(activityPrefix.length));
     const old = retention.now - info.lastModified.getTime() > retention.graceMs;
     if (digest && old && !documents.has(digest.text)) staleActivity.push(info.key);
@@ -505,7 +505,7 @@ function reportOf(plan: Plan, dryRun: boolean): GcReport {
 
 /** The expensive, rare check before deleting data: does any pointer name it now? */
 async function isPointedTo(services: OciServices, dataKey: string): Promise<boolean> {
-  for (const info of await listObjects(services.store, keys.blobsPrefix)) {
+  for (const info of await listAllObjects(services.store, keys.blobsPrefix)) {
     const pointer = (await readJson<BlobPointer>(services.store, info.key))?.value;
     if (pointer?.dataKey === dataKey) return true;
   }
@@ -516,15 +516,4 @@ function digestFromKey(rest: string): Digest | null {
   const [algorithm, hex] = rest.split('/');
   if (!algorithm || !hex) return null;
   return parseDigest(`${algorithm as DigestAlgorithm}:${hex}`);
-}
-
-export async function listObjects(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
-  const objects: ObjectInfo[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const page = await store.list({ prefix, ...(continuationToken ? { continuationToken } : {}) });
-    objects.push(...page.objects);
-    continuationToken = page.nextContinuationToken;
-  } while (continuationToken);
-  return objects;
 }

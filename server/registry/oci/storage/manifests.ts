@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ObjectStore } from '../../../store/object-store.ts';
+import { listAllObjects, type ObjectStore } from '../../../store/object-store.ts';
 import { OciError } from '../errors.ts';
 import { type Digest, keys, parseDigest } from '../names.ts';
 import type { ActivityLog } from './activity.ts';
@@ -257,13 +257,7 @@ export function sha256Digest(body: Buffer): Digest {
 }
 
 /** Every key name under a prefix (one level), following continuation tokens. */
+/** The names of the objects under a prefix (the keys without it). */
 export async function listAll(store: ObjectStore, prefix: string): Promise<string[]> {
-  const names: string[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const page = await store.list({ prefix, ...(continuationToken ? { continuationToken } : {}) });
-    for (const object of page.objects) names.push(object.key.slice(prefix.length));
-    continuationToken = page.nextContinuationToken;
-  } while (continuationToken);
-  return names;
+  return (await listAllObjects(store, prefix)).map((object) => object.key.slice(prefix.length));
 }
