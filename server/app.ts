@@ -15,11 +15,19 @@ import { createRegistryRole } from './registry/role.ts';
 import type { Role } from './roles.ts';
 import { InstrumentedStore, StoreMetrics } from './store/instrumented-store.ts';
 import type { ObjectStore } from './store/object-store.ts';
+import { frameworkErrors, sendUnroutedError } from './surfaces.ts';
+
+export interface RouteSummary {
+  method: string;
+  url: string;
+}
 
 export interface Wharf {
   app: FastifyInstance;
   /** The `metricsPort` listener: `/metrics` only. The caller listens on both. */
   metricsApp: FastifyInstance;
+  /** Every route the app serves (method and URL pattern), in registration order. */
+  routes: readonly RouteSummary[];
   metrics: Metrics;
   /** Stops taking requests, lets in-flight ones finish, then releases the roles and the store. */
   close(): Promise<void>;
@@ -40,7 +48,16 @@ export async function buildWharf(config: WharfConfig, driver: ObjectStore, logge
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 500 },
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    frameworkErrors,
   });
+  // Every route, as registered: tests derive from it what they must cover.
+  const routes: RouteSummary[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendUnroutedError(request, reply, 404, `no route for ${request.method} ${request.url.split('?')[0]}`),
+  );
   metrics.instrument(app);
   watchBodies(app, config.http, metrics);
   closeOnUnreadBody(app);
@@ -75,6 +92,7 @@ export async function buildWharf(config: WharfConfig, driver: ObjectStore, logge
   return {
     app,
     metricsApp,
+    routes,
     metrics,
     async close() {
       accepting = false;

@@ -5,6 +5,7 @@ import { routeDecision } from '../access/route-access.ts';
 import { parseAuthorization } from '../http/authorization.ts';
 import { CREDENTIAL_BODY_LIMIT, defaultBodyLimit } from '../http/body-limits.ts';
 import { clientAddress } from '../http/proxies.ts';
+import { requestErrorStatus } from '../http/request-errors.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import type { CredentialResolver } from '../identity/credential-resolver.ts';
 import { IdentityError, type TokenEntry, type UserRecord } from '../identity/directory.ts';
@@ -109,8 +110,8 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   defaultBodyLimit(app, CREDENTIAL_BODY_LIMIT);
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
-    if (error.validation) return ktraError(reply, 400, error.message);
-    if ((error.statusCode ?? 500) < 500) return ktraError(reply, error.statusCode ?? 400, error.message);
+    const status = requestErrorStatus(error);
+    if (status !== null) return ktraError(reply, status, error.message);
     app.log.error({ err: error }, 'auth API request failed');
     return ktraError(reply, 500, 'internal error');
   });

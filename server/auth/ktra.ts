@@ -4,6 +4,7 @@ import type { AuthConfig } from '../config/types.ts';
 import { parseAuthorization } from '../http/authorization.ts';
 import { CREDENTIAL_BODY_LIMIT, defaultBodyLimit } from '../http/body-limits.ts';
 import { clientAddress } from '../http/proxies.ts';
+import { requestErrorStatus } from '../http/request-errors.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import type { CredentialResolver } from '../identity/credential-resolver.ts';
 import { IdentityError } from '../identity/directory.ts';
@@ -51,8 +52,8 @@ export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Pr
   defaultBodyLimit(app, CREDENTIAL_BODY_LIMIT);
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
-    if (error.validation) return ktraError(reply, 400, error.message);
-    if ((error.statusCode ?? 500) < 500) return ktraError(reply, error.statusCode ?? 400, error.message);
+    const status = requestErrorStatus(error);
+    if (status !== null) return ktraError(reply, status, error.message);
     app.log.error({ err: error }, 'ktra endpoint failed');
     return ktraError(reply, 500, 'internal error');
   });

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { parseAuthorization } from '../http/authorization.ts';
 import { CREDENTIAL_BODY_LIMIT } from '../http/body-limits.ts';
 import { relayedClientAddress } from '../http/proxies.ts';
+import { requestErrorStatus } from '../http/request-errors.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { IdentityError } from '../identity/directory.ts';
 import type { CredentialRef } from '../identity/principal.ts';
@@ -22,6 +23,9 @@ export interface RestAuthOptions {
 
 const REALM = 'Basic realm="wharf RestAuth", charset="UTF-8"';
 
+/** Where the RestAuth API is mounted. */
+export const RESTAUTH_PREFIX = '/restauth';
+
 /**
  * The RestAuth API (protocol 0.6, status codes as the reference): services authenticate with HTTP
  * Basic and need a permission per operation. Mounted under `/restauth`.
@@ -30,12 +34,12 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
   const { authenticator, services, metrics } = options;
   const callers = new WeakMap<FastifyRequest, AuthenticatedService>();
 
-  // Refusals thrown by handlers, and Fastify's own (a body over the limit, malformed JSON), in
+  // Refusals thrown by handlers, and Fastify's own (a body over the limit, malformed JSON, 415), in
   // RestAuth's status codes and `{error}` form.
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof IdentityError) return kit.refused(reply, error);
-    const status = error.statusCode ?? 500;
-    if (status < 500) return reply.code(status).send({ error: error.message });
+    const status = requestErrorStatus(error);
+    if (status !== null) return reply.code(status).send({ error: error.message });
     request.log.error({ err: error }, 'RestAuth request failed');
     return reply.code(500).send({ error: 'internal error' });
   });

@@ -9,7 +9,7 @@ import { adminApiRoutes } from './api.ts';
 import { ktraRoutes } from './ktra.ts';
 import { mePage } from './me-page.ts';
 import { directoryIdentity } from './openid/directory-port.ts';
-import { restAuthRoutes } from './restauth.ts';
+import { RESTAUTH_PREFIX, restAuthRoutes } from './restauth.ts';
 
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
 export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
@@ -62,7 +62,7 @@ export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
     },
     async register(app) {
       await openid?.register(app); // first: it closes the Ktra password endpoints to people
-      await app.register(restAuthRoutes, { prefix: '/restauth', authenticator, services, metrics });
+      await app.register(restAuthRoutes, { prefix: RESTAUTH_PREFIX, authenticator, services, metrics });
       await app.register(ktraRoutes, {
         prefix: '/ktra/api/v1',
         authenticator,

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { AUTHENTICATE, needsCredentials, routeDecision } from '../../access/route-access.ts';
 import { parseAuthorization } from '../../http/authorization.ts';
 import { isBodyTooLarge } from '../../http/body-limits.ts';
+import { requestErrorStatus } from '../../http/request-errors.ts';
 import { ANONYMOUS, type Principal } from '../../identity/principal.ts';
 import { AccessError, cargoRefusal, INVALID_TOKEN } from './access.ts';
 import { apiRoutes } from './api-routes.ts';
@@ -76,12 +77,9 @@ export async function cargoRegistry(
         request.routeOptions.url === '/api/v1/crates/new'
           ? tooLarge(null, cargo.maxCrateBytes).message
           : `the request body is larger than this registry's limit of ${context.config.bodyLimitBytes} bytes`;
-    } else if (error.validation) {
-      status = 400;
-      detail = `invalid request: ${error.message}`;
-    } else if (typeof error.statusCode === 'number' && error.statusCode < 500) {
-      status = error.statusCode;
-      detail = error.message;
+    } else if (requestErrorStatus(error) !== null) {
+      status = requestErrorStatus(error) as number;
+      detail = error.validation ? `invalid request: ${error.message}` : error.message;
     }
     if (request.routeOptions.url === '/api/v1/crates/new')
       context.cargoMetrics.publishes.inc({ result: status >= 500 ? 'failed' : 'refused' });
