@@ -3,7 +3,7 @@ import { updateJson } from '../../store/json-doc.ts';
 import { type CargoContext, READ } from './context.ts';
 import { CargoError } from './errors.ts';
 import { updateIndexFile } from './index-file.ts';
-import { canonicalName, withoutBuildMetadata } from './names.ts';
+import { canonicalName, cratePathProblem, withoutBuildMetadata } from './names.ts';
 import { type CrateMeta, GROUP_PREFIX, listOwners, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
 import { publishBodyLimit, publishCrate } from './publish.ts';
@@ -11,9 +11,16 @@ import { searchCrates } from './search.ts';
 
 const crateParams = {
   type: 'object',
-  properties: { crate: { type: 'string', maxLength: 64 }, version: { type: 'string', maxLength: 128 } },
+  properties: { crate: { type: 'string' }, version: { type: 'string' } },
   required: ['crate'],
 } as const;
+
+/** A route's `:crate` and `:version`, refused in cargo's format before they reach the store. */
+export async function checkCrateParams(request: FastifyRequest): Promise<void> {
+  const { crate, version } = request.params as { crate?: string; version?: string };
+  const problem = cratePathProblem(crate, version);
+  if (problem) throw new CargoError(problem);
+}
 
 const ownersBody = {
   type: 'object',
@@ -95,20 +102,20 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
       crate: await ownedCrate((request.params as { crate: string }).crate),
     }),
   });
-  app.delete(
+  app.delete<{ Params: { crate: string; version: string } }>(
     '/api/v1/crates/:crate/:version/yank',
-    { schema: { params: crateParams }, config: ownerOnly('cargo.yank') },
+    { schema: { params: crateParams }, preValidation: checkCrateParams, config: ownerOnly('cargo.yank') },
     setYanked(true),
   );
-  app.put(
+  app.put<{ Params: { crate: string; version: string } }>(
     '/api/v1/crates/:crate/:version/unyank',
-    { schema: { params: crateParams }, config: ownerOnly('cargo.yank') },
+    { schema: { params: crateParams }, preValidation: checkCrateParams, config: ownerOnly('cargo.yank') },
     setYanked(false),
   );
 
   app.get<{ Params: { crate: string } }>(
     '/api/v1/crates/:crate/owners',
-    { schema: { params: crateParams }, config: READ },
+    { schema: { params: crateParams }, preValidation: checkCrateParams, config: READ },
     async (request) => ({ users: listOwners(await ownedCrate(request.params.crate)) }),
   );
 
@@ -170,20 +177,20 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
           : `${list} removed from the owners of crate ${meta.name}`,
       };
     };
-  app.put(
+  app.put<{ Params: { crate: string }; Body: { users: string[] } }>(
     '/api/v1/crates/:crate/owners',
     {
       schema: { params: crateParams, body: ownersBody },
-      preValidation: jsonBody,
+      preValidation: [checkCrateParams, jsonBody],
       config: ownerOnly('cargo.change-owners'),
     },
     changeOwners(true),
   );
-  app.delete(
+  app.delete<{ Params: { crate: string }; Body: { users: string[] } }>(
     '/api/v1/crates/:crate/owners',
     {
       schema: { params: crateParams, body: ownersBody },
-      preValidation: jsonBody,
+      preValidation: [checkCrateParams, jsonBody],
       config: ownerOnly('cargo.change-owners'),
     },
     changeOwners(false),
@@ -212,7 +219,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
 
   app.get<{ Params: { crate: string; version: string } }>(
     '/api/v1/crates/:crate/:version/download',
-    { schema: { params: crateParams }, config: READ },
+    { schema: { params: crateParams }, preValidation: checkCrateParams, config: READ },
     async (request, reply) => {
       const { crate, version } = request.params;
       const line = await context.files.version(storeKeys.index(crate), crate, version);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { readJson } from '../../store/json-doc.ts';
+import { checkCrateParams } from './api-routes.ts';
 import { baseUrl, type CargoContext, READ } from './context.ts';
 import { parseIndexFile } from './index-file.ts';
 import { etagMatches } from './index-routes.ts';
@@ -158,14 +159,9 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
     '/ktra/api/v1/mirror/:crate/:version/download',
     {
       schema: {
-        params: {
-          type: 'object',
-          properties: {
-            crate: { type: 'string', maxLength: 64 },
-            version: { type: 'string', maxLength: 128 },
-          },
-        },
+        params: { type: 'object', properties: { crate: { type: 'string' }, version: { type: 'string' } } },
       },
+      preValidation: checkCrateParams,
       config: READ,
     },
     async (request, reply) => {
