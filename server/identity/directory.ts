@@ -1,6 +1,7 @@
 import { readJson, updateJson } from '../store/json-doc.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { EMPTY_GROUPS, type GroupsDoc, groupsOfUser, membersOfGroup } from './groups.ts';
+import { ownValue } from '../store/records.ts';
+import { EMPTY_GROUPS, type GroupsDoc, groupNamed, groupsOfUser, membersOfGroup } from './groups.ts';
 import { GROUPS_KEY, tokenKey, USERS_PREFIX, userKey } from './keys.ts';
 import {
   isAcceptablePassword,
@@ -348,7 +349,7 @@ export class Directory {
     if (!isValidGroupName(name))
       throw new IdentityError('invalid', `invalid group name ${JSON.stringify(rawName)}`);
     await this.updateGroups((doc) => {
-      if (doc.groups[name]) throw new IdentityError('exists', `group ${name} already exists`);
+      if (groupNamed(doc, name)) throw new IdentityError('exists', `group ${name} already exists`);
       return {
         groups: { ...doc.groups, [name]: { users: [], subgroups: [], createdAt: new Date().toISOString() } },
       };
@@ -359,7 +360,7 @@ export class Directory {
     const name = normalizeName(rawName);
     let found = false;
     await this.updateGroups((doc) => {
-      found = name in doc.groups;
+      found = groupNamed(doc, name) !== undefined;
       if (!found) return undefined;
       const groups = Object.fromEntries(
         Object.entries(doc.groups)
@@ -378,11 +379,11 @@ export class Directory {
   async addToGroups(groups: string[], rawUser: string): Promise<void> {
     const user = normalizeName(rawUser);
     await this.updateGroups((doc) => {
-      const next = { ...doc.groups };
+      let next = doc.groups;
       for (const group of groups.map(normalizeName)) {
-        const current = next[group];
+        const current = ownValue(next, group);
         if (current && !current.users.includes(user))
-          next[group] = { ...current, users: [...current.users, user] };
+          next = { ...next, [group]: { ...current, users: [...current.users, user] } };
       }
       return { groups: next };
     });
@@ -395,7 +396,7 @@ export class Directory {
   async membersOf(rawName: string): Promise<string[] | null> {
     const doc = await this.groups();
     const name = normalizeName(rawName);
-    return doc.groups[name] ? membersOfGroup(doc, name) : null;
+    return groupNamed(doc, name) ? membersOfGroup(doc, name) : null;
   }
 
   // ---- principals ----------------------------------------------------------------------------

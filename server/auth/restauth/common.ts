@@ -50,11 +50,12 @@ export function isStringRecord(value: unknown): value is Record<string, string> 
 /** A PUT of several properties: JSON dictionary or form fields (first value of each). */
 export function flatten(body: unknown): Record<string, string> | null {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
-  const result: Record<string, string> = {};
+  const entries: [string, string][] = [];
   for (const [key, value] of Object.entries(body)) {
     const item = Array.isArray(value) ? value[0] : value;
     if (typeof item !== 'string') return null;
-    result[key] = item;
+    entries.push([key, item]);
   }
-  return result;
+  // fromEntries makes own entries only: a property named `__proto__` is kept, not swallowed.
+  return Object.fromEntries(entries);
 }

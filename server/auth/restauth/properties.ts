@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { IdentityError, type UserRecord } from '../../identity/directory.ts';
 import { isValidPropertyName } from '../../identity/names.ts';
 import { propertiesProblem } from '../../identity/properties.ts';
+import { hasOwnEntry, ownValue } from '../../store/records.ts';
 import { stringField } from '../credentials.ts';
 import { anyBody, flatten, nameParams, type Params, type RestAuthKit } from './common.ts';
 
@@ -31,7 +32,7 @@ export function propertyRoutes(app: FastifyInstance, kit: RestAuthKit): void {
         return reply.code(400).send({ error: 'prop and value are required' });
       let exists = false;
       const user = await directory.updateUser(request.params.name, (current) => {
-        exists = prop in current.properties;
+        exists = hasOwnEntry(current.properties, prop);
         return exists ? undefined : withProperties(current, { [prop]: value });
       });
       if (!user) return notFound(reply, 'user', request.params.name);
@@ -63,7 +64,7 @@ export function propertyRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       if (!allowed(request, reply, 'prop_get')) return reply;
       const user = await directory.getUser(request.params.name);
       if (!user) return notFound(reply, 'user', request.params.name);
-      const value = user.properties[request.params.prop];
+      const value = ownValue(user.properties, request.params.prop);
       if (value === undefined) return notFound(reply, 'property', request.params.prop);
       return reply.type('application/json').send(JSON.stringify(value));
     },
@@ -80,7 +81,7 @@ export function propertyRoutes(app: FastifyInstance, kit: RestAuthKit): void {
         return reply.code(400).send({ error: 'value is required' });
       let previous: string | undefined;
       const user = await directory.updateUser(request.params.name, (current) => {
-        previous = current.properties[prop];
+        previous = ownValue(current.properties, prop);
         return withProperties(current, { [prop]: value });
       });
       if (!user) return notFound(reply, 'user', request.params.name);
@@ -99,7 +100,7 @@ export function propertyRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       const { prop } = request.params;
       let existed = false;
       const user = await directory.updateUser(request.params.name, (current) => {
-        existed = prop in current.properties;
+        existed = hasOwnEntry(current.properties, prop);
         if (!existed) return undefined;
         const { [prop]: _removed, ...properties } = current.properties;
         return { ...current, properties };

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { CREDENTIAL_BODY_LIMIT } from '../../http/body-limits.ts';
+import { groupNamed } from '../../identity/groups.ts';
 import { normalizeName } from '../../identity/names.ts';
 import { listField, sendThrottled, stringField } from '../credentials.ts';
 import { anyBody, isStringRecord, nameParams, type Params, type RestAuthKit, TOO_MANY } from './common.ts';
@@ -23,7 +24,7 @@ export function userRoutes(app: FastifyInstance, kit: RestAuthKit): void {
     if (properties !== undefined && !isStringRecord(properties))
       return reply.code(400).send({ error: 'properties must be a dictionary of strings' });
     const doc = await directory.groups();
-    const missing = groups.find((group) => !doc.groups[group]);
+    const missing = groups.find((group) => !groupNamed(doc, group));
     if (missing) return notFound(reply, 'group', missing);
     try {
       // RestAuth: a user may be created without a password (login disabled until one is set).
