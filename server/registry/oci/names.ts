@@ -1,5 +1,7 @@
 /** The OCI repository-name and digest grammars, and where each piece of OCI state lives in the store. */
 
+import { isValidGroupName, isValidUsername } from '../../identity/names.ts';
+
 const COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 export const REPOSITORY_NAME = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 export const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
@@ -32,6 +34,11 @@ export function parseDigest(text: string): Digest | null {
 /** Looks like a digest (has an algorithm prefix), even if not one wharf supports. */
 export function looksLikeDigest(reference: string): boolean {
   return reference.includes(':');
+}
+
+/** Namespaces are the names of users and of groups (Quay's organizations). */
+export function isNamespaceName(name: string): boolean {
+  return isValidUsername(name) && isValidGroupName(name);
 }
 
 /** The namespace that owns a repository: its first path component, as in Quay. */

@@ -187,13 +187,13 @@ export async function repositoryRoutes(
       pattern: /^(.+)$/,
       operation: read,
       handler: async ({ caller, repository, name }) => {
-        const tags: Record<string, { name: string; manifest_digest: string | null }> = {};
+        const entries: [string, { name: string; manifest_digest: string | null }][] = [];
         for (const tag of (await services.manifests.tags(name)).sort().slice(0, 100)) {
-          tags[tag] = {
-            name: tag,
-            manifest_digest: (await services.manifests.resolve(name, tag))?.text ?? null,
-          };
+          const digest = (await services.manifests.resolve(name, tag))?.text ?? null;
+          entries.push([tag, { name: tag, manifest_digest: digest }]);
         }
+        // fromEntries: `__proto__` is a valid tag, which an assignment would swallow.
+        const tags = Object.fromEntries(entries);
         return { ...describeRepository(services, caller.principal, repository), tags };
       },
     },

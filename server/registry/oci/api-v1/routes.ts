@@ -4,9 +4,10 @@ import { openIdLoginUrl, openIdSessionOf } from '../../../auth/openid/session-cl
 import { parseAuthorization } from '../../../http/authorization.ts';
 import { CREDENTIAL_BODY_LIMIT } from '../../../http/body-limits.ts';
 import { clientAddress } from '../../../http/proxies.ts';
+import { requestErrorStatus } from '../../../http/request-errors.ts';
 import { ANONYMOUS } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
-import { isRepositoryName } from '../names.ts';
+import { isNamespaceName, isRepositoryName } from '../names.ts';
 import type { Repository } from '../permissions.ts';
 import { ROBOT_NAME, robotFullName } from '../robots.ts';
 import type { OciServices } from '../services.ts';
@@ -39,10 +40,11 @@ export async function apiV1Routes(
       reply.header('retry-after', String(error.retryAfterSeconds));
       return sendError(reply, 429, 'too_many_requests', 'too many failed login attempts, retry later');
     }
-    if (error.validation) return sendError(reply, 400, 'invalid_request', error.message);
-    // Fastify's own refusals (malformed JSON, body too large, unsupported content type) keep their status.
-    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500)
-      return sendError(reply, error.statusCode, 'invalid_request', error.message);
+    // Fastify's own refusals (malformed JSON, body too large, unsupported content type, a schema,
+    // a handler timeout) keep their status.
+    const status = requestErrorStatus(error);
+    if (status !== null)
+      return sendError(reply, status, status === 503 ? 'timeout' : 'invalid_request', error.message);
     request.log.error({ err: error }, 'API v1 request failed');
     return sendError(reply, 500, 'internal_error', 'internal error');
   });
@@ -218,8 +220,10 @@ export async function apiV1Routes(
       config: {
         access: (request) => {
           const body = request.body as { namespace?: string; repository: string };
-          const name = `${body.namespace ?? callerOf(request).principal.name}/${body.repository}`;
-          if (!isRepositoryName(name)) throw invalid('Invalid repository name');
+          const namespace = body.namespace ?? callerOf(request).principal.name;
+          const name = `${namespace}/${body.repository}`;
+          if (!isNamespaceName(namespace) || !isRepositoryName(name))
+            throw invalid('Invalid repository name');
           return { operation: 'oci.manage', repository: name, record: null, role: 'admin' };
         },
       },

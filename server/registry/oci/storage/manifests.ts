@@ -152,11 +152,14 @@ export class ManifestStore {
       for (const child of document.manifests) {
         const digest = parseDigest(String(child?.digest));
         if (!digest) throw new OciError('MANIFEST_INVALID', 'index entry has an invalid digest');
-        if (!(await this.store.head(keys.manifest(repository, digest)))) {
+        const size = declaredSize(child);
+        const stored = await this.get(repository, digest.text);
+        if (!stored) {
           throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${digest.text} is not in this repository`, {
             detail: { digest: digest.text },
           });
         }
+        checkSize(digest, size, stored.size);
       }
       return;
     }
@@ -167,6 +170,7 @@ export class ManifestStore {
     for (const descriptor of descriptors) {
       const digest = parseDigest(String(descriptor?.digest));
       if (!digest) throw new OciError('MANIFEST_INVALID', 'descriptor has an invalid digest');
+      const size = declaredSize(descriptor);
       if (FOREIGN_LAYER.test(String(descriptor.mediaType)) || (descriptor.urls?.length ?? 0) > 0) continue;
       const link = await this.blobs.linked(repository, digest);
       if (!link) {
@@ -174,6 +178,7 @@ export class ManifestStore {
           detail: { digest: digest.text },
         });
       }
+      checkSize(digest, size, link.size);
     }
   }
 
@@ -244,6 +249,31 @@ export class ManifestStore {
     }
     return result;
   }
+}
+
+/** A descriptor's `size`: required by the image spec, a non-negative integer (int64). */
+function declaredSize(descriptor: Descriptor): number {
+  const size = descriptor.size;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+    throw new OciError('MANIFEST_INVALID', `descriptor ${String(descriptor.digest)} has no valid size`, {
+      detail: { digest: descriptor.digest, size: size ?? null },
+    });
+  return size;
+}
+
+/**
+ * A descriptor whose size disagrees with the stored content would make an image no client can pull
+ * (they check sizes as they fetch): refused at push. distribution only checks existence.
+ */
+function checkSize(digest: Digest, declared: number, stored: number): void {
+  if (declared !== stored)
+    throw new OciError(
+      'MANIFEST_INVALID',
+      `descriptor ${digest.text} says ${declared} bytes, the stored content has ${stored}`,
+      {
+        detail: { digest: digest.text, size: declared, stored },
+      },
+    );
 }
 
 /** The artifactType a referrers response shows: the manifest's own, else its config media type. */

@@ -12,7 +12,7 @@ import {
 import { OciError } from '../errors.ts';
 import { type Digest, keys } from '../names.ts';
 import type { BlobPointer, BlobStore } from './blobs.ts';
-import { BlobTooLargeError, HashingStream, STREAM_CHUNK } from './hashing.ts';
+import { BlobTooLargeError, HashingStream, LengthMismatchError, STREAM_CHUNK } from './hashing.ts';
 
 /**
  * An upload session as stored (`oci/uploads/<id>.json`), so any replica can continue it.
@@ -107,13 +107,17 @@ export class UploadManager {
     return doc;
   }
 
-  /** Appends a request body; `start` (from Content-Range) must equal the current offset. */
+  /**
+   * Appends a request body; `start` (from Content-Range) must equal the current offset, and the
+   * body must be exactly `expected` bytes when the range gives it (else nothing is recorded).
+   */
   append(
     repository: string,
     id: string,
     body: Readable,
     start?: number,
     length?: number,
+    expected?: number,
   ): Promise<UploadState> {
     return this.serialized(id, async () => {
       const doc = await this.state(repository, id);
@@ -123,7 +127,7 @@ export class UploadManager {
         throw rangeError(state);
       }
       // Only explicit chunks (Content-Range) become parts; a lone streamed PATCH stays one object.
-      await this.write(state, body, false, start === undefined ? undefined : length);
+      await this.write(state, body, false, start === undefined ? undefined : length, expected);
       await this.save(state, doc.etag);
       return state;
     });
@@ -136,11 +140,12 @@ export class UploadManager {
     digest: Digest,
     body: Readable | null,
     length?: number,
+    expected?: number,
   ): Promise<BlobPointer> {
     return this.serialized(id, async () => {
       const doc = await this.state(repository, id);
       const state = doc.value;
-      if (body) await this.write(state, body, true, length);
+      if (body) await this.write(state, body, true, length, expected);
       const dataKey = await this.assemble(state);
       const live = this.hashes.get(id);
       let actual: string;
@@ -203,12 +208,19 @@ export class UploadManager {
    * Streams `body` into the session: straight into a new pending object when nothing is pending
    * and no part exists yet, otherwise through part-sized buffers (at most one part in memory).
    */
-  private async write(state: UploadState, body: Readable, final: boolean, length?: number): Promise<void> {
+  private async write(
+    state: UploadState,
+    body: Readable,
+    final: boolean,
+    length?: number,
+    expected?: number,
+  ): Promise<void> {
     const live = this.hashes.get(state.id);
+    const limit = this.limits.maxBlobBytes - state.offset;
     const hashing =
       live && live.offset === state.offset
-        ? new HashingStream(live.hash, this.limits.maxBlobBytes - state.offset)
-        : new HashingStream('sha256', this.limits.maxBlobBytes - state.offset);
+        ? new HashingStream(live.hash, limit, expected)
+        : new HashingStream('sha256', limit, expected);
     if (!(live && live.offset === state.offset)) this.hashes.delete(state.id);
     const source = pipeTo(body, hashing);
     try {
@@ -358,6 +370,7 @@ function rangeError(state: UploadState): OciError {
 
 function translate(error: unknown): unknown {
   if (error instanceof BlobTooLargeError) return new OciError('SIZE_INVALID', error.message, { status: 413 });
+  if (error instanceof LengthMismatchError) return new OciError('SIZE_INVALID', error.message);
   return error;
 }
 
