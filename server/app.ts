@@ -15,7 +15,7 @@ import { createRegistryRole } from './registry/role.ts';
 import type { Role } from './roles.ts';
 import { InstrumentedStore, StoreMetrics } from './store/instrumented-store.ts';
 import type { ObjectStore } from './store/object-store.ts';
-import { frameworkErrors, sendUnroutedError } from './surfaces.ts';
+import { frameworkErrors, rootErrorHandler, sendRootError } from './surfaces.ts';
 
 export interface RouteSummary {
   method: string;
@@ -56,8 +56,9 @@ export async function buildWharf(config: WharfConfig, driver: ObjectStore, logge
     for (const method of [route.method].flat()) routes.push({ method, url: route.url });
   });
   app.setNotFoundHandler((request, reply) =>
-    sendUnroutedError(request, reply, 404, `no route for ${request.method} ${request.url.split('?')[0]}`),
+    sendRootError(request, reply, 404, `no route for ${request.method} ${request.url.split('?')[0]}`),
   );
+  app.setErrorHandler(rootErrorHandler);
   metrics.instrument(app);
   watchBodies(app, config.http, metrics);
   closeOnUnreadBody(app);
