@@ -55,6 +55,8 @@ const HOSTILE = [
   'x'.repeat(65),
   'y'.repeat(129),
   'z'.repeat(300),
+  // Over the router's maxParamLength (500).
+  'w'.repeat(600),
   'sha256:',
   'sha256:zz',
   `sha256:${'0'.repeat(63)}`,
