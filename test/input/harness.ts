@@ -99,8 +99,12 @@ export interface FuzzTarget {
   server: TestServer;
   upstream: TestServer;
   fixtures: Fixtures;
-  /** A new API v1 session for alice (after a generated request signed the last one out). */
-  renewSession(): Promise<void>;
+  /**
+   * Puts back what generated requests may have taken away (they act with real credentials, and
+   * deleting is one of the things they try): the victims bob and carol with a property, the groups
+   * devs and qa, the image's tag, an open upload and alice's API v1 session. Cheap when all is there.
+   */
+  repair(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -183,20 +187,7 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
     headers: admin,
     body: Buffer.from(JSON.stringify({ username: 'alice', password: PASSWORDS.alice })),
   });
-  for (const victim of ['bob', 'carol'])
-    await json(url, {
-      method: 'POST',
-      path: '/auth/api/v1/users',
-      headers: admin,
-      body: Buffer.from(JSON.stringify({ username: victim, password: `${victim}-password-long` })),
-    });
   const service = { ...JSON_TYPE, authorization: basic(SERVICE.name, SERVICE.password) };
-  await json(url, {
-    method: 'POST',
-    path: '/restauth/groups',
-    headers: service,
-    body: Buffer.from(JSON.stringify({ group: 'devs', users: ['alice'] })),
-  });
   const aliceToken = (
     await json(url, {
       method: 'POST',
@@ -247,8 +238,6 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
     headers: { ...bearer, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
     body: manifest,
   });
-  const upload = await send(url, { method: 'POST', path: '/v2/alice/app/blobs/uploads/', headers: bearer });
-  const uploadId = String(upload.headers['docker-upload-uuid']);
 
   const target: FuzzTarget = {
     server,
@@ -265,30 +254,82 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
         tag: 'v1',
         manifest: sha256(manifest),
         blobs: [sha256(config), sha256(layer)],
-        uploadId,
+        uploadId: '',
       },
     },
-    async renewSession() {
-      const csrf = await send(url, { method: 'GET', path: '/csrf_token', headers: {} });
-      const cookie = String(csrf.headers['set-cookie']).split(';')[0] as string;
-      const token = (JSON.parse(csrf.body.toString()) as { csrf_token: string }).csrf_token;
-      const signin = await send(url, {
-        method: 'POST',
-        path: '/api/v1/signin',
-        headers: { ...JSON_TYPE, cookie, 'x-csrf-token': token },
-        body: Buffer.from(JSON.stringify({ username: 'alice', password: PASSWORDS.alice })),
-      });
-      if (signin.status !== 200) throw new Error(`signin: ${signin.status} ${signin.body.toString()}`);
-      target.fixtures.session = {
-        cookie: String(signin.headers['set-cookie']).split(';')[0] as string,
-        csrf: token,
-      };
+    async repair() {
+      const exists = async (path: string, headers: Record<string, string>) =>
+        (await send(url, { method: 'GET', path, headers })).status < 300;
+      for (const victim of ['bob', 'carol']) {
+        if (await exists(`/restauth/users/${victim}`, service)) continue;
+        await json(url, {
+          method: 'POST',
+          path: '/auth/api/v1/users',
+          headers: admin,
+          body: Buffer.from(JSON.stringify({ username: victim, password: `${victim}-password-long` })),
+        });
+        await json(url, {
+          method: 'PUT',
+          path: `/restauth/users/${victim}/props/email`,
+          headers: service,
+          body: Buffer.from(JSON.stringify({ value: `${victim}@example.com` })),
+        });
+      }
+      for (const [group, member] of [
+        ['devs', 'alice'],
+        ['qa', 'bob'],
+      ]) {
+        if (!(await exists(`/restauth/groups/${group}`, service)))
+          await json(url, {
+            method: 'POST',
+            path: '/restauth/groups',
+            headers: service,
+            body: Buffer.from(JSON.stringify({ group, users: [member] })),
+          });
+      }
+      const tagged = await send(url, { method: 'HEAD', path: '/v2/alice/app/manifests/v1', headers: bearer });
+      if (tagged.status !== 200)
+        await json(url, {
+          method: 'PUT',
+          path: '/v2/alice/app/manifests/v1',
+          headers: { ...bearer, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+          body: manifest,
+        });
+      const image = target.fixtures.image;
+      if (!image.uploadId || !(await exists(`/v2/alice/app/blobs/uploads/${image.uploadId}`, bearer))) {
+        const upload = await send(url, {
+          method: 'POST',
+          path: '/v2/alice/app/blobs/uploads/',
+          headers: bearer,
+        });
+        image.uploadId = String(upload.headers['docker-upload-uuid']);
+      }
+      const session = target.fixtures.session;
+      if (!session.cookie || !(await exists('/api/v1/user/', { cookie: session.cookie })))
+        await renewSession();
     },
     async stop() {
       await server.stop();
       await upstream.stop();
     },
   };
-  await target.renewSession();
+  /** A new API v1 session for alice (after a generated request signed the last one out). */
+  async function renewSession(): Promise<void> {
+    const csrf = await send(url, { method: 'GET', path: '/csrf_token', headers: {} });
+    const cookie = String(csrf.headers['set-cookie']).split(';')[0] as string;
+    const token = (JSON.parse(csrf.body.toString()) as { csrf_token: string }).csrf_token;
+    const signin = await send(url, {
+      method: 'POST',
+      path: '/api/v1/signin',
+      headers: { ...JSON_TYPE, cookie, 'x-csrf-token': token },
+      body: Buffer.from(JSON.stringify({ username: 'alice', password: PASSWORDS.alice })),
+    });
+    if (signin.status !== 200) throw new Error(`signin: ${signin.status} ${signin.body.toString()}`);
+    target.fixtures.session = {
+      cookie: String(signin.headers['set-cookie']).split(';')[0] as string,
+      csrf: token,
+    };
+  }
+  await target.repair();
   return target;
 }

@@ -277,7 +277,7 @@ function rightCredential(url: string, f: Fixtures): string[] {
 function headersFor(url: string, f: Fixtures): fc.Arbitrary<Record<string, string>> {
   // fast-check leans to the first choice: the credential that gets a request past authentication.
   const authorization = fc.oneof(
-    { arbitrary: fc.constantFrom(...rightCredential(url, f)), weight: 12 },
+    { arbitrary: fc.constantFrom(...rightCredential(url, f)), weight: 24 },
     { arbitrary: fc.constant(undefined), weight: 4 },
     {
       arbitrary: fc.constantFrom(
@@ -341,7 +341,7 @@ function validHeaders(headers: Record<string, string | null | undefined>): Recor
 /** A content type: mostly the one that fits the body, sometimes any other or none. */
 function contentType(fitting: string | undefined): fc.Arbitrary<string | undefined> {
   return fc.oneof(
-    { arbitrary: fc.constant(fitting), weight: 6 },
+    { arbitrary: fc.constant(fitting), weight: 12 },
     { arbitrary: fc.constant(undefined), weight: 1 },
     {
       arbitrary: fc.oneof(
