@@ -17,6 +17,8 @@ class Client {
   readonly url: string;
   /** API tokens by user (they live in the store: any replica accepts them). */
   private readonly apiTokens: Map<string, string>;
+  /** Sizes of the manifests pushed, by digest: an index's descriptors must state them. */
+  private readonly sizes = new Map<string, number>();
   constructor(url: string, apiTokens = new Map<string, string>()) {
     this.url = url;
     this.apiTokens = apiTokens;
@@ -115,7 +117,7 @@ class Client {
         manifests: children.map((digest, i) => ({
           mediaType: IMAGE,
           digest,
-          size: 1,
+          size: this.sizes.get(digest),
           platform: { architecture: i === 0 ? 'amd64' : 'arm64', os: 'linux' },
         })),
       }),
@@ -136,6 +138,7 @@ class Client {
       body,
     });
     expect(response.status).toBe(201);
+    this.sizes.set(sha256(body), body.length);
     return String(response.headers.get('docker-content-digest'));
   }
 
