@@ -27,6 +27,12 @@ import { requestFor } from './requests.ts';
 const RUNS = Number(process.env.WHARF_FUZZ_RUNS ?? 6);
 const SEED = Number(process.env.WHARF_FUZZ_SEED ?? Date.now() % 2 ** 31);
 
+/**
+ * Keys written off the request path: pulls by digest are recorded by a flush every 60 s
+ * (registry/oci/storage/activity.ts), which may land while a refused request is being checked.
+ */
+const BACKGROUND = /^oci\/repos\/[^/]+\/activity\/|^oci\/gc\/pulls-recorded-since\.json$/;
+
 /** Groups of routes, one test each; the last takes whatever the others do not. */
 const GROUPS: [string, (url: string) => boolean][] = [
   [
@@ -94,7 +100,7 @@ describe('no input crashes a route', () => {
       );
       if (problem) throw new Error(`wrong error format (${problem}): ${what}`);
     }
-    const changes = storeChanges(before, await storeSnapshot(store));
+    const changes = storeChanges(before, await storeSnapshot(store)).filter((key) => !BACKGROUND.test(key));
     if (changes.length > 0) throw new Error(`a refused request wrote ${changes.join(', ')}: ${what}`);
   }
 
