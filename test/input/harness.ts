@@ -102,7 +102,8 @@ export interface FuzzTarget {
   /**
    * Puts back what generated requests may have taken away (they act with real credentials, and
    * deleting is one of the things they try): the victims bob and carol with a property, the groups
-   * devs and qa, the image's tag, an open upload and alice's API v1 session. Cheap when all is there.
+   * devs and qa, the image's blobs and tag, an open upload and alice's API v1 session. Cheap when
+   * all is there.
    */
   repair(): Promise<void>;
   stop(): Promise<void>;
@@ -285,6 +286,16 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
             path: '/restauth/groups',
             headers: service,
             body: Buffer.from(JSON.stringify({ group, users: [member] })),
+          });
+      }
+      for (const blob of [config, layer]) {
+        const path = `/v2/alice/app/blobs/${sha256(blob)}`;
+        if ((await send(url, { method: 'HEAD', path, headers: bearer })).status !== 200)
+          await json(url, {
+            method: 'POST',
+            path: `/v2/alice/app/blobs/uploads/?digest=${sha256(blob)}`,
+            headers: { ...bearer, 'content-type': 'application/octet-stream' },
+            body: blob,
           });
       }
       const tagged = await send(url, { method: 'HEAD', path: '/v2/alice/app/manifests/v1', headers: bearer });
