@@ -126,4 +126,24 @@ describe('findings, replayed', () => {
     expect(refused.status).toBe(403);
     expect(await inflated()).toBe(before);
   });
+
+  it('permission grants name accounts as the AuthService does: case-insensitively', async () => {
+    const created = await fetch(`${server.url}/auth/api/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: ALICE, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'admin-of-app' }),
+    });
+    const bearer = { authorization: `Bearer ${((await created.json()) as { token: string }).token}` };
+    const granted = await fetch(`${server.url}/api/v1/repository/alice/app/permissions/user/Bob`, {
+      method: 'PUT',
+      headers: { ...bearer, 'content-type': 'application/json' },
+      body: JSON.stringify({ role: 'read' }),
+    });
+    expect(granted.status).toBe(200);
+    expect(await granted.json()).toEqual({ name: 'bob', role: 'read' });
+    const read = await fetch(`${server.url}/api/v1/repository/alice/app/permissions/user/bob`, {
+      headers: bearer,
+    });
+    expect(await read.json()).toEqual({ name: 'bob', role: 'read' });
+  });
 });

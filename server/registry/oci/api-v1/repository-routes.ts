@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessRequest } from '../../../access/policy.ts';
 import { AUTHENTICATE } from '../../../access/route-access.ts';
-import { isValidGroupName, isValidUsername } from '../../../identity/names.ts';
-import { isRepositoryName, parseDigest, TAG } from '../names.ts';
+import { isValidGroupName, isValidUsername, normalizeName } from '../../../identity/names.ts';
+import { isNamespaceName, isRepositoryName, parseDigest, TAG } from '../names.ts';
 import type { Repository, RepositoryRole } from '../permissions.ts';
 import { ROBOT_NAME } from '../robots.ts';
 import type { OciServices } from '../services.ts';
@@ -249,16 +249,19 @@ export async function repositoryRoutes(
   });
 }
 
-/** The user, robot or team a permission route names, validated. */
+/**
+ * The user, robot or team a permission route names, validated; names are case-insensitive (as the
+ * AuthService folds them), so `Bob` is `bob`.
+ */
 function grantee(match: RegExpExecArray): { kind: 'user' | 'team'; who: string } {
   const kind = match[2] as 'user' | 'team';
-  const who = match[3] as string;
+  const who = normalizeName(match[3] as string);
+  const plus = who.indexOf('+');
   const valid =
     kind === 'team'
       ? isValidGroupName(who)
-      : who.includes('+')
-        ? /^[a-z0-9][a-z0-9._-]*$/.test(who.slice(0, who.indexOf('+'))) &&
-          ROBOT_NAME.test(who.slice(who.indexOf('+') + 1))
+      : plus >= 0
+        ? isNamespaceName(who.slice(0, plus)) && ROBOT_NAME.test(who.slice(plus + 1))
         : isValidUsername(who);
   if (!valid) throw invalid(`invalid ${kind === 'team' ? 'team' : 'user'} name`);
   return { kind, who };

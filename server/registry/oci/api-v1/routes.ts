@@ -305,7 +305,7 @@ export async function apiV1Routes(
   robotRoutes('/api/v1/user', (request) => callerOf(request).principal.name);
   robotRoutes('/api/v1/organization/:org', (request) => {
     const org = (request.params as { org: string }).org;
-    if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(org)) throw invalid('invalid organization name');
+    if (!isNamespaceName(org)) throw invalid('invalid organization name');
     return org;
   });
 
