@@ -66,6 +66,7 @@ async function startWharf(): Promise<{ url: string; token: string }> {
     env: {
       ...process.env,
       PORT: String(port),
+      WHARF_METRICS_PORT: '0',
       HOST: '127.0.0.1',
       WHARF_DATA_DIR: path.join(work, 'wharf'),
       WHARF_SIGNUP: 'open',

@@ -147,6 +147,7 @@ async function startWharf(dir: string): Promise<Target> {
         PATH: process.env.PATH,
         HOST: '127.0.0.1',
         PORT: String(port),
+        WHARF_METRICS_PORT: '0',
         WHARF_DATA_DIR: path.join(dir, 'wharf'),
         WHARF_SIGNUP: 'open',
         WHARF_LOG_LEVEL: 'warn',

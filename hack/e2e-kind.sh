@@ -116,6 +116,7 @@ helm install wharf charts/wharf --namespace "$NS" --wait \
   --set quickstart.enabled=true \
   --set quickstart.registry.host="$HOST" \
   --set quickstart.ingressClassName=nginx \
+  --set "quickstart.trustedProxies={10.244.0.0/16}" \
   --set quickstart.storage.endpoint=http://minio.wharf.svc:9000 \
   --set quickstart.storage.credentialsSecretName=wharf-s3 \
   --set quickstart.storage.deletionPolicy=Delete

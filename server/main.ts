@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import { buildWharf } from './app.ts';
 import { ConfigError, loadConfig } from './config/load.ts';
 import { createLogger } from './observability/logger.ts';
@@ -20,7 +21,9 @@ async function main(): Promise<void> {
   try {
     const store = await openStore(config.store, logger);
     wharf = await buildWharf(config, store, logger);
-    await wharf.app.listen({ host: config.host, port: config.port });
+    // The main port first: its "Server listening" line is how scripts and tests learn the port.
+    await listen(wharf.app, config.host, config.port, '"port" (PORT)');
+    await listen(wharf.metricsApp, config.host, config.metricsPort, '"metricsPort" (WHARF_METRICS_PORT)');
   } catch (error) {
     if (error instanceof ConfigError) {
       logger.fatal(error.message);
@@ -30,7 +33,15 @@ async function main(): Promise<void> {
     logger.fatal({ err: error }, 'start-up failed');
     process.exit(1);
   }
-  logger.info({ roles: config.roles, port: config.port, store: config.store.driver }, 'wharf is ready');
+  logger.info(
+    {
+      roles: config.roles,
+      port: portOf(wharf.app),
+      metricsPort: portOf(wharf.metricsApp),
+      store: config.store.driver,
+    },
+    'wharf is ready',
+  );
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -55,6 +66,22 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** Listens, turning "address in use" into a message that names the setting to change. */
+async function listen(app: FastifyInstance, host: string, port: number, setting: string): Promise<void> {
+  try {
+    await app.listen({ host, port });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      throw new ConfigError(`configuration setting ${setting}: ${host}:${port} is already in use`);
+    throw error;
+  }
+}
+
+function portOf(app: FastifyInstance): number | undefined {
+  const address = app.server.address();
+  return typeof address === 'object' && address ? address.port : undefined;
 }
 
 await main();

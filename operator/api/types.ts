@@ -52,6 +52,31 @@ const conditions = {
   'x-kubernetes-list-map-keys': ['type'],
 } as const;
 
+/**
+ * An entry of the server's `trustedProxies`: an IPv4 or IPv6 address, optionally with /bits, or a
+ * named range. Checked by the apiserver so a typo is refused at `kubectl apply`, not by a pod that
+ * will not start; test/operator/manifests.test.ts holds it to the server's own check.
+ */
+const TRUSTED_PROXY_PATTERN = (() => {
+  const octet = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+  const v4 = `(${octet}\\.){3}${octet}`;
+  const h = '[0-9a-fA-F]{1,4}';
+  const v6 = [
+    `(${h}:){7}${h}`,
+    `(${h}:){1,7}:`,
+    `(${h}:){1,6}:${h}`,
+    `(${h}:){1,5}(:${h}){1,2}`,
+    `(${h}:){1,4}(:${h}){1,3}`,
+    `(${h}:){1,3}(:${h}){1,4}`,
+    `(${h}:){1,2}(:${h}){1,5}`,
+    `${h}:(:${h}){1,6}`,
+    `:((:${h}){1,7}|:)`,
+    `(${h}:){6}${v4}`,
+    `((${h}:){0,4}${h})?::(${h}:){0,4}${v4}`,
+  ].join('|');
+  return `^((${v4})(/(3[0-2]|[12]?[0-9]))?|(${v6})(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?|loopback|linklocal|uniquelocal)$`;
+})();
+
 const ingressSchema = {
   type: 'object',
   description: 'Expose the server on one host through an Ingress.',
@@ -63,6 +88,15 @@ const ingressSchema = {
       description: 'Secret with tls.crt/tls.key for the host; plain HTTP when omitted.',
     },
     annotations: { type: 'object', additionalProperties: { type: 'string' } },
+    trustedProxies: {
+      type: 'array',
+      maxItems: 64,
+      default: [],
+      description:
+        "Addresses or CIDRs of the ingress controller's pods (as the server sees them), whose X-Forwarded-For/-Proto/-Host the server believes. Empty: nothing is believed, and every client behind the Ingress counts as the controller's address (docs/operator.md).",
+      items: { type: 'string', maxLength: 64, pattern: TRUSTED_PROXY_PATTERN },
+      'x-kubernetes-list-type': 'set',
+    },
   },
   required: ['host'],
 } as const;
@@ -208,6 +242,11 @@ export const authServiceSchema = {
             properties: {
               name: { type: 'string', maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
               permissions: { type: 'array', items: { type: 'string' }, default: [] },
+              forwardsClientAddress: {
+                type: 'boolean',
+                description:
+                  "Trust the client's X-Forwarded-For as its end user's address for password rate limits (default false).",
+              },
             },
             required: ['name'],
           },
@@ -292,6 +331,24 @@ export const registrySchema = {
                   description: 'Unreferenced blobs younger than this are kept.',
                 },
                 intervalMinutes: { type: 'number', minimum: 1, default: 60 },
+                deleteUntagged: {
+                  type: 'boolean',
+                  default: false,
+                  description:
+                    'Delete manifests no tag reaches once untagged and unpulled for untaggedRetentionHours.',
+                },
+                untaggedRetentionHours: {
+                  type: 'number',
+                  minimum: 1,
+                  default: 168,
+                  description:
+                    'How long a manifest stays after it lost its last tag and after its last pull by digest.',
+                },
+                dryRun: {
+                  type: 'boolean',
+                  default: false,
+                  description: 'GC only logs what it would delete.',
+                },
               },
             },
           },

@@ -30,6 +30,7 @@ import {
   finalizeWorkload,
   publishStatus,
   reconcileBucket,
+  warnIfProxiesUntrusted,
 } from './workload.ts';
 
 export const signingKey = () =>
@@ -172,8 +173,10 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
     providers,
     secretsDigest: stableHash(digest),
     fallbackPublicUrl: candidates.map((registry) => publicUrl(registry.spec.ingress)).find(Boolean),
+    registryTrustedProxies: candidates.flatMap((registry) => registry.spec.ingress?.trustedProxies ?? []),
   });
   const applied = await applyChildren(ctx, auth, objects);
+  await warnIfProxiesUntrusted(ctx, auth, applied.changed);
   conditions.push(applied.condition);
   conditions.push(deploymentCondition(ctx, auth, names.workload));
   // Registries check that their credentials are in this configuration: let them look again.

@@ -12,6 +12,7 @@ import {
   CONFIG_FILE,
   CONFIG_HASH_ANNOTATION,
   labels,
+  METRICS_PORT,
   ownerReference,
   registryNames,
   SERVER_PORT,
@@ -64,6 +65,11 @@ export interface AuthServiceInputs {
    * identity paths): that host is its public URL, and the base of OpenID redirect URLs.
    */
   fallbackPublicUrl?: string | undefined;
+  /**
+   * The ingress controllers in front of its Registries' hosts, which route the identity paths here
+   * too: believed besides those of its own Ingress.
+   */
+  registryTrustedProxies?: string[];
 }
 
 export interface RegistryInputs {
@@ -77,6 +83,11 @@ export interface RegistryInputs {
 export function publicUrl(ingress: IngressSpec | undefined): string | undefined {
   if (!ingress) return undefined;
   return `${ingress.tlsSecretName ? 'https' : 'http'}://${ingress.host}`;
+}
+
+/** What the server's `trustedProxies` becomes: the listed controllers, each once, in a stable order. */
+export function trustedProxies(...lists: (readonly string[] | undefined)[]): string[] {
+  return [...new Set(lists.flatMap((list) => list ?? []))].sort();
 }
 
 export function serviceUrl(serviceName: string, namespace: string): string {
@@ -102,17 +113,24 @@ export function authServiceConfig(auth: AuthService, inputs: AuthServiceInputs):
     name: service.name,
     passwordFile: `${SERVICES_DIR}/${service.name}`,
     permissions: service.permissions,
+    ...(service.forwardsClientAddress ? { forwardsClientAddress: true } : {}),
   }));
   const registryServices = inputs.registries.map((registry) => ({
     name: registry.serviceName,
     passwordFile: `${SERVICES_DIR}/${registry.serviceName}`,
     permissions: REGISTRY_SERVICE_PERMISSIONS,
+    // A Registry relays each end user's address (what its trusted proxies saw), so the password
+    // rate limits count people, not the Registry.
+    forwardsClientAddress: true,
   }));
   const url = publicUrl(auth.spec.ingress) ?? inputs.fallbackPublicUrl;
+  const proxies = trustedProxies(auth.spec.ingress?.trustedProxies, inputs.registryTrustedProxies);
   return {
     roles: ['auth'],
     port: SERVER_PORT,
+    metricsPort: METRICS_PORT,
     ...(url ? { publicUrl: url } : {}),
+    ...(proxies.length ? { trustedProxies: proxies } : {}),
     logLevel: auth.spec.logLevel,
     store: storeConfig(auth.spec.storage, inputs.bucket),
     auth: {
@@ -146,10 +164,13 @@ export function authServiceConfig(auth: AuthService, inputs: AuthServiceInputs):
 export function registryConfig(registry: Registry, inputs: RegistryInputs): Record<string, unknown> {
   const url = publicUrl(registry.spec.ingress);
   const { cargo, oci } = registry.spec;
+  const proxies = trustedProxies(registry.spec.ingress?.trustedProxies);
   return {
     roles: ['registry'],
     port: SERVER_PORT,
+    metricsPort: METRICS_PORT,
     ...(url ? { publicUrl: url } : {}),
+    ...(proxies.length ? { trustedProxies: proxies } : {}),
     logLevel: registry.spec.logLevel,
     store: storeConfig(registry.spec.storage, inputs.bucket),
     registry: {
@@ -298,7 +319,14 @@ function workloadObjects(shape: WorkloadShape): {
       template: {
         metadata: {
           labels: labels(name, component),
-          annotations: { [CONFIG_HASH_ANNOTATION]: shape.hash },
+          annotations: {
+            [CONFIG_HASH_ANNOTATION]: shape.hash,
+            // For Prometheus setups that discover pods by annotation; the chart's PodMonitor
+            // selects the port by name instead.
+            'prometheus.io/scrape': 'true',
+            'prometheus.io/port': String(METRICS_PORT),
+            'prometheus.io/path': '/metrics',
+          },
         },
         spec: {
           automountServiceAccountToken: false,
@@ -330,7 +358,12 @@ function workloadObjects(shape: WorkloadShape): {
                   },
                 },
               ],
-              ports: [{ name: 'http', containerPort: SERVER_PORT, protocol: 'TCP' }],
+              // `http` first: what Services, the Ingress and the probes use. `metrics` is only a pod
+              // port, so nothing outside the cluster's Prometheus reaches it.
+              ports: [
+                { name: 'http', containerPort: SERVER_PORT, protocol: 'TCP' },
+                { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
+              ],
               readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
               livenessProbe: {
                 httpGet: { path: '/healthz', port: 'http' },

@@ -7,6 +7,8 @@ export const CONFIG_HASH_ANNOTATION = 'wharf.dev/config-hash';
 export const DESIRED_HASH_ANNOTATION = 'wharf.dev/desired-hash';
 export const BUCKET_FINALIZER = 'wharf.dev/bucket';
 export const SERVER_PORT = 8080;
+/** The servers' `/metrics` listener (`metricsPort`): a pod port no Service or Ingress routes. */
+export const METRICS_PORT = 9464;
 export const CONFIG_DIR = '/etc/wharf/config';
 export const CONFIG_FILE = `${CONFIG_DIR}/config.yaml`;
 

@@ -24,6 +24,7 @@ import {
   finalizeWorkload,
   publishStatus,
   reconcileBucket,
+  warnIfProxiesUntrusted,
 } from './workload.ts';
 
 export async function reconcileRegistry(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
@@ -121,6 +122,7 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
     secretsDigest: stableHash({ client: client.data, signing: stableHash(signing.data) }),
   });
   const applied = await applyChildren(ctx, registry, objects);
+  await warnIfProxiesUntrusted(ctx, registry, applied.changed);
   conditions.push(applied.condition);
   conditions.push(deploymentCondition(ctx, registry, names.workload));
 

@@ -156,6 +156,26 @@ export async function applyChildren(
   };
 }
 
+/**
+ * When its Ingress is created or changed without `trustedProxies`, says so once (an Event, not a
+ * condition: the server works, but sees every client as the ingress controller's address).
+ */
+export async function warnIfProxiesUntrusted(
+  ctx: ReconcileContext,
+  owner: Workload,
+  changed: readonly string[],
+): Promise<void> {
+  const ingress = owner.spec.ingress;
+  if (!ingress || ingress.trustedProxies?.length || !changed.some((name) => name.startsWith('Ingress/')))
+    return;
+  await ctx.events.record(
+    owner,
+    'Warning',
+    'TrustedProxiesUnset',
+    "spec.ingress.trustedProxies is empty: the server ignores X-Forwarded-For, so every client behind the Ingress has the ingress controller's address (per-address login limits are shared by everyone, audit lines name the controller). List the controller's pod addresses or CIDR (docs/operator.md).",
+  );
+}
+
 /** DeploymentAvailable, read from the Deployment's status (the cluster's controllers fill it). */
 export function deploymentCondition(
   ctx: ReconcileContext,

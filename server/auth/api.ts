@@ -3,7 +3,9 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { AccessPolicy } from '../access/policy.ts';
 import { routeDecision } from '../access/route-access.ts';
 import { parseAuthorization } from '../http/authorization.ts';
+import { CREDENTIAL_BODY_LIMIT, defaultBodyLimit } from '../http/body-limits.ts';
 import { clientAddress } from '../http/proxies.ts';
+import { requestErrorStatus } from '../http/request-errors.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import type { CredentialResolver } from '../identity/credential-resolver.ts';
 import { IdentityError, type TokenEntry, type UserRecord } from '../identity/directory.ts';
@@ -66,9 +68,11 @@ const serviceBody = {
   properties: {
     password: { type: 'string', minLength: 12 },
     permissions: { type: 'array', items: { type: 'string' } },
+    forwardsClientAddress: { type: 'boolean' },
   },
   required: ['permissions'],
 } as const;
+type ServiceBody = { password?: string; permissions: string[]; forwardsClientAddress?: boolean };
 
 /** A token as its owner sees it: never the secret, never the hash. */
 function describeToken(token: TokenEntry) {
@@ -103,14 +107,16 @@ function describeUser(user: UserRecord) {
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const { authenticator, services, resolver, policy } = options;
   const directory = authenticator.directory;
+  // Tokens, users and services: small JSON, and most of it carries a password.
+  defaultBodyLimit(app, CREDENTIAL_BODY_LIMIT);
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     if (error instanceof PasswordQueueFullError) {
       reply.header('retry-after', String(error.retryAfterSeconds));
       return ktraError(reply, 503, error.message);
     }
-    if (error.validation) return ktraError(reply, 400, error.message);
-    if ((error.statusCode ?? 500) < 500) return ktraError(reply, error.statusCode ?? 400, error.message);
+    const status = requestErrorStatus(error);
+    if (status !== null) return ktraError(reply, status, error.message);
     app.log.error({ err: error }, 'auth API request failed');
     return ktraError(reply, 500, 'internal error');
   });
@@ -287,7 +293,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   });
 
   /** Creates or replaces a stored service; without a password one is generated and shown once. */
-  app.put<{ Params: { name: string }; Body: { password?: string; permissions: string[] } }>(
+  app.put<{ Params: { name: string }; Body: ServiceBody }>(
     '/services/:name',
     { schema: { params: nameParams, body: serviceBody }, config: adminOnly },
     async (request, reply) => {
@@ -298,19 +304,22 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       const invalid = request.body.permissions.find((permission) => !isValidPermission(permission));
       if (invalid) return ktraError(reply, 400, `unknown permission ${JSON.stringify(invalid)}`);
       const password = request.body.password ?? randomBytes(24).toString('base64url');
-      const created = await services.put(name, password, request.body.permissions);
+      const { permissions, forwardsClientAddress = false } = request.body;
+      const created = await services.put(name, password, permissions, { forwardsClientAddress });
       request.log.info(
         {
           audit: 'service.saved',
           service: name,
-          permissions: request.body.permissions,
+          permissions,
+          forwardsClientAddress,
           by: caller(request).name,
         },
         'service.saved',
       );
       return reply.code(created ? 201 : 200).send({
         name,
-        permissions: request.body.permissions,
+        permissions,
+        forwardsClientAddress,
         ...(request.body.password ? {} : { password }),
       });
     },

@@ -2,7 +2,9 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import type { AccessPolicy } from '../access/policy.ts';
 import type { AuthConfig } from '../config/types.ts';
 import { parseAuthorization } from '../http/authorization.ts';
+import { CREDENTIAL_BODY_LIMIT, defaultBodyLimit } from '../http/body-limits.ts';
 import { clientAddress } from '../http/proxies.ts';
+import { requestErrorStatus } from '../http/request-errors.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import type { CredentialResolver } from '../identity/credential-resolver.ts';
 import { IdentityError } from '../identity/directory.ts';
@@ -48,14 +50,15 @@ export async function ktraRoutes(app: FastifyInstance, options: KtraOptions): Pr
   const { authenticator, resolver, policy, signup } = options;
   const directory = authenticator.directory;
   const badCredentials = 'invalid username or password';
+  defaultBodyLimit(app, CREDENTIAL_BODY_LIMIT);
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     if (error instanceof PasswordQueueFullError) {
       reply.header('retry-after', String(error.retryAfterSeconds));
       return ktraError(reply, 503, error.message);
     }
-    if (error.validation) return ktraError(reply, 400, error.message);
-    if ((error.statusCode ?? 500) < 500) return ktraError(reply, error.statusCode ?? 400, error.message);
+    const status = requestErrorStatus(error);
+    if (status !== null) return ktraError(reply, status, error.message);
     app.log.error({ err: error }, 'ktra endpoint failed');
     return ktraError(reply, 500, 'internal error');
   });

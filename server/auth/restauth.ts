@@ -1,5 +1,8 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseAuthorization } from '../http/authorization.ts';
+import { CREDENTIAL_BODY_LIMIT } from '../http/body-limits.ts';
+import { relayedClientAddress } from '../http/proxies.ts';
+import { requestErrorStatus } from '../http/request-errors.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import { IdentityError } from '../identity/directory.ts';
 import { PasswordQueueFullError } from '../identity/password-pool.ts';
@@ -8,7 +11,7 @@ import type { AuthenticatedService, Permission, ServiceRegistry } from '../ident
 import { permits } from '../identity/services.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { sendThrottled, stringField } from './credentials.ts';
-import { addressOf, anyBody, type RestAuthKit, TOO_MANY } from './restauth/common.ts';
+import { anyBody, type RestAuthKit, TOO_MANY } from './restauth/common.ts';
 import { groupRoutes } from './restauth/groups.ts';
 import { propertyRoutes } from './restauth/properties.ts';
 import { userRoutes } from './restauth/users.ts';
@@ -21,6 +24,9 @@ export interface RestAuthOptions {
 
 const REALM = 'Basic realm="wharf RestAuth", charset="UTF-8"';
 
+/** Where the RestAuth API is mounted. */
+export const RESTAUTH_PREFIX = '/restauth';
+
 /**
  * The RestAuth API (protocol 0.6, status codes as the reference): services authenticate with HTTP
  * Basic and need a permission per operation. Mounted under `/restauth`.
@@ -29,14 +35,21 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
   const { authenticator, services, metrics } = options;
   const callers = new WeakMap<FastifyRequest, AuthenticatedService>();
 
-  // Every bcrypt here (the calling service's password, a user's, a new hash) may find the password
-  // queue full: 503 with Retry-After, which a registry in another process maps back to the error.
-  app.setErrorHandler((error, _request, reply) => {
-    if (!(error instanceof PasswordQueueFullError)) throw error;
-    return reply
-      .code(503)
-      .header('retry-after', String(error.retryAfterSeconds))
-      .send({ error: error.message });
+  // Refusals thrown by handlers, and Fastify's own (a body over the limit, malformed JSON, 415), in
+  // RestAuth's status codes and `{error}` form. Every bcrypt here (the calling service's password, a
+  // user's, a new hash) may find the password queue full: 503 with Retry-After, which a registry in
+  // another process maps back to PasswordQueueFullError.
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof PasswordQueueFullError)
+      return reply
+        .code(503)
+        .header('retry-after', String(error.retryAfterSeconds))
+        .send({ error: error.message });
+    if (error instanceof IdentityError) return kit.refused(reply, error);
+    const status = requestErrorStatus(error);
+    if (status !== null) return reply.code(status).send({ error: error.message });
+    request.log.error({ err: error }, 'RestAuth request failed');
+    return reply.code(500).send({ error: 'internal error' });
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -58,6 +71,12 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
   const kit: RestAuthKit = {
     authenticator,
     directory: authenticator.directory,
+    origin(request: FastifyRequest) {
+      const service = callers.get(request);
+      // X-Forwarded-For from any other service is ignored: its users are told apart by name only.
+      const address = service?.forwardsClientAddress ? relayedClientAddress(request) : undefined;
+      return { service: service?.name, ...(address ? { address } : {}) };
+    },
     allowed(request: FastifyRequest, reply: FastifyReply, operation: Permission) {
       const service = callers.get(request);
       if (service && permits(service.permissions, operation)) return true;
@@ -75,7 +94,7 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
       return reply.code(status).send({ error: error.message });
     },
   };
-  const { allowed, notFound } = kit;
+  const { origin, allowed, notFound } = kit;
 
   userRoutes(app, kit);
   propertyRoutes(app, kit);
@@ -113,7 +132,8 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
    * good, and who is the user now?). 200 with the principal, 404 when the credential is wrong,
    * revoked or its user gone or disabled (one answer for all).
    */
-  app.post('/verify', { schema: { body: anyBody } }, async (request, reply) => {
+  const credentialBody = { schema: { body: anyBody }, bodyLimit: CREDENTIAL_BODY_LIMIT };
+  app.post('/verify', credentialBody, async (request, reply) => {
     const credential = credentialRefOf(request.body);
     if (credential !== undefined) {
       if (!allowed(request, reply, 'token_verify')) return reply;
@@ -138,7 +158,7 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
       return reply.code(400).send({ error: 'token, or username and password, are required' });
     if (!allowed(request, reply, 'user_verify_password')) return reply;
     try {
-      const principal = await authenticator.verifyPassword(username, password, addressOf(request));
+      const principal = await authenticator.verifyPassword(username, password, origin(request));
       return principal ? principal : notFound(reply, 'user', username);
     } catch (error) {
       return sendThrottled(error, reply, TOO_MANY);

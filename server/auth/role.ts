@@ -10,7 +10,7 @@ import { adminApiRoutes } from './api.ts';
 import { ktraRoutes } from './ktra.ts';
 import { mePage } from './me-page.ts';
 import { directoryIdentity } from './openid/directory-port.ts';
-import { restAuthRoutes } from './restauth.ts';
+import { RESTAUTH_PREFIX, restAuthRoutes } from './restauth.ts';
 
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
 export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
@@ -38,12 +38,14 @@ async function assembleAuthRole(context: RoleContext, passwords: PasswordPool): 
   const audit = (event: string, fields: Record<string, unknown>) =>
     logger.info({ audit: event, ...fields }, event);
   const directory = new Directory(store, { bcryptCost: config.auth.bcryptCost, passwords, audit });
-  const authenticator = new Authenticator(
-    directory,
-    new LoginThrottle(config.auth.rateLimit),
-    metrics,
-    audit,
-  );
+  const throttle = new LoginThrottle(store, config.auth.rateLimit);
+  const authenticator = new Authenticator(directory, throttle, metrics, audit);
+  if (config.auth.rateLimit.perUser !== undefined)
+    logger.warn(
+      { perAccount: config.auth.rateLimit.perAccount },
+      'auth.rateLimit.perUser (WHARF_RATE_LIMIT_PER_USER) is deprecated: it now sets auth.rateLimit.perAccount, which slows guessing from many addresses instead of locking the account for everyone (docs/identity.md, "Rate limits")',
+    );
+  const stopSweeping = sweepPeriodically(throttle, config.auth.rateLimit.windowSeconds, logger);
   const services = new ServiceRegistry(store, config.auth.services, {
     bcryptCost: config.auth.bcryptCost,
     passwords,
@@ -75,13 +77,14 @@ async function assembleAuthRole(context: RoleContext, passwords: PasswordPool): 
 
   return {
     identity: authenticator,
-    async close() {
+    close: async () => {
+      await stopSweeping();
       await openid?.close();
       await passwords.close();
     },
     async register(app) {
       await openid?.register(app); // first: it closes the Ktra password endpoints to people
-      await app.register(restAuthRoutes, { prefix: '/restauth', authenticator, services, metrics });
+      await app.register(restAuthRoutes, { prefix: RESTAUTH_PREFIX, authenticator, services, metrics });
       await app.register(ktraRoutes, {
         prefix: '/ktra/api/v1',
         authenticator,
@@ -122,4 +125,44 @@ async function bootstrapAdmin(
     // Another replica created it at the same moment: that is the outcome we wanted.
     if (!(error instanceof IdentityError && error.reason === 'exists')) throw error;
   }
+}
+
+/**
+ * Deletes expired password-failure counters once per window (with jitter, so replicas spread
+ * out; several sweeping at once is harmless). Returns the function that stops it, which waits for a
+ * sweep in progress so the store is not closed under it.
+ */
+function sweepPeriodically(
+  throttle: LoginThrottle,
+  windowSeconds: number,
+  logger: RoleContext['logger'],
+): () => Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const sweep = async () => {
+    try {
+      const deleted = await throttle.sweep();
+      if (deleted > 0) logger.debug({ deleted }, 'expired password-failure counters deleted');
+    } catch (error) {
+      logger.warn({ err: error }, 'sweeping password-failure counters failed; retrying next window');
+    }
+  };
+  const schedule = () => {
+    timer = setTimeout(
+      () => {
+        running = sweep().finally(() => {
+          if (!stopped) schedule();
+        });
+      },
+      windowSeconds * 1000 * (1 + Math.random() / 10),
+    );
+    timer.unref();
+  };
+  schedule();
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await running;
+  };
 }

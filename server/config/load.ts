@@ -22,10 +22,14 @@ export class ConfigError extends Error {
 const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | 'boolean' | 'list' }> = {
   PORT: { path: 'port', type: 'integer' },
   HOST: { path: 'host', type: 'string' },
+  WHARF_METRICS_PORT: { path: 'metricsPort', type: 'integer' },
   WHARF_ROLES: { path: 'roles', type: 'list' },
   WHARF_PUBLIC_URL: { path: 'publicUrl', type: 'string' },
   WHARF_TRUSTED_PROXIES: { path: 'trustedProxies', type: 'list' },
   WHARF_LOG_LEVEL: { path: 'logLevel', type: 'string' },
+  WHARF_HEADERS_TIMEOUT_SECONDS: { path: 'http.headersTimeoutSeconds', type: 'integer' },
+  WHARF_BODY_IDLE_TIMEOUT_SECONDS: { path: 'http.bodyIdleTimeoutSeconds', type: 'integer' },
+  WHARF_BODY_TIMEOUT_SECONDS: { path: 'http.bodyTimeoutSeconds', type: 'integer' },
   WHARF_STORE: { path: 'store.driver', type: 'string' },
   WHARF_DATA_DIR: { path: 'store.dataDir', type: 'string' },
   WHARF_S3_BUCKET: { path: 'store.s3.bucket', type: 'string' },
@@ -43,6 +47,8 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_SIGNUP: { path: 'auth.signup', type: 'string' },
   WHARF_ADMIN_PASSWORD: { path: 'auth.adminPassword', type: 'string' },
   WHARF_ADMIN_PASSWORD_FILE: { path: 'auth.adminPasswordFile', type: 'string' },
+  WHARF_RATE_LIMIT_PER_ACCOUNT_AND_ADDRESS: { path: 'auth.rateLimit.perAccountAndAddress', type: 'integer' },
+  WHARF_RATE_LIMIT_PER_ACCOUNT: { path: 'auth.rateLimit.perAccount', type: 'integer' },
   WHARF_RATE_LIMIT_PER_USER: { path: 'auth.rateLimit.perUser', type: 'integer' },
   WHARF_RATE_LIMIT_PER_ADDRESS: { path: 'auth.rateLimit.perAddress', type: 'integer' },
   WHARF_RATE_LIMIT_WINDOW_SECONDS: { path: 'auth.rateLimit.windowSeconds', type: 'integer' },
@@ -58,12 +64,22 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_OCI_UPLOAD_EXPIRY_HOURS: { path: 'registry.oci.uploadExpiryHours', type: 'integer' },
   WHARF_OCI_GC_ENABLED: { path: 'registry.oci.gc.enabled', type: 'boolean' },
   WHARF_OCI_GC_GRACE_HOURS: { path: 'registry.oci.gc.graceHours', type: 'integer' },
+  WHARF_OCI_GC_DELETE_UNTAGGED: { path: 'registry.oci.gc.deleteUntagged', type: 'boolean' },
+  WHARF_OCI_GC_UNTAGGED_RETENTION_HOURS: { path: 'registry.oci.gc.untaggedRetentionHours', type: 'integer' },
+  WHARF_OCI_GC_DRY_RUN: { path: 'registry.oci.gc.dryRun', type: 'boolean' },
   WHARF_OCI_SERVICE: { path: 'registry.oci.service', type: 'string' },
   WHARF_OCI_REALM: { path: 'registry.oci.realm', type: 'string' },
   WHARF_OCI_SIGNING_KEY_FILE: { path: 'registry.oci.signingKeyFile', type: 'string' },
+  WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: { path: 'registry.oci.signingKeyEncryptionKey', type: 'string' },
+  WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY_FILE: {
+    path: 'registry.oci.signingKeyEncryptionKeyFile',
+    type: 'string',
+  },
   WHARF_CARGO_AUTH_REQUIRED: { path: 'registry.cargo.authRequired', type: 'boolean' },
   WHARF_CARGO_MAX_CRATE_BYTES: { path: 'registry.cargo.maxCrateBytes', type: 'integer' },
   WHARF_CARGO_INDEX_REVALIDATE_MILLIS: { path: 'registry.cargo.indexRevalidateMillis', type: 'integer' },
+  WHARF_CARGO_GC_ENABLED: { path: 'registry.cargo.gc.enabled', type: 'boolean' },
+  WHARF_CARGO_GC_GRACE_HOURS: { path: 'registry.cargo.gc.graceHours', type: 'integer' },
   WHARF_CARGO_MIRROR: { path: 'registry.cargo.mirror.enabled', type: 'boolean' },
   WHARF_CARGO_MIRROR_UPSTREAM: { path: 'registry.cargo.mirror.upstreamIndex', type: 'string' },
   WHARF_CARGO_MIRROR_DOWNLOAD: { path: 'registry.cargo.mirror.upstreamDownload', type: 'string' },
@@ -104,6 +120,7 @@ export function validateConfig(
   addFormats.default(ajv);
   const validate = ajv.compile(configSchema);
   const config = structuredClone(raw ?? {});
+  const perAccountGiven = (config as RawAuth).auth?.rateLimit?.perAccount !== undefined;
   if (!validate(config)) {
     const error = validate.errors?.[0];
     const at = (error?.instancePath ?? '').split('/').filter(Boolean).join('.');
@@ -128,7 +145,30 @@ export function validateConfig(
       `configuration setting "${setting || '(root)'}"${origin ? ` (${origin})` : ''} ${what}`,
     );
   }
+  migrateRateLimit(config as WharfConfig, perAccountGiven, sources);
   return resolveSecrets(config as WharfConfig);
+}
+
+type RawAuth = { auth?: { rateLimit?: Record<string, unknown> } };
+
+/**
+ * `auth.rateLimit.perUser` (failures per username, then the account was locked for everyone) became
+ * `perAccount` (failures per account, then only addresses that failed are refused). An old setting
+ * keeps working as perAccount; the auth role logs that it is deprecated.
+ */
+function migrateRateLimit(config: WharfConfig, perAccountGiven: boolean, sources: Map<string, string>): void {
+  const { rateLimit } = config.auth;
+  if (rateLimit.perUser === undefined) return;
+  if (perAccountGiven) {
+    const from = (setting: string) => {
+      const variable = sources.get(`auth.rateLimit.${setting}`);
+      return variable ? ` (${variable})` : '';
+    };
+    throw new ConfigError(
+      `configuration settings "auth.rateLimit.perUser"${from('perUser')} and "auth.rateLimit.perAccount"${from('perAccount')} are both set: perUser is the deprecated name of perAccount, keep only perAccount`,
+    );
+  }
+  rateLimit.perAccount = rateLimit.perUser;
 }
 
 function resolveSecrets(config: WharfConfig): WharfConfig {
@@ -136,6 +176,10 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
   if (badProxy !== undefined)
     throw new ConfigError(
       `configuration setting "trustedProxies" (WHARF_TRUSTED_PROXIES): ${JSON.stringify(badProxy)} is not an IP address, a CIDR or one of loopback, linklocal, uniquelocal`,
+    );
+  if (config.metricsPort !== 0 && config.metricsPort === config.port)
+    throw new ConfigError(
+      `configuration setting "metricsPort" (WHARF_METRICS_PORT) must differ from "port" (PORT): both are ${config.port}`,
     );
   if (config.store.driver === 's3' && !config.store.s3) {
     throw new ConfigError(
@@ -169,6 +213,12 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
     if (service.password.length < 12)
       throw new ConfigError(`configuration setting "${setting}" password must be at least 12 characters`);
   }
+  const oci = config.registry.oci;
+  if (oci.signingKeyEncryptionKeyFile && !oci.signingKeyEncryptionKey)
+    oci.signingKeyEncryptionKey = readSecretFile(
+      'registry.oci.signingKeyEncryptionKeyFile',
+      oci.signingKeyEncryptionKeyFile,
+    );
   resolveOpenIdSecrets(config);
   if (config.roles.includes('registry') && !config.roles.includes('auth')) {
     if (!config.registry.authUrl) {

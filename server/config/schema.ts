@@ -78,6 +78,12 @@ const serviceSchema = {
       description:
         'Operations it may call, e.g. user_verify_password, token_verify, user* (docs/identity.md).',
     },
+    forwardsClientAddress: {
+      type: 'boolean',
+      default: false,
+      description:
+        "Trust its X-Forwarded-For as the end user's address for password rate limits (a registry, a wiki that relays it); otherwise ignored.",
+    },
   },
   required: ['name'],
 } as const;
@@ -123,19 +129,38 @@ const authSchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        perUser: {
+        perAccountAndAddress: {
           type: 'integer',
           minimum: 1,
           default: 10,
-          description: 'Failed password checks per username per window before 429.',
+          description:
+            'Failed password checks of one account from one address (or one RestAuth service that relays no address) per window; then that address waits until the window ends.',
+        },
+        perAccount: {
+          type: 'integer',
+          minimum: 1,
+          default: 50,
+          description:
+            'Failed password checks of one account from all addresses per window; past it, only addresses that have not failed for the account in their window are checked (docs/identity.md).',
         },
         perAddress: {
           type: 'integer',
           minimum: 1,
-          default: 60,
-          description: 'Failed password checks per client address per window before 429.',
+          default: 100,
+          description: 'Failed password checks from one client address across all accounts per window.',
         },
-        windowSeconds: { type: 'integer', minimum: 1, default: 60, description: 'Rate-limit window.' },
+        windowSeconds: {
+          type: 'integer',
+          minimum: 1,
+          default: 900,
+          description:
+            'How long failures count: each counter (kept in the store) opens its window at its first failure.',
+        },
+        perUser: {
+          type: 'integer',
+          minimum: 1,
+          description: 'Deprecated: the former name of perAccount (it sets perAccount).',
+        },
       },
       default: {},
     },
@@ -218,6 +243,30 @@ const cargoSchema = {
       },
       default: {},
     },
+    gc: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: {
+          type: 'boolean',
+          default: true,
+          description: 'Collect `.crate` files left by publishes killed before their index update',
+        },
+        intervalMinutes: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          default: 60,
+          description: 'How often the collection runs (one replica at a time: a lease in the store)',
+        },
+        graceHours: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          default: 24,
+          description: 'A `.crate` no index line names is deleted once it is this old',
+        },
+      },
+      default: {},
+    },
   },
   default: {},
 } as const;
@@ -267,19 +316,39 @@ const ociSchema = {
         enabled: {
           type: 'boolean',
           default: true,
-          description: 'Online garbage collection of untagged manifests and unreferenced blobs',
+          description:
+            'Online garbage collection of expired uploads, unreferenced blobs (and untagged manifests)',
         },
         graceHours: {
           type: 'number',
           minimum: 0,
           default: 24,
-          description: 'GC never touches anything younger than this (protects pushes in progress)',
+          description:
+            'GC never touches an upload, blob or manifest younger than this (protects pushes in progress)',
         },
         intervalMinutes: {
           type: 'number',
           exclusiveMinimum: 0,
           default: 60,
-          description: 'How often each replica runs GC',
+          description: 'How often GC runs (one replica at a time: a lease in the store)',
+        },
+        deleteUntagged: {
+          type: 'boolean',
+          default: false,
+          description:
+            'Delete manifests no tag reaches once untagged and unpulled for untaggedRetentionHours (docs/oci.md: why off)',
+        },
+        untaggedRetentionHours: {
+          type: 'number',
+          minimum: 1,
+          default: 168,
+          description:
+            'With deleteUntagged: how long a manifest stays after it lost its last tag and after its last pull by digest',
+        },
+        dryRun: {
+          type: 'boolean',
+          default: false,
+          description: 'Background GC only logs what it would delete',
         },
       },
       default: {},
@@ -299,7 +368,19 @@ const ociSchema = {
     signingKeyFile: {
       type: 'string',
       minLength: 1,
-      description: 'ES256 signing key (PEM PKCS#8 P-256); default: generated and shared through the store',
+      description:
+        'ES256 signing key (PEM PKCS#8 P-256); nothing is then written to the store. Default: generated and shared through the store',
+    },
+    signingKeyEncryptionKey: {
+      type: 'string',
+      minLength: 32,
+      description:
+        'Required with the s3 store and no signingKeyFile: 32 bytes (base64 or hex) sealing the generated signing keys in the store (docs/oci.md)',
+    },
+    signingKeyEncryptionKeyFile: {
+      type: 'string',
+      minLength: 1,
+      description: 'File holding signingKeyEncryptionKey',
     },
     keyRotationHours: {
       type: 'number',
@@ -445,6 +526,43 @@ const openIdSchema = {
   default: {},
 } as const;
 
+/**
+ * How long a client may take to send a request (docs/architecture.md, "Timeouts and body limits").
+ * Streamed bodies (OCI blobs) are bounded by progress, not by a total: a 1 GiB push over a slow
+ * link is legitimate, a body that stops moving is not.
+ */
+const httpSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    headersTimeoutSeconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 600,
+      default: 30,
+      description:
+        'Time to send the request line and headers, also for a connection that sends nothing: then 408 and the connection is closed.',
+    },
+    bodyIdleTimeoutSeconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: 60,
+      description:
+        'A request body that brings no byte for this long is cut off (connection closed); an OCI upload keeps what earlier requests stored, so the client can resume.',
+    },
+    bodyTimeoutSeconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: 120,
+      description:
+        'Deadline for a whole body wharf reads into memory (JSON, forms, cargo publish); streamed OCI bodies have only the idle timeout.',
+    },
+  },
+  default: {},
+} as const;
+
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
@@ -458,6 +576,14 @@ export const configSchema = {
     },
     host: { type: 'string', minLength: 1, default: '0.0.0.0' },
     port: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    metricsPort: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 65535,
+      default: 9464,
+      description:
+        'Port of a second listener, on `host`, that serves only /metrics (Prometheus), so an Ingress routing `port` never exposes it; 0 picks a free port.',
+    },
     /** The URL clients use to reach this server (behind an ingress it differs from host:port). */
     publicUrl: { type: 'string', format: 'uri' },
     trustedProxies: {
@@ -470,7 +596,14 @@ export const configSchema = {
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
     /** Seconds in-flight requests get to finish on SIGTERM. */
     shutdownGraceSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 25 },
-    bodyLimitBytes: { type: 'integer', minimum: 1024, default: 10 * 1024 * 1024 },
+    bodyLimitBytes: {
+      type: 'integer',
+      minimum: 1024,
+      default: 256 * 1024,
+      description:
+        'Largest JSON or form body (APIs, RestAuth); credential requests take 16 KiB, cargo publish `maxCrateBytes` + 4 MiB, manifests `maxManifestBytes` (docs/architecture.md).',
+    },
+    http: httpSchema,
     store: { ...storeSchema, default: {} },
     auth: authSchema,
     registry: registrySchema,

@@ -5,11 +5,13 @@ export interface WharfConfig {
   roles: Role[];
   host: string;
   port: number;
+  metricsPort: number;
   publicUrl?: string;
   trustedProxies: string[];
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   shutdownGraceSeconds: number;
   bodyLimitBytes: number;
+  http: HttpConfig;
   store: StoreConfig;
   auth: AuthConfig;
   registry: RegistryConfig;
@@ -17,6 +19,12 @@ export interface WharfConfig {
 }
 
 export type Role = 'auth' | 'registry';
+
+export interface HttpConfig {
+  headersTimeoutSeconds: number;
+  bodyIdleTimeoutSeconds: number;
+  bodyTimeoutSeconds: number;
+}
 
 export interface StoreConfig {
   driver: 'fs' | 's3';
@@ -42,6 +50,7 @@ export interface ServiceConfig {
   passwordFile?: string;
   passwordEnv?: string;
   permissions: string[];
+  forwardsClientAddress: boolean;
 }
 
 export interface AuthConfig {
@@ -53,7 +62,14 @@ export interface AuthConfig {
   adminPassword?: string;
   adminPasswordFile?: string;
   services: ServiceConfig[];
-  rateLimit: { perUser: number; perAddress: number; windowSeconds: number };
+  rateLimit: {
+    perAccountAndAddress: number;
+    perAccount: number;
+    perAddress: number;
+    windowSeconds: number;
+    /** Deprecated alias of perAccount, kept so old configurations start (with a warning). */
+    perUser?: number;
+  };
 }
 
 export interface RegistryConfig {
@@ -75,6 +91,15 @@ export interface CargoConfig {
   indexRevalidateMillis: number;
   presignSeconds: number;
   mirror: CargoMirrorConfig;
+  gc: CargoGcConfig;
+}
+
+/** Collection of `.crate` files that publishes killed before their index update left behind. */
+export interface CargoGcConfig {
+  enabled: boolean;
+  intervalMinutes: number;
+  /** A `.crate` no index line names is deleted once it is this old (a publish takes seconds). */
+  graceHours: number;
 }
 
 export interface CargoMirrorConfig {

@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
-import type { Metrics } from '../observability/metrics.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 
-/** `/healthz` (the process answers), `/readyz` (it can reach its store) and `/metrics`. */
+/**
+ * `/healthz` (the process answers) and `/readyz` (it can reach its store), on the main port: the
+ * probes test the port that serves traffic. `/metrics` has its own listener (metrics-listener.ts).
+ */
 export async function healthRoutes(
   app: FastifyInstance,
-  { store, metrics, ready }: { store: ObjectStore; metrics: Metrics; ready: () => boolean },
+  { store, ready }: { store: ObjectStore; ready: () => boolean },
 ): Promise<void> {
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }));
 
@@ -18,10 +20,5 @@ export async function healthRoutes(
       app.log.warn({ err: error }, 'readiness check: store unreachable');
       return reply.code(503).send({ status: 'store unreachable', store: store.kind });
     }
-  });
-
-  app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
   });
 }

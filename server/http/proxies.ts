@@ -36,6 +36,26 @@ export function clientAddress(request: FastifyRequest): string {
 }
 
 /**
+ * The address that the peer behind `clientAddress(request)` says it is serving: the entry of
+ * `X-Forwarded-For` just before that peer's hop (the last one it wrote, when no trusted proxy
+ * stands between us). Only for callers trusted to relay it (RestAuth services with
+ * `forwardsClientAddress`); from anyone else the header means nothing. Undefined when absent or not
+ * an IP address.
+ */
+export function relayedClientAddress(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-forwarded-for'];
+  const entries = (Array.isArray(header) ? header.join(',') : (header ?? ''))
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  // request.ips (with trusted proxies only) is [socket, …, the peer]: every hop after the first was
+  // appended to the header by a trusted proxy, so the peer's own entry sits that far from the end.
+  const trustedHops = (request.ips?.length ?? 1) - 1;
+  const relayed = entries[entries.length - 1 - trustedHops];
+  return relayed && isIP(relayed) ? relayed : undefined;
+}
+
+/**
  * The URL clients reach this server at: `publicUrl` when configured, else the scheme and host the
  * request arrived with (`X-Forwarded-Proto`/`-Host` count only from trusted proxies). config.json,
  * the token realm and the /me pages are built from it. No trailing slash.

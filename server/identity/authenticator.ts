@@ -2,7 +2,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { type AuditSink, Directory, type TokenEntry, type UserRecord } from './directory.ts';
 import { normalizeName } from './names.ts';
 import type { CredentialRef, IdentityClient, Principal } from './principal.ts';
-import { type LoginThrottle, TooManyAttemptsError } from './rate-limit.ts';
+import { type LoginOrigin, type LoginThrottle, TooManyAttemptsError } from './rate-limit.ts';
 import { looksLikeToken } from './secrets.ts';
 
 /**
@@ -22,24 +22,37 @@ export class Authenticator implements IdentityClient {
     this.audit = audit;
   }
 
-  /** The user for a right password; throws TooManyAttemptsError when this user or address is throttled. */
-  async checkPassword(username: string, password: string, clientAddress: string): Promise<UserRecord | null> {
+  /**
+   * The user for a right password; throws TooManyAttemptsError when the rate limit refuses the
+   * check. `origin` is the end user's address (a string), or where a RestAuth call came from.
+   */
+  async checkPassword(
+    username: string,
+    password: string,
+    origin: LoginOrigin | string,
+  ): Promise<UserRecord | null> {
     const user = normalizeName(username);
-    const wait = this.throttle.retryAfter(user, clientAddress);
-    if (wait > 0) {
+    const from = typeof origin === 'string' ? { address: origin } : origin;
+    const admission = await this.throttle.admit(user, from);
+    if (!admission.allowed) {
       // Refused without a check: counted apart, so failures stay what was actually tried.
       this.metrics.authentications.inc({ method: 'password', result: 'throttled' });
-      this.audit('login.throttled', { user, address: clientAddress, retryAfterSeconds: wait });
-      throw new TooManyAttemptsError(wait);
+      const { retryAfterSeconds, limit } = admission;
+      this.audit('login.throttled', { user, ...from, limit, retryAfterSeconds });
+      throw new TooManyAttemptsError(retryAfterSeconds);
     }
-    const record = await this.directory.checkPassword(user, password);
-    if (!record) {
-      this.throttle.recordFailure(user, clientAddress);
-      // Failed password checks, with who and from where: what fail2ban-style tooling looks for.
-      this.audit('login.failed', { user, address: clientAddress });
+    try {
+      const record = await this.directory.checkPassword(user, password);
+      if (!record) {
+        // Failed password checks, with who and from where: what fail2ban-style tooling looks for.
+        this.audit('login.failed', { user, ...from });
+        await admission.failed();
+      }
+      this.metrics.authentication('password', record !== null);
+      return record;
+    } finally {
+      admission.end();
     }
-    this.metrics.authentication('password', record !== null);
-    return record;
   }
 
   async verifyToken(token: string): Promise<Principal | null> {
@@ -60,7 +73,7 @@ export class Authenticator implements IdentityClient {
   async verifyPassword(
     username: string,
     secret: string,
-    clientAddress = 'in-process',
+    origin: LoginOrigin | string = {},
   ): Promise<Principal | null> {
     if (looksLikeToken(secret)) {
       const found = await this.directory.checkToken(secret);
@@ -68,7 +81,7 @@ export class Authenticator implements IdentityClient {
       this.metrics.authentication('token', ok);
       return ok ? this.directory.principalFor(found.user, tokenCredential(found), found.entry.scopes) : null;
     }
-    const user = await this.checkPassword(username, secret, clientAddress);
+    const user = await this.checkPassword(username, secret, origin);
     return user ? this.directory.principalFor(user, Directory.passwordCredential(user), null) : null;
   }
 

@@ -1,17 +1,18 @@
 import { readJson, updateJson } from '../store/json-doc.ts';
 import type { ObjectStore } from '../store/object-store.ts';
-import { EMPTY_GROUPS, type GroupsDoc, groupsOfUser, membersOfGroup } from './groups.ts';
+import { ownValue } from '../store/records.ts';
+import { EMPTY_GROUPS, type GroupsDoc, groupNamed, groupsOfUser, membersOfGroup } from './groups.ts';
 import { GROUPS_KEY, tokenKey, USERS_PREFIX, userKey } from './keys.ts';
 import {
   isAcceptablePassword,
   isValidGroupName,
-  isValidPropertyName,
   isValidRobotName,
   isValidUsername,
   normalizeName,
 } from './names.ts';
 import { type PasswordPool, PasswordQueueFullError } from './password-pool.ts';
 import type { CredentialRef, Principal } from './principal.ts';
+import { propertiesProblem } from './properties.ts';
 import { CRATE_SCOPE_PREFIX, isCratePattern, TOKEN_SCOPES } from './scopes.ts';
 import { constantTimeEqual, generateToken, hashCost, sha256Hex } from './secrets.ts';
 
@@ -116,9 +117,8 @@ export class Directory {
     if (!valid) throw new IdentityError('invalid', `invalid username ${JSON.stringify(rawName)}`);
     if (password !== null && !isAcceptablePassword(password))
       throw new IdentityError('invalid', 'password must be 8 to 256 characters');
-    for (const property of Object.keys(options.properties ?? {}))
-      if (!isValidPropertyName(property))
-        throw new IdentityError('invalid', `invalid property name ${JSON.stringify(property)}`);
+    const propertyProblem = propertiesProblem({ 'date joined': '' }, options.properties ?? {});
+    if (propertyProblem) throw new IdentityError('invalid', propertyProblem);
     if (await this.store.head(userKey(name)))
       throw new IdentityError('exists', `user ${name} already exists`);
     const now = new Date().toISOString();
@@ -368,7 +368,7 @@ export class Directory {
     if (!isValidGroupName(name))
       throw new IdentityError('invalid', `invalid group name ${JSON.stringify(rawName)}`);
     await this.updateGroups((doc) => {
-      if (doc.groups[name]) throw new IdentityError('exists', `group ${name} already exists`);
+      if (groupNamed(doc, name)) throw new IdentityError('exists', `group ${name} already exists`);
       return {
         groups: { ...doc.groups, [name]: { users: [], subgroups: [], createdAt: new Date().toISOString() } },
       };
@@ -379,7 +379,7 @@ export class Directory {
     const name = normalizeName(rawName);
     let found = false;
     await this.updateGroups((doc) => {
-      found = name in doc.groups;
+      found = groupNamed(doc, name) !== undefined;
       if (!found) return undefined;
       const groups = Object.fromEntries(
         Object.entries(doc.groups)
@@ -398,11 +398,11 @@ export class Directory {
   async addToGroups(groups: string[], rawUser: string): Promise<void> {
     const user = normalizeName(rawUser);
     await this.updateGroups((doc) => {
-      const next = { ...doc.groups };
+      let next = doc.groups;
       for (const group of groups.map(normalizeName)) {
-        const current = next[group];
+        const current = ownValue(next, group);
         if (current && !current.users.includes(user))
-          next[group] = { ...current, users: [...current.users, user] };
+          next = { ...next, [group]: { ...current, users: [...current.users, user] } };
       }
       return { groups: next };
     });
@@ -415,7 +415,7 @@ export class Directory {
   async membersOf(rawName: string): Promise<string[] | null> {
     const doc = await this.groups();
     const name = normalizeName(rawName);
-    return doc.groups[name] ? membersOfGroup(doc, name) : null;
+    return groupNamed(doc, name) ? membersOfGroup(doc, name) : null;
   }
 
   // ---- principals ----------------------------------------------------------------------------

@@ -4,6 +4,8 @@
  * `staff`, is a member of `developers` too. Pure functions over the one groups document.
  */
 
+import { ownValue } from '../store/records.ts';
+
 export interface GroupRecord {
   /** Direct members (usernames). */
   users: string[];
@@ -17,6 +19,11 @@ export interface GroupsDoc {
 }
 
 export const EMPTY_GROUPS: GroupsDoc = Object.freeze({ groups: {} }) as GroupsDoc;
+
+/** The group of that name, if it exists (`constructor` is a name like any other). */
+export function groupNamed(doc: GroupsDoc, name: string): GroupRecord | undefined {
+  return ownValue(doc.groups, name);
+}
 
 /** Every group a user belongs to: the direct ones, then their subgroups, transitively. */
 export function groupsOfUser(doc: GroupsDoc, user: string): string[] {
@@ -35,7 +42,7 @@ export function membersOfGroup(doc: GroupsDoc, name: string): string[] {
   );
   const members = new Set<string>();
   for (const groupName of metagroups)
-    for (const user of doc.groups[groupName]?.users ?? []) members.add(user);
+    for (const user of ownValue(doc.groups, groupName)?.users ?? []) members.add(user);
   return [...members].sort();
 }
 
@@ -49,7 +56,7 @@ function closure(
   const queue = [...start];
   while (queue.length > 0) {
     const name = queue.shift()!;
-    const group = doc.groups[name];
+    const group = ownValue(doc.groups, name);
     if (!group || seen.has(name)) continue;
     seen.add(name);
     queue.push(...next(group, name));

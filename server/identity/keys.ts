@@ -7,12 +7,16 @@
  *   auth/groups.json               every group with its members and subgroups (one doc: nesting needs
  *                                  the whole graph, and it changes rarely)
  *   auth/services/<name>.json      RestAuth services managed through the admin API
+ *   auth/throttle/<sha256>.json    failed-password counter of one key (account, address, or both) in
+ *                                  the current window; swept two windows after its last write
  */
 export const USERS_PREFIX = 'auth/users/';
 export const TOKENS_PREFIX = 'auth/tokens/';
 export const SERVICES_PREFIX = 'auth/services/';
+export const THROTTLE_PREFIX = 'auth/throttle/';
 export const GROUPS_KEY = 'auth/groups.json';
 
 export const userKey = (name: string) => `${USERS_PREFIX}${name}.json`;
 export const tokenKey = (hash: string) => `${TOKENS_PREFIX}${hash}.json`;
 export const serviceKey = (name: string) => `${SERVICES_PREFIX}${name}.json`;
+export const throttleKey = (hash: string) => `${THROTTLE_PREFIX}${hash}.json`;

@@ -45,12 +45,19 @@ export interface ServiceRecord {
   /** bcrypt of the service's password. */
   passwordHash: string;
   permissions: string[];
+  /** Its `X-Forwarded-For` is the end user's address for rate limits (absent in older records: false). */
+  forwardsClientAddress?: boolean;
   createdAt: string;
 }
 
 export interface AuthenticatedService {
   name: string;
   permissions: string[];
+  /**
+   * Whether the service is trusted to relay its end user's address in `X-Forwarded-For` (a
+   * registry does). Otherwise the header is ignored and its users are told apart only by name.
+   */
+  forwardsClientAddress: boolean;
   source: 'config' | 'store';
 }
 
@@ -76,7 +83,10 @@ export class ServiceRegistry {
   private readonly bcryptCost: number;
   private readonly passwords: PasswordPool;
   /** Configured services, their passwords kept only as SHA-256 (compared in constant time). */
-  private readonly configured = new Map<string, { passwordSha256: string; permissions: string[] }>();
+  private readonly configured = new Map<
+    string,
+    { passwordSha256: string; permissions: string[]; forwardsClientAddress: boolean }
+  >();
   /**
    * Stored services have bcrypt hashes; a verified (name, password) pair is remembered for
    * `cacheSeconds` so a busy service does not pay a bcrypt per request. Changing or deleting a
@@ -104,6 +114,7 @@ export class ServiceRegistry {
       this.configured.set(service.name, {
         passwordSha256: sha256Hex(service.password ?? ''),
         permissions: service.permissions,
+        forwardsClientAddress: service.forwardsClientAddress ?? false,
       });
     }
   }
@@ -116,7 +127,12 @@ export class ServiceRegistry {
     const configured = this.configured.get(name);
     if (configured) {
       return constantTimeEqual(sha256Hex(password), configured.passwordSha256)
-        ? { name, permissions: configured.permissions, source: 'config' }
+        ? {
+            name,
+            permissions: configured.permissions,
+            forwardsClientAddress: configured.forwardsClientAddress,
+            source: 'config',
+          }
         : null;
     }
     if (!isValidServiceName(name)) return null;
@@ -133,16 +149,21 @@ export class ServiceRegistry {
       this.rejected.set(cacheKey, Date.now() + this.cacheMs);
       return null;
     }
-    const service: AuthenticatedService = { name, permissions: record.permissions, source: 'store' };
+    const service = describeStored(record);
     if (this.verified.size > 1000) this.verified.clear();
     this.verified.set(cacheKey, { service, expiresAt: Date.now() + this.cacheMs });
     return service;
   }
 
-  async list(): Promise<{ name: string; permissions: string[]; source: 'config' | 'store' }[]> {
-    const services: { name: string; permissions: string[]; source: 'config' | 'store' }[] = [
-      ...this.configured,
-    ].map(([name, { permissions }]) => ({ name, permissions, source: 'config' }));
+  async list(): Promise<AuthenticatedService[]> {
+    const services: AuthenticatedService[] = [...this.configured].map(
+      ([name, { permissions, forwardsClientAddress }]) => ({
+        name,
+        permissions,
+        forwardsClientAddress,
+        source: 'config',
+      }),
+    );
     let continuationToken: string | undefined;
     do {
       const page = await this.store.list({
@@ -151,8 +172,7 @@ export class ServiceRegistry {
       });
       for (const object of page.objects) {
         const record = (await readJson<ServiceRecord>(this.store, object.key))?.value;
-        if (record && !this.configured.has(record.name))
-          services.push({ name: record.name, permissions: record.permissions, source: 'store' });
+        if (record && !this.configured.has(record.name)) services.push(describeStored(record));
       }
       continuationToken = page.nextContinuationToken;
     } while (continuationToken);
@@ -165,12 +185,18 @@ export class ServiceRegistry {
   }
 
   /** Creates or replaces a stored service. Returns whether it was created. */
-  async put(name: string, password: string, permissions: string[]): Promise<boolean> {
+  async put(
+    name: string,
+    password: string,
+    permissions: string[],
+    { forwardsClientAddress = false }: { forwardsClientAddress?: boolean } = {},
+  ): Promise<boolean> {
     const existed = (await this.store.head(serviceKey(name))) !== null;
     const record: ServiceRecord = {
       name,
       passwordHash: await this.passwords.hash(password, this.bcryptCost),
       permissions,
+      forwardsClientAddress,
       createdAt: new Date().toISOString(),
     };
     await this.store.put(serviceKey(name), JSON.stringify(record), { contentType: 'application/json' });
@@ -185,4 +211,13 @@ export class ServiceRegistry {
     this.verified.clear();
     return true;
   }
+}
+
+function describeStored(record: ServiceRecord): AuthenticatedService {
+  return {
+    name: record.name,
+    permissions: record.permissions,
+    forwardsClientAddress: record.forwardsClientAddress ?? false,
+    source: 'store',
+  };
 }

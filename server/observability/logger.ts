@@ -20,6 +20,7 @@ export const REDACTED_PATHS = [
   '*.client_secret',
   '*.clientSecret',
   '*.tokenEncryptionKey',
+  '*.signingKeyEncryptionKey',
   '*.new_token',
   '*.existing_token',
   '*.revoked_token',

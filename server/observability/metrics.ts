@@ -11,6 +11,12 @@ export class Metrics {
   readonly passwordWorkersBusy: Gauge;
   readonly passwordWorkers: Gauge;
   readonly passwordRefused: Counter;
+  readonly gcRuns: Counter<'registry' | 'result'>;
+  readonly gcDuration: Histogram<'registry' | 'result'>;
+  readonly gcLastSuccess: Gauge<'registry'>;
+  readonly gcDeletedObjects: Counter<'registry' | 'kind'>;
+  readonly gcFreedBytes: Counter<'registry'>;
+  readonly bodyTimeouts: Counter<'reason'>;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -53,6 +59,61 @@ export class Metrics {
       help: 'Password jobs refused because the queue was full (answered 503 with Retry-After)',
       registers: [this.registry],
     });
+    this.gcRuns = new Counter({
+      name: 'wharf_gc_runs_total',
+      help: 'Garbage collection runs by registry (oci, cargo) and result (completed, dry_run, skipped: another process held the lease, failed)',
+      labelNames: ['registry', 'result'],
+      registers: [this.registry],
+    });
+    this.gcDuration = new Histogram({
+      name: 'wharf_gc_duration_seconds',
+      help: 'Duration of garbage collection runs by registry and result',
+      labelNames: ['registry', 'result'],
+      buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600],
+      registers: [this.registry],
+    });
+    this.gcLastSuccess = new Gauge({
+      name: 'wharf_gc_last_success_timestamp_seconds',
+      help: 'When this process last completed a garbage collection run (one process per store runs it: take the max)',
+      labelNames: ['registry'],
+      registers: [this.registry],
+    });
+    this.gcDeletedObjects = new Counter({
+      name: 'wharf_gc_deleted_objects_total',
+      help: 'Objects deleted by garbage collection, by registry and kind (upload, manifest, link, blob, data, crate, crate_metadata)',
+      labelNames: ['registry', 'kind'],
+      registers: [this.registry],
+    });
+    this.gcFreedBytes = new Counter({
+      name: 'wharf_gc_freed_bytes_total',
+      help: 'Bytes of objects deleted by garbage collection, by registry',
+      labelNames: ['registry'],
+      registers: [this.registry],
+    });
+    this.bodyTimeouts = new Counter({
+      name: 'wharf_http_body_timeouts_total',
+      help: 'Connections closed because a request body stalled (idle) or missed its deadline (deadline)',
+      labelNames: ['reason'],
+      registers: [this.registry],
+    });
+  }
+
+  gcRun(
+    registry: 'oci' | 'cargo',
+    result: 'completed' | 'dry_run' | 'skipped' | 'failed',
+    seconds: number,
+  ): void {
+    this.gcRuns.inc({ registry, result });
+    this.gcDuration.observe({ registry, result }, seconds);
+    if (result === 'completed') this.gcLastSuccess.set({ registry }, Date.now() / 1000);
+  }
+
+  gcDeleted(registry: 'oci' | 'cargo', kind: string, count = 1): void {
+    this.gcDeletedObjects.inc({ registry, kind }, count);
+  }
+
+  gcFreed(registry: 'oci' | 'cargo', bytes: number): void {
+    if (bytes > 0) this.gcFreedBytes.inc({ registry }, bytes);
   }
 
   authentication(method: string, ok: boolean): void {

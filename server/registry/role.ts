@@ -2,6 +2,7 @@ import { AccessPolicy } from '../access/policy.ts';
 import { CredentialResolver } from '../identity/credential-resolver.ts';
 import type { IdentityClient } from '../identity/principal.ts';
 import type { Role, RoleContext } from '../roles.ts';
+import { startCargoMaintenance } from './cargo/leftovers.ts';
 import { cargoRegistry } from './cargo/plugin.ts';
 import { createOci } from './oci/plugin.ts';
 import { RobotStore } from './oci/robots.ts';
@@ -27,6 +28,14 @@ export async function createRegistryRole(context: RoleContext & { identity: Iden
   const oci = config.registry.protocols.includes('oci')
     ? await createOci({ ...context, resolver, policy, robots })
     : null;
+  const cargoMaintenance = config.registry.protocols.includes('cargo')
+    ? startCargoMaintenance({
+        store,
+        settings: config.registry.cargo.gc,
+        metrics,
+        logger: context.logger.child({ component: 'cargo' }),
+      })
+    : null;
   return {
     register: async (app) => {
       if (config.registry.protocols.includes('cargo'))
@@ -34,6 +43,7 @@ export async function createRegistryRole(context: RoleContext & { identity: Iden
       if (oci) await oci.register(app);
     },
     close: async () => {
+      cargoMaintenance?.stop();
       await oci?.close();
     },
   };

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { constants, createReadStream, type Dirent } from 'node:fs';
+import { createReadStream, type Dirent } from 'node:fs';
 import {
   mkdir,
   open,
@@ -11,11 +11,11 @@ import {
   stat,
   truncate,
   unlink,
-  utimes,
   writeFile,
 } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { acquireFileLock, type Release, tryAcquireFileLock } from './file-lock.ts';
 import { writeToFile } from './file-sink.ts';
 import {
   assertValidKey,
@@ -36,6 +36,7 @@ import {
   type PutResult,
 } from './object-store.ts';
 import { copyFileRange } from './pooled-copy.ts';
+import { BodyLengthError } from './stream-parts.ts';
 
 /**
  * The embedded store: objects are files under `<root>/objects`, written to `<root>/tmp` first and
@@ -44,7 +45,8 @@ import { copyFileRange } from './pooled-copy.ts';
  * MinIO then leaves `a/b/c` out of listings: see object-store.ts).
  *
  * Conditional writes hold a per-key lock file (O_EXCL) while they compare and rename, which makes
- * them safe between processes sharing the directory too.
+ * them safe between processes sharing the directory too; a lock whose holder died is freed at once
+ * (file-lock.ts).
  */
 export class FsObjectStore implements ObjectStore {
   readonly kind = 'fs';
@@ -105,7 +107,7 @@ export class FsObjectStore implements ObjectStore {
   ): Promise<void> {
     const size = await writeToFile(file, body, { flags: 'w', durable });
     if (expectedLength !== undefined && size !== expectedLength) {
-      throw new Error(`body was ${size} bytes, expected ${expectedLength}`);
+      throw new BodyLengthError(size, expectedLength, true);
     }
   }
 
@@ -142,21 +144,18 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  private async lock(key: string): Promise<() => Promise<void>> {
-    const lockFile = path.join(this.locksDir, createHash('sha256').update(key).digest('hex'));
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const handle = await open(lockFile, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
-        await handle.close();
-        return () => unlink(lockFile).catch(() => undefined);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        // A holder that crashed leaves its lock behind; a lock older than any commit can take is stale.
-        const info = await stat(lockFile).catch(() => null);
-        if (info && Date.now() - info.mtimeMs > STALE_LOCK_MS) await unlink(lockFile).catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50, 1 + attempt)));
-      }
-    }
+  /** Waits for the lock of a key (or another name); see file-lock.ts for what frees a dead holder's. */
+  private lock(name: string): Promise<Release> {
+    return acquireFileLock(this.lockPath(name));
+  }
+
+  /** Takes a lock without waiting: `null` when a live holder has it. */
+  private tryLock(name: string): Promise<Release | null> {
+    return tryAcquireFileLock(this.lockPath(name));
+  }
+
+  private lockPath(name: string): string {
+    return path.join(this.locksDir, createHash('sha256').update(name).digest('hex'));
   }
 
   async get(key: string, options: GetOptions = {}): Promise<GetResult | null> {
@@ -385,8 +384,7 @@ export class FsObjectStore implements ObjectStore {
       // lost to a power cut before that is caught there (size) or by the digest check above us.
       await writeToFile(data, body, { flags: 'a', durable: false });
       const size = Number((await stat(data)).size) - offset;
-      if (length !== undefined && size !== length)
-        throw new Error(`body was ${size} bytes, expected ${length}`);
+      if (length !== undefined && size !== length) throw new BodyLengthError(size, length, true);
       const etag = `"${randomBytes(16).toString('hex')}"`;
       appended.push({ partNumber, offset, size, etag });
       await writeAppended(dir, appended);
@@ -495,35 +493,6 @@ export class FsObjectStore implements ObjectStore {
     this.flushes.set(file, flush);
   }
 
-  /**
-   * Takes a lock without waiting: `null` when someone holds it. While held, the lock file's mtime
-   * is refreshed, so a long transfer is never mistaken for a crashed holder.
-   */
-  private async tryLock(name: string): Promise<(() => Promise<void>) | null> {
-    const lockFile = path.join(this.locksDir, createHash('sha256').update(name).digest('hex'));
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const handle = await open(lockFile, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY);
-        await handle.close();
-        const refresh = setInterval(() => {
-          const now = new Date();
-          utimes(lockFile, now, now).catch(() => undefined);
-        }, STALE_LOCK_MS / 4);
-        refresh.unref();
-        return async () => {
-          clearInterval(refresh);
-          await unlink(lockFile).catch(() => undefined);
-        };
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        const info = await stat(lockFile).catch(() => null);
-        if (!info || Date.now() - info.mtimeMs <= STALE_LOCK_MS) return null;
-        await unlink(lockFile).catch(() => undefined);
-      }
-    }
-    return null;
-  }
-
   async abortMultipart(key: string, uploadId: string): Promise<void> {
     const dir = await this.uploadDir(key, uploadId).catch(() => null);
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -563,7 +532,6 @@ async function writeAppended(dir: string, appended: AppendedPart[]): Promise<voi
 type BigIntStats = Awaited<ReturnType<typeof stat>> & { ino: bigint; size: bigint; mtimeNs: bigint };
 
 const LEAF_SUFFIX = '%obj';
-const STALE_LOCK_MS = 30_000;
 const READ_CHUNK = 1024 * 1024;
 
 /** Big reads use 1 MiB buffers; a small JSON document should not allocate one. */

@@ -165,3 +165,15 @@ export function assertValidKey(key: string): void {
     }
   }
 }
+
+/** Every object under a prefix, across as many list pages as the store answers with. */
+export async function listAllObjects(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
+  const objects: ObjectInfo[] = [];
+  let continuationToken: string | undefined;
+  do {
+    const page = await store.list({ prefix, ...(continuationToken ? { continuationToken } : {}) });
+    objects.push(...page.objects);
+    continuationToken = page.nextContinuationToken;
+  } while (continuationToken);
+  return objects;
+}

@@ -28,7 +28,14 @@ describe('the registry-side IdentityClient over RestAuth', () => {
 
   beforeAll(async () => {
     server = await startServer({
-      auth: { signup: 'open', rateLimit: { perUser: 2, perAddress: 100, windowSeconds: 60 } },
+      auth: {
+        signup: 'open',
+        rateLimit: { perAccountAndAddress: 2, perAddress: 100, windowSeconds: 60 },
+        // A registry is trusted to relay its client's address.
+        services: [
+          { name: 'tester', password: SERVICE_PASSWORD, permissions: ['*'], forwardsClientAddress: true },
+        ],
+      },
     });
     await call(`${server.url}/ktra/api/v1/new_user/remo`, 'POST', { json: { password: 'remo-password' } });
     await call(`${server.url}/restauth/groups/`, 'POST', {
@@ -90,5 +97,9 @@ describe('the registry-side IdentityClient over RestAuth', () => {
     const refused = client.verifyPassword('remo', 'remo-password', '203.0.113.7');
     await expect(refused).rejects.toBeInstanceOf(TooManyAttemptsError);
     await expect(refused).rejects.toMatchObject({ retryAfterSeconds: expect.any(Number) });
+    // The same user from another end-user address, through the same registry, is not refused.
+    expect(await client.verifyPassword('remo', 'remo-password', '203.0.113.8')).toMatchObject({
+      name: 'remo',
+    });
   });
 });

@@ -344,7 +344,7 @@ describe('RestAuth API over a real socket', () => {
   });
 
   it('counts credential checks in /metrics', async () => {
-    const metrics = await call(`${server.url}/metrics`, 'GET');
+    const metrics = await call(`${server.metricsUrl}/metrics`, 'GET');
     expect(metrics.text).toMatch(/wharf_authentications_total\{method="password",result="success"\} [1-9]/);
     expect(metrics.text).toMatch(/wharf_authentications_total\{method="password",result="failure"\} [1-9]/);
     expect(metrics.text).toMatch(/wharf_authentications_total\{method="service",result="failure"\} [1-9]/);

@@ -7,13 +7,7 @@ twoProcessesOnOneStore('MinIO bucket', async () => {
   const bucket = await minio.createBucket();
   return {
     env: {
-      WHARF_STORE: 's3',
-      WHARF_S3_BUCKET: bucket,
-      WHARF_S3_ENDPOINT: minio.endpoint,
-      WHARF_S3_REGION: minio.region,
-      WHARF_S3_FORCE_PATH_STYLE: 'true',
-      WHARF_S3_ACCESS_KEY_ID: minio.accessKeyId,
-      WHARF_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+      ...minio.wharfEnv(bucket),
     },
     cleanup: () => minio.stop(),
   };

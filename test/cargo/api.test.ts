@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccessPolicy } from '../../server/access/policy.ts';
 import type { Principal } from '../../server/identity/principal.ts';
 import { indexPath } from '../../server/registry/cargo/paths.ts';
+import { scrape } from '../support/metrics.ts';
 import { makeCrate, metadata, publishBody, simpleCrate } from './crate-file.ts';
 import { allKeys, startRegistry, type TestRegistry } from './support.ts';
 
@@ -201,7 +202,7 @@ describe('bad publishes leave no trace', () => {
           { name: 'goodname-1.0.0/l', type: 'symlink', linkname: '../../x' },
         ]),
       }),
-      /points outside/,
+      /is a symbolic link to "..\/..\/x"/,
       400,
     ],
     [
@@ -293,7 +294,7 @@ describe('bad publishes leave no trace', () => {
 
 describe('metrics', () => {
   it('counts publishes by result', async () => {
-    const text = (await registry.app.inject({ url: '/metrics' })).body;
+    const text = (await registry.wharf.metricsApp.inject({ url: '/metrics' })).body;
     expect(text).toMatch(/wharf_cargo_publishes_total\{result="published"\} [1-9]/);
     expect(text).toMatch(/wharf_cargo_publishes_total\{result="refused"\} [1-9]/);
   });
@@ -546,6 +547,53 @@ describe('mirror', () => {
       expect(config.json()).toEqual({ dl: 'http://m.example/ktra/api/v1/mirror' });
     } finally {
       await mirror.close();
+    }
+  });
+
+  it('counts hits and misses of its cache in the metrics', async () => {
+    const requests = async (mirror: TestRegistry) => {
+      const metrics = await scrape(mirror.metricsUrl);
+      const of = (what: string, result: string) =>
+        metrics.value('wharf_cargo_mirror_requests_total', { what, result });
+      return {
+        index: {
+          hit: of('index', 'hit'),
+          miss: of('index', 'miss'),
+          revalidated: of('index', 'revalidated'),
+          stale: of('index', 'stale'),
+        },
+        crate: { hit: of('crate', 'hit'), miss: of('crate', 'miss') },
+      };
+    };
+    const get = async (mirror: TestRegistry, url: string) => (await fetch(`${mirror.url}${url}`)).status;
+    const settings = (indexTtlSeconds: number) => ({
+      cargo: { mirror: { enabled: true, upstreamIndex: `${upstreamUrl}/`, indexTtlSeconds } },
+    });
+    const caching = await startRegistry(settings(3600));
+    const revalidating = await startRegistry(settings(0));
+    try {
+      expect(await get(caching, '/mirror/index/mi/rr/mirrored')).toBe(200);
+      expect(await get(caching, '/mirror/index/mi/rr/mirrored')).toBe(200);
+      expect(await get(caching, '/ktra/api/v1/mirror/mirrored/1.0.0/download')).toBe(200);
+      expect(await get(caching, '/ktra/api/v1/mirror/mirrored/1.0.0/download')).toBe(200);
+      expect(await requests(caching)).toEqual({
+        index: { hit: 1, miss: 1, revalidated: 0, stale: 0 },
+        crate: { hit: 1, miss: 1 },
+      });
+
+      expect(await get(revalidating, '/mirror/index/mi/rr/mirrored')).toBe(200);
+      expect(await get(revalidating, '/mirror/index/mi/rr/mirrored')).toBe(200); // 304 upstream
+      failUpstream = true;
+      expect(await get(revalidating, '/mirror/index/mi/rr/mirrored')).toBe(200); // the cached copy
+      expect(await get(revalidating, '/mirror/index/no/ne/nonesuch')).toBe(502); // nothing cached
+      expect(await requests(revalidating)).toEqual({
+        index: { hit: 0, miss: 2, revalidated: 1, stale: 1 },
+        crate: { hit: 0, miss: 0 },
+      });
+    } finally {
+      failUpstream = false;
+      await caching.close();
+      await revalidating.close();
     }
   });
 

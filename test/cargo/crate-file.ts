@@ -1,20 +1,69 @@
-import { gzipSync } from 'node:zlib';
+import { constants, crc32, createDeflateRaw, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
 
-/** A .crate (gzip'd tar) built by hand, for publishes cargo itself would never send. */
-export async function makeCrate(
-  entries: { name: string; body?: string; type?: 'file' | 'symlink'; linkname?: string }[],
-): Promise<Buffer> {
+export type CrateEntry = {
+  name: string;
+  body?: string | Buffer;
+  type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'fifo' | 'contiguous-file';
+  linkname?: string;
+};
+
+/** A tar archive (uncompressed) built by hand, for archives cargo itself would never make. */
+export async function makeTar(entries: CrateEntry[]): Promise<Buffer> {
   const pack = tar.pack();
   for (const entry of entries) {
-    if (entry.type === 'symlink')
-      pack.entry({ name: entry.name, type: 'symlink', linkname: entry.linkname ?? '' });
-    else pack.entry({ name: entry.name }, entry.body ?? '');
+    const type = entry.type ?? 'file';
+    if (type === 'file' || type === 'contiguous-file')
+      pack.entry({ name: entry.name, type }, entry.body ?? '');
+    else
+      pack.entry({
+        name: entry.name,
+        type,
+        ...(entry.linkname !== undefined ? { linkname: entry.linkname } : {}),
+      });
   }
   pack.finalize();
   const chunks: Buffer[] = [];
   for await (const chunk of pack) chunks.push(chunk as Buffer);
-  return gzipSync(Buffer.concat(chunks));
+  return Buffer.concat(chunks);
+}
+
+/** A .crate (gzip'd tar) built by hand, for publishes cargo itself would never send. */
+export async function makeCrate(entries: CrateEntry[]): Promise<Buffer> {
+  return gzipSync(await makeTar(entries));
+}
+
+/**
+ * A gzip bomb: `archive` followed by `zeroMiB` MiB of zeros, which a tar reader skips as empty
+ * header blocks. Valid gzip (CRC and length included), built without compressing the zeros: one
+ * MiB of zeros is deflated once into self-contained, byte-aligned blocks (a full flush), and those
+ * blocks are repeated. About 1 KiB of .crate per MiB unpacked.
+ */
+export async function gzipBomb(archive: Buffer, zeroMiB: number): Promise<Buffer> {
+  const flushed = async (data: Buffer) => {
+    const deflate = createDeflateRaw({ level: 9 });
+    const parts: Buffer[] = [];
+    deflate.on('data', (part: Buffer) => parts.push(part));
+    deflate.write(data);
+    await new Promise<void>((resolve) => deflate.flush(constants.Z_FULL_FLUSH, () => resolve()));
+    deflate.destroy();
+    return Buffer.concat(parts);
+  };
+  const mib = Buffer.alloc(1024 * 1024);
+  const head = await flushed(archive);
+  const zeros = await flushed(mib);
+  let crc = crc32(archive);
+  for (let i = 0; i < zeroMiB; i++) crc = crc32(mib, crc);
+  const trailer = Buffer.alloc(8);
+  trailer.writeUInt32LE(crc >>> 0, 0);
+  trailer.writeUInt32LE((archive.length + zeroMiB * mib.length) % 2 ** 32, 4);
+  return Buffer.concat([
+    Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]),
+    head,
+    ...Array.from({ length: zeroMiB }, () => zeros),
+    Buffer.from([0x03, 0x00]), // an empty final block
+    trailer,
+  ]);
 }
 
 /** cargo's publish framing. */

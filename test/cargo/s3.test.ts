@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MinioServer, startMinio } from '../support/minio.ts';
@@ -15,14 +15,10 @@ beforeAll(async () => {
   minio = await startMinio();
   bucket = await minio.createBucket();
   const env = {
-    WHARF_STORE: 's3',
-    WHARF_S3_BUCKET: bucket,
-    WHARF_S3_ENDPOINT: minio.endpoint,
-    WHARF_S3_REGION: minio.region,
-    WHARF_S3_FORCE_PATH_STYLE: 'true',
-    WHARF_S3_ACCESS_KEY_ID: minio.accessKeyId,
-    WHARF_S3_SECRET_ACCESS_KEY: minio.secretAccessKey,
+    ...minio.wharfEnv(bucket),
     WHARF_SIGNUP: 'open',
+    // Both processes seal and open the generated token signing key with the same key.
+    WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
   };
   [first, second] = await Promise.all([
     startWharfProcess(env),

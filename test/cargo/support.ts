@@ -86,6 +86,8 @@ export interface TestRegistry {
   wharf: Wharf;
   app: Wharf['app'];
   url: string;
+  /** The `/metrics` listener (empty without `listen`). */
+  metricsUrl: string;
   store: ObjectStore;
   dataDir: string;
   accounts: Accounts;
@@ -118,12 +120,16 @@ export async function startRegistry({
   const store = await FsObjectStore.open(dir);
   const wharf = await buildWharf(config, store, pino({ level: process.env.WHARF_TEST_LOG ?? 'silent' }));
   let url = '';
-  if (listen) url = await wharf.app.listen({ host: '127.0.0.1', port: 0 });
-  else await wharf.app.ready();
+  let metricsUrl = '';
+  if (listen) {
+    url = await wharf.app.listen({ host: '127.0.0.1', port: 0 });
+    metricsUrl = await wharf.metricsApp.listen({ host: '127.0.0.1', port: 0 });
+  } else await wharf.app.ready();
   return {
     wharf,
     app: wharf.app,
     url,
+    metricsUrl,
     store,
     dataDir: dir,
     accounts: new Accounts(wharf),

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../server/config/load.ts';
+import { startServer } from '../support/wharf.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -45,6 +46,36 @@ describe('configuration', () => {
   ])('names the wrong setting %j', (env, message) => {
     expect(() => loadConfig({ argv: [], env })).toThrow(ConfigError);
     expect(() => loadConfig({ argv: [], env })).toThrow(message);
+  });
+
+  it('limits password guessing by default, and keeps the former perUser setting working as perAccount', async () => {
+    expect(loadConfig({ argv: [], env: {} }).auth.rateLimit).toEqual({
+      perAccountAndAddress: 10,
+      perAccount: 50,
+      perAddress: 100,
+      windowSeconds: 900,
+    });
+    const file = path.join(dir, 'old-limits.yaml');
+    await writeFile(file, 'auth:\n  rateLimit:\n    perUser: 7\n    windowSeconds: 60\n');
+    expect(loadConfig({ argv: ['--config', file], env: {} }).auth.rateLimit).toMatchObject({
+      perAccount: 7,
+      windowSeconds: 60,
+    });
+    expect(loadConfig({ argv: [], env: { WHARF_RATE_LIMIT_PER_USER: '8' } }).auth.rateLimit.perAccount).toBe(
+      8,
+    );
+    expect(() =>
+      loadConfig({ argv: ['--config', file], env: { WHARF_RATE_LIMIT_PER_ACCOUNT: '9' } }),
+    ).toThrow(
+      'configuration settings "auth.rateLimit.perUser" and "auth.rateLimit.perAccount" (WHARF_RATE_LIMIT_PER_ACCOUNT) are both set: perUser is the deprecated name of perAccount, keep only perAccount',
+    );
+    // The auth role says so at start-up.
+    const server = await startServer({ roles: ['auth'], auth: { rateLimit: { perUser: 7 } } });
+    try {
+      expect(server.logs()).toContain('auth.rateLimit.perUser (WHARF_RATE_LIMIT_PER_USER) is deprecated');
+    } finally {
+      await server.stop();
+    }
   });
 
   it('names an unknown setting in the file, and the file', async () => {

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -98,7 +99,14 @@ describe('OCI conformance suite on S3 (MinIO)', () => {
       config.s3 as NonNullable<typeof config.s3>,
       pino({ level: 'silent' }),
     );
-    registry = await startOci({ registry: { oci: { anonymousPull: false } } }, { store });
+    registry = await startOci(
+      {
+        registry: {
+          oci: { anonymousPull: false, signingKeyEncryptionKey: randomBytes(32).toString('base64') },
+        },
+      },
+      { store },
+    );
     await createUser(registry, 'conformance', 'conformance-password');
   }, 900_000);
   afterAll(async () => {

@@ -25,6 +25,7 @@ async function launch(dataDir: string): Promise<Running> {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOST: '127.0.0.1',
       PORT: '0',
+      WHARF_METRICS_PORT: '0',
       WHARF_DATA_DIR: dataDir,
       WHARF_SIGNUP: 'open',
       WHARF_LOG_LEVEL: 'info',
@@ -36,7 +37,7 @@ async function launch(dataDir: string): Promise<Running> {
     const timer = setTimeout(() => reject(new Error(`wharf did not start:\n${output}`)), 60_000);
     const look = (chunk: Buffer) => {
       output += chunk.toString();
-      const match = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
       if (match) {
         clearTimeout(timer);
         resolve(match[1] as string);

@@ -68,7 +68,7 @@ describe('OCI blob downloads', () => {
 
   /** Successful GETs counted under the /v2/ route template. */
   async function blobGets(): Promise<number> {
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const metrics = await (await fetch(`${server.metricsUrl}/metrics`)).text();
     const line = metrics
       .split('\n')
       .find((text) => text.startsWith('wharf_http_requests_total{method="GET",route="/v2/*",status="200"}'));

@@ -21,8 +21,10 @@ describe('OCI uploads on S3 (MinIO)', () => {
     const config = minio.storeConfig(await minio.createBucket());
     const open = () =>
       S3ObjectStore.open(config.s3 as NonNullable<typeof config.s3>, pino({ level: 'silent' }));
-    a = await startOci({}, { listen: false, store: await open() });
-    b = await startOci({}, { listen: false, store: await open() });
+    // With S3, generated signing keys are sealed in the bucket: both replicas hold the same key.
+    const sealed = { registry: { oci: { signingKeyEncryptionKey: randomBytes(32).toString('base64') } } };
+    a = await startOci(sealed, { listen: false, store: await open() });
+    b = await startOci(sealed, { listen: false, store: await open() });
     await createUser(a, 'alice', 'alice-password');
     const token = await b.wharf.app.inject({
       method: 'GET',
@@ -95,7 +97,10 @@ describe('OCI uploads on S3 (MinIO)', () => {
       config.s3 as NonNullable<typeof config.s3>,
       pino({ level: 'silent' }),
     );
-    const server = await startOci({}, { listen: false, store });
+    const server = await startOci(
+      { registry: { oci: { signingKeyEncryptionKey: randomBytes(32).toString('base64') } } },
+      { listen: false, store },
+    );
     try {
       await createUser(server, 'bob', 'bob-password-1');
       const token = await server.wharf.app.inject({

@@ -29,7 +29,14 @@ describe('OCI storage', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'wharf-oci-shared-'));
     const store = await FsObjectStore.open(dir);
-    const gc = { registry: { oci: { gc: { enabled: false, graceHours: 1 }, uploadExpiryHours: 2 } } };
+    const gc = {
+      registry: {
+        oci: {
+          gc: { enabled: false, graceHours: 1, deleteUntagged: true, untaggedRetentionHours: 2 },
+          uploadExpiryHours: 2,
+        },
+      },
+    };
     a = await startOci(gc, { listen: false, store });
     b = await startOci(gc, { listen: false, store });
     await createUser(a, 'alice', 'alice-password');

@@ -9,8 +9,11 @@ describe('password guessing on registry endpoints', () => {
   const inject = (options: InjectOptions) => server.wharf.app.inject(options);
 
   beforeAll(async () => {
-    // Two failures per username per minute, then every check for that name is refused.
-    server = await startOci({ auth: { rateLimit: { perUser: 2, perAddress: 100 } } }, { listen: false });
+    // Two failures of one account from one address, then that address is refused for it.
+    server = await startOci(
+      { auth: { rateLimit: { perAccountAndAddress: 2, perAddress: 100 } } },
+      { listen: false },
+    );
     await createUser(server, 'carol', 'carol-password');
     await createUser(server, 'dave', 'dave-password');
   });
@@ -26,7 +29,7 @@ describe('password guessing on registry endpoints', () => {
   it('answers the Docker token endpoint (GET and POST) with 429, Retry-After and a JSON error', async () => {
     expect((await tokenGet('carol', 'wrong-1')).statusCode).toBe(401);
     expect((await tokenGet('carol', 'wrong-2')).statusCode).toBe(401);
-    // Throttled now, even with the right password.
+    // Throttled now from this address, even with the right password.
     const refused = await tokenGet('carol', 'carol-password');
     expect(refused.statusCode).toBe(429);
     expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);

@@ -206,9 +206,9 @@ describe('OpenID login against oidc-provider', () => {
   });
 
   it('counts sign-ins and refusals in wharf_authentications_total', async () => {
-    // Two replicas, one counter each: the load balancer sends one request to each.
+    // Two replicas, one counter each.
     let text = '';
-    for (let i = 0; i < 2; i++) text += await (await fetch(`${wharf.baseUrl}/metrics`)).text();
+    for (const url of wharf.metricsUrls) text += await (await fetch(`${url}/metrics`)).text();
     const sum = (result: string) =>
       [
         ...text.matchAll(
@@ -378,6 +378,33 @@ describe('sessions after the allow-lists change', () => {
       expect(me.statusCode).toBe(302); // back to the provider, where carol will be refused
     } finally {
       await tightened?.close();
+      await wharf.close();
+    }
+  });
+});
+
+describe('sessions after the account changes', () => {
+  it('ends the sessions of a disabled account: no token page, no principal for API v1', async () => {
+    const wharf = await startHarness();
+    try {
+      const browser = new Browserless();
+      await browser.signIn(`${wharf.baseUrl}/me`, 'carol');
+      const cookie = browser.jar.header(new URL(wharf.baseUrl));
+      expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toMatchObject({ account: 'carol' });
+      const disabled = await fetch(`${wharf.baseUrl}/auth/api/v1/users/carol`, {
+        method: 'PATCH',
+        headers: {
+          authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ disabled: true }),
+      });
+      expect(disabled.status).toBe(200);
+      expect(await openIdSessionOf(cookie, { authUrl: wharf.baseUrl })).toBeNull();
+      const me = await fetch(`${wharf.baseUrl}/me`, { headers: { cookie }, redirect: 'manual' });
+      expect(me.status).toBe(302); // back to the provider: the session no longer stands
+      expect(await me.text()).not.toContain('wharf_');
+    } finally {
       await wharf.close();
     }
   });

@@ -28,6 +28,8 @@ export interface AuthServiceChecks {
 
 export interface Harness {
   baseUrl: string;
+  /** Each replica's `/metrics` listener. */
+  metricsUrls: string[];
   provider: TestProvider;
   auth: AuthServiceChecks;
   /** Everything the replicas logged, as JSON lines. */
@@ -96,12 +98,14 @@ export async function startHarness(
     ...options.settings,
   });
   const replicas: Wharf[] = [];
+  const metricsUrls: string[] = [];
   try {
     for (let replica = 0; replica < 2; replica++) {
       const store = await FsObjectStore.open(dataDir);
       const wharf = await buildWharf(config, store, createLogger('info', sink).child({ replica }));
       await wharf.app.ready();
       replicas.push(wharf);
+      metricsUrls.push(await wharf.metricsApp.listen({ host: '127.0.0.1', port: 0 }));
     }
   } catch (error) {
     for (const wharf of replicas) await wharf.close();
@@ -135,6 +139,7 @@ export async function startHarness(
 
   return {
     baseUrl,
+    metricsUrls,
     provider,
     auth,
     logs,

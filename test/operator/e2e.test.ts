@@ -45,8 +45,11 @@ const pods: Pod[] = [];
 let proxy: Awaited<ReturnType<typeof startIngressProxy>> | undefined;
 const ingressAddress = loopbackAddress();
 
-/** An HTTP request to the ingress address with a Host header, as a client resolving HOST would send. */
-function viaIngress(method: string, path: string, body?: unknown, auth?: string) {
+/**
+ * An HTTP request to the ingress address with a Host header, as a client resolving HOST would send,
+ * from `from` (a loopback address standing for the client machine) when given.
+ */
+function viaIngress(method: string, path: string, body?: unknown, auth?: string, from?: string) {
   return new Promise<{ status: number; body: string; headers: Record<string, string | undefined> }>(
     (resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -56,6 +59,7 @@ function viaIngress(method: string, path: string, body?: unknown, auth?: string)
           port: 80,
           method,
           path,
+          ...(from ? { localAddress: from } : {}),
           headers: {
             host: HOST,
             ...(payload ? { 'content-type': 'application/json' } : {}),
@@ -102,7 +106,12 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
       apiVersion: 'wharf.dev/v1alpha1',
       kind: 'Registry',
       metadata: { name: 'crates', namespace: NS },
-      spec: { authServiceRef: { name: 'main' }, storage, ingress: { host: HOST } },
+      spec: {
+        authServiceRef: { name: 'main' },
+        storage,
+        // The stand-in controller's own address, as the servers see it.
+        ingress: { host: HOST, trustedProxies: [ingressAddress] },
+      },
     } as KubernetesObject);
     await eventually(
       async () =>
@@ -173,6 +182,62 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
     const wrong = await viaIngress('POST', '/ktra/api/v1/login/alice', { password: 'nope-nope-nope' });
     expect(wrong.status).toBe(403);
     expect(proxy!.hits.get('main-auth')).toBeGreaterThanOrEqual(3);
+  });
+
+  it("sees each client's own address behind the Ingress, and believes no one else's X-Forwarded-For", async () => {
+    const auth = pods.find((pod) => pod.name === 'main-auth')!;
+    const failures = () =>
+      auth
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('"login.failed"'));
+    const before = failures().length;
+    const client = loopbackAddress();
+    const wrong = await viaIngress(
+      'POST',
+      '/ktra/api/v1/login/alice',
+      { password: 'wrong-password-1' },
+      undefined,
+      client,
+    );
+    expect(wrong.status).toBe(403);
+    await eventually(async () => failures().length > before, 'an audit line');
+    // The identity paths reach the AuthService through the Registry's Ingress: it believes the
+    // controller listed in the Registry's spec.ingress.trustedProxies.
+    expect(failures().at(-1)).toContain(`"address":"${client}"`);
+    // A pod that calls the server directly is not a trusted proxy: its header is ignored.
+    const pod = loopbackAddress();
+    const forged = await new Promise<number>((resolve, reject) => {
+      request(
+        {
+          host: auth.ip,
+          port: auth.port,
+          localAddress: pod,
+          method: 'POST',
+          path: '/ktra/api/v1/login/alice',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.51.100.23' },
+        },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        },
+      )
+        .on('error', reject)
+        .end(JSON.stringify({ password: 'wrong-password-2' }));
+    });
+    expect(forged).toBe(403);
+    await eventually(async () => failures().length > before + 1, 'a second audit line');
+    expect(failures().at(-1)).toContain(`"address":"${pod}"`);
+  });
+
+  it('serves /metrics on the pod port `metrics` only, never through the Ingress', async () => {
+    for (const pod of pods) {
+      const metrics = await fetch(`http://${pod.ip}:9464/metrics`);
+      expect(metrics.status, pod.name).toBe(200);
+      expect(await metrics.text()).toContain('wharf_http_requests_total');
+      expect((await fetch(`http://${pod.ip}:${pod.port}/metrics`)).status, pod.name).toBe(404);
+    }
+    expect((await viaIngress('GET', '/metrics')).status).toBe(404);
   });
 
   it('routes everything else to the Registry', async () => {

@@ -8,10 +8,12 @@ import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import type { AuthService, Registry } from '../../operator/api/types.ts';
+import { registrySchema } from '../../operator/api/types.ts';
 import { generatedCrdFiles } from '../../operator/gen-crds.ts';
 import { authServiceObjects, IDENTITY_PATHS, registryObjects } from '../../operator/reconcile/desired.ts';
 import { CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
 import { configSchema } from '../../server/config/schema.ts';
+import { isTrustedProxyEntry } from '../../server/http/proxies.ts';
 import { REPO_ROOT, toolPath } from '../support/tools.ts';
 
 const run = promisify(execFile);
@@ -52,7 +54,7 @@ const registry: Registry = {
     cargo: { authRequired: true },
     oci: { anonymousPull: false },
     superusers: ['alice'],
-    ingress: { host: 'crates.example.com', tlsSecretName: 'tls' },
+    ingress: { host: 'crates.example.com', tlsSecretName: 'tls', trustedProxies: ['10.244.0.0/16'] },
   },
 };
 const registryInputs = {
@@ -77,6 +79,36 @@ describe('CRDs', () => {
         text,
       );
     }
+  });
+
+  it('accepts as spec.ingress.trustedProxies only entries the server accepts', () => {
+    const { pattern } = registrySchema.properties.spec.properties.ingress.properties.trustedProxies.items;
+    const crdAccepts = (entry: string) => new RegExp(pattern).test(entry);
+    const valid = ['10.0.0.0/8', '10.244.1.7', '0.0.0.0/0', 'fd00::/8', '::1', '::/0', '2001:db8::/32'];
+    const alsoValid = [
+      '2001:db8:0:0:0:0:0:1',
+      '::ffff:10.1.2.3',
+      '64:ff9b::192.0.2.33',
+      'loopback',
+      'uniquelocal',
+    ];
+    for (const entry of [...valid, ...alsoValid]) expect(crdAccepts(entry), entry).toBe(true);
+    const invalid = [
+      '256.1.1.1',
+      '10.0.0.0/33',
+      '1.2.3',
+      'a:b',
+      '1::2::3',
+      '1:2:3:4:5:6:7:8:9',
+      '192.168.0.1/',
+    ];
+    const moreInvalid = ['2001:db8::1/129', '10.0.0.0/8 ', '01.2.3.4', 'everything', 'LOOPBACK', '', '*'];
+    for (const entry of [...invalid, ...moreInvalid]) {
+      expect(crdAccepts(entry), entry).toBe(false);
+    }
+    // Never looser than the server: whatever kubectl lets through, the pod starts with.
+    for (const entry of [...valid, ...alsoValid, ...invalid, ...moreInvalid])
+      if (crdAccepts(entry)) expect(isTrustedProxyEntry(entry), entry).toBe(true);
   });
 
   it('is structural: every schema node has a type', () => {
@@ -173,6 +205,12 @@ describe('desired objects', () => {
       'wiki',
       'registry-crates',
     ]);
+    // The Registry relays each end user's address, so the password rate limits count people; the
+    // wiki, not declared as relaying, is told apart by name only.
+    expect(authConfig.auth.services).toEqual([
+      expect.not.objectContaining({ forwardsClientAddress: true }),
+      expect.objectContaining({ name: 'registry-crates', forwardsClientAddress: true }),
+    ]);
     const config = configOf(registryObjects(registry, registryInputs));
     expect(validate(config), JSON.stringify(validate.errors)).toBe(true);
     expect(config).toMatchObject({
@@ -180,6 +218,83 @@ describe('desired objects', () => {
       publicUrl: 'https://crates.example.com',
       registry: { authUrl: 'http://main-auth.ns.svc:8080', serviceName: 'registry-crates' },
     });
+  });
+
+  it('exposes /metrics as a pod port only, never through the Service or the Ingress', () => {
+    const objects = registryObjects(registry, registryInputs);
+    const config = configOf(objects);
+    expect(config.port).toBe(8080);
+    expect(config.metricsPort).toBe(9464);
+    const deployment = objects.find((object) => object.kind === 'Deployment') as unknown as {
+      spec: {
+        template: {
+          metadata: { annotations: Record<string, string> };
+          spec: {
+            containers: {
+              ports: { name: string; containerPort: number }[];
+              readinessProbe: { httpGet: { path: string; port: string } };
+              livenessProbe: { httpGet: { path: string; port: string } };
+            }[];
+          };
+        };
+      };
+    };
+    const container = deployment.spec.template.spec.containers[0]!;
+    expect(container.ports.map(({ name, containerPort }) => [name, containerPort])).toEqual([
+      ['http', 8080],
+      ['metrics', 9464],
+    ]);
+    expect(deployment.spec.template.metadata.annotations).toMatchObject({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '9464',
+      'prometheus.io/path': '/metrics',
+    });
+    // The probes stay on the port that serves traffic.
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    const service = objects.find((object) => object.kind === 'Service') as unknown as {
+      spec: { ports: { name: string; targetPort: string }[] };
+    };
+    expect(service.spec.ports.map((port) => port.targetPort)).toEqual(['http']);
+    const ingress = objects.find((object) => object.kind === 'Ingress') as unknown as {
+      spec: { rules: { http: { paths: { backend: { service: { port: { name: string } } } }[] } }[] };
+    };
+    const ports = ingress.spec.rules[0]!.http.paths.map((p) => p.backend.service.port.name);
+    expect(new Set(ports)).toEqual(new Set(['http']));
+  });
+
+  it("believes the Ingress's controllers: trustedProxies of the Registry, and of the AuthService behind its host", () => {
+    expect(configOf(registryObjects(registry, registryInputs)).trustedProxies).toEqual(['10.244.0.0/16']);
+    const withoutIngress = {
+      ...registry,
+      spec: { ...registry.spec, ingress: undefined },
+    } as unknown as Registry;
+    expect(configOf(registryObjects(withoutIngress, registryInputs))).not.toHaveProperty('trustedProxies');
+    const authInputs = {
+      image: 'wharf:1',
+      bucket: 'wharf-bucket',
+      adminSecret: { name: 'main-auth-admin', key: 'password' },
+      registries: [],
+      providers: [],
+      secretsDigest: 'x',
+    };
+    // Without an Ingress of its own, the AuthService is reached through its Registries' hosts.
+    expect(configOf(authServiceObjects(auth, authInputs))).not.toHaveProperty('trustedProxies');
+    expect(
+      configOf(authServiceObjects(auth, { ...authInputs, registryTrustedProxies: ['10.244.0.0/16'] }))
+        .trustedProxies,
+    ).toEqual(['10.244.0.0/16']);
+    const ownIngress = {
+      ...auth,
+      spec: {
+        ...auth.spec,
+        ingress: { host: 'id.example.com', trustedProxies: ['192.168.7.0/24', '10.244.0.0/16'] },
+      },
+    } as AuthService;
+    expect(
+      configOf(authServiceObjects(ownIngress, { ...authInputs, registryTrustedProxies: ['10.244.0.0/16'] }))
+        .trustedProxies,
+    ).toEqual(['10.244.0.0/16', '192.168.7.0/24']);
   });
 
   it('changes the pod template hash when the configuration or a Secret changes, and only then', () => {
@@ -249,7 +364,9 @@ describe('Helm chart', () => {
       '--strict',
       'charts/wharf',
       '--set',
-      'quickstart.enabled=true,metrics.serviceMonitor.enabled=true',
+      'quickstart.enabled=true,metrics.serviceMonitor.enabled=true,metrics.serverPodMonitor.enabled=true',
+      '--set',
+      'quickstart.registry.host=r.example.com,quickstart.trustedProxies[0]=10.244.0.0/16',
     );
     expect(output).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
   }, 60_000);
@@ -290,6 +407,38 @@ describe('Helm chart', () => {
       expect.arrayContaining(['AuthService/wharf', 'Registry/wharf', 'ServiceMonitor/w-wharf-operator']),
     );
     expect(full).not.toContain('Role/w-wharf-operator-leader-election');
+    expect(await kinds('metrics.serverPodMonitor.enabled=true')).toContain('PodMonitor/w-wharf-servers');
+  }, 60_000);
+
+  it("scrapes the servers' metrics port and passes trustedProxies to the quick start's Ingress", async () => {
+    const objects = parseAllDocuments(
+      await helm(
+        'template',
+        'w',
+        'charts/wharf',
+        '--namespace',
+        'ops',
+        '--set',
+        'metrics.serverPodMonitor.enabled=true,quickstart.enabled=true,quickstart.registry.host=r.example.com',
+        '--set',
+        'quickstart.trustedProxies={10.244.0.0/16,fd00:10:244::/56}',
+      ),
+    )
+      .map((doc) => doc.toJS())
+      .filter(Boolean);
+    const podMonitor = objects.find((object) => object.kind === 'PodMonitor');
+    expect(podMonitor.spec).toEqual({
+      selector: {
+        matchLabels: { 'app.kubernetes.io/name': 'wharf', 'app.kubernetes.io/managed-by': 'wharf-operator' },
+      },
+      namespaceSelector: { any: true },
+      podMetricsEndpoints: [{ port: 'metrics', path: '/metrics', interval: '30s' }],
+    });
+    const registryResource = objects.find((object) => object.kind === 'Registry');
+    expect(registryResource.spec.ingress).toEqual({
+      host: 'r.example.com',
+      trustedProxies: ['10.244.0.0/16', 'fd00:10:244::/56'],
+    });
   }, 60_000);
 
   it('rejects values its schema does not allow', async () => {

@@ -35,7 +35,13 @@ type Deployment = KubernetesObject & {
   spec: {
     template: {
       metadata: { annotations: Record<string, string> };
-      spec: { containers: { command: string[]; args: string[] }[] };
+      spec: {
+        containers: {
+          command: string[];
+          args: string[];
+          ports: { name: string; containerPort: number; protocol: string }[];
+        }[];
+      };
     };
   };
 };
@@ -147,6 +153,21 @@ describe('CRD validation in the apiserver', () => {
         spec: { storage: { credentialsSecretRef: { name: 's3' } } },
       }),
     ).toMatch(/authServiceRef: Required value/);
+    const withProxies = (name: string, trustedProxies: string[]) => ({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name, namespace: NS },
+      spec: {
+        authServiceRef: { name: 'main' },
+        replicas: 0,
+        storage: { credentialsSecretRef: { name: 's3' } },
+        ingress: { host: 'x.example.com', trustedProxies },
+      },
+    });
+    expect(await rejected(withProxies('badproxy', ['10.0.0.0/33']))).toMatch(
+      /spec\.ingress\.trustedProxies\[0\].*should match/,
+    );
+    expect(await rejected(withProxies('anyone', ['*']))).toMatch(/trustedProxies\[0\]/);
     const created = await h.admin.create<AuthService>(auth('defaults', {}) as never);
     expect(created.spec).toMatchObject({
       signup: 'admin',
@@ -258,7 +279,19 @@ describe('AuthService and Registry', () => {
     });
     expect(deployment!.spec.template.metadata.annotations[CONFIG_HASH_ANNOTATION]).toMatch(/^[0-9a-f]{32}$/);
 
-    expect(await events('crates')).toEqual(expect.arrayContaining(['BucketCreated', 'Applied', 'Ready']));
+    expect(await events('crates')).toEqual(
+      expect.arrayContaining(['BucketCreated', 'Applied', 'Ready', 'TrustedProxiesUnset']),
+    );
+    // The servers' /metrics is a pod port: the Service (and so the Ingress) only knows `http`.
+    const pod = deployment!.spec.template.spec.containers[0]!;
+    expect(pod.ports).toEqual([
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'metrics', containerPort: 9464, protocol: 'TCP' },
+    ]);
+    const service = await h.admin.get<KubernetesObject & { spec: { ports: { name: string }[] } }>(
+      resourcePath('v1', 'Service', NS, 'crates-registry'),
+    );
+    expect(service!.spec.ports.map((port) => port.name)).toEqual(['http']);
   });
 
   it('makes zero write calls when resyncing resources that did not change', async () => {
@@ -310,6 +343,29 @@ describe('AuthService and Registry', () => {
       resourcePath('v1', 'ConfigMap', NS, 'crates-registry-config'),
     );
     expect(JSON.parse(config!.data['config.yaml']!).registry.superusers).toEqual(['alice']);
+  });
+
+  it("tells the Registry and the AuthService behind its host to believe the Ingress's controllers", async () => {
+    const configOf = async (name: string) =>
+      JSON.parse(
+        (await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+          resourcePath('v1', 'ConfigMap', NS, name),
+        ))!.data['config.yaml']!,
+      );
+    expect(await configOf('crates-registry-config')).not.toHaveProperty('trustedProxies');
+    expect(await configOf('main-auth-config')).not.toHaveProperty('trustedProxies');
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'crates'), {
+      spec: { ingress: { host: 'crates.example.com', trustedProxies: ['10.244.0.0/16'] } },
+    });
+    await eventually(
+      async () => (await configOf('crates-registry-config')).trustedProxies?.[0] === '10.244.0.0/16',
+      'the Registry believes its ingress controller',
+    );
+    // The identity paths on the Registry's host go to the AuthService through the same controller.
+    await eventually(
+      async () => (await configOf('main-auth-config')).trustedProxies?.[0] === '10.244.0.0/16',
+      'the AuthService believes it too',
+    );
   });
 
   it('repairs an owned object someone changed by hand', async () => {

@@ -24,7 +24,7 @@ describe('health, readiness and metrics', () => {
   it('reports requests by route template, method and status, with durations and process metrics', async () => {
     await fetch(`${server.url}/healthz`);
     await fetch(`${server.url}/no/such/route/12345`);
-    const response = await fetch(`${server.url}/metrics`);
+    const response = await fetch(`${server.metricsUrl}/metrics`);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toContain('text/plain');
     const body = await response.text();
@@ -36,6 +36,19 @@ describe('health, readiness and metrics', () => {
     expect(body).not.toContain('/no/such/route/12345');
     expect(body).toContain('process_resident_memory_bytes');
     expect(body).toContain('nodejs_eventloop_lag_seconds');
+  });
+
+  it('serves /metrics only on the metrics port, and nothing else there', async () => {
+    // The main port is what an Ingress routes: /metrics is not there, under any spelling.
+    for (const path of ['/metrics', '/metrics/', '//metrics', '/Metrics'])
+      expect((await fetch(`${server.url}${path}`)).status, path).toBe(404);
+    expect((await fetch(`${server.metricsUrl}/healthz`)).status).toBe(404);
+    expect((await fetch(`${server.metricsUrl}/v2/`)).status).toBe(404);
+    // Scrapes are not requests of the main port.
+    await fetch(`${server.metricsUrl}/metrics`);
+    const body = await (await fetch(`${server.metricsUrl}/metrics`)).text();
+    expect(body).not.toMatch(/wharf_http_requests_total\{[^}]*route="\/metrics"/);
+    expect(body).toMatch(/wharf_http_requests_total\{method="GET",route="unmatched",status="404"\} [1-9]/);
   });
 });
 

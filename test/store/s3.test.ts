@@ -176,6 +176,7 @@ describe('s3 driver against MinIO', () => {
       WHARF_S3_ENDPOINT: minio.endpoint,
       WHARF_S3_FORCE_PATH_STYLE: 'true',
       WHARF_S3_PREFIX: 'program/',
+      WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
       AWS_ACCESS_KEY_ID: minio.accessKeyId,
       AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
     });

@@ -14,6 +14,8 @@ export const SERVICE_PASSWORD = 'service-password-0123456789';
 
 export interface RunningServer {
   url: string;
+  /** The `/metrics` listener. */
+  metricsUrl: string;
   wharf: Wharf;
   store: ObjectStore;
   dataDir: string;
@@ -51,8 +53,10 @@ export async function startServer(
   const store = givenStore ?? (await FsObjectStore.open(dataDir));
   const wharf = await buildWharf(config, store, createLogger(config.logLevel, sink));
   const address = await wharf.app.listen({ port: 0, host: '127.0.0.1' });
+  const metricsUrl = await wharf.metricsApp.listen({ port: 0, host: '127.0.0.1' });
   return {
     url: address,
+    metricsUrl,
     wharf,
     store,
     dataDir,

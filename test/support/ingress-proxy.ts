@@ -63,6 +63,8 @@ export async function startIngressProxy(
       {
         host: target.host,
         port: target.port,
+        // From the controller's own address, as a controller pod's connections come from its pod IP.
+        localAddress: listen.host,
         method: incoming.method,
         path: incoming.url,
         headers: {

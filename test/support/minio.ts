@@ -21,6 +21,8 @@ export interface MinioServer {
   createBucket(name?: string): Promise<string>;
   /** An s3 StoreConfig for a bucket, credentials included, so that a child process can open it too. */
   storeConfig(bucket: string, overrides?: Partial<S3Config>): StoreConfig;
+  /** The same as environment variables, for a wharf process started on this bucket. */
+  wharfEnv(bucket: string): Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -96,6 +98,17 @@ export async function startMinio(): Promise<MinioServer> {
           presignDownloads: false,
           ...overrides,
         },
+      };
+    },
+    wharfEnv(bucket) {
+      return {
+        WHARF_STORE: 's3',
+        WHARF_S3_BUCKET: bucket,
+        WHARF_S3_ENDPOINT: endpoint,
+        WHARF_S3_REGION: region,
+        WHARF_S3_FORCE_PATH_STYLE: 'true',
+        WHARF_S3_ACCESS_KEY_ID: accessKeyId,
+        WHARF_S3_SECRET_ACCESS_KEY: secretAccessKey,
       };
     },
     async stop() {

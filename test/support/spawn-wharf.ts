@@ -8,12 +8,17 @@ export interface WharfProcess {
   child: ChildProcess;
   /** http://127.0.0.1:PORT once the server listens. */
   url: string;
+  /** The `/metrics` listener's http://127.0.0.1:PORT, when known (see startWharfProcess). */
+  metricsUrl: string | undefined;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
   stop(): Promise<number | null>;
 }
 
-/** Runs `node server/main.ts` (the real program) with `env` on top of a minimal environment. */
+/**
+ * Runs `node server/main.ts` (the real program) with `env` on top of a minimal environment, which
+ * puts the metrics listener on a free port (tests run several servers on one machine).
+ */
 export function runWharf(env: Record<string, string>): {
   child: ChildProcess;
   output: () => string;
@@ -24,7 +29,12 @@ export function runWharf(env: Record<string, string>): {
   const child = spawn(process.execPath, ['server/main.ts'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      WHARF_METRICS_PORT: '0',
+      ...env,
+    },
   });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -36,6 +46,8 @@ export function runWharf(env: Record<string, string>): {
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, output: () => output, exit };
 }
+
+const METRICS_LINE = /Metrics listening at (http:\/\/127\.0\.0\.1:\d+)/;
 
 /** A port that was free a moment ago, for a process whose logs are too quiet to announce its own. */
 export function freePort(): Promise<number> {
@@ -52,6 +64,7 @@ export function freePort(): Promise<number> {
 /**
  * Starts the program on a random loopback port and waits until it listens: it learns the port
  * from the "Server listening" log line, or, with `PORT` given (quiet log levels), polls /healthz.
+ * The metrics port comes from the "Metrics listening" line, or from `WHARF_METRICS_PORT` if given.
  */
 export async function startWharfProcess(env: Record<string, string>): Promise<WharfProcess> {
   const run = runWharf({ HOST: '127.0.0.1', PORT: '0', ...env });
@@ -73,7 +86,8 @@ export async function startWharfProcess(env: Record<string, string>): Promise<Wh
     const timer = setTimeout(() => reject(new Error(`wharf did not start:\n${run.output()}`)), 60_000);
     const look = () => {
       const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(run.output());
-      if (match) {
+      // main.ts listens on the main port first, so once the metrics line is there both are.
+      if (match && METRICS_LINE.test(run.output())) {
         clearTimeout(timer);
         resolve(match[1]!);
       }
@@ -84,9 +98,13 @@ export async function startWharfProcess(env: Record<string, string>): Promise<Wh
       reject(new Error(`wharf exited with ${code}:\n${run.output()}`));
     });
   });
+  const fixedMetricsPort = env.WHARF_METRICS_PORT && env.WHARF_METRICS_PORT !== '0';
   return {
     child: run.child,
     url,
+    metricsUrl: fixedMetricsPort
+      ? `http://127.0.0.1:${env.WHARF_METRICS_PORT}`
+      : METRICS_LINE.exec(run.output())?.[1],
     output: run.output,
     async stop() {
       if (run.child.exitCode === null) run.child.kill('SIGTERM');

@@ -16,6 +16,8 @@ export interface TestServer {
   store: ObjectStore;
   /** http://127.0.0.1:PORT */
   url: string;
+  /** http://127.0.0.1:METRICS_PORT, the `/metrics` listener (empty without `listen`). */
+  metricsUrl: string;
   /** Every log line the server wrote, as text, for tests that search logs for secrets. */
   logs(): string;
   stop(): Promise<void>;
@@ -42,9 +44,10 @@ export async function startServer(
   const logger = pino(loggerOptions(config.logLevel), sink);
   const wharf = await buildWharf(config, store, logger);
   let url = '';
+  let metricsUrl = '';
   if (options.listen !== false) {
-    const address = await wharf.app.listen({ host: '127.0.0.1', port: 0 });
-    url = address;
+    url = await wharf.app.listen({ host: '127.0.0.1', port: 0 });
+    metricsUrl = await wharf.metricsApp.listen({ host: '127.0.0.1', port: 0 });
   } else {
     await wharf.app.ready();
   }
@@ -53,6 +56,7 @@ export async function startServer(
     config,
     store,
     url,
+    metricsUrl,
     logs: () => captured,
     async stop() {
       await wharf.close();

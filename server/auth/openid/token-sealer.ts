@@ -2,16 +2,18 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { ConfigError } from '../../config/load.ts';
 
 /**
- * Keeps a user's Ktra token encrypted at rest (AES-256-GCM) so that `/me` can show the existing
- * token again, as Ktra does, while the store alone (a leaked bucket) reveals nothing: the key
- * lives in configuration (a Kubernetes Secret), not in the store. The account name is bound in as
- * associated data, so a sealed token copied onto another account does not open.
+ * Keeps a secret encrypted at rest (AES-256-GCM) while the store alone (a leaked bucket) reveals
+ * nothing: the key lives in configuration (a Kubernetes Secret), not in the store. Used for a user's
+ * Ktra token, so that `/me` can show the existing token again as Ktra does, and for the registry's
+ * generated JWT signing keys. What the secret belongs to (an account name, a key id) is bound in as
+ * associated data, so a sealed value copied onto another owner does not open.
  */
 export class TokenSealer {
   private readonly key: Buffer;
 
-  constructor(encodedKey: string) {
-    this.key = decodeKey(encodedKey);
+  /** `setting` names the configuration setting the key came from, for the error message. */
+  constructor(encodedKey: string, setting = 'openid.tokenEncryptionKey') {
+    this.key = decodeKey(encodedKey, setting);
   }
 
   seal(account: string, token: string): string {
@@ -44,12 +46,12 @@ export class TokenSealer {
   }
 }
 
-function decodeKey(encoded: string): Buffer {
+function decodeKey(encoded: string, setting: string): Buffer {
   const text = encoded.trim();
   const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
   if (key.length !== 32)
     throw new ConfigError(
-      'configuration setting "openid.tokenEncryptionKey" must be 32 bytes in base64 or hex (openssl rand -base64 32)',
+      `configuration setting "${setting}" must be 32 bytes in base64 or hex (openssl rand -base64 32)`,
     );
   return key;
 }

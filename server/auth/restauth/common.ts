@@ -1,12 +1,18 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../../identity/authenticator.ts';
 import type { Directory } from '../../identity/directory.ts';
+import type { LoginOrigin } from '../../identity/rate-limit.ts';
 import type { Permission } from '../../identity/services.ts';
 
 /** What every group of RestAuth routes gets from the plugin that authenticated the service. */
 export interface RestAuthKit {
   authenticator: Authenticator;
   directory: Directory;
+  /**
+   * Where a password check through this call comes from: the calling service, and the end user's
+   * address only when the service is trusted to relay it (`forwardsClientAddress`).
+   */
+  origin(request: FastifyRequest): LoginOrigin;
   /** Sends 403 and returns false when the calling service lacks the permission. */
   allowed(request: FastifyRequest, reply: FastifyReply, operation: Permission): boolean;
   /** 404 with RestAuth's `Resource-Type` header. */
@@ -32,16 +38,6 @@ export type Params = { name: string; prop: string; group: string; user: string; 
 
 export const TOO_MANY = { error: 'too many failed password checks' };
 
-/**
- * The end user's address for rate limiting. A service may pass it in `X-Forwarded-For` (a registry
- * relaying `docker login`); only authenticated services reach this, so the header is trusted here.
- */
-export function addressOf(request: FastifyRequest): string {
-  const forwarded = request.headers['x-forwarded-for'];
-  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-  return first || request.ip;
-}
-
 export function isStringRecord(value: unknown): value is Record<string, string> {
   return (
     typeof value === 'object' &&
@@ -54,11 +50,12 @@ export function isStringRecord(value: unknown): value is Record<string, string> 
 /** A PUT of several properties: JSON dictionary or form fields (first value of each). */
 export function flatten(body: unknown): Record<string, string> | null {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
-  const result: Record<string, string> = {};
+  const entries: [string, string][] = [];
   for (const [key, value] of Object.entries(body)) {
     const item = Array.isArray(value) ? value[0] : value;
     if (typeof item !== 'string') return null;
-    result[key] = item;
+    entries.push([key, item]);
   }
-  return result;
+  // fromEntries makes own entries only: a property named `__proto__` is kept, not swallowed.
+  return Object.fromEntries(entries);
 }

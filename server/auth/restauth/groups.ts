@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { groupsOfUser, membersOfGroup } from '../../identity/groups.ts';
+import { groupNamed, groupsOfUser, membersOfGroup } from '../../identity/groups.ts';
 import { normalizeName } from '../../identity/names.ts';
 import { listField, stringField } from '../credentials.ts';
 import { anyBody, nameParams, type Params, type RestAuthKit } from './common.ts';
@@ -43,7 +43,7 @@ export function groupRoutes(app: FastifyInstance, kit: RestAuthKit): void {
     async (request, reply) => {
       if (!allowed(request, reply, 'group_exists')) return reply;
       const doc = await directory.groups();
-      if (!doc.groups[normalizeName(request.params.group)])
+      if (!groupNamed(doc, normalizeName(request.params.group)))
         return notFound(reply, 'group', request.params.group);
       return reply.code(200).send();
     },
@@ -82,7 +82,7 @@ export function groupRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       const group = normalizeName(request.params.group);
       let found = false;
       await directory.updateGroups((doc) => {
-        const current = doc.groups[group];
+        const current = groupNamed(doc, group);
         found = current !== undefined;
         if (!current || current.users.includes(normalizeName(user))) return undefined;
         return {
@@ -101,7 +101,7 @@ export function groupRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       if (!allowed(request, reply, 'group_user_in_group')) return reply;
       const doc = await directory.groups();
       const group = normalizeName(request.params.group);
-      if (!doc.groups[group]) return notFound(reply, 'group', group);
+      if (!groupNamed(doc, group)) return notFound(reply, 'group', group);
       if (!membersOfGroup(doc, group).includes(normalizeName(request.params.user)))
         return notFound(reply, 'user', request.params.user);
       return reply.code(200).send();
@@ -117,7 +117,7 @@ export function groupRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       const user = normalizeName(request.params.user);
       let state: 'removed' | 'no-group' | 'no-member' = 'no-group';
       await directory.updateGroups((doc) => {
-        const current = doc.groups[group];
+        const current = groupNamed(doc, group);
         state = !current ? 'no-group' : current.users.includes(user) ? 'removed' : 'no-member';
         if (!current || state !== 'removed') return undefined;
         return {
@@ -136,7 +136,7 @@ export function groupRoutes(app: FastifyInstance, kit: RestAuthKit): void {
     async (request, reply) => {
       if (!allowed(request, reply, 'group_groups_list')) return reply;
       const doc = await directory.groups();
-      const current = doc.groups[normalizeName(request.params.group)];
+      const current = groupNamed(doc, normalizeName(request.params.group));
       if (!current) return notFound(reply, 'group', request.params.group);
       return [...current.subgroups].sort();
     },
@@ -153,8 +153,8 @@ export function groupRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       if (sub === meta) return reply.code(400).send({ error: 'a group cannot be its own subgroup' });
       let missing: string | undefined;
       await directory.updateGroups((doc) => {
-        const current = doc.groups[meta];
-        missing = !current ? meta : !doc.groups[sub] ? sub : undefined;
+        const current = groupNamed(doc, meta);
+        missing = !current ? meta : !groupNamed(doc, sub) ? sub : undefined;
         if (!current || missing || current.subgroups.includes(sub)) return undefined;
         return { groups: { ...doc.groups, [meta]: { ...current, subgroups: [...current.subgroups, sub] } } };
       });
@@ -172,7 +172,7 @@ export function groupRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       const sub = normalizeName(request.params.sub);
       let state: 'removed' | 'no-group' | 'no-sub' = 'no-group';
       await directory.updateGroups((doc) => {
-        const current = doc.groups[meta];
+        const current = groupNamed(doc, meta);
         state = !current ? 'no-group' : current.subgroups.includes(sub) ? 'removed' : 'no-sub';
         if (!current || state !== 'removed') return undefined;
         return {

@@ -1,5 +1,8 @@
 import type { FastifyInstance } from 'fastify';
+import { IdentityError, type UserRecord } from '../../identity/directory.ts';
 import { isValidPropertyName } from '../../identity/names.ts';
+import { propertiesProblem } from '../../identity/properties.ts';
+import { hasOwnEntry, ownValue } from '../../store/records.ts';
 import { stringField } from '../credentials.ts';
 import { anyBody, flatten, nameParams, type Params, type RestAuthKit } from './common.ts';
 
@@ -29,8 +32,8 @@ export function propertyRoutes(app: FastifyInstance, kit: RestAuthKit): void {
         return reply.code(400).send({ error: 'prop and value are required' });
       let exists = false;
       const user = await directory.updateUser(request.params.name, (current) => {
-        exists = prop in current.properties;
-        return exists ? undefined : { ...current, properties: { ...current.properties, [prop]: value } };
+        exists = hasOwnEntry(current.properties, prop);
+        return exists ? undefined : withProperties(current, { [prop]: value });
       });
       if (!user) return notFound(reply, 'user', request.params.name);
       if (exists) return reply.code(409).send({ error: `property ${prop} already exists` });
@@ -46,10 +49,9 @@ export function propertyRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       const changes = flatten(request.body);
       if (!changes || !Object.keys(changes).every(isValidPropertyName))
         return reply.code(400).send({ error: 'expected a dictionary of property names to strings' });
-      const user = await directory.updateUser(request.params.name, (current) => ({
-        ...current,
-        properties: { ...current.properties, ...changes },
-      }));
+      const user = await directory.updateUser(request.params.name, (current) =>
+        withProperties(current, changes),
+      );
       if (!user) return notFound(reply, 'user', request.params.name);
       return user.properties;
     },
@@ -62,7 +64,7 @@ export function propertyRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       if (!allowed(request, reply, 'prop_get')) return reply;
       const user = await directory.getUser(request.params.name);
       if (!user) return notFound(reply, 'user', request.params.name);
-      const value = user.properties[request.params.prop];
+      const value = ownValue(user.properties, request.params.prop);
       if (value === undefined) return notFound(reply, 'property', request.params.prop);
       return reply.type('application/json').send(JSON.stringify(value));
     },
@@ -79,8 +81,8 @@ export function propertyRoutes(app: FastifyInstance, kit: RestAuthKit): void {
         return reply.code(400).send({ error: 'value is required' });
       let previous: string | undefined;
       const user = await directory.updateUser(request.params.name, (current) => {
-        previous = current.properties[prop];
-        return { ...current, properties: { ...current.properties, [prop]: value } };
+        previous = ownValue(current.properties, prop);
+        return withProperties(current, { [prop]: value });
       });
       if (!user) return notFound(reply, 'user', request.params.name);
       // RestAuth: 200 with the old value when the property existed, 201 when it is new.
@@ -98,7 +100,7 @@ export function propertyRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       const { prop } = request.params;
       let existed = false;
       const user = await directory.updateUser(request.params.name, (current) => {
-        existed = prop in current.properties;
+        existed = hasOwnEntry(current.properties, prop);
         if (!existed) return undefined;
         const { [prop]: _removed, ...properties } = current.properties;
         return { ...current, properties };
@@ -108,4 +110,14 @@ export function propertyRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       return reply.code(200).send();
     },
   );
+}
+
+/**
+ * The user with `changes` written to its properties. Past the bounds on properties (value size,
+ * count) it throws an IdentityError, which the plugin answers like any unacceptable value (400).
+ */
+function withProperties(current: UserRecord, changes: Record<string, string>): UserRecord {
+  const problem = propertiesProblem(current.properties, changes);
+  if (problem) throw new IdentityError('invalid', problem);
+  return { ...current, properties: { ...current.properties, ...changes } };
 }

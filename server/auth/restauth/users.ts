@@ -1,19 +1,13 @@
 import type { FastifyInstance } from 'fastify';
+import { CREDENTIAL_BODY_LIMIT } from '../../http/body-limits.ts';
+import { groupNamed } from '../../identity/groups.ts';
 import { normalizeName } from '../../identity/names.ts';
 import { listField, sendThrottled, stringField } from '../credentials.ts';
-import {
-  addressOf,
-  anyBody,
-  isStringRecord,
-  nameParams,
-  type Params,
-  type RestAuthKit,
-  TOO_MANY,
-} from './common.ts';
+import { anyBody, isStringRecord, nameParams, type Params, type RestAuthKit, TOO_MANY } from './common.ts';
 
 /** `/users/` and `/users/<name>`: create, list, exist, verify password, change password, delete. */
 export function userRoutes(app: FastifyInstance, kit: RestAuthKit): void {
-  const { authenticator, directory, allowed, notFound, refused } = kit;
+  const { authenticator, directory, origin, allowed, notFound, refused } = kit;
 
   app.get('/users', async (request, reply) => {
     if (!allowed(request, reply, 'users_list')) return reply;
@@ -30,7 +24,7 @@ export function userRoutes(app: FastifyInstance, kit: RestAuthKit): void {
     if (properties !== undefined && !isStringRecord(properties))
       return reply.code(400).send({ error: 'properties must be a dictionary of strings' });
     const doc = await directory.groups();
-    const missing = groups.find((group) => !doc.groups[group]);
+    const missing = groups.find((group) => !groupNamed(doc, group));
     if (missing) return notFound(reply, 'group', missing);
     try {
       // RestAuth: a user may be created without a password (login disabled until one is set).
@@ -52,13 +46,13 @@ export function userRoutes(app: FastifyInstance, kit: RestAuthKit): void {
 
   app.post<{ Params: Params }>(
     '/users/:name',
-    { schema: { params: nameParams, body: anyBody } },
+    { schema: { params: nameParams, body: anyBody }, bodyLimit: CREDENTIAL_BODY_LIMIT },
     async (request, reply) => {
       if (!allowed(request, reply, 'user_verify_password')) return reply;
       const password = stringField(request.body, 'password');
       if (password === undefined) return reply.code(400).send({ error: 'password is required' });
       try {
-        const user = await authenticator.checkPassword(request.params.name, password, addressOf(request));
+        const user = await authenticator.checkPassword(request.params.name, password, origin(request));
         if (!user) return notFound(reply, 'user', request.params.name);
         return reply.code(200).send();
       } catch (error) {
@@ -69,7 +63,7 @@ export function userRoutes(app: FastifyInstance, kit: RestAuthKit): void {
 
   app.put<{ Params: Params }>(
     '/users/:name',
-    { schema: { params: nameParams, body: anyBody } },
+    { schema: { params: nameParams, body: anyBody }, bodyLimit: CREDENTIAL_BODY_LIMIT },
     async (request, reply) => {
       if (!allowed(request, reply, 'user_change_password')) return reply;
       const newName = stringField(request.body, 'username') ?? stringField(request.body, 'user');

@@ -3,17 +3,24 @@ import { updateJson } from '../../store/json-doc.ts';
 import { type CargoContext, READ } from './context.ts';
 import { CargoError } from './errors.ts';
 import { updateIndexFile } from './index-file.ts';
-import { canonicalName, withoutBuildMetadata } from './names.ts';
+import { canonicalName, cratePathProblem, withoutBuildMetadata } from './names.ts';
 import { type CrateMeta, GROUP_PREFIX, listOwners, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
-import { publishCrate } from './publish.ts';
+import { publishBodyLimit, publishCrate } from './publish.ts';
 import { searchCrates } from './search.ts';
 
 const crateParams = {
   type: 'object',
-  properties: { crate: { type: 'string', maxLength: 64 }, version: { type: 'string', maxLength: 128 } },
+  properties: { crate: { type: 'string' }, version: { type: 'string' } },
   required: ['crate'],
 } as const;
+
+/** A route's `:crate` and `:version`, refused in cargo's format before they reach the store. */
+export async function checkCrateParams(request: FastifyRequest): Promise<void> {
+  const { crate, version } = request.params as { crate?: string; version?: string };
+  const problem = cratePathProblem(crate, version);
+  if (problem) throw new CargoError(problem);
+}
 
 const ownersBody = {
   type: 'object',
@@ -29,15 +36,14 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
   const cargo = config.registry.cargo;
 
   // cargo sends the publish body without a meaningful content type; take every body as bytes here.
+  // Both parsers keep the server's JSON limit; only publish takes a .crate (its route's bodyLimit).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    '*',
-    { parseAs: 'buffer', bodyLimit: cargo.maxCrateBytes + 4 * 1024 * 1024 },
-    (_r, body, done) => done(null, body),
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.bodyLimitBytes }, (_r, body, done) =>
+    done(null, body),
   );
   app.addContentTypeParser(
     'application/json',
-    { parseAs: 'buffer', bodyLimit: 1024 * 1024 },
+    { parseAs: 'buffer', bodyLimit: config.bodyLimitBytes },
     (_r, body, done) => {
       try {
         // cargo's yank/unyank carry an empty body with a JSON content type.
@@ -50,13 +56,19 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
   );
 
   // The crate is named inside the upload: publishCrate asks the policy once it has read it.
-  app.put('/api/v1/crates/new', { config: { access: 'authenticated' } }, async (request) => {
+  // Its body is the .crate plus JSON metadata (which carries the README text).
+  const publishRoute = {
+    config: { access: 'authenticated' as const },
+    bodyLimit: publishBodyLimit(cargo.maxCrateBytes),
+  };
+  app.put('/api/v1/crates/new', publishRoute, async (request) => {
     const body = request.body;
     if (!Buffer.isBuffer(body)) throw new CargoError('the publish request has no body');
     const principal = request.principal;
     const { line } = await publishCrate(store, context.files, logger, context.policy, principal, body, {
       maxCrateBytes: cargo.maxCrateBytes,
       maxUnpackedBytes: cargo.maxUnpackedBytes,
+      onInflated: (bytes) => context.cargoMetrics.unpackedBytes.inc(bytes),
     });
     context.cargoMetrics.publishes.inc({ result: 'published' });
     logger.info({ crate: line.name, version: line.vers, by: principal.name }, 'crate published');
@@ -90,20 +102,20 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
       crate: await ownedCrate((request.params as { crate: string }).crate),
     }),
   });
-  app.delete(
+  app.delete<{ Params: { crate: string; version: string } }>(
     '/api/v1/crates/:crate/:version/yank',
-    { schema: { params: crateParams }, config: ownerOnly('cargo.yank') },
+    { schema: { params: crateParams }, preValidation: checkCrateParams, config: ownerOnly('cargo.yank') },
     setYanked(true),
   );
-  app.put(
+  app.put<{ Params: { crate: string; version: string } }>(
     '/api/v1/crates/:crate/:version/unyank',
-    { schema: { params: crateParams }, config: ownerOnly('cargo.yank') },
+    { schema: { params: crateParams }, preValidation: checkCrateParams, config: ownerOnly('cargo.yank') },
     setYanked(false),
   );
 
   app.get<{ Params: { crate: string } }>(
     '/api/v1/crates/:crate/owners',
-    { schema: { params: crateParams }, config: READ },
+    { schema: { params: crateParams }, preValidation: checkCrateParams, config: READ },
     async (request) => ({ users: listOwners(await ownedCrate(request.params.crate)) }),
   );
 
@@ -165,20 +177,20 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
           : `${list} removed from the owners of crate ${meta.name}`,
       };
     };
-  app.put(
+  app.put<{ Params: { crate: string }; Body: { users: string[] } }>(
     '/api/v1/crates/:crate/owners',
     {
       schema: { params: crateParams, body: ownersBody },
-      preValidation: jsonBody,
+      preValidation: [checkCrateParams, jsonBody],
       config: ownerOnly('cargo.change-owners'),
     },
     changeOwners(true),
   );
-  app.delete(
+  app.delete<{ Params: { crate: string }; Body: { users: string[] } }>(
     '/api/v1/crates/:crate/owners',
     {
       schema: { params: crateParams, body: ownersBody },
-      preValidation: jsonBody,
+      preValidation: [checkCrateParams, jsonBody],
       config: ownerOnly('cargo.change-owners'),
     },
     changeOwners(false),
@@ -207,7 +219,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
 
   app.get<{ Params: { crate: string; version: string } }>(
     '/api/v1/crates/:crate/:version/download',
-    { schema: { params: crateParams }, config: READ },
+    { schema: { params: crateParams }, preValidation: checkCrateParams, config: READ },
     async (request, reply) => {
       const { crate, version } = request.params;
       const line = await context.files.version(storeKeys.index(crate), crate, version);

@@ -1,6 +1,14 @@
 import { CargoError } from './errors.ts';
 import type { IndexDependency, IndexLine } from './index-file.ts';
-import { crateNameProblem, isFeatureName, isSemver } from './names.ts';
+import {
+  crateNameProblem,
+  crateNameSyntaxProblem,
+  dependencyAliasProblem,
+  featureValueProblem,
+  isFeatureName,
+  isSemver,
+  versionReqProblem,
+} from './names.ts';
 
 /** The JSON part of `cargo publish`'s request (registry-web-api.md, "Publish"). */
 export interface PublishMetadata {
@@ -63,6 +71,10 @@ export function validateMetadata(raw: unknown): PublishMetadata {
           `invalid feature name "${feature}": use letters, digits, \`_\`, \`-\`, \`+\` or \`.\``,
         );
       if (!isStringArray(values)) throw new CargoError(`feature "${feature}" must be a list of strings`);
+      for (const value of values) {
+        const problem = featureValueProblem(value);
+        if (problem) throw new CargoError(`feature "${feature}": ${problem}`);
+      }
     }
   }
   for (const field of ['links', 'rust_version', 'description', 'license', 'repository'] as const) {
@@ -79,20 +91,33 @@ export function validateMetadata(raw: unknown): PublishMetadata {
   };
 }
 
+/**
+ * A dependency as crates.io checks it: `name` is the real crate's (crate grammar, reserved names
+ * allowed: nothing is published under them), a renamed one's alias may be anything Cargo.toml
+ * allows, and `version_req` must parse as cargo's semver requirement.
+ */
 function validateDependency(dep: unknown): asserts dep is PublishDependency {
   if (!isObject(dep) || typeof dep.name !== 'string') throw new CargoError('every dependency needs a `name`');
-  const problem = crateNameProblem(dep.name);
+  const problem = crateNameSyntaxProblem(dep.name, 'dependency name');
   if (problem) throw new CargoError(`invalid dependency name: ${problem}`);
-  if (typeof dep.version_req !== 'string' || dep.version_req.trim() === '' || dep.version_req === '*')
+  if (typeof dep.version_req !== 'string')
     throw new CargoError(
-      `dependency \`${dep.name}\` needs a version requirement (wildcard \`*\` and path-only dependencies cannot be published)`,
+      `dependency \`${dep.name}\` needs a version requirement (path-only dependencies cannot be published)`,
     );
+  const reqProblem = versionReqProblem(dep.version_req);
+  if (reqProblem) throw new CargoError(`dependency \`${dep.name}\`: ${reqProblem}`);
   if (dep.kind !== undefined && dep.kind !== null && !['normal', 'dev', 'build'].includes(String(dep.kind)))
     throw new CargoError(`dependency \`${dep.name}\` has an unknown kind "${String(dep.kind)}"`);
-  if (dep.features !== undefined && dep.features !== null && !isStringArray(dep.features))
-    throw new CargoError(`the features of dependency \`${dep.name}\` must be a list of strings`);
+  if (dep.features !== undefined && dep.features !== null) {
+    if (!isStringArray(dep.features))
+      throw new CargoError(`the features of dependency \`${dep.name}\` must be a list of strings`);
+    for (const feature of dep.features) {
+      const featureProblem = featureValueProblem(feature);
+      if (featureProblem) throw new CargoError(`dependency \`${dep.name}\`: ${featureProblem}`);
+    }
+  }
   if (typeof dep.explicit_name_in_toml === 'string') {
-    const aliasProblem = crateNameProblem(dep.explicit_name_in_toml);
+    const aliasProblem = dependencyAliasProblem(dep.explicit_name_in_toml);
     if (aliasProblem) throw new CargoError(`invalid renamed dependency: ${aliasProblem}`);
   }
 }
@@ -119,12 +144,12 @@ export function toIndexLine(meta: PublishMetadata, cksum: string, pubtime: Date)
     if (renamed) line.package = dep.name;
     return line;
   });
-  const features: Record<string, string[]> = {};
-  const features2: Record<string, string[]> = {};
-  for (const [feature, values] of Object.entries(meta.features)) {
-    const newSyntax = values.some((value) => value.startsWith('dep:') || value.includes('?/'));
-    (newSyntax ? features2 : features)[feature] = values;
-  }
+  // Built with fromEntries: a feature may be named `__proto__`, which an assignment would swallow.
+  const entries = Object.entries(meta.features);
+  const newSyntax = ([, values]: [string, string[]]) =>
+    values.some((value) => value.startsWith('dep:') || value.includes('?/'));
+  const features: Record<string, string[]> = Object.fromEntries(entries.filter((e) => !newSyntax(e)));
+  const features2: Record<string, string[]> = Object.fromEntries(entries.filter(newSyntax));
   const line: IndexLine = {
     name: meta.name,
     vers: meta.vers,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { readJson } from '../../store/json-doc.ts';
+import { checkCrateParams } from './api-routes.ts';
 import { baseUrl, type CargoContext, READ } from './context.ts';
 import { parseIndexFile } from './index-file.ts';
 import { etagMatches } from './index-routes.ts';
@@ -23,7 +24,12 @@ export class UpstreamError extends Error {
   }
 }
 
-type IndexAnswer = { kind: 'file'; file: CachedIndexFile } | { kind: 'missing' };
+/** Where an answer came from, for wharf_cargo_mirror_requests_total. */
+type MirrorResult = 'hit' | 'revalidated' | 'stale' | 'miss';
+
+type IndexAnswer =
+  | { kind: 'file'; file: CachedIndexFile; result: MirrorResult }
+  | { kind: 'missing'; result: MirrorResult };
 
 /**
  * A read-through mirror of an upstream sparse index (crates.io by default), usable as cargo source
@@ -58,7 +64,7 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
     const key = storeKeys.mirrorIndex(path);
     const cached = await readJson<CachedIndexFile>(store, key);
     if (cached && Date.now() - cached.value.fetchedAt < mirror.indexTtlSeconds * 1000)
-      return { kind: 'file', file: cached.value };
+      return { kind: 'file', file: cached.value, result: 'hit' };
     return indexFlights.run(path, async () => {
       const headers: Record<string, string> = {};
       if (cached?.value.upstreamEtag) headers['if-none-match'] = cached.value.upstreamEtag;
@@ -71,7 +77,7 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
         // Upstream down: a copy we already have beats an error (cargo cannot build offline otherwise).
         if (cached) {
           logger.warn({ err: error, path }, 'upstream index unreachable; serving the cached copy');
-          return { kind: 'file', file: cached.value };
+          return { kind: 'file', file: cached.value, result: 'stale' };
         }
         throw error;
       }
@@ -79,18 +85,18 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
         await response.body?.cancel();
         const file = { ...cached.value, fetchedAt: Date.now() };
         await store.put(key, JSON.stringify(file), { contentType: 'application/json' });
-        return { kind: 'file', file };
+        return { kind: 'file', file, result: 'revalidated' };
       }
       if (response.status === 404 || response.status === 410 || response.status === 451) {
         await response.body?.cancel();
         if (cached) await store.delete(key);
-        return { kind: 'missing' };
+        return { kind: 'missing', result: 'miss' };
       }
       if (response.status !== 200) {
         await response.body?.cancel();
         if (cached) {
           logger.warn({ status: response.status, path }, 'upstream index failed; serving the cached copy');
-          return { kind: 'file', file: cached.value };
+          return { kind: 'file', file: cached.value, result: 'stale' };
         }
         throw new UpstreamError(`the upstream registry answered ${response.status} for ${upstream}${path}`);
       }
@@ -105,8 +111,20 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
         fetchedAt: Date.now(),
       };
       await store.put(key, JSON.stringify(file), { contentType: 'application/json' });
-      return { kind: 'file', file };
+      return { kind: 'file', file, result: 'miss' };
     });
+  }
+
+  /** The index answer for a request to /mirror/index/, counted by where it came from. */
+  async function servedIndexFile(path: string): Promise<IndexAnswer> {
+    let result: MirrorResult = 'miss'; // an upstream failure with nothing cached
+    try {
+      const answer = await indexFile(path);
+      result = answer.result;
+      return answer;
+    } finally {
+      context.cargoMetrics.mirror.inc({ what: 'index', result });
+    }
   }
 
   app.get('/mirror/index/config.json', { config: READ }, async (request, reply) => {
@@ -127,7 +145,7 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
       const path = request.params['*'];
       reply.header('cache-control', 'no-cache');
       if (!nameFromIndexPath(path)) return notFound(reply, `no crate at index path \`${path}\``);
-      const answer = await indexFile(path);
+      const answer = await servedIndexFile(path);
       if (answer.kind === 'missing')
         return notFound(reply, `the upstream registry has no crate at \`${path}\``);
       const etag = `"${createHash('sha256').update(answer.file.body).digest('hex').slice(0, 32)}"`;
@@ -141,14 +159,9 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
     '/ktra/api/v1/mirror/:crate/:version/download',
     {
       schema: {
-        params: {
-          type: 'object',
-          properties: {
-            crate: { type: 'string', maxLength: 64 },
-            version: { type: 'string', maxLength: 128 },
-          },
-        },
+        params: { type: 'object', properties: { crate: { type: 'string' }, version: { type: 'string' } } },
       },
+      preValidation: checkCrateParams,
       config: READ,
     },
     async (request, reply) => {
@@ -165,6 +178,7 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
       if (!line) return notFound(reply, `the upstream registry has no \`${crate}@${version}\``);
       const key = storeKeys.mirrorCrate(line.name, line.vers, line.cksum);
       const stored = await store.get(key);
+      context.cargoMetrics.mirror.inc({ what: 'crate', result: stored ? 'hit' : 'miss' });
       if (stored)
         return reply.type('application/gzip').header('content-length', stored.size).send(stored.body);
       const bytes = await crateFlights.run(key, async () => {

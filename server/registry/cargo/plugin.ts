@@ -1,6 +1,8 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AUTHENTICATE, needsCredentials, routeDecision } from '../../access/route-access.ts';
 import { parseAuthorization } from '../../http/authorization.ts';
+import { isBodyTooLarge } from '../../http/body-limits.ts';
+import { requestErrorStatus } from '../../http/request-errors.ts';
 import { PasswordQueueFullError } from '../../identity/password-pool.ts';
 import { ANONYMOUS, type Principal } from '../../identity/principal.ts';
 import { AccessError, cargoRefusal, INVALID_TOKEN } from './access.ts';
@@ -74,22 +76,21 @@ export async function cargoRegistry(
       status = 503;
       detail = 'the AuthService is busy checking passwords; try again';
       reply.header('retry-after', String(error.retryAfterSeconds));
-    } else if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    } else if (isBodyTooLarge(error)) {
+      // Refused from Content-Length or at the limit, before the body was read: its size is unknown.
       status = 413;
-      detail = tooLarge(Number(request.headers['content-length'] ?? 0), cargo.maxCrateBytes).message;
-    } else if (error.validation) {
-      status = 400;
-      detail = `invalid request: ${error.message}`;
-    } else if (typeof error.statusCode === 'number' && error.statusCode < 500) {
-      status = error.statusCode;
-      detail = error.message;
+      detail =
+        request.routeOptions.url === '/api/v1/crates/new'
+          ? tooLarge(null, cargo.maxCrateBytes).message
+          : `the request body is larger than this registry's limit of ${context.config.bodyLimitBytes} bytes`;
+    } else if (requestErrorStatus(error) !== null) {
+      status = requestErrorStatus(error) as number;
+      detail = error.validation ? `invalid request: ${error.message}` : error.message;
     }
     if (request.routeOptions.url === '/api/v1/crates/new')
       context.cargoMetrics.publishes.inc({ result: status >= 500 ? 'failed' : 'refused' });
     if (status >= 500 && status !== 502) request.log.error({ err: error }, 'cargo request failed');
     else request.log.info({ status, detail }, 'cargo request refused');
-    // A refusal before the body was read: close the connection rather than read an upload we refused.
-    if (!request.raw.readableEnded && status < 500) reply.header('connection', 'close');
     return reply.code(status).send({ errors: [{ detail }] });
   });
   await app.register(indexRoutes, context);

@@ -17,6 +17,8 @@ import { validateCrateTarball } from './tarball.ts';
 export interface PublishLimits {
   maxCrateBytes: number;
   maxUnpackedBytes: number;
+  /** Bytes inflated while checking the .crate, for the metrics. */
+  onInflated?: (bytes: number) => void;
 }
 
 /** `cargo publish`'s body: u32-LE JSON length, JSON, u32-LE .crate length, .crate bytes. */
@@ -38,10 +40,15 @@ export function parsePublishBody(body: Buffer, maxCrateBytes: number): { metadat
   return { metadata, crate: body.subarray(start, start + crateLength) };
 }
 
-export function tooLarge(size: number, max: number): CargoError {
+/** The largest publish request: the .crate, its JSON metadata (README included), two lengths. */
+export function publishBodyLimit(maxCrateBytes: number): number {
+  return maxCrateBytes + 4 * 1024 * 1024;
+}
+
+export function tooLarge(size: number | null, max: number): CargoError {
   const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
   return new CargoError(
-    `the .crate is ${mib(size)}, larger than this registry's limit of ${mib(max)}: exclude files you do not need with \`package.exclude\`/\`include\` in Cargo.toml (see \`cargo package --list\`)`,
+    `the .crate ${size === null ? 'is' : `is ${mib(size)},`} larger than this registry's limit of ${mib(max)}: exclude files you do not need with \`package.exclude\`/\`include\` in Cargo.toml (see \`cargo package --list\`)`,
     413,
   );
 }
@@ -50,7 +57,7 @@ export function tooLarge(size: number, max: number): CargoError {
  * A publish, in the order that loses nothing and leaves no trace when refused: every check first;
  * then the .crate under a key named by its checksum (unreferenced until the index says so); then
  * the index line, appended by a conditional write with retry. A failure after the .crate was
- * written removes it again.
+ * written removes it again; a crash leaves it for GC (leftovers.ts).
  */
 export async function publishCrate(
   store: ObjectStore,
@@ -61,14 +68,15 @@ export async function publishCrate(
   body: Buffer,
   limits: PublishLimits,
 ): Promise<{ line: IndexLine; created: boolean }> {
-  // The crate's metadata and index file and the tarball check run together; permission is judged
-  // first, so a refused publish learns nothing about the tarball.
-  const { meta, crate, existing, known, tarball } = await parse(body, limits);
+  // The crate's metadata and its index file are read together; permission and the version are
+  // judged before the tarball is inflated, so a refused publish costs no decompression.
+  const { meta, crate, existing, known } = await parse(body, limits);
   checkMayPublish(policy, existing, meta, principal);
   const indexKey = storeKeys.index(meta.name);
   const lines = known ? parseIndexFile(known.body.toString('utf8')) : [];
   checkNewVersion(lines, meta);
-  await tarball;
+  // Inflating costs CPU (up to maxUnpackedBytes): only for a publish that may happen.
+  await validateCrateTarball(crate, meta.name, meta.vers, limits);
 
   const cksum = createHash('sha256').update(crate).digest('hex');
   const line = toIndexLine(meta, cksum, new Date());
@@ -109,6 +117,9 @@ export async function publishCrate(
     );
     indexed = true;
     files.forget(indexKey);
+    // A leftover of an earlier publish killed before its index update has this key too (it names
+    // the checksum); GC may have collected it just now. Put it back: the index names it.
+    await ensureCrate(store, logger, crateKey, crate);
   } finally {
     if (!indexed) await undoPublish(store, logger, crateKey, indexKey, cksum, claimedName ? metaKey : null);
   }
@@ -129,13 +140,11 @@ export async function publishCrate(
   async function parse(body: Buffer, limits: PublishLimits) {
     const { metadata: raw, crate } = parsePublishBody(body, limits.maxCrateBytes);
     const meta = validateMetadata(raw);
-    const tarball = validateCrateTarball(crate, meta.name, meta.vers, limits.maxUnpackedBytes);
-    tarball.catch(() => undefined); // judged after the permission checks, not as an unhandled rejection
     const [existing, known] = await Promise.all([
       readMeta(store, meta.name),
       files.index(storeKeys.index(meta.name)),
     ]);
-    return { meta, crate, existing, known, tarball };
+    return { meta, crate, existing, known };
   }
 }
 
@@ -170,6 +179,20 @@ function checkNewVersion(lines: IndexLine[], meta: PublishMetadata): void {
       : `crate version \`${meta.name}@${clash.vers}\` is already uploaded, and \`${meta.vers}\` differs only in build metadata: bump the version in Cargo.toml`,
     409,
   );
+}
+
+async function ensureCrate(
+  store: ObjectStore,
+  logger: Logger,
+  crateKey: string,
+  crate: Buffer,
+): Promise<void> {
+  try {
+    if (!(await store.head(crateKey)))
+      await store.put(crateKey, crate, { contentType: 'application/gzip', contentLength: crate.length });
+  } catch (error) {
+    logger.error({ err: error, crateKey }, 'could not check the .crate of a publish after its index update');
+  }
 }
 
 async function undoPublish(

@@ -1,5 +1,7 @@
 /** The OCI repository-name and digest grammars, and where each piece of OCI state lives in the store. */
 
+import { isValidGroupName, isValidUsername } from '../../identity/names.ts';
+
 const COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 export const REPOSITORY_NAME = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 export const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
@@ -32,6 +34,11 @@ export function parseDigest(text: string): Digest | null {
 /** Looks like a digest (has an algorithm prefix), even if not one wharf supports. */
 export function looksLikeDigest(reference: string): boolean {
   return reference.includes(':');
+}
+
+/** Namespaces are the names of users and of groups (Quay's organizations). */
+export function isNamespaceName(name: string): boolean {
+  return isValidUsername(name) && isValidGroupName(name);
 }
 
 /** The namespace that owns a repository: its first path component, as in Quay. */
@@ -73,6 +80,14 @@ export const keys = {
     `oci/repos/${encodeRepository(name)}/referrers/${subject.algorithm}/${subject.hex}/${d.algorithm}:${d.hex}`,
   referrersPrefix: (name: string, subject: Digest) =>
     `oci/repos/${encodeRepository(name)}/referrers/${subject.algorithm}/${subject.hex}/`,
+  /** When the manifest lost a tag and when it was last pulled by digest: what GC's retention needs. */
+  activity: (name: string, d: Digest) =>
+    `oci/repos/${encodeRepository(name)}/activity/${d.algorithm}/${d.hex}`,
+  activityPrefix: (name: string) => `oci/repos/${encodeRepository(name)}/activity/`,
+  /** The GC lease: one collection per store at a time. */
+  gcLease: 'oci/gc/lease.json',
+  /** Since when pulls by digest are recorded (GC deletes nothing unpulled for less than that). */
+  pullsRecordedSince: 'oci/gc/pulls-recorded-since.json',
   robot: (namespace: string, name: string) => `oci/robots/${namespace}/${name}.json`,
   robotsPrefix: (namespace: string) => `oci/robots/${namespace}/`,
   signingKeys: 'oci/token/signing-keys.json',

@@ -41,6 +41,7 @@ export async function createOci(options: {
     metrics: options.metrics,
     logger: options.logger.child({ component: 'oci' }),
   });
+  services.pulls.start();
   const maintenance = startMaintenance(services);
   services.maintenance = maintenance;
   return {
@@ -52,6 +53,7 @@ export async function createOci(options: {
     },
     async close() {
       maintenance.stop();
+      await services.pulls.stop();
     },
   };
 }

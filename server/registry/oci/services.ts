@@ -1,13 +1,16 @@
 import type { Logger } from 'pino';
 import type { AccessPolicy } from '../../access/policy.ts';
+import { TokenSealer } from '../../auth/openid/token-sealer.ts';
 import type { CredentialResolver } from '../../identity/credential-resolver.ts';
 import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import type { Maintenance } from './gc.ts';
+import { OciMetrics } from './oci-metrics.ts';
 import { RepositoryStore } from './permissions.ts';
 import type { RobotStore } from './robots.ts';
 import type { OciSettings } from './settings.ts';
+import { ActivityLog, PullRecorder } from './storage/activity.ts';
 import { BlobStore } from './storage/blobs.ts';
 import { DocCache } from './storage/doc-cache.ts';
 import { ManifestStore } from './storage/manifests.ts';
@@ -25,6 +28,10 @@ export interface OciServices {
   blobs: BlobStore;
   uploads: UploadManager;
   manifests: ManifestStore;
+  /** Untag and pull times of manifests, for GC's retention. */
+  activity: ActivityLog;
+  /** Records pulls by digest off the request path (flushed in the background). */
+  pulls: PullRecorder;
   repositories: RepositoryStore;
   robots: RobotStore;
   keys: SigningKeys;
@@ -53,8 +60,17 @@ export async function createOciServices(options: {
   const cache = new DocCache(store);
   const blobs = new BlobStore(store, cache);
   const { robots } = options;
+  const activity = new ActivityLog(store);
+  const ociMetrics = new OciMetrics(options.metrics, store, options.logger);
   const keys = new SigningKeys(store, {
     ...(settings.signingKeyFile ? { signingKeyFile: settings.signingKeyFile } : {}),
+    ...(settings.signingKeyEncryptionKey
+      ? { sealer: new TokenSealer(settings.signingKeyEncryptionKey, 'registry.oci.signingKeyEncryptionKey') }
+      : {}),
+    // "Development mode": with the fs store, whoever reads the store reads the configuration too
+    // (one host, one user), so an unsealed generated key is allowed there (docs/oci.md).
+    allowUnsealed: store.kind === 'fs',
+    logger: options.logger,
     rotationHours: settings.keyRotationHours,
     retainSeconds: Math.max(settings.tokenTtlSeconds, settings.refreshTokenTtlSeconds) + 60,
   });
@@ -66,8 +82,15 @@ export async function createOciServices(options: {
     logger: options.logger,
     metrics: options.metrics,
     blobs,
-    uploads: new UploadManager(store, blobs, { maxBlobBytes: settings.maxBlobBytes }),
-    manifests: new ManifestStore(store, blobs, cache),
+    uploads: new UploadManager(
+      store,
+      blobs,
+      { maxBlobBytes: settings.maxBlobBytes },
+      ociMetrics.uploadRequests,
+    ),
+    manifests: new ManifestStore(store, blobs, cache, activity),
+    activity,
+    pulls: new PullRecorder(activity, options.logger),
     repositories: new RepositoryStore(store, cache),
     robots,
     keys,

@@ -6,7 +6,7 @@ export interface OciSettings {
   maxManifestBytes: number;
   maxBlobBytes: number;
   uploadExpiryHours: number;
-  gc: { enabled: boolean; graceHours: number; intervalMinutes: number };
+  gc: OciGcSettings;
   /** `service` in challenges and the JWT `aud`. */
   service: string;
   /** JWT `iss`. */
@@ -14,7 +14,24 @@ export interface OciSettings {
   /** Token endpoint URL in challenges; by default derived from publicUrl or the request's Host. */
   realm?: string;
   signingKeyFile?: string;
+  /** Seals generated signing keys in the store (AES-256-GCM); see token/keys.ts. */
+  signingKeyEncryptionKey?: string;
+  signingKeyEncryptionKeyFile?: string;
   keyRotationHours: number;
+}
+
+/** `registry.oci.gc`: what GC may delete and when (docs/oci.md, "Garbage collection"). */
+export interface OciGcSettings {
+  enabled: boolean;
+  /** Uploads, blobs and links younger than this are never touched (a push in progress). */
+  graceHours: number;
+  intervalMinutes: number;
+  /** Whether manifests no tag reaches are deleted at all (distribution: no). */
+  deleteUntagged: boolean;
+  /** How long a manifest stays after it lost its last tag, and after its last pull by digest. */
+  untaggedRetentionHours: number;
+  /** Background runs only log what they would delete. */
+  dryRun: boolean;
 }
 
 export const OCI_DEFAULTS: OciSettings = {
@@ -24,7 +41,14 @@ export const OCI_DEFAULTS: OciSettings = {
   maxManifestBytes: 4 * 1024 * 1024,
   maxBlobBytes: 64 * 1024 * 1024 * 1024,
   uploadExpiryHours: 24,
-  gc: { enabled: true, graceHours: 24, intervalMinutes: 60 },
+  gc: {
+    enabled: true,
+    graceHours: 24,
+    intervalMinutes: 60,
+    deleteUntagged: false,
+    untaggedRetentionHours: 168,
+    dryRun: false,
+  },
   service: 'wharf',
   issuer: 'wharf',
   keyRotationHours: 30 * 24,

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessRequest } from '../../../access/policy.ts';
 import { AUTHENTICATE } from '../../../access/route-access.ts';
-import { isValidGroupName, isValidUsername } from '../../../identity/names.ts';
-import { isRepositoryName, parseDigest, TAG } from '../names.ts';
+import { isValidGroupName, isValidUsername, normalizeName } from '../../../identity/names.ts';
+import { isNamespaceName, isRepositoryName, parseDigest, TAG } from '../names.ts';
 import type { Repository, RepositoryRole } from '../permissions.ts';
 import { ROBOT_NAME } from '../robots.ts';
 import type { OciServices } from '../services.ts';
@@ -187,13 +187,13 @@ export async function repositoryRoutes(
       pattern: /^(.+)$/,
       operation: read,
       handler: async ({ caller, repository, name }) => {
-        const tags: Record<string, { name: string; manifest_digest: string | null }> = {};
+        const entries: [string, { name: string; manifest_digest: string | null }][] = [];
         for (const tag of (await services.manifests.tags(name)).sort().slice(0, 100)) {
-          tags[tag] = {
-            name: tag,
-            manifest_digest: (await services.manifests.resolve(name, tag))?.text ?? null,
-          };
+          const digest = (await services.manifests.resolve(name, tag))?.text ?? null;
+          entries.push([tag, { name: tag, manifest_digest: digest }]);
         }
+        // fromEntries: `__proto__` is a valid tag, which an assignment would swallow.
+        const tags = Object.fromEntries(entries);
         return { ...describeRepository(services, caller.principal, repository), tags };
       },
     },
@@ -249,16 +249,19 @@ export async function repositoryRoutes(
   });
 }
 
-/** The user, robot or team a permission route names, validated. */
+/**
+ * The user, robot or team a permission route names, validated; names are case-insensitive (as the
+ * AuthService folds them), so `Bob` is `bob`.
+ */
 function grantee(match: RegExpExecArray): { kind: 'user' | 'team'; who: string } {
   const kind = match[2] as 'user' | 'team';
-  const who = match[3] as string;
+  const who = normalizeName(match[3] as string);
+  const plus = who.indexOf('+');
   const valid =
     kind === 'team'
       ? isValidGroupName(who)
-      : who.includes('+')
-        ? /^[a-z0-9][a-z0-9._-]*$/.test(who.slice(0, who.indexOf('+'))) &&
-          ROBOT_NAME.test(who.slice(who.indexOf('+') + 1))
+      : plus >= 0
+        ? isNamespaceName(who.slice(0, plus)) && ROBOT_NAME.test(who.slice(plus + 1))
         : isValidUsername(who);
   if (!valid) throw invalid(`invalid ${kind === 'team' ? 'team' : 'user'} name`);
   return { kind, who };

@@ -2,11 +2,13 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { routeDecision } from '../../../access/route-access.ts';
 import { openIdLoginUrl, openIdSessionOf } from '../../../auth/openid/session-client.ts';
 import { parseAuthorization } from '../../../http/authorization.ts';
+import { CREDENTIAL_BODY_LIMIT } from '../../../http/body-limits.ts';
 import { clientAddress } from '../../../http/proxies.ts';
+import { requestErrorStatus } from '../../../http/request-errors.ts';
 import { PasswordQueueFullError } from '../../../identity/password-pool.ts';
 import { ANONYMOUS } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
-import { isRepositoryName } from '../names.ts';
+import { isNamespaceName, isRepositoryName } from '../names.ts';
 import type { Repository } from '../permissions.ts';
 import { ROBOT_NAME, robotFullName } from '../robots.ts';
 import type { OciServices } from '../services.ts';
@@ -43,10 +45,11 @@ export async function apiV1Routes(
       reply.header('retry-after', String(error.retryAfterSeconds));
       return sendError(reply, 503, 'service_unavailable', 'password checks are busy, retry later');
     }
-    if (error.validation) return sendError(reply, 400, 'invalid_request', error.message);
-    // Fastify's own refusals (malformed JSON, body too large, unsupported content type) keep their status.
-    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500)
-      return sendError(reply, error.statusCode, 'invalid_request', error.message);
+    // Fastify's own refusals (malformed JSON, body too large, unsupported content type, a schema,
+    // a handler timeout) keep their status.
+    const status = requestErrorStatus(error);
+    if (status !== null)
+      return sendError(reply, status, status === 503 ? 'timeout' : 'invalid_request', error.message);
     request.log.error({ err: error }, 'API v1 request failed');
     return sendError(reply, 500, 'internal_error', 'internal error');
   });
@@ -104,6 +107,7 @@ export async function apiV1Routes(
   app.post<{ Body: { username: string; password: string } }>(
     '/api/v1/signin',
     {
+      bodyLimit: CREDENTIAL_BODY_LIMIT,
       schema: {
         body: {
           type: 'object',
@@ -221,8 +225,10 @@ export async function apiV1Routes(
       config: {
         access: (request) => {
           const body = request.body as { namespace?: string; repository: string };
-          const name = `${body.namespace ?? callerOf(request).principal.name}/${body.repository}`;
-          if (!isRepositoryName(name)) throw invalid('Invalid repository name');
+          const namespace = body.namespace ?? callerOf(request).principal.name;
+          const name = `${namespace}/${body.repository}`;
+          if (!isNamespaceName(namespace) || !isRepositoryName(name))
+            throw invalid('Invalid repository name');
           return { operation: 'oci.manage', repository: name, record: null, role: 'admin' };
         },
       },
@@ -304,7 +310,7 @@ export async function apiV1Routes(
   robotRoutes('/api/v1/user', (request) => callerOf(request).principal.name);
   robotRoutes('/api/v1/organization/:org', (request) => {
     const org = (request.params as { org: string }).org;
-    if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(org)) throw invalid('invalid organization name');
+    if (!isNamespaceName(org)) throw invalid('invalid organization name');
     return org;
   });
 
@@ -319,7 +325,19 @@ export async function apiV1Routes(
     return { repositories: result };
   });
 
-  app.post('/api/v1/superuser/gc', { config: superuser }, async () => services.maintenance.runOnce());
+  app.post(
+    '/api/v1/superuser/gc',
+    {
+      schema: {
+        querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false } } },
+      },
+      config: superuser,
+    },
+    async (request) => {
+      const { dry_run: dryRun } = request.query as { dry_run: boolean };
+      return services.maintenance.runOnce(Date.now(), { dryRun });
+    },
+  );
 }
 
 /** Whether the principal holds a role on the repository of its own (not only through public visibility). */

@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { requestErrorStatus } from '../../../http/request-errors.ts';
 import { sendObject } from '../../../http/send-object.ts';
+import { STREAMED_BODY } from '../../../http/timeouts.ts';
 import { InvalidRangeError } from '../../../store/object-store.ts';
 import { OciError, sendOciError } from '../errors.ts';
 import { isRepositoryName, parseDigest, TAG } from '../names.ts';
@@ -48,16 +50,25 @@ export async function distributionRoutes(
 ): Promise<void> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+  // What reaches here was raised by Fastify about the request (or rethrown by internalError).
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = requestErrorStatus(error);
+    if (status === null) return internalError(request, reply, error);
+    const code = status === 413 ? 'SIZE_INVALID' : status === 503 ? 'UNKNOWN' : 'UNSUPPORTED';
+    return sendOciError(reply.headers(API_VERSION), new OciError(code, error.message, { status }));
+  });
 
   app.route({
     method: ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'],
     url: '/v2/*',
     exposeHeadRoute: false,
+    config: STREAMED_BODY,
     schema: { params: { type: 'object', properties: { '*': { type: 'string' } } } },
     handler: async (request, reply) => {
       reply.headers(API_VERSION);
       try {
-        const path = decodeURIComponent((request.params as { '*': string })['*']).replace(/\/$/, '');
+        // Fastify has already percent-decoded the wildcard: decoding again would turn `%25` into `%`.
+        const path = (request.params as { '*': string })['*'].replace(/\/$/, '');
         const target = route(path);
         if (!target) throw new OciError('NAME_INVALID', 'unknown route', { status: 404 });
         const caller = await identify(services, request);
@@ -90,8 +101,12 @@ export async function distributionRoutes(
  * body over its limit, a client gone) keep their own 4xx answer.
  */
 function internalError(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
-  const status = (error as { statusCode?: unknown }).statusCode;
-  if (typeof status === 'number' && status < 500) throw error;
+  if (requestErrorStatus(error as FastifyError) !== null) throw error;
+  // The client went away or its body timed out (server/http/timeouts.ts): a client error, not ours.
+  if (request.raw.destroyed && !request.raw.complete) {
+    request.log.info({ err: error }, 'OCI request body cut short');
+    return sendOciError(reply, new OciError('BLOB_UPLOAD_INVALID', 'the request body was cut short'));
+  }
   request.log.error({ err: error }, 'OCI request failed');
   return sendOciError(reply, new OciError('UNKNOWN', 'the registry failed to handle the request'));
 }
@@ -172,6 +187,7 @@ async function manifest(
       await requireRepository(services, request, caller, name, ['pull']);
       const found = await services.manifests.get(name, reference);
       if (!found) throw new OciError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { reference } });
+      if (digest) services.pulls.record(name, found.digest); // GC keeps what is pulled by digest
       reply
         .type(found.mediaType)
         .header('Docker-Content-Digest', found.digest.text)
@@ -181,7 +197,11 @@ async function manifest(
     }
     case 'PUT': {
       await requireRepository(services, request, caller, name, ['push']);
-      const body = await readLimited(request.raw, services.settings.maxManifestBytes);
+      const body = await readLimited(
+        request.raw,
+        services.settings.maxManifestBytes,
+        declaredLength(request),
+      );
       const contentType = request.headers['content-type']?.split(';')[0]?.trim();
       const extraTags = list(request.query as Record<string, unknown>, 'tag');
       for (const tag of extraTags) if (!TAG.test(tag)) throw new OciError('MANIFEST_INVALID', 'invalid tag');
@@ -331,14 +351,15 @@ async function upload(
         .send();
     }
     case 'PATCH': {
-      const contentRange = request.headers['content-range'];
-      let start: number | undefined;
-      if (contentRange) {
-        const match = /^(?:bytes )?(\d+)-(\d+)$/.exec(contentRange.trim());
-        if (!match) throw new OciError('BLOB_UPLOAD_INVALID', 'invalid Content-Range', { status: 416 });
-        start = Number(match[1]);
-      }
-      const state = await services.uploads.append(name, id, request.raw, start, declaredLength(request));
+      const range = chunkRange(request);
+      const state = await services.uploads.append(
+        name,
+        id,
+        request.raw,
+        range?.start,
+        declaredLength(request),
+        range?.length,
+      );
       return reply
         .code(202)
         .header('Location', location)
@@ -352,11 +373,10 @@ async function upload(
       if (!digest) {
         throw new OciError('DIGEST_INVALID', 'a supported digest query parameter is required');
       }
-      const contentRange = request.headers['content-range'];
-      if (contentRange) {
+      const range = chunkRange(request);
+      if (range) {
         const { value: state } = await services.uploads.state(name, id);
-        const match = /^(?:bytes )?(\d+)-(\d+)$/.exec(contentRange.trim());
-        if (!match || Number(match[1]) !== state.offset) {
+        if (range.start !== state.offset) {
           throw new OciError('BLOB_UPLOAD_INVALID', 'chunk out of order', {
             status: 416,
             headers: { Location: location, Range: `0-${Math.max(0, state.offset - 1)}` },
@@ -370,8 +390,9 @@ async function upload(
         name,
         id,
         digest,
-        hasBody ? request.raw : null,
+        hasBody || range ? request.raw : null,
         declaredLength(request),
+        range?.length,
       );
       await services.repositories.ensure(name);
       await services.blobs.link(name, digest, pointer);
@@ -463,13 +484,15 @@ function parseRange(header: string | undefined, size: number): { start: number; 
   return end === undefined ? { start } : { start, end };
 }
 
-async function readLimited(stream: IncomingMessage, limit: number): Promise<Buffer> {
+/** Reads a manifest, refusing it from its Content-Length or at the limit, never buffering past it. */
+async function readLimited(stream: IncomingMessage, limit: number, declared?: number): Promise<Buffer> {
+  const tooLarge = () => new OciError('SIZE_INVALID', `manifest larger than ${limit} bytes`, { status: 413 });
+  if (declared !== undefined && declared > limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit)
-      throw new OciError('SIZE_INVALID', `manifest larger than ${limit} bytes`, { status: 413 });
+    if (size > limit) throw tooLarge();
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, size);
@@ -478,6 +501,28 @@ async function readLimited(stream: IncomingMessage, limit: number): Promise<Buff
 /** Lets an unread request body flow away so the connection can be reused. */
 function drain(stream: IncomingMessage): void {
   if (!stream.readableEnded && !stream.destroyed) stream.resume();
+}
+
+/**
+ * A chunk's `Content-Range` (`start-end`, inclusive; `bytes start-end` also taken): undefined when
+ * absent. Malformed or backwards is 416, as an out-of-order chunk; a Content-Length that disagrees
+ * with it is SIZE_INVALID (distribution's answer). A chunked body is held to the range as it streams.
+ */
+function chunkRange(request: FastifyRequest): { start: number; length: number } | undefined {
+  const header = request.headers['content-range'];
+  if (header === undefined) return undefined;
+  const match = /^(?:bytes )?(\d+)-(\d+)$/.exec(header.trim());
+  const start = Number(match?.[1]);
+  const end = Number(match?.[2]);
+  if (!match || !Number.isSafeInteger(start) || !Number.isSafeInteger(end) || end < start)
+    throw new OciError('BLOB_UPLOAD_INVALID', 'invalid Content-Range', { status: 416 });
+  const length = end - start + 1;
+  const declared = declaredLength(request);
+  if (declared !== undefined && declared !== length)
+    throw new OciError('SIZE_INVALID', `Content-Range ${header} does not match Content-Length ${declared}`, {
+      detail: { range: header, contentLength: declared },
+    });
+  return { start, length };
 }
 
 function declaredLength(request: FastifyRequest): number | undefined {

@@ -19,19 +19,30 @@ export class BlobTooLargeError extends Error {
   }
 }
 
+/** A chunk's body was longer or shorter than its Content-Range said. */
+export class LengthMismatchError extends Error {
+  constructor(expected: number, actual: string) {
+    super(`the chunk has ${actual} bytes, its Content-Range says ${expected}`);
+    this.name = 'LengthMismatchError';
+  }
+}
+
 /**
  * Passes bytes through unchanged while feeding a hash and counting them: the digest of a blob is
- * computed during the one pass that writes it, never by reading it back.
+ * computed during the one pass that writes it, never by reading it back. With `expected`, a body of
+ * any other length fails the stream, so whatever was writing it is not committed.
  */
 export class HashingStream extends Transform {
   readonly hash: Hash;
   bytes = 0;
   private readonly limit: number;
+  private readonly expected: number | undefined;
 
-  constructor(hash: Hash | DigestAlgorithm, limit = Number.POSITIVE_INFINITY) {
+  constructor(hash: Hash | DigestAlgorithm, limit = Number.POSITIVE_INFINITY, expected?: number) {
     super({ highWaterMark: HASHING_BUFFER });
     this.hash = typeof hash === 'string' ? createHash(hash) : hash;
     this.limit = limit;
+    this.expected = expected;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -40,7 +51,17 @@ export class HashingStream extends Transform {
       callback(new BlobTooLargeError(this.limit));
       return;
     }
+    if (this.expected !== undefined && this.bytes > this.expected) {
+      callback(new LengthMismatchError(this.expected, `more than ${this.expected}`));
+      return;
+    }
     this.hash.update(chunk);
     callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.expected !== undefined && this.bytes !== this.expected)
+      callback(new LengthMismatchError(this.expected, String(this.bytes)));
+    else callback();
   }
 }

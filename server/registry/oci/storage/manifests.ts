@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { ObjectStore } from '../../../store/object-store.ts';
+import { listAllObjects, type ObjectStore } from '../../../store/object-store.ts';
 import { OciError } from '../errors.ts';
 import { type Digest, keys, parseDigest } from '../names.ts';
+import type { ActivityLog } from './activity.ts';
 import type { BlobStore } from './blobs.ts';
 import { DocCache } from './doc-cache.ts';
 
@@ -50,10 +51,17 @@ export class ManifestStore {
   private readonly store: ObjectStore;
   private readonly blobs: BlobStore;
   private readonly cache: DocCache;
-  constructor(store: ObjectStore, blobs: BlobStore, cache = new DocCache(store)) {
+  private readonly activity: ActivityLog | null;
+  constructor(
+    store: ObjectStore,
+    blobs: BlobStore,
+    cache = new DocCache(store),
+    activity: ActivityLog | null = null,
+  ) {
     this.store = store;
     this.blobs = blobs;
     this.cache = cache;
+    this.activity = activity;
   }
 
   /** Validates and stores a manifest; the tag (if any) is written last so it never points at nothing. */
@@ -113,6 +121,9 @@ export class ManifestStore {
       });
     }
     if (reference.tag) {
+      // The manifest the tag leaves starts its untagged retention now (recorded before the move).
+      const previous = await this.resolveTag(repository, reference.tag);
+      if (previous && previous.text !== digest.text) await this.activity?.markUntagged(repository, previous);
       await this.store.put(keys.tag(repository, reference.tag), JSON.stringify({ digest: digest.text }), {
         contentType: 'application/json',
       });
@@ -141,11 +152,14 @@ export class ManifestStore {
       for (const child of document.manifests) {
         const digest = parseDigest(String(child?.digest));
         if (!digest) throw new OciError('MANIFEST_INVALID', 'index entry has an invalid digest');
-        if (!(await this.store.head(keys.manifest(repository, digest)))) {
+        const size = declaredSize(child);
+        const stored = await this.get(repository, digest.text);
+        if (!stored) {
           throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${digest.text} is not in this repository`, {
             detail: { digest: digest.text },
           });
         }
+        checkSize(digest, size, stored.size);
       }
       return;
     }
@@ -156,6 +170,7 @@ export class ManifestStore {
     for (const descriptor of descriptors) {
       const digest = parseDigest(String(descriptor?.digest));
       if (!digest) throw new OciError('MANIFEST_INVALID', 'descriptor has an invalid digest');
+      const size = declaredSize(descriptor);
       if (FOREIGN_LAYER.test(String(descriptor.mediaType)) || (descriptor.urls?.length ?? 0) > 0) continue;
       const link = await this.blobs.linked(repository, digest);
       if (!link) {
@@ -163,14 +178,17 @@ export class ManifestStore {
           detail: { digest: digest.text },
         });
       }
+      checkSize(digest, size, link.size);
     }
   }
 
   async resolve(repository: string, reference: string): Promise<Digest | null> {
-    const digest = parseDigest(reference);
-    if (digest) return digest;
-    const tag = await this.cache.readJson<{ digest: string }>(keys.tag(repository, reference));
-    return tag ? parseDigest(tag.digest) : null;
+    return parseDigest(reference) ?? this.resolveTag(repository, reference);
+  }
+
+  private async resolveTag(repository: string, tag: string): Promise<Digest | null> {
+    const document = await this.cache.readJson<{ digest: string }>(keys.tag(repository, tag));
+    return document ? parseDigest(document.digest) : null;
   }
 
   async get(repository: string, reference: string): Promise<StoredManifest | null> {
@@ -191,17 +209,29 @@ export class ManifestStore {
       const tagged = await this.resolve(repository, tag);
       if (tagged?.text === digest.text) await this.store.delete(keys.tag(repository, tag));
     }
+    let document: ManifestDocument = {};
     try {
-      const document = JSON.parse(manifest.body.toString('utf8')) as ManifestDocument;
-      const subject = document.subject ? parseDigest(document.subject.digest) : null;
-      if (subject) await this.store.delete(keys.referrer(repository, subject, digest));
+      document = JSON.parse(manifest.body.toString('utf8')) as ManifestDocument;
     } catch {}
+    // What only this manifest kept (an index's children, its referrers) starts its retention now.
+    if (this.activity) {
+      const orphans = [
+        ...(document.manifests ?? []).map((child) => parseDigest(String(child?.digest))),
+        ...(await this.referrers(repository, digest)).map((referrer) => parseDigest(referrer.digest)),
+      ];
+      for (const orphan of orphans) if (orphan) await this.activity.markUntagged(repository, orphan);
+    }
+    const subject = document.subject ? parseDigest(String(document.subject.digest)) : null;
+    if (subject) await this.store.delete(keys.referrer(repository, subject, digest));
     await this.store.delete(keys.manifest(repository, digest));
+    await this.activity?.forget(repository, digest);
     return true;
   }
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
     if (!(await this.store.head(keys.tag(repository, tag)))) return false;
+    const tagged = await this.resolveTag(repository, tag).catch(() => null);
+    if (tagged) await this.activity?.markUntagged(repository, tagged);
     await this.store.delete(keys.tag(repository, tag));
     return true;
   }
@@ -221,6 +251,31 @@ export class ManifestStore {
   }
 }
 
+/** A descriptor's `size`: required by the image spec, a non-negative integer (int64). */
+function declaredSize(descriptor: Descriptor): number {
+  const size = descriptor.size;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0)
+    throw new OciError('MANIFEST_INVALID', `descriptor ${String(descriptor.digest)} has no valid size`, {
+      detail: { digest: descriptor.digest, size: size ?? null },
+    });
+  return size;
+}
+
+/**
+ * A descriptor whose size disagrees with the stored content would make an image no client can pull
+ * (they check sizes as they fetch): refused at push. distribution only checks existence.
+ */
+function checkSize(digest: Digest, declared: number, stored: number): void {
+  if (declared !== stored)
+    throw new OciError(
+      'MANIFEST_INVALID',
+      `descriptor ${digest.text} says ${declared} bytes, the stored content has ${stored}`,
+      {
+        detail: { digest: digest.text, size: declared, stored },
+      },
+    );
+}
+
 /** The artifactType a referrers response shows: the manifest's own, else its config media type. */
 function referrerArtifactType(document: ManifestDocument): string | undefined {
   return document.artifactType ?? document.config?.mediaType;
@@ -232,13 +287,7 @@ export function sha256Digest(body: Buffer): Digest {
 }
 
 /** Every key name under a prefix (one level), following continuation tokens. */
+/** The names of the objects under a prefix (the keys without it). */
 export async function listAll(store: ObjectStore, prefix: string): Promise<string[]> {
-  const names: string[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const page = await store.list({ prefix, ...(continuationToken ? { continuationToken } : {}) });
-    for (const object of page.objects) names.push(object.key.slice(prefix.length));
-    continuationToken = page.nextContinuationToken;
-  } while (continuationToken);
-  return names;
+  return (await listAllObjects(store, prefix)).map((object) => object.key.slice(prefix.length));
 }

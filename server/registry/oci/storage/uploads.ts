@@ -12,7 +12,7 @@ import {
 import { OciError } from '../errors.ts';
 import { type Digest, keys } from '../names.ts';
 import type { BlobPointer, BlobStore } from './blobs.ts';
-import { BlobTooLargeError, HashingStream, STREAM_CHUNK } from './hashing.ts';
+import { BlobTooLargeError, HashingStream, LengthMismatchError, STREAM_CHUNK } from './hashing.ts';
 
 /**
  * An upload session as stored (`oci/uploads/<id>.json`), so any replica can continue it.
@@ -44,6 +44,12 @@ export interface UploadLimits {
   maxBlobBytes: number;
 }
 
+/** Counts the upload requests in progress (a prom-client Gauge in the server). */
+export interface InFlightGauge {
+  inc(): void;
+  dec(): void;
+}
+
 /**
  * Upload sessions. The SHA-256 state is kept in this process only (Node's Hash cannot be exported):
  * when a session continues on another replica or after a restart, the digest is verified at
@@ -55,12 +61,14 @@ export class UploadManager {
   private readonly limits: UploadLimits;
   private readonly hashes = new Map<string, LiveHash>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly inFlight: InFlightGauge | undefined;
   readonly partSize: number;
 
-  constructor(store: ObjectStore, blobs: BlobStore, limits: UploadLimits) {
+  constructor(store: ObjectStore, blobs: BlobStore, limits: UploadLimits, inFlight?: InFlightGauge) {
     this.store = store;
     this.blobs = blobs;
     this.limits = limits;
+    this.inFlight = inFlight;
     const forLimit = Math.ceil(limits.maxBlobBytes / (MAX_PARTS - 1) / (1024 * 1024)) * 1024 * 1024;
     this.partSize = Math.max(8 * 1024 * 1024, MIN_PART_SIZE, forLimit);
   }
@@ -99,13 +107,17 @@ export class UploadManager {
     return doc;
   }
 
-  /** Appends a request body; `start` (from Content-Range) must equal the current offset. */
+  /**
+   * Appends a request body; `start` (from Content-Range) must equal the current offset, and the
+   * body must be exactly `expected` bytes when the range gives it (else nothing is recorded).
+   */
   append(
     repository: string,
     id: string,
     body: Readable,
     start?: number,
     length?: number,
+    expected?: number,
   ): Promise<UploadState> {
     return this.serialized(id, async () => {
       const doc = await this.state(repository, id);
@@ -115,7 +127,7 @@ export class UploadManager {
         throw rangeError(state);
       }
       // Only explicit chunks (Content-Range) become parts; a lone streamed PATCH stays one object.
-      await this.write(state, body, false, start === undefined ? undefined : length);
+      await this.write(state, body, false, start === undefined ? undefined : length, expected);
       await this.save(state, doc.etag);
       return state;
     });
@@ -128,11 +140,12 @@ export class UploadManager {
     digest: Digest,
     body: Readable | null,
     length?: number,
+    expected?: number,
   ): Promise<BlobPointer> {
     return this.serialized(id, async () => {
       const doc = await this.state(repository, id);
       const state = doc.value;
-      if (body) await this.write(state, body, true, length);
+      if (body) await this.write(state, body, true, length, expected);
       const dataKey = await this.assemble(state);
       const live = this.hashes.get(id);
       let actual: string;
@@ -153,6 +166,15 @@ export class UploadManager {
 
   /** POST ?digest= (or PUT on a fresh session): the body streams straight into its final object. */
   async monolithic(digest: Digest, body: Readable): Promise<BlobPointer> {
+    this.inFlight?.inc();
+    try {
+      return await this.monolithicUpload(digest, body);
+    } finally {
+      this.inFlight?.dec();
+    }
+  }
+
+  private async monolithicUpload(digest: Digest, body: Readable): Promise<BlobPointer> {
     const dataKey = keys.uploadData(randomUUID());
     const hashing = new HashingStream(digest.algorithm, this.limits.maxBlobBytes);
     try {
@@ -186,12 +208,19 @@ export class UploadManager {
    * Streams `body` into the session: straight into a new pending object when nothing is pending
    * and no part exists yet, otherwise through part-sized buffers (at most one part in memory).
    */
-  private async write(state: UploadState, body: Readable, final: boolean, length?: number): Promise<void> {
+  private async write(
+    state: UploadState,
+    body: Readable,
+    final: boolean,
+    length?: number,
+    expected?: number,
+  ): Promise<void> {
     const live = this.hashes.get(state.id);
+    const limit = this.limits.maxBlobBytes - state.offset;
     const hashing =
       live && live.offset === state.offset
-        ? new HashingStream(live.hash, this.limits.maxBlobBytes - state.offset)
-        : new HashingStream('sha256', this.limits.maxBlobBytes - state.offset);
+        ? new HashingStream(live.hash, limit, expected)
+        : new HashingStream('sha256', limit, expected);
     if (!(live && live.offset === state.offset)) this.hashes.delete(state.id);
     const source = pipeTo(body, hashing);
     try {
@@ -314,7 +343,9 @@ export class UploadManager {
     }
   }
 
+  /** Runs one request's work on a session after the previous one; appends and completions count as in flight. */
   private async serialized<T>(id: string, work: () => Promise<T>): Promise<T> {
+    this.inFlight?.inc();
     const previous = this.locks.get(id) ?? Promise.resolve();
     const run = previous.then(work, work);
     const settled = run.catch(() => {});
@@ -322,7 +353,11 @@ export class UploadManager {
     settled.then(() => {
       if (this.locks.get(id) === settled) this.locks.delete(id);
     });
-    return run;
+    try {
+      return await run;
+    } finally {
+      this.inFlight?.dec();
+    }
   }
 }
 
@@ -335,6 +370,7 @@ function rangeError(state: UploadState): OciError {
 
 function translate(error: unknown): unknown {
   if (error instanceof BlobTooLargeError) return new OciError('SIZE_INVALID', error.message, { status: 413 });
+  if (error instanceof LengthMismatchError) return new OciError('SIZE_INVALID', error.message);
   return error;
 }
 

@@ -1,9 +1,12 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseAuthorization } from '../../../http/authorization.ts';
+import { CREDENTIAL_BODY_LIMIT, isBodyTooLarge } from '../../../http/body-limits.ts';
 import { clientAddress } from '../../../http/proxies.ts';
+import { requestErrorStatus } from '../../../http/request-errors.ts';
 import { PasswordQueueFullError } from '../../../identity/password-pool.ts';
 import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
+import { OciError, sendOciError } from '../errors.ts';
 import { isRepositoryName } from '../names.ts';
 import type { OciServices } from '../services.ts';
 import { parseScopes, type Scope } from './scope.ts';
@@ -40,6 +43,24 @@ export async function tokenRoutes(
   { services }: { services: OciServices },
 ): Promise<void> {
   const { tokens, resolver } = services;
+
+  // A token request is a credential and a few scopes: refused past CREDENTIAL_BODY_LIMIT, in OAuth's
+  // form. Fastify's other refusals (an unparseable form, a wrong grant type) keep their status:
+  // OAuth2's error body for the POST grants, the registry's error format for the GET.
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (isBodyTooLarge(error))
+      return reply.code(413).send({ error: 'invalid_request', error_description: 'request body too large' });
+    const status = requestErrorStatus(error);
+    if (status === null) request.log.error({ err: error }, 'token request failed');
+    if (request.method === 'POST')
+      return oauthError(reply, status ?? 500, status === null ? 'server_error' : 'invalid_request');
+    return sendOciError(
+      reply,
+      status === null
+        ? new OciError('UNKNOWN', 'the registry failed to handle the request')
+        : new OciError('UNSUPPORTED', error.message, { status }),
+    );
+  });
 
   app.get<{ Querystring: TokenQuery }>(
     TOKEN_PATH,
@@ -90,6 +111,7 @@ export async function tokenRoutes(
   app.post<{ Body: TokenForm }>(
     TOKEN_PATH,
     {
+      bodyLimit: CREDENTIAL_BODY_LIMIT,
       schema: {
         body: {
           type: 'object',
