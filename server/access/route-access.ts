@@ -46,11 +46,13 @@ export async function routeDecision(
   return policy.decide(principal, question);
 }
 
-/** Whether the route needs a credential whatever the resource: then a missing one is refused before the body is read. */
-export function needsCredentials(request: FastifyRequest, readIsOpen: boolean): boolean {
+/**
+ * Whether the route needs a credential whatever the resource, so that a missing one is refused
+ * before the body is read: every route but public ones, and Cargo reads of a public registry.
+ */
+export function needsCredentials(request: FastifyRequest, cargoReadIsOpen: boolean): boolean {
   const access = request.routeOptions.config?.access ?? 'public';
   if (access === 'public') return false;
-  if (typeof access === 'object' && (access.operation === 'cargo.read' || access.operation === 'oci.catalog'))
-    return access.operation === 'cargo.read' ? !readIsOpen : true;
+  if (typeof access === 'object' && access.operation === 'cargo.read') return !cargoReadIsOpen;
   return true;
 }
