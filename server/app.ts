@@ -78,17 +78,24 @@ export async function buildWharf(config: WharfConfig, driver: ObjectStore, logge
     );
   const context = { config, store, metrics, logger };
   const roles: Role[] = [];
-  let identity: IdentityClient | undefined;
-  if (config.roles.includes('auth')) {
-    const auth = await createAuthRole(context);
-    identity = auth.identity;
-    roles.push(auth);
+  try {
+    let identity: IdentityClient | undefined;
+    if (config.roles.includes('auth')) {
+      const auth = await createAuthRole(context);
+      identity = auth.identity;
+      roles.push(auth);
+    }
+    if (config.roles.includes('registry')) {
+      identity ??= createRemoteIdentityClient(config.registry);
+      roles.push(await createRegistryRole({ ...context, identity }));
+    }
+    for (const role of roles) await role.register(app);
+  } catch (error) {
+    // A role that failed to start must not leave the others' threads and timers behind.
+    for (const role of roles.reverse()) await role.close?.().catch(() => undefined);
+    await metricsApp.close();
+    throw error;
   }
-  if (config.roles.includes('registry')) {
-    identity ??= createRemoteIdentityClient(config.registry);
-    roles.push(await createRegistryRole({ ...context, identity }));
-  }
-  for (const role of roles) await role.register(app);
 
   return {
     app,
