@@ -1,7 +1,8 @@
 /** What a request's `Authorization` header carries. */
 export type Credentials =
   | { type: 'basic'; username: string; password: string }
-  | { type: 'token'; token: string }
+  /** `bearer`: sent as `Bearer <token>`; otherwise bare, as cargo sends it. */
+  | { type: 'token'; token: string; bearer: boolean }
   | { type: 'none' }
   | { type: 'malformed' };
 
@@ -23,7 +24,7 @@ export function parseAuthorization(header: string | string[] | undefined): Crede
     if (colon < 0) return { type: 'malformed' };
     return { type: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
   }
-  if (scheme === 'bearer') return rest ? { type: 'token', token: rest } : { type: 'malformed' };
+  if (scheme === 'bearer') return rest ? { type: 'token', token: rest, bearer: true } : { type: 'malformed' };
   if (space > 0) return { type: 'malformed' };
-  return { type: 'token', token: value };
+  return { type: 'token', token: value, bearer: false };
 }

@@ -23,7 +23,7 @@ export async function identify(services: OciServices, request: FastifyRequest): 
   const credentials = parseAuthorization(request.headers.authorization);
   // Basic and other schemes are for the token endpoint; here they count as no credentials, which
   // answers with the challenge that sends the client there.
-  if (credentials.type !== 'token' || !/^bearer /i.test(request.headers.authorization ?? ''))
+  if (credentials.type !== 'token' || !credentials.bearer)
     return { principal: ANONYMOUS, access: new Map(), hasToken: false };
   const verified = await services.tokens.verify(credentials.token);
   const principal = verified ? await services.resolver.current(verified.principal) : null;
