@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestOf, imageManifest } from '../oci/layout.ts';
 import { startWharfProcess, type WharfProcess } from '../support/spawn-wharf.ts';
 
 /**
@@ -309,15 +309,8 @@ describe.each([
       json: { username: 'owner', password: PASSWORD },
     });
     const config = Buffer.from('{}');
-    const digest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest, size: 2 },
-        layers: [],
-      }),
-    );
+    const digest = digestOf(config);
+    const manifest = imageManifest(config);
     for (const repository of ['owner/public', 'owner/private']) {
       const jwt = await v2Token(basic('owner', PASSWORD), `repository:${repository}:pull,push`);
       const bearer = { authorization: `Bearer ${jwt.token}` };

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metadata, publishBody, simpleCrate } from '../cargo/crate-file.ts';
+import { digestOf, imageManifest } from '../oci/layout.ts';
 import { startServer, type TestServer } from '../support/wharf.ts';
 
 /**
@@ -115,21 +115,8 @@ describe('token scopes on every surface', () => {
     return { token: body.token, actions: claims.access[0]?.actions ?? [] };
   }
 
-  const manifestFor = (config: Buffer) =>
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: {
-          mediaType: 'application/vnd.oci.image.config.v1+json',
-          digest: `sha256:${createHash('sha256').update(config).digest('hex')}`,
-          size: config.length,
-        },
-        layers: [],
-      }),
-    );
   const config = Buffer.from('{}');
-  const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+  const configDigest = digestOf(config);
 
   /** A repository `root/<name>` with a config blob and the tag `v1`, pushed with the password. */
   async function repository(name = `root/${fresh('repo')}`): Promise<string> {
@@ -147,7 +134,7 @@ describe('token scopes on every surface', () => {
     ).toBe(201);
     const tagged = await call('PUT', `/v2/${name}/manifests/v1`, {
       headers: { ...bearer, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
-      body: manifestFor(config),
+      body: imageManifest(config),
     });
     expect(tagged.status).toBe(201);
     return name;
@@ -198,7 +185,7 @@ describe('token scopes on every surface', () => {
     'v2: push a blob': async (token) => {
       const jwt = await registryToken(token, 'repository:root/base:pull,push');
       const blob = Buffer.from(fresh('blob'));
-      const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+      const digest = digestOf(blob);
       return ok(
         (
           await call('POST', `/v2/root/base/blobs/uploads/?digest=${digest}`, {

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
 import type { ObjectStore } from '../../server/store/object-store.ts';
 import { metadata, publishBody, simpleCrate } from '../cargo/crate-file.ts';
+import { digestOf, imageManifest } from '../oci/layout.ts';
 import { startServer, type TestServer } from '../support/wharf.ts';
 
 /** A request exactly as it goes on the wire: the path is sent unnormalized, bytes as given. */
@@ -127,10 +127,6 @@ async function publishCrate(url: string, token: string, name: string, version: s
   });
 }
 
-function sha256(body: Buffer): string {
-  return `sha256:${createHash('sha256').update(body).digest('hex')}`;
-}
-
 /**
  * Two real servers over sockets: an upstream wharf whose sparse index the fuzzed server mirrors
  * (so the mirror routes reach real upstream answers), and the fuzzed server itself with every
@@ -215,24 +211,11 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
   for (const blob of [config, layer])
     await json(url, {
       method: 'POST',
-      path: `/v2/alice/app/blobs/uploads/?digest=${sha256(blob)}`,
+      path: `/v2/alice/app/blobs/uploads/?digest=${digestOf(blob)}`,
       headers: { ...bearer, 'content-type': 'application/octet-stream' },
       body: blob,
     });
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: sha256(config),
-        size: config.length,
-      },
-      layers: [
-        { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length },
-      ],
-    }),
-  );
+  const manifest = imageManifest(config, [layer]);
   await json(url, {
     method: 'PUT',
     path: '/v2/alice/app/manifests/v1',
@@ -253,8 +236,8 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
       image: {
         repository: 'alice/app',
         tag: 'v1',
-        manifest: sha256(manifest),
-        blobs: [sha256(config), sha256(layer)],
+        manifest: digestOf(manifest),
+        blobs: [digestOf(config), digestOf(layer)],
         uploadId: '',
       },
     },
@@ -289,11 +272,11 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
           });
       }
       for (const blob of [config, layer]) {
-        const path = `/v2/alice/app/blobs/${sha256(blob)}`;
+        const path = `/v2/alice/app/blobs/${digestOf(blob)}`;
         if ((await send(url, { method: 'HEAD', path, headers: bearer })).status !== 200)
           await json(url, {
             method: 'POST',
-            path: `/v2/alice/app/blobs/uploads/?digest=${sha256(blob)}`,
+            path: `/v2/alice/app/blobs/uploads/?digest=${digestOf(blob)}`,
             headers: { ...bearer, 'content-type': 'application/octet-stream' },
             body: blob,
           });

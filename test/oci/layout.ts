@@ -65,3 +65,28 @@ export async function writeOciLayout(dir: string): Promise<{ image: Written; ind
   );
   return { image: single, index };
 }
+
+/** `sha256:<hex>` of some bytes, as OCI writes digests. */
+export function digestOf(data: Buffer): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+/** The bytes of an OCI image manifest for a config blob and uncompressed tar layers. */
+export function imageManifest(config: Buffer, layers: Buffer[] = []): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: digestOf(config),
+        size: config.length,
+      },
+      layers: layers.map((layer) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+        digest: digestOf(layer),
+        size: layer.length,
+      })),
+    }),
+  );
+}
