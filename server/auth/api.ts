@@ -13,11 +13,20 @@ import { PasswordQueueFullError } from '../identity/password-pool.ts';
 import type { Principal } from '../identity/principal.ts';
 import { ScopeError, TOKEN_SCOPES, tokenScopes } from '../identity/scopes.ts';
 import { isValidPermission, isValidServiceName, type ServiceRegistry } from '../identity/services.ts';
+import {
+  readCookie,
+  SESSION_COOKIE,
+  type SessionStore,
+  sessionCaller,
+} from '../registry/oci/api-v1/sessions.ts';
+import { groupAdminRoutes } from './api-groups.ts';
 import { sendThrottled } from './credentials.ts';
 import { ktraError } from './ktra.ts';
 
 export interface AdminApiOptions {
   authenticator: Authenticator;
+  /** The registry's browser sessions (API v1's cookie): the web UI manages tokens with them. */
+  sessions: SessionStore;
   resolver: CredentialResolver;
   policy: AccessPolicy;
   services: ServiceRegistry;
@@ -105,7 +114,7 @@ function describeUser(user: UserRecord) {
  * Errors use the cargo/Ktra shape `{"errors":[{"detail":"…"}]}`.
  */
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
-  const { authenticator, services, resolver, policy } = options;
+  const { authenticator, services, resolver, policy, sessions } = options;
   const directory = authenticator.directory;
   // Tokens, users and services: small JSON, and most of it carries a password.
   defaultBodyLimit(app, CREDENTIAL_BODY_LIMIT);
@@ -126,16 +135,24 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   app.decorateRequest('principal', null as unknown as Principal);
   app.addHook('onRequest', async (request, reply) => {
     let principal: Principal | null;
+    const credentials = parseAuthorization(request.headers.authorization);
+    // A browser signed in to the web UI: its session (cookie + CSRF token), as API v1 checks it.
+    const browser =
+      credentials.type === 'none' && readCookie(request.headers.cookie, SESSION_COOKIE) !== undefined;
     try {
-      principal = await resolver.fromCredentials(
-        parseAuthorization(request.headers.authorization),
-        clientAddress(request),
-      );
+      if (browser) {
+        const caller = await sessionCaller(request, sessions, resolver);
+        if (caller === 'csrf-failure') return ktraError(reply, 403, 'CSRF token was invalid or missing');
+        principal = caller.principal.kind === 'anonymous' ? null : caller.principal;
+      } else {
+        principal = await resolver.fromCredentials(credentials, clientAddress(request));
+      }
     } catch (error) {
       return sendThrottled(error, reply, { errors: [{ detail: 'too many failed attempts' }] });
     }
     if (!principal) {
-      reply.header('www-authenticate', 'Basic realm="wharf"');
+      // Not to a browser: its fetch would open a password dialog instead of the UI's sign-in page.
+      if (!browser) reply.header('www-authenticate', 'Basic realm="wharf"');
       return ktraError(reply, 401, 'authentication required: a token or a username and password');
     }
     request.principal = principal;
@@ -285,6 +302,8 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       return reply.code(204).send();
     },
   );
+
+  groupAdminRoutes(app, { directory, access: adminOnly, refused });
 
   // ---- RestAuth services (administrators) ------------------------------------------------------------
 

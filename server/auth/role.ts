@@ -5,6 +5,7 @@ import { Directory, IdentityError } from '../identity/directory.ts';
 import { defaultPasswordWorkers, PasswordPool } from '../identity/password-pool.ts';
 import { LoginThrottle } from '../identity/rate-limit.ts';
 import { ServiceRegistry } from '../identity/services.ts';
+import { SessionStore } from '../registry/oci/api-v1/sessions.ts';
 import type { AuthRole, RoleContext } from '../roles.ts';
 import { adminApiRoutes } from './api.ts';
 import { ktraRoutes } from './ktra.ts';
@@ -94,6 +95,7 @@ async function assembleAuthRole(context: RoleContext, passwords: PasswordPool): 
       });
       await app.register(adminApiRoutes, {
         prefix: '/auth/api/v1',
+        sessions: new SessionStore(store),
         authenticator,
         resolver,
         policy,

@@ -20,6 +20,7 @@ import {
 import { errorPage, PAGE_HEADERS, providerChoicePage, refusalPage, tokenPage } from './pages.ts';
 import { closePasswordEndpointsForPeople } from './password-gate.ts';
 import { CALLBACK_PATHS, discoverProviders, type OpenIdProvider, type Purpose } from './providers.ts';
+import { SAFE_RETURN_PATH } from './session-client.ts';
 import { TokenSealer } from './token-sealer.ts';
 
 interface CallbackQuery {
@@ -44,7 +45,6 @@ const querySchema = {
 } as const;
 
 /** Same-host paths only: `/x/y`, never `//host`, `/\host` or a scheme (no open redirect). */
-const SAFE_RETURN_PATH = /^\/(?![/\\])[A-Za-z0-9\-._~/%]*$/;
 
 const REFUSALS: Record<ClaimRefusal, string> = {
   unknown: 'This sign-in is unknown: it may have expired and been cleaned up, or the link was altered.',

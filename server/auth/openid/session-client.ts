@@ -13,9 +13,19 @@ export interface OpenIdSessionInfo {
   principal: Principal;
 }
 
-/** Where sign-in starts for a page of this host: after sign-in the browser comes back to `returnTo`. */
-export function openIdLoginUrl(returnTo: string): string {
-  return `/ktra/api/v1/openid/login?return_to=${encodeURIComponent(returnTo)}`;
+/**
+ * A path on this host (never `//other.site` or `/\\other.site`), with an optional query: where a
+ * sign-in may send the browser back to.
+ */
+export const SAFE_RETURN_PATH = /^\/(?![/\\])[A-Za-z0-9\-._~/%?=&]*$/;
+
+/**
+ * Where sign-in starts for a page of this host: after sign-in the browser comes back to `returnTo`.
+ * Without `provider` and with several configured, the AuthService asks the person to choose.
+ */
+export function openIdLoginUrl(returnTo: string, provider?: string): string {
+  const choice = provider ? `&provider=${encodeURIComponent(provider)}` : '';
+  return `/ktra/api/v1/openid/login?return_to=${encodeURIComponent(returnTo)}${choice}`;
 }
 
 /**

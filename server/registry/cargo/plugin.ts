@@ -5,6 +5,7 @@ import { isBodyTooLarge } from '../../http/body-limits.ts';
 import { requestErrorStatus } from '../../http/request-errors.ts';
 import { PasswordQueueFullError } from '../../identity/password-pool.ts';
 import { ANONYMOUS, type Principal } from '../../identity/principal.ts';
+import { readCookie, SESSION_COOKIE, SessionStore, sessionCaller } from '../oci/api-v1/sessions.ts';
 import { AccessError, cargoRefusal, INVALID_TOKEN } from './access.ts';
 import { apiRoutes } from './api-routes.ts';
 import { CargoMetrics } from './cargo-metrics.ts';
@@ -32,6 +33,7 @@ export async function cargoRegistry(
     cargoMetrics: new CargoMetrics(options.metrics),
   };
   const cargo = context.config.registry.cargo;
+  const sessions = new SessionStore(options.store);
 
   // Who is calling, before any body is read: a publish without a token is refused at once, not
   // after its 10 MiB upload. Reads of a public registry ignore credentials (cargo sends none).
@@ -41,6 +43,14 @@ export async function cargoRegistry(
     request.principal = ANONYMOUS;
     if (!needsCredentials(request, !cargo.authRequired)) return;
     const credentials = parseAuthorization(request.headers.authorization);
+    if (credentials.type === 'none' && readCookie(request.headers.cookie, SESSION_COOKIE) !== undefined) {
+      // The web UI: a browser session (cookie + CSRF token for changes), as API v1 checks it.
+      const caller = await sessionCaller(request, sessions, context.resolver);
+      if (caller === 'csrf-failure') throw new AccessError(403, 'CSRF token was invalid or missing');
+      if (caller.principal.kind === 'anonymous') throw cargoRefusal(AUTHENTICATE, cargo.authRequired);
+      request.principal = caller.principal;
+      return;
+    }
     if (credentials.type === 'none') throw cargoRefusal(AUTHENTICATE, cargo.authRequired);
     // cargo sends its token as `Authorization: <token>`; other clients as `Bearer <token>`.
     const principal = credentials.type === 'token' ? await context.resolver.token(credentials.token) : null;

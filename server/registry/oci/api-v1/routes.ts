@@ -1,12 +1,11 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { routeDecision } from '../../../access/route-access.ts';
-import { openIdLoginUrl, openIdSessionOf } from '../../../auth/openid/session-client.ts';
+import { openIdLoginUrl, openIdSessionOf, SAFE_RETURN_PATH } from '../../../auth/openid/session-client.ts';
 import { parseAuthorization } from '../../../http/authorization.ts';
 import { CREDENTIAL_BODY_LIMIT } from '../../../http/body-limits.ts';
 import { clientAddress } from '../../../http/proxies.ts';
 import { requestErrorStatus } from '../../../http/request-errors.ts';
 import { PasswordQueueFullError } from '../../../identity/password-pool.ts';
-import { ANONYMOUS } from '../../../identity/principal.ts';
 import { TooManyAttemptsError } from '../../../identity/rate-limit.ts';
 import { isNamespaceName, isRepositoryName } from '../names.ts';
 import type { Repository } from '../permissions.ts';
@@ -14,7 +13,7 @@ import { ROBOT_NAME, robotFullName } from '../robots.ts';
 import type { OciServices } from '../services.ts';
 import { type ApiCaller, ApiError, callerOf, invalid, notFound, refusal, sendError } from './caller.ts';
 import { describeRepository, repositoryRoutes } from './repository-routes.ts';
-import { csrfMatches, readCookie, SESSION_COOKIE, SessionStore } from './sessions.ts';
+import { SESSION_COOKIE, SessionStore, sessionCaller } from './sessions.ts';
 
 const SESSION_SECONDS = 12 * 3600;
 
@@ -78,15 +77,10 @@ export async function apiV1Routes(
       if (!principal) throw new ApiError(401, 'invalid_token', 'invalid token');
       return { principal, session: null, sessionId: undefined };
     }
-    const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);
-    const session = await sessions.get(sessionId);
-    if (session && request.method !== 'GET' && request.method !== 'HEAD') {
-      const presented = request.headers['x-csrf-token'];
-      if (!csrfMatches(session, Array.isArray(presented) ? presented[0] : presented))
-        throw new ApiError(403, 'csrf_failure', 'CSRF token was invalid or missing');
-    }
-    const principal = session?.principal ? await resolver.current(session.principal) : null;
-    return { principal: principal ?? ANONYMOUS, session, sessionId };
+    const caller = await sessionCaller(request, sessions, resolver);
+    if (caller === 'csrf-failure')
+      throw new ApiError(403, 'csrf_failure', 'CSRF token was invalid or missing');
+    return caller;
   }
 
   function setSessionCookie(reply: FastifyReply, id: string, maxAge: number): void {
@@ -141,16 +135,37 @@ export async function apiV1Routes(
   );
 
   // People who sign in through OpenID (docs/openid.md): the AuthService runs the redirect flow and
-  // comes back here, where its session becomes an API v1 session with its own CSRF token.
-  app.get('/api/v1/signin/openid', async (request, reply) => {
-    const signedIn = await openIdSessionOf(request.headers.cookie, { authUrl, app });
-    if (!signedIn) return reply.redirect(openIdLoginUrl('/api/v1/signin/openid'));
-    const { session: previous, sessionId } = callerOf(request);
-    if (sessionId) await sessions.delete(sessionId);
-    const { id } = await sessions.create(signedIn.principal, previous?.csrf);
-    setSessionCookie(reply, id, SESSION_SECONDS);
-    return reply.redirect('/api/v1/user/');
-  });
+  // comes back here, where its session becomes an API v1 session with its own CSRF token. The web UI
+  // names the provider and the page to return to (a path on this host, never another site).
+  app.get<{ Querystring: { return_to?: string; provider?: string } }>(
+    '/api/v1/signin/openid',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            return_to: { type: 'string', pattern: SAFE_RETURN_PATH.source, maxLength: 1024 },
+            provider: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const { return_to: returnTo, provider } = request.query;
+      const signedIn = await openIdSessionOf(request.headers.cookie, { authUrl, app });
+      if (!signedIn) {
+        const back = returnTo
+          ? `/api/v1/signin/openid?return_to=${encodeURIComponent(returnTo)}`
+          : request.url;
+        return reply.redirect(openIdLoginUrl(returnTo ? back : '/api/v1/signin/openid', provider));
+      }
+      const { session: previous, sessionId } = callerOf(request);
+      if (sessionId) await sessions.delete(sessionId);
+      const { id } = await sessions.create(signedIn.principal, previous?.csrf);
+      setSessionCookie(reply, id, SESSION_SECONDS);
+      return reply.redirect(returnTo ?? '/api/v1/user/');
+    },
+  );
 
   app.post('/api/v1/signout', async (request, reply) => {
     const { sessionId } = callerOf(request);

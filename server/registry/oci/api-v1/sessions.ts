@@ -1,5 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Principal } from '../../../identity/principal.ts';
+import type { FastifyRequest } from 'fastify';
+import type { CredentialResolver } from '../../../identity/credential-resolver.ts';
+import { ANONYMOUS, type Principal } from '../../../identity/principal.ts';
 import { readJson } from '../../../store/json-doc.ts';
 import type { ObjectStore } from '../../../store/object-store.ts';
 import { keys } from '../names.ts';
@@ -66,4 +68,32 @@ export function readCookie(header: string | undefined, name: string): string | u
     if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
   }
   return undefined;
+}
+
+/** Who a browser's session cookie stands for, as every surface that accepts sessions reads it. */
+export interface SessionCaller {
+  principal: Principal;
+  session: Session | null;
+  sessionId: string | undefined;
+}
+
+/**
+ * The session a request carries (API v1's cookie), checked the one way for every surface that
+ * accepts it (API v1, /auth/api/v1): anything but GET and HEAD must present the session's CSRF
+ * token in `X-CSRF-Token` ('csrf-failure' otherwise), and the principal is the account as it is now
+ * (anonymous once its credential is revoked or the user disabled).
+ */
+export async function sessionCaller(
+  request: FastifyRequest,
+  sessions: SessionStore,
+  resolver: CredentialResolver,
+): Promise<SessionCaller | 'csrf-failure'> {
+  const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);
+  const session = await sessions.get(sessionId);
+  if (session && request.method !== 'GET' && request.method !== 'HEAD') {
+    const presented = request.headers['x-csrf-token'];
+    if (!csrfMatches(session, Array.isArray(presented) ? presented[0] : presented)) return 'csrf-failure';
+  }
+  const principal = session?.principal ? await resolver.current(session.principal) : null;
+  return { principal: principal ?? ANONYMOUS, session, sessionId };
 }
