@@ -9,7 +9,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY server ./server
 COPY operator ./operator
-RUN npx tsc -p tsconfig.build.json
+COPY web ./web
+RUN npm run build
 
 FROM node:24-bookworm-slim AS dependencies
 WORKDIR /app

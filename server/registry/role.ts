@@ -2,6 +2,7 @@ import { AccessPolicy } from '../access/policy.ts';
 import { CredentialResolver } from '../identity/credential-resolver.ts';
 import type { IdentityClient } from '../identity/principal.ts';
 import type { Role, RoleContext } from '../roles.ts';
+import { webUi } from '../web/plugin.ts';
 import { startCargoMaintenance } from './cargo/leftovers.ts';
 import { cargoRegistry } from './cargo/plugin.ts';
 import { createOci } from './oci/plugin.ts';
@@ -41,6 +42,7 @@ export async function createRegistryRole(context: RoleContext & { identity: Iden
       if (config.registry.protocols.includes('cargo'))
         await app.register(cargoRegistry, { ...context, resolver, policy });
       if (oci) await oci.register(app);
+      await app.register(webUi, { config });
     },
     close: async () => {
       cargoMaintenance?.stop();
