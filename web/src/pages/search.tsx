@@ -61,7 +61,8 @@ export function SearchPage() {
                 <span class="version">v{crate.max_version}</span>
                 {crate.description && <p>{crate.description}</p>}
                 <p class="muted">
-                  {crate.downloads.toLocaleString('en')} downloads · updated {age(crate.updated_at)}
+                  {(crate.downloads ?? 0).toLocaleString('en')} downloads
+                  {crate.updated_at ? ` · updated ${age(crate.updated_at)}` : ''}
                 </p>
               </li>
             ))}

@@ -1,0 +1,192 @@
+import { readdir } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UI_CSP } from '../../server/web/plugin.ts';
+import { startServer, type TestServer } from '../support/wharf.ts';
+import { ensureUiBuilt } from './built-ui.ts';
+
+const ADMIN_PASSWORD = 'ui-serving-admin-password';
+const HTML = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+
+/** How the registry serves the UI next to the APIs, and that no API client sees it. */
+describe('web UI serving', () => {
+  let server: TestServer;
+  let assets: string[];
+  beforeAll(async () => {
+    const directory = ensureUiBuilt();
+    assets = await readdir(`${directory}/assets`);
+    server = await startServer({
+      roles: ['auth', 'registry'],
+      auth: { adminPassword: ADMIN_PASSWORD, bcryptCost: 10 },
+      registry: { credentialCacheSeconds: 0 },
+    });
+  });
+  afterAll(async () => server?.stop());
+
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    fetch(`${server.url}${path}`, { headers, redirect: 'manual' });
+
+  it('answers a browser at / and at every /ui/ route with the page, uncached, under a strict CSP', async () => {
+    for (const path of [
+      '/',
+      '/ui',
+      '/ui/',
+      '/ui/crates/serde',
+      '/ui/repository/team/app/api',
+      '/ui/tokens',
+    ]) {
+      const response = await get(path, { accept: HTML });
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(response.headers.get('cache-control')).toBe('no-cache');
+      expect(response.headers.get('content-security-policy')).toBe(UI_CSP);
+      expect(response.headers.get('x-frame-options')).toBe('DENY');
+      const body = await response.text();
+      expect(body).toContain('<div id="app"></div>');
+      // Scripts and styles come from files (the CSP forbids inline code).
+      expect(body).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+      expect(body).not.toMatch(/<style|style="/);
+    }
+    expect(UI_CSP).toContain("default-src 'self'");
+    expect(UI_CSP).toContain("frame-ancestors 'none'");
+    expect(UI_CSP).not.toContain('unsafe-inline');
+  });
+
+  it('serves hashed assets immutable for a year; an unknown asset is a 404', async () => {
+    const script = assets.find((name) => /^index-[\w-]+\.js$/.test(name));
+    expect(script).toBeDefined();
+    const response = await get(`/ui/assets/${script}`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect(response.headers.get('content-type')).toMatch(/javascript/);
+    expect((await get('/ui/assets/index-nothere.js')).status).toBe(404);
+    expect((await get('/ui/assets/../../package.json')).status).toBe(404);
+  });
+
+  it('leaves cargo, docker and API clients where they were, whatever they accept', async () => {
+    // Not a browser: the root and UI paths are the server's ordinary 404.
+    for (const accept of ['application/json', '*/*', '']) {
+      const root = await get('/', accept ? { accept } : {});
+      expect(root.status).toBe(404);
+      expect(root.headers.get('content-type')).toMatch(/application\/json/);
+      expect((await get('/ui/crates/serde', accept ? { accept } : {})).status).toBe(404);
+    }
+    // Even a client that asks for HTML gets the API's own answer on API paths.
+    const v2 = await get('/v2/', { accept: HTML });
+    expect(v2.status).toBe(401);
+    expect(v2.headers.get('docker-distribution-api-version')).toBe('registry/2.0');
+    const config = await get('/index/config.json', { accept: HTML });
+    expect(config.status).toBe(200);
+    expect(await config.json()).toHaveProperty('dl');
+    const repositories = await get('/api/v1/repository', { accept: HTML });
+    expect(repositories.status).toBe(200);
+    expect(await repositories.json()).toEqual({ repositories: [] });
+    const me = await get('/me', { accept: HTML });
+    expect(me.headers.get('content-type')).toMatch(/text\/plain/);
+    // Only the UI's own paths belong to it.
+    const uiRoutes = server.wharf.routes.filter((route) => route.url === '/' || route.url.startsWith('/ui'));
+    expect(new Set(uiRoutes.map((route) => route.url))).toEqual(
+      new Set(['/', '/ui', '/ui/*', '/ui/assets/*', '/ui/settings.json']),
+    );
+  });
+
+  it('tells the UI the address clients use and how people sign in', async () => {
+    const response = await get('/ui/settings.json');
+    expect(await response.json()).toEqual({
+      baseUrl: server.url,
+      registryHost: new URL(server.url).host,
+      openidProviders: [],
+      protocols: ['cargo', 'oci'],
+    });
+  });
+
+  describe('a browser session on /auth/api/v1', () => {
+    let cookie: string;
+    let csrf: string;
+    beforeAll(async () => {
+      const start = await get('/csrf_token');
+      cookie = (start.headers.get('set-cookie') ?? '').split(';')[0] as string;
+      csrf = ((await start.json()) as { csrf_token: string }).csrf_token;
+      const signin = await fetch(`${server.url}/api/v1/signin`, {
+        method: 'POST',
+        headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+      });
+      expect(signin.status).toBe(200);
+      cookie = (signin.headers.get('set-cookie') ?? '').split(';')[0] as string;
+    });
+
+    const tokens = (method: string, headers: Record<string, string>, body?: unknown) =>
+      fetch(`${server.url}/auth/api/v1/tokens`, {
+        method,
+        headers: { ...headers, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+
+    it('lists and creates tokens with the session and its CSRF token', async () => {
+      expect((await tokens('GET', { cookie })).status).toBe(200);
+      const created = await tokens('POST', { cookie, 'x-csrf-token': csrf }, { name: 'from-the-ui' });
+      expect(created.status).toBe(201);
+      const { token } = (await created.json()) as { token: string };
+      // The token works on its own, as cargo would use it.
+      const me = await fetch(`${server.url}/auth/api/v1/me`, { headers: { authorization: token } });
+      expect(((await me.json()) as { name: string }).name).toBe('admin');
+    });
+
+    it('refuses a change without the CSRF token, or with a wrong one', async () => {
+      for (const headers of [{ cookie }, { cookie, 'x-csrf-token': 'wrong' }]) {
+        const response = await tokens('POST', headers, { name: 'forged' });
+        expect(response.status).toBe(403);
+        expect(await response.json()).toEqual({ errors: [{ detail: 'CSRF token was invalid or missing' }] });
+      }
+      const list = (await (await tokens('GET', { cookie })).json()) as { tokens: { name: string }[] };
+      expect(list.tokens.map((t) => t.name)).not.toContain('forged');
+    });
+
+    it('answers a signed-out browser 401 without a password dialog; API clients still get the challenge', async () => {
+      const anonymous = await get('/csrf_token');
+      const stale = (anonymous.headers.get('set-cookie') ?? '').split(';')[0] as string;
+      const response = await tokens('GET', { cookie: stale });
+      expect(response.status).toBe(401);
+      expect(response.headers.get('www-authenticate')).toBeNull();
+      const client = await tokens('GET', {});
+      expect(client.status).toBe(401);
+      expect(client.headers.get('www-authenticate')).toBe('Basic realm="wharf"');
+    });
+
+    it('lets administrators manage groups; others are refused', async () => {
+      const admin = { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' };
+      const create = await fetch(`${server.url}/auth/api/v1/groups`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify({ name: 'Platform' }),
+      });
+      expect(create.status).toBe(201);
+      expect(await create.json()).toEqual({ name: 'platform', users: [], subgroups: [] });
+      const add = await fetch(`${server.url}/auth/api/v1/groups/platform/users/admin`, {
+        method: 'PUT',
+        headers: { cookie, 'x-csrf-token': csrf },
+      });
+      expect(add.status).toBe(204);
+      const missing = await fetch(`${server.url}/auth/api/v1/groups/platform/users/nobody`, {
+        method: 'PUT',
+        headers: { cookie, 'x-csrf-token': csrf },
+      });
+      expect(missing.status).toBe(404);
+      const list = await fetch(`${server.url}/auth/api/v1/groups`, { headers: { cookie } });
+      expect(await list.json()).toEqual({ groups: [{ name: 'platform', users: ['admin'], subgroups: [] }] });
+      const remove = await fetch(`${server.url}/auth/api/v1/groups/platform/users/admin`, {
+        method: 'DELETE',
+        headers: { cookie, 'x-csrf-token': csrf },
+      });
+      expect(remove.status).toBe(204);
+      // A token without administrator rights: someone's own scoped token.
+      const scoped = (await (
+        await tokens('POST', { cookie, 'x-csrf-token': csrf }, { name: 'pull-only', scopes: ['pull'] })
+      ).json()) as { token: string };
+      const refused = await fetch(`${server.url}/auth/api/v1/groups`, {
+        headers: { authorization: `Bearer ${scoped.token}` },
+      });
+      expect(refused.status).toBe(403);
+    });
+  });
+});
