@@ -133,7 +133,7 @@ describe('web UI serving', () => {
     });
 
     it('refuses a change without the CSRF token, or with a wrong one', async () => {
-      for (const headers of [{ cookie }, { cookie, 'x-csrf-token': 'wrong' }]) {
+      for (const headers of [{ cookie }, { cookie, 'x-csrf-token': 'wrong' }] as Record<string, string>[]) {
         const response = await tokens('POST', headers, { name: 'forged' });
         expect(response.status).toBe(403);
         expect(await response.json()).toEqual({ errors: [{ detail: 'CSRF token was invalid or missing' }] });

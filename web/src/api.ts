@@ -40,8 +40,13 @@ function messageOf(status: number, body: unknown): string {
   return `request failed (HTTP ${status})`;
 }
 
-export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+export async function call<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  accept = 'application/json',
+): Promise<T> {
+  const headers: Record<string, string> = { accept };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && method !== 'HEAD') headers['x-csrf-token'] = await csrf();
   const response = await fetch(path, {
@@ -58,6 +63,9 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
 }
 
 export const get = <T>(path: string) => call<T>('GET', path);
+
+/** An HTML document (crates.io's rendered README). */
+export const getHtml = (path: string) => call<string>('GET', path, undefined, 'text/html');
 
 /** Path segments of a repository name (`team/app/api`) kept as slashes, each part encoded. */
 export function repoPath(name: string): string {

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { get } from '../api.ts';
+import { get, getHtml } from '../api.ts';
 import type { CrateReply, Dependency, Downloads, Owner, Version } from '../types.ts';
 import { age, CopyLine, EmptyState, Failure, formatBytes, Loading, Pager, useLoad } from '../ui.tsx';
 
@@ -106,7 +106,7 @@ export function CratePage({ name, version }: { name: string; version?: string | 
   const readme = useLoad(
     () =>
       selected
-        ? get<string>(`${base}/${encodeURIComponent(selected)}/readme`).catch(() => '')
+        ? getHtml(`${base}/${encodeURIComponent(selected)}/readme`).catch(() => '')
         : Promise.resolve(''),
     [name, selected],
   );
