@@ -69,6 +69,8 @@ export async function webUi(
     prefix: `${UI_PREFIX}/assets/`,
     decorateReply: false,
     index: false,
+    // The build writes .br and .gz beside each asset (web/vite.config.ts): sent as they are.
+    preCompressed: true,
     // Names carry a hash of their content: a changed file is a new URL.
     immutable: true,
     maxAge: '365d',

@@ -58,6 +58,15 @@ describe('web UI serving', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
     expect(response.headers.get('content-type')).toMatch(/javascript/);
+    const identity = await response.arrayBuffer();
+    // Precompressed at build time, sent as the browser accepts it.
+    for (const encoding of ['br', 'gzip']) {
+      const compressed = await get(`/ui/assets/${script}`, { 'accept-encoding': encoding });
+      expect(compressed.headers.get('content-encoding')).toBe(encoding);
+      expect(compressed.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      // fetch decodes it: the same script.
+      expect(Buffer.from(await compressed.arrayBuffer()).equals(Buffer.from(identity))).toBe(true);
+    }
     expect((await get('/ui/assets/index-nothere.js')).status).toBe(404);
     expect((await get('/ui/assets/../../package.json')).status).toBe(404);
   });
