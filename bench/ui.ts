@@ -18,7 +18,7 @@ import path from 'node:path';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { defaultUiDirectory } from '../server/web/plugin.ts';
 import { launchChromium } from '../test/openid/chromium.ts';
-import { startWharfProcess } from '../test/support/spawn-wharf.ts';
+import { freePort, startWharfProcess } from '../test/support/spawn-wharf.ts';
 import { ensureUiBuilt } from '../test/web/built-ui.ts';
 
 function option(name: string): string | undefined {
@@ -53,14 +53,19 @@ async function firstPageSizes(): Promise<void> {
     raw += file.body.length;
     gzip += gz;
     brotli += br;
-    console.log(`  ${file.name.padEnd(36)} ${kib(file.body.length).padStart(10)} raw ${kib(gz).padStart(10)} gzip ${kib(br).padStart(10)} br`);
+    console.log(
+      `  ${file.name.padEnd(36)} ${kib(file.body.length).padStart(10)} raw ${kib(gz).padStart(10)} gzip ${kib(br).padStart(10)} br`,
+    );
   }
-  console.log(`  ${'total'.padEnd(36)} ${kib(raw).padStart(10)} raw ${kib(gzip).padStart(10)} gzip ${kib(brotli).padStart(10)} br`);
+  console.log(
+    `  ${'total'.padEnd(36)} ${kib(raw).padStart(10)} raw ${kib(gzip).padStart(10)} gzip ${kib(brotli).padStart(10)} br`,
+  );
 }
 
 async function repositoryPage(): Promise<void> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'wharf-bench-ui-'));
   const server = await startWharfProcess({
+    PORT: String(await freePort()),
     WHARF_DATA_DIR: dataDir,
     WHARF_SIGNUP: 'open',
     WHARF_LOG_LEVEL: 'warn',
@@ -82,7 +87,9 @@ async function repositoryPage(): Promise<void> {
       })
     ).json()) as { token: string };
     const auth = { authorization: `Bearer ${token.token}` };
-    const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+    const config = Buffer.from(
+      '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}',
+    );
     const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
     const blob = await fetch(`${url}/v2/bench/app/blobs/uploads/?digest=${configDigest}`, {
       method: 'POST',
@@ -93,7 +100,11 @@ async function repositoryPage(): Promise<void> {
     const manifest = JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: configDigest,
+        size: config.length,
+      },
       layers: [],
     });
     const started = performance.now();
@@ -144,7 +155,9 @@ async function repositoryPage(): Promise<void> {
     console.log(`repository page with ${tagCount} tags (50 a page), median of ${runs}:`);
     console.log(`  first contentful paint        ${median(paints).toFixed(0)} ms`);
     console.log(`  first page of tags on screen  ${median(renders).toFixed(0)} ms`);
-    console.log(`  of which API v1 tag page      ${median(apiTimes).toFixed(0)} ms (GET …/tag/?page=1&limit=50, from Node)`);
+    console.log(
+      `  of which API v1 tag page      ${median(apiTimes).toFixed(0)} ms (GET …/tag/?page=1&limit=50, from Node)`,
+    );
   } finally {
     await browser.close();
     await server.stop();
