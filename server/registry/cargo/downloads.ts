@@ -32,6 +32,8 @@ export class DownloadCounter {
   private readonly logger: Logger;
   private readonly flushIntervalMs: number;
   private pending: Pending = new Map();
+  /** Counts being written right now: still shown by `read` until the write has landed. */
+  private readonly inFlight: Pending = new Map();
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
 
@@ -59,8 +61,10 @@ export class DownloadCounter {
   async read(name: string): Promise<CrateDownloads> {
     const crate = canonicalName(name);
     const stored = (await readJson<CrateDownloads>(this.store, storeKeys.downloads(crate)))?.value ?? EMPTY;
-    const local = this.pending.get(crate);
-    return local ? merge(stored, local, null) : stored;
+    let result = stored;
+    for (const local of [this.inFlight.get(crate), this.pending.get(crate)])
+      if (local) result = merge(result, local, null);
+    return result;
   }
 
   start(): void {
@@ -92,11 +96,14 @@ export class DownloadCounter {
     const next = async () => {
       for (let entry = batch.pop(); entry; entry = batch.pop()) {
         const [crate, counts] = entry;
+        this.inFlight.set(crate, counts);
         try {
           await updateJson<CrateDownloads>(this.store, storeKeys.downloads(crate), (current) =>
             merge(current ?? EMPTY, counts, oldest),
           );
+          this.inFlight.delete(crate);
         } catch (error) {
+          this.inFlight.delete(crate);
           // Kept for the next flush: counts must not vanish because the store hiccuped.
           const again = this.pending.get(crate) ?? new Map<string, number>();
           for (const [id, n] of counts) again.set(id, (again.get(id) ?? 0) + n);
