@@ -205,6 +205,14 @@ const cargoSchema = {
       default: 300,
       description: 'Lifetime of presigned .crate download URLs (with store.s3.presignDownloads).',
     },
+    downloadsFlushSeconds: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 3600,
+      default: 10,
+      description:
+        'How often a replica adds the downloads it counted in memory to the store (one conditional write per downloaded crate); shutdown flushes the rest.',
+    },
     mirror: {
       type: 'object',
       additionalProperties: false,

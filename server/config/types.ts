@@ -90,6 +90,7 @@ export interface CargoConfig {
   maxUnpackedBytes: number;
   indexRevalidateMillis: number;
   presignSeconds: number;
+  downloadsFlushSeconds: number;
   mirror: CargoMirrorConfig;
   gc: CargoGcConfig;
 }

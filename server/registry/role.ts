@@ -3,6 +3,7 @@ import { CredentialResolver } from '../identity/credential-resolver.ts';
 import type { IdentityClient } from '../identity/principal.ts';
 import type { Role, RoleContext } from '../roles.ts';
 import { webUi } from '../web/plugin.ts';
+import { DownloadCounter } from './cargo/downloads.ts';
 import { startCargoMaintenance } from './cargo/leftovers.ts';
 import { cargoRegistry } from './cargo/plugin.ts';
 import { createOci } from './oci/plugin.ts';
@@ -29,6 +30,12 @@ export async function createRegistryRole(context: RoleContext & { identity: Iden
   const oci = config.registry.protocols.includes('oci')
     ? await createOci({ ...context, resolver, policy, robots })
     : null;
+  const cargoDownloads = config.registry.protocols.includes('cargo')
+    ? new DownloadCounter(store, context.logger.child({ component: 'cargo' }), {
+        flushIntervalMs: config.registry.cargo.downloadsFlushSeconds * 1000,
+      })
+    : null;
+  cargoDownloads?.start();
   const cargoMaintenance = config.registry.protocols.includes('cargo')
     ? startCargoMaintenance({
         store,
@@ -39,13 +46,14 @@ export async function createRegistryRole(context: RoleContext & { identity: Iden
     : null;
   return {
     register: async (app) => {
-      if (config.registry.protocols.includes('cargo'))
-        await app.register(cargoRegistry, { ...context, resolver, policy });
+      if (cargoDownloads)
+        await app.register(cargoRegistry, { ...context, resolver, policy, downloads: cargoDownloads });
       if (oci) await oci.register(app);
       await app.register(webUi, { config });
     },
     close: async () => {
       cargoMaintenance?.stop();
+      await cargoDownloads?.stop();
       await oci?.close();
     },
   };

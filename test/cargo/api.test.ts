@@ -388,21 +388,26 @@ describe('yank, owners, search', () => {
     expect(detail(await put(['group:devs'], alice, 'DELETE'))).toMatch(/cannot remove every owner/);
   });
 
-  it('searches with per_page capped at 100 and meta.total', async () => {
+  it('searches with per_page at most 100 (as crates.io) and meta.total', async () => {
     for (const n of ['searchable-one', 'searchable_two', 'searchable'])
       await publish(alice, metadata(n, '1.0.0'), await simpleCrate(n, '1.0.0'));
     const res = await registry.app.inject({ url: '/api/v1/crates?q=searchable&per_page=2' });
     const body = res.json();
     expect(body.meta.total).toBe(3);
     expect(body.crates).toHaveLength(2);
-    expect(body.crates[0]).toEqual({
+    expect(body.crates[0]).toMatchObject({
       name: 'searchable',
       max_version: '1.0.0',
       description: 'the searchable crate',
+      exact_match: true,
     });
+    expect(body.meta.next_page).toBe('?q=searchable&per_page=2&page=2');
     expect(
-      (await registry.app.inject({ url: '/api/v1/crates?q=searchable&per_page=1000' })).json().crates,
+      (await registry.app.inject({ url: '/api/v1/crates?q=searchable&per_page=100' })).json().crates,
     ).toHaveLength(3);
+    const tooMany = await registry.app.inject({ url: '/api/v1/crates?q=searchable&per_page=1000' });
+    expect(tooMany.statusCode).toBe(400);
+    expect(detail(tooMany)).toMatch(/per_page must be <= 100/);
   });
 });
 

@@ -7,7 +7,6 @@ import { canonicalName, cratePathProblem, withoutBuildMetadata } from './names.t
 import { type CrateMeta, GROUP_PREFIX, listOwners, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
 import { publishBodyLimit, publishCrate } from './publish.ts';
-import { searchCrates } from './search.ts';
 
 const crateParams = {
   type: 'object',
@@ -30,7 +29,7 @@ const ownersBody = {
   required: ['users'],
 } as const;
 
-/** The Cargo Web API (registry-web-api.md): publish, yank, owners, search, download. */
+/** The Cargo Web API (registry-web-api.md): publish, yank, owners, download; search is in crate-routes.ts. */
 export async function apiRoutes(app: FastifyInstance, context: CargoContext): Promise<void> {
   const { config, store, logger, identity } = context;
   const cargo = config.registry.cargo;
@@ -196,27 +195,6 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
     changeOwners(false),
   );
 
-  app.get<{ Querystring: { q?: string; per_page?: number; page?: number } }>(
-    '/api/v1/crates',
-    {
-      schema: {
-        querystring: {
-          type: 'object',
-          properties: {
-            q: { type: 'string', maxLength: 200, default: '' },
-            per_page: { type: 'integer', minimum: 1, default: 10 },
-            page: { type: 'integer', minimum: 1, default: 1 },
-          },
-        },
-      },
-      config: READ,
-    },
-    async (request) => {
-      const perPage = Math.min(request.query.per_page ?? 10, 100);
-      return searchCrates(store, request.query.q ?? '', perPage, request.query.page ?? 1);
-    },
-  );
-
   app.get<{ Params: { crate: string; version: string } }>(
     '/api/v1/crates/:crate/:version/download',
     { schema: { params: crateParams }, preValidation: checkCrateParams, config: READ },
@@ -225,6 +203,8 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
       const line = await context.files.version(storeKeys.index(crate), crate, version);
       if (!line) return missing(reply, `crate \`${crate}\` has no version \`${version}\` in this registry`);
       const key = storeKeys.crate(line.name, line.vers, line.cksum);
+      // Counted in memory, written in batches (downloads.ts): never a store write per download.
+      context.downloads.record(line.name, line.vers);
       // The store decides (store.s3.presignDownloads); fs and disabled S3 answer null.
       const url = await store.presignGet(key, cargo.presignSeconds);
       if (url) return reply.redirect(url, 302);

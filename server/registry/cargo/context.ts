@@ -8,6 +8,8 @@ import type { IdentityClient } from '../../identity/principal.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import type { CargoMetrics } from './cargo-metrics.ts';
+import type { DownloadCounter } from './downloads.ts';
+import type { CrateCatalog } from './search.ts';
 import type { StoredFiles } from './stored-files.ts';
 
 /** What every Cargo route plugin gets passed. */
@@ -22,6 +24,10 @@ export interface CargoContext {
   policy: AccessPolicy;
   files: StoredFiles;
   cargoMetrics: CargoMetrics;
+  /** Downloads per version per day, counted in memory and flushed in batches (owned by the role). */
+  downloads: DownloadCounter;
+  /** Names, descriptions and keywords of every crate, for search. */
+  catalog: CrateCatalog;
 }
 
 /** The URL clients reach this server at: the configured public URL, else what the request says. */

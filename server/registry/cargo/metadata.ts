@@ -1,3 +1,4 @@
+import { parse as parseToml } from 'smol-toml';
 import { CargoError } from './errors.ts';
 import type { IndexDependency, IndexLine } from './index-file.ts';
 import {
@@ -9,6 +10,7 @@ import {
   isSemver,
   versionReqProblem,
 } from './names.ts';
+import type { VersionDetails } from './owners.ts';
 
 /** The JSON part of `cargo publish`'s request (registry-web-api.md, "Publish"). */
 export interface PublishMetadata {
@@ -44,6 +46,20 @@ export interface PublishDependency {
   explicit_name_in_toml?: string | null;
 }
 
+/** The publish JSON's optional text fields. */
+const STRING_FIELDS = [
+  'links',
+  'rust_version',
+  'description',
+  'license',
+  'license_file',
+  'repository',
+  'homepage',
+  'documentation',
+  'readme',
+  'readme_file',
+] as const;
+
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 const isStringArray = (value: unknown): value is string[] =>
@@ -77,11 +93,28 @@ export function validateMetadata(raw: unknown): PublishMetadata {
       }
     }
   }
-  for (const field of ['links', 'rust_version', 'description', 'license', 'repository'] as const) {
+  for (const field of STRING_FIELDS) {
     const value = raw[field];
     if (value !== undefined && value !== null && typeof value !== 'string')
       throw new CargoError(`\`${field}\` must be a string`);
   }
+  for (const field of ['keywords', 'categories', 'authors'] as const) {
+    const value = raw[field];
+    if (value !== undefined && value !== null && !isStringArray(value))
+      throw new CargoError(`\`${field}\` must be a list of strings`);
+  }
+  // crates.io's bounds: at most five keywords of at most 20 characters, five categories.
+  const keywords = (raw.keywords ?? []) as string[];
+  if (keywords.length > 5) throw new CargoError('expected at most 5 keywords per crate');
+  for (const keyword of keywords)
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_+-]{0,19}$/.test(keyword))
+      throw new CargoError(
+        `"${keyword}" is an invalid keyword: keywords have at most 20 characters, begin with a letter or digit and contain only letters, digits, \`_\`, \`-\` or \`+\``,
+      );
+  const categories = (raw.categories ?? []) as string[];
+  if (categories.length > 5) throw new CargoError('expected at most 5 categories per crate');
+  if (categories.some((category) => category.length > 100))
+    throw new CargoError('a category has at most 100 characters');
   if (typeof raw.rust_version === 'string' && !/^\d+(\.\d+){0,2}$/.test(raw.rust_version))
     throw new CargoError(`invalid rust-version "${raw.rust_version}": expected e.g. 1.70 or 1.70.0`);
   return {
@@ -166,4 +199,44 @@ export function toIndexLine(meta: PublishMetadata, cksum: string, pubtime: Date)
   if (meta.rust_version) line.rust_version = meta.rust_version;
   line.pubtime = pubtime.toISOString().replace(/\.\d{3}Z$/, 'Z');
   return line;
+}
+
+/** What a publish keeps beyond its index line (crates.io's version columns). */
+export function versionDetails(
+  meta: PublishMetadata,
+  {
+    edition,
+    crateSize,
+    publishedBy,
+    readme,
+  }: { edition: string | null; crateSize: number; publishedBy: string | null; readme: boolean },
+): VersionDetails {
+  const text = (value: string | null | undefined) =>
+    typeof value === 'string' && value !== '' ? value : null;
+  return {
+    description: text(meta.description),
+    homepage: text(meta.homepage),
+    documentation: text(meta.documentation),
+    repository: text(meta.repository),
+    license: text(meta.license),
+    license_file: text(meta.license_file),
+    authors: meta.authors ?? [],
+    keywords: meta.keywords ?? [],
+    categories: meta.categories ?? [],
+    edition,
+    crate_size: crateSize,
+    published_by: publishedBy,
+    readme,
+  };
+}
+
+/** `package.edition` of the packaged Cargo.toml, or null when absent or unreadable. */
+export function manifestEdition(manifest: string | null): string | null {
+  if (manifest === null) return null;
+  try {
+    const pkg = (parseToml(manifest) as { package?: { edition?: unknown } }).package;
+    return typeof pkg?.edition === 'string' ? pkg.edition : null;
+  } catch {
+    return null;
+  }
 }

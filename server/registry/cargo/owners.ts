@@ -13,6 +13,34 @@ export interface CrateMeta {
   description: string | null;
   created: string;
   updated: string;
+  /** The newest version's links and words (crates.io's crate fields); absent on older crates. */
+  homepage?: string | null;
+  documentation?: string | null;
+  repository?: string | null;
+  keywords?: string[];
+  categories?: string[];
+  /** What each publish kept beyond its index line, by version; absent for earlier publishes. */
+  versions?: Record<string, VersionDetails>;
+}
+
+/** What crates.io keeps of one publish that the index line does not carry. */
+export interface VersionDetails {
+  description: string | null;
+  homepage: string | null;
+  documentation: string | null;
+  repository: string | null;
+  license: string | null;
+  license_file: string | null;
+  authors: string[];
+  keywords: string[];
+  categories: string[];
+  /** From the packaged Cargo.toml (the publish JSON has no edition). */
+  edition: string | null;
+  crate_size: number;
+  /** Who published it (a user or robot login). */
+  published_by: string | null;
+  /** Whether a rendered README is stored (storeKeys.readme). */
+  readme: boolean;
 }
 
 /** `cargo owner --add group:NAME` names an AuthService group; anything else is a user login. */

@@ -26,6 +26,11 @@ export const storeKeys = {
   /** Content-addressed: a .crate is only reachable once an index line names its checksum. */
   crate: (name: string, version: string, cksum: string) =>
     `cargo/crates/${name.toLowerCase()}/${version}/${cksum}.crate`,
+  /** The README rendered at publish (sanitized HTML); named by the .crate's checksum, like it. */
+  readme: (name: string, version: string, cksum: string) =>
+    `cargo/readmes/${name.toLowerCase()}/${version}/${cksum}.html`,
+  /** Downloads per version per day of one crate, merged in batches by every replica. */
+  downloads: (canonical: string) => `cargo/downloads/${canonical}.json`,
   mirrorIndex: (path: string) => `cargo/mirror/index/${path}.json`,
   mirrorCrate: (name: string, version: string, cksum: string) =>
     `cargo/mirror/crates/${name.toLowerCase()}/${version}/${cksum}.crate`,

@@ -10,11 +10,13 @@ import { AccessError, cargoRefusal, INVALID_TOKEN } from './access.ts';
 import { apiRoutes } from './api-routes.ts';
 import { CargoMetrics } from './cargo-metrics.ts';
 import { baseUrl, type CargoContext } from './context.ts';
+import { crateRoutes } from './crate-routes.ts';
 import { CargoError } from './errors.ts';
 import { IndexContentionError } from './index-file.ts';
 import { indexRoutes } from './index-routes.ts';
 import { mirrorRoutes, UpstreamError } from './mirror.ts';
 import { tooLarge } from './publish.ts';
+import { CrateCatalog } from './search.ts';
 import { StoredFiles } from './stored-files.ts';
 
 /**
@@ -23,10 +25,11 @@ import { StoredFiles } from './stored-files.ts';
  */
 export async function cargoRegistry(
   app: FastifyInstance,
-  options: Omit<CargoContext, 'files' | 'cargoMetrics'>,
+  options: Omit<CargoContext, 'files' | 'cargoMetrics' | 'catalog'>,
 ): Promise<void> {
   const context: CargoContext = {
     ...options,
+    catalog: new CrateCatalog(options.store),
     files: new StoredFiles(options.store, {
       revalidateMillis: options.config.registry.cargo.indexRevalidateMillis,
     }),
@@ -105,5 +108,6 @@ export async function cargoRegistry(
   });
   await app.register(indexRoutes, context);
   await app.register(apiRoutes, context);
+  await app.register(crateRoutes, context);
   if (cargo.mirror.enabled) await app.register(mirrorRoutes, context);
 }

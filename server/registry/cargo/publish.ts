@@ -7,10 +7,17 @@ import type { ObjectStore } from '../../store/object-store.ts';
 import { AccessError, cargoRefusal } from './access.ts';
 import { CargoError } from './errors.ts';
 import { type IndexLine, parseIndexFile, readIndexFile, updateIndexFile } from './index-file.ts';
-import { type PublishMetadata, toIndexLine, validateMetadata } from './metadata.ts';
+import {
+  manifestEdition,
+  type PublishMetadata,
+  toIndexLine,
+  validateMetadata,
+  versionDetails,
+} from './metadata.ts';
 import { canonicalName, compareVersions, withoutBuildMetadata } from './names.ts';
 import { type CrateMeta, readMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
+import { renderReadme } from './readme.ts';
 import type { StoredFiles } from './stored-files.ts';
 import { validateCrateTarball } from './tarball.ts';
 
@@ -76,10 +83,18 @@ export async function publishCrate(
   const lines = known ? parseIndexFile(known.body.toString('utf8')) : [];
   checkNewVersion(lines, meta);
   // Inflating costs CPU (up to maxUnpackedBytes): only for a publish that may happen.
-  await validateCrateTarball(crate, meta.name, meta.vers, limits);
+  const { manifest } = await validateCrateTarball(crate, meta.name, meta.vers, limits);
 
   const cksum = createHash('sha256').update(crate).digest('hex');
   const line = toIndexLine(meta, cksum, new Date());
+  // Rendered once here, not on every read; sanitized before it is stored (readme.ts).
+  const readme = meta.readme ? renderReadme(meta.readme) : null;
+  const details = versionDetails(meta, {
+    edition: manifestEdition(manifest),
+    crateSize: crate.length,
+    publishedBy: principal.kind === 'anonymous' ? null : principal.name,
+    readme: readme !== null,
+  });
   const metaKey = storeKeys.meta(canonicalName(meta.name));
   let claimedName = false;
   if (!existing) {
@@ -102,10 +117,12 @@ export async function publishCrate(
     });
   }
   const crateKey = storeKeys.crate(meta.name, meta.vers, cksum);
+  const readmeKey = readme === null ? null : storeKeys.readme(meta.name, meta.vers, cksum);
   let indexed = false;
   try {
     await store.put(crateKey, crate, { contentType: 'application/gzip', contentLength: crate.length });
     files.rememberCrate(crateKey, crate);
+    if (readmeKey) await store.put(readmeKey, readme as string, { contentType: 'text/html; charset=utf-8' });
     await updateIndexFile(
       store,
       indexKey,
@@ -121,20 +138,32 @@ export async function publishCrate(
     // the checksum); GC may have collected it just now. Put it back: the index names it.
     await ensureCrate(store, logger, crateKey, crate);
   } finally {
-    if (!indexed) await undoPublish(store, logger, crateKey, indexKey, cksum, claimedName ? metaKey : null);
+    if (!indexed)
+      await undoPublish(store, logger, [crateKey, readmeKey], indexKey, cksum, claimedName ? metaKey : null);
   }
-  // Only a newer version with another description changes the crate's metadata: most publishes
-  // write two objects (.crate and index), nothing more.
+  // What crates.io keeps beyond the index line, after it: a crash in between leaves a version whose
+  // metadata reads as null, as for crates published before wharf kept it. The newest version's
+  // description, links and words become the crate's.
   const newest = lines.every((l) => compareVersions(meta.vers, l.vers) > 0);
-  if (existing && newest && (meta.description ?? null) !== existing.description) {
-    await updateJson<CrateMeta>(store, metaKey, (current) =>
-      current
-        ? { ...current, description: meta.description ?? null, updated: new Date().toISOString() }
-        : undefined,
-    ).catch((error: unknown) =>
-      logger.warn({ err: error, crate: meta.name }, 'crate description not updated'),
-    );
-  }
+  await updateJson<CrateMeta>(store, metaKey, (current) =>
+    current
+      ? {
+          ...current,
+          ...(newest
+            ? {
+                description: details.description,
+                homepage: details.homepage,
+                documentation: details.documentation,
+                repository: details.repository,
+                keywords: details.keywords,
+                categories: details.categories,
+              }
+            : {}),
+          versions: { ...current.versions, [meta.vers]: details },
+          updated: new Date().toISOString(),
+        }
+      : undefined,
+  ).catch((error: unknown) => logger.warn({ err: error, crate: meta.name }, 'crate metadata not updated'));
   return { line, created: !existing };
 
   async function parse(body: Buffer, limits: PublishLimits) {
@@ -198,7 +227,7 @@ async function ensureCrate(
 async function undoPublish(
   store: ObjectStore,
   logger: Logger,
-  crateKey: string,
+  [crateKey, readmeKey]: [string, string | null],
   indexKey: string,
   cksum: string,
   claimedMetaKey: string | null,
@@ -206,7 +235,10 @@ async function undoPublish(
   try {
     const lines = (await readIndexFile(store, indexKey)) ?? [];
     // Same bytes already published under this key by someone else: that copy is referenced, keep it.
-    if (!lines.some((l) => l.cksum === cksum)) await store.delete(crateKey);
+    if (!lines.some((l) => l.cksum === cksum)) {
+      await store.delete(crateKey);
+      if (readmeKey) await store.delete(readmeKey);
+    }
     if (claimedMetaKey && lines.length === 0) await store.delete(claimedMetaKey);
   } catch (error) {
     logger.error({ err: error, crateKey }, 'could not clean up after a failed publish');

@@ -1,52 +1,108 @@
-import type { ObjectStore } from '../../store/object-store.ts';
-import { readIndexFile } from './index-file.ts';
-import { canonicalName, compareVersions } from './names.ts';
-import { readMeta } from './owners.ts';
+import { readJson } from '../../store/json-doc.ts';
+import { listAllObjects, type ObjectStore } from '../../store/object-store.ts';
+import { canonicalName } from './names.ts';
+import type { CrateMeta } from './owners.ts';
 import { storeKeys } from './paths.ts';
 
-export interface SearchResult {
-  crates: { name: string; max_version: string; description: string | null }[];
-  meta: { total: number };
+/** What search needs of one crate, kept in memory per replica. */
+export interface CatalogEntry {
+  canonical: string;
+  name: string;
+  description: string | null;
+  keywords: string[];
+  categories: string[];
+  created: string;
+}
+
+export interface SearchHit {
+  entry: CatalogEntry;
+  exactMatch: boolean;
 }
 
 /**
- * `cargo search`: crates whose name contains the query (ignoring case and `-`/`_`), exact match
- * first, then by name. Names come from the store's key listing, so only the page's crates are read.
+ * Every crate's name, description and keywords, for search. Each search lists `cargo/meta/` once
+ * (names and ETags) and reads only the documents that changed since this replica last saw them, so
+ * a publish on any replica is searchable at once and a search costs one listing, not one read per
+ * crate.
  */
-export async function searchCrates(
-  store: ObjectStore,
-  query: string,
-  perPage: number,
-  page: number,
-): Promise<SearchResult> {
-  const needle = canonicalName(query.trim());
-  const matches: string[] = [];
-  let continuationToken: string | undefined;
-  do {
-    const listing = await store.list({
-      prefix: storeKeys.metaPrefix,
-      ...(continuationToken ? { continuationToken } : {}),
-    });
-    for (const object of listing.objects) {
-      const canonical = object.key.slice(storeKeys.metaPrefix.length, -'.json'.length);
-      if (canonical.includes(needle)) matches.push(canonical);
-    }
-    continuationToken = listing.nextContinuationToken;
-  } while (continuationToken);
-  matches.sort((a, b) => Number(b === needle) - Number(a === needle) || (a < b ? -1 : a > b ? 1 : 0));
-  const slice = matches.slice((page - 1) * perPage, page * perPage);
-  const crates = [];
-  for (const canonical of slice) {
-    const meta = await readMeta(store, canonical);
-    if (!meta) continue;
-    // The highest version not yanked, as crates.io shows it (the index file is the truth).
-    const lines = (await readIndexFile(store, storeKeys.index(meta.name))) ?? [];
-    const live = lines.filter((l) => !l.yanked);
-    const max = (live.length > 0 ? live : lines)
-      .map((l) => l.vers)
-      .sort(compareVersions)
-      .at(-1);
-    crates.push({ name: meta.name, max_version: max ?? '0.0.0', description: meta.description });
+export class CrateCatalog {
+  private readonly store: ObjectStore;
+  private entries = new Map<string, { etag: string; entry: CatalogEntry }>();
+  private refreshing: Promise<CatalogEntry[]> | null = null;
+
+  constructor(store: ObjectStore) {
+    this.store = store;
   }
-  return { crates, meta: { total: matches.length } };
+
+  /** All crates, current as of this call (concurrent callers share one refresh). */
+  all(): Promise<CatalogEntry[]> {
+    this.refreshing ??= this.refresh().finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  private async refresh(): Promise<CatalogEntry[]> {
+    const objects = await listAllObjects(this.store, storeKeys.metaPrefix);
+    const next = new Map<string, { etag: string; entry: CatalogEntry }>();
+    const stale = objects.filter((object) => this.entries.get(object.key)?.etag !== object.etag);
+    for (const object of objects) {
+      const known = this.entries.get(object.key);
+      if (known && known.etag === object.etag) next.set(object.key, known);
+    }
+    const read = async () => {
+      for (let object = stale.pop(); object; object = stale.pop()) {
+        const doc = await readJson<CrateMeta>(this.store, object.key);
+        if (!doc) continue;
+        const meta = doc.value;
+        next.set(object.key, {
+          etag: doc.etag,
+          entry: {
+            canonical: canonicalName(meta.name),
+            name: meta.name,
+            description: meta.description,
+            keywords: (meta.keywords ?? []).map((k) => k.toLowerCase()),
+            categories: meta.categories ?? [],
+            created: meta.created,
+          },
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, read));
+    this.entries = next;
+    return [...next.values()].map((known) => known.entry);
+  }
+}
+
+/**
+ * crates.io's search: every word of the query must appear in the crate's name (ignoring case and
+ * `-`/`_`), one of its keywords or its description. The crate named exactly by the query comes
+ * first, then name matches, keyword matches and description matches, each by name.
+ */
+export function searchCatalog(entries: CatalogEntry[], query: string): SearchHit[] {
+  const trimmed = query.trim();
+  const words = trimmed.toLowerCase().split(/\s+/).filter(Boolean);
+  const exact = canonicalName(trimmed);
+  const ranked: { entry: CatalogEntry; rank: number }[] = [];
+  for (const entry of entries) {
+    let rank = 0;
+    let matches = true;
+    for (const word of words) {
+      const inName = entry.canonical.includes(canonicalName(word));
+      const inKeywords = entry.keywords.some((k) => k.includes(word));
+      const inDescription = entry.description?.toLowerCase().includes(word) ?? false;
+      if (!inName && !inKeywords && !inDescription) {
+        matches = false;
+        break;
+      }
+      rank += inName ? 4 : inKeywords ? 2 : 1;
+    }
+    if (!matches) continue;
+    if (words.length > 0 && entry.canonical === exact) rank = Number.MAX_SAFE_INTEGER;
+    ranked.push({ entry, rank });
+  }
+  ranked.sort(
+    (a, b) => b.rank - a.rank || (a.entry.name < b.entry.name ? -1 : a.entry.name > b.entry.name ? 1 : 0),
+  );
+  return ranked.map(({ entry, rank }) => ({ entry, exactMatch: rank === Number.MAX_SAFE_INTEGER }));
 }

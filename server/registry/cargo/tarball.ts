@@ -22,7 +22,7 @@ export async function validateCrateTarball(
   name: string,
   version: string,
   limits: UnpackLimits,
-): Promise<void> {
+): Promise<{ manifest: string | null }> {
   const { maxUnpackedBytes } = limits;
   if (crate.length < 2 || crate[0] !== 0x1f || crate[1] !== 0x8b)
     throw new CargoError(
@@ -30,6 +30,8 @@ export async function validateCrateTarball(
     );
   const root = `${name}-${version}`;
   let sawManifest = false;
+  /** The packaged Cargo.toml (cargo's normalized one), kept for what the publish JSON lacks (edition). */
+  let manifest: string | null = null;
   let inflated = 0;
   const source = Readable.from([crate]);
   const gunzip = createGunzip();
@@ -57,7 +59,21 @@ export async function validateCrateTarball(
         fail(new CargoError(`invalid .crate: ${problem}`));
         return;
       }
-      if (header.name === `${root}/Cargo.toml` && header.type === 'file') sawManifest = true;
+      if (header.name === `${root}/Cargo.toml` && header.type === 'file') {
+        sawManifest = true;
+        const chunks: Buffer[] = [];
+        let kept = 0;
+        stream.on('data', (chunk: unknown) => {
+          const bytes = chunk as Buffer;
+          kept += bytes.length;
+          if (kept <= MAX_MANIFEST_BYTES) chunks.push(bytes);
+        });
+        stream.on('end', () => {
+          manifest = kept <= MAX_MANIFEST_BYTES ? Buffer.concat(chunks).toString('utf8') : null;
+          next();
+        });
+        return;
+      }
       stream.on('end', () => next());
       stream.resume();
     });
@@ -79,7 +95,11 @@ export async function validateCrateTarball(
     throw new CargoError(
       `invalid .crate: it has no \`${root}/Cargo.toml\` (the package must unpack into \`${root}/\`)`,
     );
+  return { manifest };
 }
+
+/** A Cargo.toml larger than this is not read for metadata (the publish still goes through). */
+const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 /** Why cargo would refuse to unpack this entry into `{root}/`, or null. */
 function entryProblem(
