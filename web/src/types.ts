@@ -20,6 +20,7 @@ export interface CrateSummary {
   max_version: string;
   newest_version?: string;
   max_stable_version?: string | null;
+  default_version?: string | null;
   downloads: number;
   recent_downloads?: number | null;
   updated_at: string;

@@ -47,8 +47,9 @@ export function CopyLine({ label, text }: { label: string; text: string }) {
     <div class="copy-line">
       <span class="copy-label">{label}</span>
       <code>{text}</code>
-      <button type="button" class="small" onClick={copy} aria-label={`Copy ${label}`}>
+      <button type="button" class="small" onClick={copy}>
         {copied ? 'Copied' : 'Copy'}
+        <span class="visually-hidden"> {label}</span>
       </button>
       <span class="visually-hidden" aria-live="polite">
         {copied ? `${label} copied` : ''}

@@ -99,7 +99,10 @@ export function CratePage({ name, version }: { name: string; version?: string | 
   const base = `/api/v1/crates/${encodeURIComponent(name)}`;
   const crate = useLoad(() => get<CrateReply>(base), [name]);
   const versions = crate.data?.versions ?? [];
-  const latest = crate.data?.crate.max_stable_version || crate.data?.crate.max_version;
+  const latest =
+    crate.data?.crate.default_version ||
+    crate.data?.crate.max_stable_version ||
+    crate.data?.crate.max_version;
   const selected =
     version ?? versions.find((v) => v.num === latest && !v.yanked)?.num ?? versions[0]?.num ?? '';
   const current = versions.find((v) => v.num === selected);

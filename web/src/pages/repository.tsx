@@ -52,7 +52,8 @@ function Referrers({ name, digest }: { name: string; digest: string }) {
   );
 }
 
-function Tags({ name, repository }: { name: string; repository: RepositorySummary }) {
+/** Loaded beside the repository's own record (not after it): the first page of tags is what people wait for. */
+function Tags({ name, canWrite }: { name: string; canWrite: boolean }) {
   const { settings } = useAppState();
   const { params } = useLocation();
   const page = Number(params.get('page') ?? 1) || 1;
@@ -126,7 +127,7 @@ function Tags({ name, repository }: { name: string; repository: RepositorySummar
                       >
                         Details<span class="visually-hidden"> of {tag.name}</span>
                       </button>
-                      {repository.can_write && (
+                      {canWrite && (
                         <button type="button" class="small danger" onClick={() => remove(tag.name)}>
                           Delete<span class="visually-hidden"> tag {tag.name}</span>
                         </button>
@@ -350,12 +351,11 @@ export function RepositoryPage({ name }: { name: string }) {
     () => get<RepositorySummary>(`/api/v1/repository/${repoPath(name)}`),
     [name, me?.username],
   );
-  if (repository.loading && !repository.data) return <Loading what={`repository ${name}`} />;
-  if (repository.error || !repository.data)
+  if (repository.error)
     return (
       <>
         <h1>{name}</h1>
-        {repository.error && <Failure error={repository.error} />}
+        <Failure error={repository.error} />
         {!me && (
           <p>
             Private repositories need you to <a href={`/ui/signin?next=/ui/repository/${name}`}>sign in</a>.
@@ -363,28 +363,39 @@ export function RepositoryPage({ name }: { name: string }) {
         )}
       </>
     );
+  // One tree whether or not the record has arrived, so the tags (loaded meanwhile) stay mounted.
   const info = repository.data;
   const host = settings?.registryHost ?? '';
+  const short = name.slice(name.indexOf('/') + 1);
   const tabs = [
     ['tags', 'Tags'],
-    ...(info.can_admin ? [['permissions', 'Permissions']] : []),
-    ...(info.can_write ? [['settings', 'Settings']] : []),
+    ...(info?.can_admin ? [['permissions', 'Permissions']] : []),
+    ...(info?.can_write ? [['settings', 'Settings']] : []),
   ];
   return (
     <>
       <div class="title-row">
         <h1>
-          <a href={`/ui/namespace/${encodeURIComponent(info.namespace)}`}>{info.namespace}</a>/{info.name}
+          <a href={`/ui/namespace/${encodeURIComponent(name.split('/')[0] as string)}`}>
+            {name.split('/')[0]}
+          </a>
+          /{short}
         </h1>
-        <span class={`badge ${info.is_public ? 'public' : 'private'}`}>
-          {info.is_public ? 'public' : 'private'}
-        </span>
+        {info && (
+          <span class={`badge ${info.is_public ? 'public' : 'private'}`}>
+            {info.is_public ? 'public' : 'private'}
+          </span>
+        )}
       </div>
-      {info.description ? <p class="lead">{info.description}</p> : <p class="muted">No description.</p>}
+      {info?.description ? (
+        <p class="lead">{info.description}</p>
+      ) : (
+        <p class="muted">{info ? 'No description.' : ''}</p>
+      )}
       <CopyLine label="docker pull" text={`docker pull ${host}/${name}:latest`} />
       <CopyLine
         label="skopeo copy"
-        text={`skopeo copy docker://${host}/${name}:latest oci:${info.name}:latest`}
+        text={`skopeo copy docker://${host}/${name}:latest oci:${short.split('/').pop()}:latest`}
       />
       <nav class="tabs" aria-label="Repository sections">
         {tabs.map(([id, label]) => (
@@ -397,9 +408,9 @@ export function RepositoryPage({ name }: { name: string }) {
           </a>
         ))}
       </nav>
-      {tab === 'tags' && <Tags name={name} repository={info} />}
-      {tab === 'permissions' && info.can_admin && <Permissions name={name} />}
-      {tab === 'settings' && info.can_write && (
+      {tab === 'tags' && <Tags name={name} canWrite={info?.can_write ?? false} />}
+      {tab === 'permissions' && info?.can_admin && <Permissions name={name} />}
+      {tab === 'settings' && info?.can_write && (
         <Settings name={name} repository={info} onChange={repository.reload} />
       )}
     </>
