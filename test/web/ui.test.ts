@@ -278,11 +278,23 @@ describe('web UI in Chromium', () => {
       expect(await page.getByRole('rowheader', { name: 'v1' }).count()).toBe(1);
       expect(await page.locator('main').textContent()).toContain(layout.image.digest.slice(0, 19));
       expect(await page.locator('main').textContent()).toContain(`docker pull ${host}/admin/app:latest`);
+      // The index: its two platforms in the list.
+      const multi = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'multi' }) });
+      expect(await multi.textContent()).toContain('linux/amd64, linux/arm64');
       await page.getByRole('button', { name: 'Details of v1' }).click();
       await page.getByRole('heading', { name: 'Referrers' }).waitFor();
+      const details = page.locator('.tag-details');
+      await details.getByText('application/vnd.dev.cosign.artifact.sig.v1+json').waitFor();
+      expect(await details.locator('.badge').first().textContent()).toBe('signature');
+      expect(await details.textContent()).toContain(`docker pull ${host}/admin/app:v1`);
+      expect(await details.textContent()).toContain(`${host}/admin/app@${layout.image.digest}`);
       await check(page, '09-repository');
       await page.goto(`${wharf.baseUrl}/ui/namespace/admin`);
       await check(page, '10-namespace');
+      // Search finds repositories too.
+      await page.getByLabel('Search crates and repositories').first().fill('app');
+      await page.getByLabel('Search crates and repositories').first().press('Enter');
+      await page.getByRole('link', { name: 'admin/app' }).waitFor();
     });
 
     it('gives a user write on the repository, and skopeo copy succeeds for them', {

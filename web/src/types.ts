@@ -113,10 +113,40 @@ export interface TagPage {
 export interface Referrer {
   digest: string;
   artifact_type?: string | null;
-  artifactType?: string | null;
   media_type?: string;
-  mediaType?: string;
   size?: number;
+  annotations?: Record<string, string>;
+  created?: string | null;
+}
+
+export interface PullLines {
+  image?: string;
+  docker?: string;
+  podman?: string;
+  skopeo?: string;
+}
+
+/** API v1's `GET …/tag/{tag}`. */
+export interface TagDetail {
+  name: string;
+  digest: string;
+  manifest_digest: string;
+  media_type: string;
+  is_manifest_list: boolean;
+  size?: number | null;
+  artifact_type?: string | null;
+  created?: string | null;
+  labels?: Record<string, string> | null;
+  platforms?: {
+    digest: string;
+    media_type?: string;
+    platform: Platform;
+    size?: number;
+    created?: string | null;
+  }[];
+  referrers?: Referrer[];
+  pull?: PullLines;
+  pull_by_digest?: PullLines;
 }
 
 export interface Token {

@@ -1,9 +1,9 @@
 import { Fragment } from 'preact';
 import { useState } from 'preact/hooks';
-import { ApiFailure, call, get, query, repoPath } from '../api.ts';
+import { call, get, query, repoPath } from '../api.ts';
 import { navigate, useLocation } from '../router.ts';
 import { useAppState } from '../state.ts';
-import type { Referrer, RepositorySummary, Tag, TagPage } from '../types.ts';
+import type { Platform, RepositorySummary, Tag, TagDetail, TagPage } from '../types.ts';
 import {
   age,
   CopyLine,
@@ -18,38 +18,98 @@ import {
 
 const TAGS_PER_PAGE = 50;
 
-function platforms(tag: Tag): string {
-  if (!tag.platforms?.length) return tag.is_manifest_list ? 'index' : '—';
-  return tag.platforms.map((p) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`).join(', ');
+function platformName(p: Platform): string {
+  return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 }
 
-function Referrers({ name, digest }: { name: string; digest: string }) {
-  const referrers = useLoad(
-    () =>
-      get<{ referrers: Referrer[] }>(
-        `/api/v1/repository/${repoPath(name)}/manifest/${digest}/referrers`,
-      ).catch((error: unknown) => {
-        if (error instanceof ApiFailure && error.status === 404) return { referrers: [] };
-        throw error;
-      }),
-    [name, digest],
+function platforms(tag: Tag): string {
+  if (!tag.platforms?.length) return tag.is_manifest_list ? 'index' : '—';
+  return tag.platforms.map(platformName).join(', ');
+}
+
+/** One tag: its pull lines (built by the server from the public URL), platforms, labels and referrers. */
+function TagDetails({ name, tag }: { name: string; tag: string }) {
+  const details = useLoad(
+    () => get<TagDetail>(`/api/v1/repository/${repoPath(name)}/tag/${encodeURIComponent(tag)}`),
+    [name, tag],
   );
-  if (referrers.loading) return <Loading what="referrers" />;
-  if (referrers.error) return <Failure error={referrers.error} />;
-  const list = referrers.data?.referrers ?? [];
-  if (list.length === 0)
-    return <p class="muted">No signatures, SBOMs or attestations refer to this manifest.</p>;
+  if (details.loading) return <Loading what={`tag ${tag}`} />;
+  if (details.error || !details.data) return details.error ? <Failure error={details.error} /> : null;
+  const info = details.data;
+  const labels = Object.entries(info.labels ?? {});
+  const referrers = info.referrers ?? [];
   return (
-    <ul class="plain">
-      {list.map((referrer) => (
-        <li key={referrer.digest}>
-          <code title={referrer.digest}>{shortDigest(referrer.digest)}</code>{' '}
-          {referrer.artifact_type ?? referrer.artifactType ?? referrer.media_type ?? referrer.mediaType}
-          {referrer.size !== undefined && <span class="muted"> · {formatBytes(referrer.size)}</span>}
-        </li>
-      ))}
-    </ul>
+    <div class="tag-details">
+      {info.pull?.docker && <CopyLine label="docker pull" text={info.pull.docker} />}
+      {info.pull_by_digest?.docker && <CopyLine label="pull by digest" text={info.pull_by_digest.docker} />}
+      {info.pull?.skopeo && <CopyLine label="skopeo copy" text={info.pull.skopeo} />}
+      <dl>
+        <dt>Media type</dt>
+        <dd>{info.media_type}</dd>
+        {info.created && (
+          <>
+            <dt>Created</dt>
+            <dd>{new Date(info.created).toISOString().replace('T', ' ').slice(0, 19)} UTC</dd>
+          </>
+        )}
+        {info.artifact_type && (
+          <>
+            <dt>Artifact type</dt>
+            <dd>{info.artifact_type}</dd>
+          </>
+        )}
+      </dl>
+      {(info.platforms?.length ?? 0) > 0 && (
+        <>
+          <h3>Platforms</h3>
+          <ul class="plain">
+            {info.platforms?.map((entry) => (
+              <li key={entry.digest}>
+                {platformName(entry.platform)} <code title={entry.digest}>{shortDigest(entry.digest)}</code>{' '}
+                <span class="muted">{formatBytes(entry.size)}</span>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {labels.length > 0 && (
+        <>
+          <h3>Labels</h3>
+          <dl>
+            {labels.map(([key, value]) => (
+              <Fragment key={key}>
+                <dt>{key}</dt>
+                <dd>{value}</dd>
+              </Fragment>
+            ))}
+          </dl>
+        </>
+      )}
+      <h3>Referrers</h3>
+      {referrers.length === 0 ? (
+        <p class="muted">No signatures, SBOMs or attestations refer to this manifest.</p>
+      ) : (
+        <ul class="plain">
+          {referrers.map((referrer) => (
+            <li key={referrer.digest}>
+              <span class="badge">{referrerKind(referrer.artifact_type ?? referrer.media_type ?? '')}</span>{' '}
+              {referrer.artifact_type ?? referrer.media_type}{' '}
+              <code title={referrer.digest}>{shortDigest(referrer.digest)}</code>
+              {referrer.size !== undefined && <span class="muted"> · {formatBytes(referrer.size)}</span>}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
   );
+}
+
+/** What a referrer is, from its artifact type: cosign and notation signatures, SPDX and CycloneDX SBOMs, in-toto. */
+function referrerKind(type: string): string {
+  if (/sig|signature|notary/i.test(type)) return 'signature';
+  if (/spdx|cyclonedx|sbom|syft/i.test(type)) return 'SBOM';
+  if (/in-toto|attestation|provenance|slsa/i.test(type)) return 'attestation';
+  return 'artifact';
 }
 
 /** Loaded beside the repository's own record (not after it): the first page of tags is what people wait for. */
@@ -116,7 +176,7 @@ function Tags({ name, canWrite }: { name: string; canWrite: boolean }) {
                       <code title={tag.manifest_digest ?? ''}>{shortDigest(tag.manifest_digest)}</code>
                     </td>
                     <td>{formatBytes(tag.size)}</td>
-                    <td>{age(tag.last_modified ?? tag.start_ts)}</td>
+                    <td>{age(tag.start_ts ?? tag.last_modified)}</td>
                     <td>{platforms(tag)}</td>
                     <td class="actions">
                       <button
@@ -137,19 +197,7 @@ function Tags({ name, canWrite }: { name: string; canWrite: boolean }) {
                   {open === tag.name && (
                     <tr class="details">
                       <td colSpan={6}>
-                        <CopyLine label="docker pull" text={`docker pull ${host}/${name}:${tag.name}`} />
-                        {tag.manifest_digest && (
-                          <CopyLine
-                            label="pull by digest"
-                            text={`docker pull ${host}/${name}@${tag.manifest_digest}`}
-                          />
-                        )}
-                        <CopyLine
-                          label="skopeo copy"
-                          text={`skopeo copy docker://${host}/${name}:${tag.name} oci:${name.split('/').pop()}:${tag.name}`}
-                        />
-                        <h3>Referrers</h3>
-                        {tag.manifest_digest && <Referrers name={name} digest={tag.manifest_digest} />}
+                        <TagDetails name={name} tag={tag.name} />
                       </td>
                     </tr>
                   )}

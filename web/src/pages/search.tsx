@@ -1,25 +1,26 @@
-import { ApiFailure, get, query } from '../api.ts';
+import { get, query } from '../api.ts';
 import { navigate, useLocation } from '../router.ts';
 import type { CrateSummary, RepositorySummary } from '../types.ts';
 import { age, EmptyState, Failure, Loading, Pager, useLoad } from '../ui.tsx';
 
 const PER_PAGE = 20;
 
-/** API v1's repository search; a server without it is searched through the repository list. */
+interface FoundRepository {
+  name: string;
+  namespace: { name: string };
+  description: string | null;
+  is_public: boolean;
+}
+
+/** API v1's repository search (Quay's `find/repositories`): names and descriptions, the caller's visible ones. */
 async function findRepositories(q: string): Promise<RepositorySummary[]> {
-  try {
-    const found = await get<{ results?: RepositorySummary[]; repositories?: RepositorySummary[] }>(
-      `/api/v1/find/repositories${query({ query: q })}`,
-    );
-    return found.results ?? found.repositories ?? [];
-  } catch (error) {
-    if (!(error instanceof ApiFailure) || error.status !== 404) throw error;
-    const all = await get<{ repositories: RepositorySummary[] }>('/api/v1/repository');
-    const needle = q.toLowerCase();
-    return all.repositories.filter((r) =>
-      `${r.namespace}/${r.name} ${r.description}`.toLowerCase().includes(needle),
-    );
-  }
+  const found = await get<{ results: FoundRepository[] }>(`/api/v1/find/repositories${query({ query: q })}`);
+  return found.results.map((result) => ({
+    namespace: result.namespace.name,
+    name: result.name,
+    description: result.description ?? '',
+    is_public: result.is_public,
+  }));
 }
 
 export function SearchPage() {
