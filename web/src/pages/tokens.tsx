@@ -93,7 +93,10 @@ export function TokensPage() {
           <h2 id="created-heading">Token “{created.name}” created</h2>
           <p>Copy it now: it will not be shown again.</p>
           <CopyLine label="token" text={created.token} />
-          <CopyLine label="cargo login" text={`cargo login --registry wharf ${created.token}`} />
+          <CopyLine label="cargo login" text="cargo login --registry wharf" />
+          <p class="muted">
+            cargo asks for the token (paste it there, not on the command line, where shell history keeps it).
+          </p>
           <CopyLine label="docker login" text={`docker login ${settings?.registryHost} -u ${me.username}`} />
           <button type="button" onClick={() => setCreated(null)}>
             Done
