@@ -415,6 +415,8 @@ export function RepositoryPage({ name }: { name: string }) {
   const info = repository.data;
   const host = settings?.registryHost ?? '';
   const short = name.slice(name.indexOf('/') + 1);
+  // Over plain HTTP skopeo must be told (docker needs the host in its insecure-registries).
+  const insecure = settings?.baseUrl.startsWith('http:') ?? false;
   const tabs = [
     ['tags', 'Tags'],
     ...(info?.can_admin ? [['permissions', 'Permissions']] : []),
@@ -443,7 +445,7 @@ export function RepositoryPage({ name }: { name: string }) {
       <CopyLine label="docker pull" text={`docker pull ${host}/${name}:latest`} />
       <CopyLine
         label="skopeo copy"
-        text={`skopeo copy docker://${host}/${name}:latest oci:${short.split('/').pop()}:latest`}
+        text={`skopeo copy${insecure ? ' --src-tls-verify=false' : ''} docker://${host}/${name}:latest oci:${short.split('/').pop()}:latest`}
       />
       <nav class="tabs" aria-label="Repository sections">
         {tabs.map(([id, label]) => (
