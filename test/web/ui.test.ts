@@ -216,6 +216,14 @@ describe('web UI in Chromium', () => {
     const refused = await publish(home, '0.3.0', token);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/403|401|invalid|token/i);
+    // The first version yanked, for the crate page to show.
+    const yank = await cargo(['yank', '--registry', 'wharf', 'frob-tools@0.1.0'], {
+      cwd: work,
+      home,
+      targetDir: path.join(work, 'target'),
+      env: { CARGO_REGISTRIES_WHARF_TOKEN: adminToken },
+    });
+    expect(yank.code, yank.stderr).toBe(0);
   });
 
   it('finds the crate by a word of its description, shows its README and copies the install line', {
@@ -232,8 +240,11 @@ describe('web UI in Chromium', () => {
     expect(await page.title()).toBe('wharf');
     expect(await page.locator('.readme').textContent()).toContain('Frobnicating harbours since 2026');
     expect(await page.locator('.readme script').count()).toBe(0);
-    // Both versions, the newest selected.
-    expect(await page.getByRole('cell', { name: '0.1.0' }).count()).toBe(1);
+    // Both versions with their state, the newest selected.
+    const yanked = page.getByRole('row').filter({ has: page.getByRole('link', { name: '0.1.0' }) });
+    expect(await yanked.textContent()).toContain('yanked');
+    const current = page.getByRole('row').filter({ has: page.getByRole('link', { name: '0.2.0' }) });
+    expect(await current.textContent()).toContain('available');
     await page.getByRole('button', { name: 'Copy cargo add' }).click();
     await page.getByText('cargo add copied').waitFor();
     expect(await page.evaluate('navigator.clipboard.readText()')).toBe(
