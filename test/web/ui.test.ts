@@ -158,6 +158,11 @@ describe('web UI in Chromium', () => {
     await page.getByRole('heading', { name: 'New here?' }).waitFor();
     expect(await page.textContent('main')).toContain(`sparse+${wharf.baseUrl}/index/`);
     await check(page, '01-home-anonymous');
+    // Keyboard: the first Tab reaches the skip link, which moves focus to the page's content.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate('document.activeElement.textContent')).toBe('Skip to content');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate('document.activeElement.id')).toBe('main');
     await page.goto(`${wharf.baseUrl}/ui/signin`);
     await check(page, '02-signin');
     await page.getByLabel('User name').fill('admin');
@@ -329,6 +334,20 @@ describe('web UI in Chromium', () => {
       await page.getByText('bob now has write.').waitFor();
       await check(page, '12-repository-permissions');
       await skopeo('bob', 'bob-password-123', source, `docker://${host}/admin/app:bob`);
+    });
+
+    it('changes the description and the visibility', { timeout: 60_000 }, async () => {
+      await page.goto(`${wharf.baseUrl}/ui/repository/admin/app?tab=settings`);
+      await page.getByLabel('Description').fill('The app, built nightly');
+      await page.getByRole('radio', { name: /public/ }).check();
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByText('The app, built nightly').first().waitFor();
+      await page.locator('.title-row .badge', { hasText: 'public' }).waitFor();
+      await check(page, '12b-repository-settings');
+      const record = await fetch(`${wharf.baseUrl}/api/v1/repository/admin/app`, {
+        headers: { authorization: `Bearer ${adminToken}` },
+      });
+      expect(await record.json()).toMatchObject({ description: 'The app, built nightly', is_public: true });
     });
 
     it('deletes a tag from the UI, as DELETE /v2/…/manifests/<tag> would', { timeout: 120_000 }, async () => {

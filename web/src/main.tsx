@@ -112,9 +112,12 @@ function App() {
   const { ready } = useAppState();
   const { path } = useLocation();
   const main = useRef<HTMLElement>(null);
+  const firstPath = useRef(path);
   useEffect(() => {
-    // After a client-side navigation, screen readers and keyboards start at the new page.
-    main.current?.focus({ preventScroll: true });
+    // After a client-side navigation, screen readers and keyboards start at the new page; on the
+    // first load the browser's own order applies (Tab reaches the skip link first).
+    if (path !== firstPath.current) main.current?.focus({ preventScroll: true });
+    firstPath.current = '';
   }, [path]);
   let page: preact.JSX.Element | null = null;
   for (const [pattern, view] of ROUTES) {

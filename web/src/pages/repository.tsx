@@ -364,18 +364,22 @@ function Settings({
       <h2 id="settings-heading">Settings</h2>
       <form class="stack" onSubmit={save}>
         <label for="description">Description</label>
-        <textarea id="description" name="description" rows={3} maxLength={4096}>
-          {repository.description}
-        </textarea>
+        <textarea
+          id="description"
+          name="description"
+          rows={3}
+          maxLength={4096}
+          defaultValue={repository.description}
+        />
         {repository.can_admin && (
           <fieldset>
             <legend>Visibility</legend>
             <label>
-              <input type="radio" name="visibility" value="public" checked={repository.is_public} /> public:
-              anyone signed in may pull
+              <input type="radio" name="visibility" value="public" defaultChecked={repository.is_public} />{' '}
+              public: anyone signed in may pull
             </label>
             <label>
-              <input type="radio" name="visibility" value="private" checked={!repository.is_public} />{' '}
+              <input type="radio" name="visibility" value="private" defaultChecked={!repository.is_public} />{' '}
               private: only people with a role
             </label>
           </fieldset>
