@@ -62,6 +62,11 @@ describe('auth and registry roles in separate processes', () => {
     expect((await fetch(`${registry.url}/index/config.json`)).status).toBe(200);
     expect((await fetch(`${auth.url}/index/config.json`)).status).toBe(404);
     expect((await fetch(`${registry.url}/ktra/api/v1/login/x`, { method: 'POST' })).status).toBe(404);
+    // The web UI is the Registry's; it knows accounts (tokens, users) are managed elsewhere.
+    const html = { accept: 'text/html' };
+    expect((await fetch(`${auth.url}/ui/tokens`, { headers: html })).status).toBe(404);
+    const settings = await fetch(`${registry.url}/ui/settings.json`);
+    expect(((await settings.json()) as { accounts: boolean }).accounts).toBe(false);
   });
 
   it('issues Docker tokens for a password and for an API token checked by the AuthService', async () => {

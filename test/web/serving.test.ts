@@ -105,6 +105,7 @@ describe('web UI serving', () => {
       registryHost: new URL(server.url).host,
       openidProviders: [],
       protocols: ['cargo', 'oci'],
+      accounts: true,
     });
   });
 

@@ -15,7 +15,7 @@ import { signOut, start, useAppState } from './state.ts';
 import { Failure, Loading } from './ui.tsx';
 
 function Header() {
-  const { me } = useAppState();
+  const { me, settings } = useAppState();
   const { path, params } = useLocation();
   const search = (event: SubmitEvent) => {
     event.preventDefault();
@@ -58,17 +58,19 @@ function Header() {
                   Repositories
                 </a>
               </li>
-              <li>
-                <a href="/ui/tokens" aria-current={current('/ui/tokens')}>
-                  Tokens
-                </a>
-              </li>
+              {settings?.accounts && (
+                <li>
+                  <a href="/ui/tokens" aria-current={current('/ui/tokens')}>
+                    Tokens
+                  </a>
+                </li>
+              )}
               <li>
                 <a href="/ui/robots" aria-current={current('/ui/robots')}>
                   Robots
                 </a>
               </li>
-              {me.super_user && (
+              {me.super_user && settings?.accounts && (
                 <li>
                   <a href="/ui/admin/users" aria-current={current('/ui/admin')}>
                     Admin

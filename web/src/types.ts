@@ -5,6 +5,8 @@ export interface Settings {
   registryHost: string;
   openidProviders: string[];
   protocols: string[];
+  /** Whether /auth/api/v1 (tokens, users, groups, services) is served here. */
+  accounts: boolean;
 }
 
 export interface Me {

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { call, get } from '../api.ts';
 import { useAppState } from '../state.ts';
 import { EmptyState, Failure, Loading, Pager, useLoad } from '../ui.tsx';
-import { SignInFirst } from './tokens.tsx';
+import { AccountsElsewhere, SignInFirst } from './tokens.tsx';
 
 interface User {
   username: string;
@@ -364,8 +364,9 @@ function Services() {
 }
 
 export function AdminPage({ section }: { section: string }) {
-  const { me } = useAppState();
+  const { me, settings } = useAppState();
   if (!me) return <SignInFirst what="users, groups and services" />;
+  if (settings && !settings.accounts) return <AccountsElsewhere />;
   if (!me.super_user)
     return (
       <>

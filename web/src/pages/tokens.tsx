@@ -35,6 +35,19 @@ export function SignInFirst({ what }: { what: string }) {
   );
 }
 
+/** A registry deployed without the AuthService in its process: accounts are managed there. */
+export function AccountsElsewhere() {
+  return (
+    <EmptyState title="Accounts are managed by the AuthService">
+      <p>
+        This registry runs without the AuthService in its process. Get a token for cargo and docker at{' '}
+        <a href="/me">/me</a>, or with the AuthService's API (<code>POST /auth/api/v1/tokens</code> on its
+        address).
+      </p>
+    </EmptyState>
+  );
+}
+
 export function TokensPage() {
   const { me, settings } = useAppState();
   const tokens = useLoad(
@@ -45,6 +58,7 @@ export function TokensPage() {
   const [error, setError] = useState<string | null>(null);
   const [status, setStatus] = useState<string | null>(null);
   if (!me) return <SignInFirst what="your tokens" />;
+  if (settings && !settings.accounts) return <AccountsElsewhere />;
 
   const create = async (event: SubmitEvent) => {
     event.preventDefault();
