@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cargo, cargoHome, registryToml, writeCrate } from '../cargo/cargo-cli.ts';
+import { metadata, publishBody, simpleCrate } from '../cargo/crate-file.ts';
 import { writeOciLayout } from '../oci/layout.ts';
 import { launchChromium } from '../openid/chromium.ts';
 import { ADMIN_PASSWORD, type Harness, startHarness } from '../openid/harness.ts';
@@ -259,6 +260,33 @@ describe('web UI in Chromium', () => {
       /downloads in the last 90 days/,
     );
     await check(page, '08-crate');
+  });
+
+  it('pages a crate with 500 versions', { timeout: 300_000 }, async () => {
+    for (let minor = 0; minor < 500; minor++) {
+      const version = `1.${minor}.0`;
+      const response = await fetch(`${wharf.baseUrl}/api/v1/crates/new`, {
+        method: 'PUT',
+        headers: { authorization: adminToken },
+        body: publishBody(metadata('many-versions', version), await simpleCrate('many-versions', version)),
+      });
+      expect(response.status, version).toBe(200);
+    }
+    await page.goto(`${wharf.baseUrl}/ui/crates/many-versions`);
+    await page.getByRole('heading', { name: 'Versions (500)' }).waitFor();
+    const versions = page
+      .locator('table')
+      .filter({ has: page.getByRole('columnheader', { name: 'Version' }) });
+    // One page of 25 at a time, newest first.
+    expect(await versions.locator('tbody tr').count()).toBe(25);
+    expect(await versions.locator('tbody tr').first().textContent()).toContain('1.499.0');
+    await page
+      .getByRole('navigation', { name: 'Versions pages' })
+      .getByRole('button', { name: 'Next' })
+      .click();
+    await versions.getByRole('link', { name: '1.474.0' }).waitFor();
+    expect(await versions.locator('tbody tr').count()).toBe(25);
+    await check(page, '08b-crate-500-versions');
   });
 
   describe('repositories', () => {
