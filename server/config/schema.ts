@@ -437,6 +437,12 @@ const registrySchema = {
   properties: {
     /** Base URL of the AuthService; empty means "this process" (all roles in one). */
     authUrl: { type: 'string', format: 'uri' },
+    authRestAuthPrefix: {
+      type: 'string',
+      pattern: '^(/[A-Za-z0-9._~-]+)*$',
+      default: '/restauth',
+      description: "Path of the AuthService's RestAuth API under authUrl (its auth.restauth.pathPrefix).",
+    },
     serviceName: { type: 'string', minLength: 1 },
     servicePassword: { type: 'string', minLength: 1 },
     servicePasswordFile: { type: 'string', minLength: 1 },

@@ -79,6 +79,7 @@ export interface AuthConfig {
 
 export interface RegistryConfig {
   authUrl?: string;
+  authRestAuthPrefix: string;
   serviceName?: string;
   servicePassword?: string;
   servicePasswordFile?: string;
