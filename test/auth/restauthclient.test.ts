@@ -292,10 +292,13 @@ describe('the released RestAuth client library (restauthclient 0.6.2) against wh
       ['create (form)', form(user('create', null, 'gina', 'gina-pass')), ok('gina')],
       ['set property (form)', form(user('set_property', 'gina', 'lang', 'fr')), ok()],
       ['get property (form)', form(user('get_property', 'gina', 'lang')), ok('fr')],
+      ['set several (form)', form(user('set_properties', 'gina', { tz: 'UTC' })), ok()],
+      ['disable password (form: an empty body)', form(user('set_password', 'gina')), ok()],
+      ['disabled (form)', form(user('verify_password', 'gina', 'gina-pass')), ok(false)],
       [
         'properties (form)',
         form(user('get_properties', 'gina')),
-        ok({ 'date joined': expect.any(String), lang: 'fr' }),
+        ok({ 'date joined': expect.any(String), lang: 'fr', tz: 'UTC' }),
       ],
       [
         'pickle: no such format here',
