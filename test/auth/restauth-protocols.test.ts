@@ -132,6 +132,16 @@ describe('RestAuth at the root of a host, two revisions side by side', () => {
       });
       expect(unsupported.status).toBe(415);
     }
+    // No Content-Type at all: RestAuth 0.6.4 refuses such a POST with 415 too.
+    const untyped = await fetch(`${base}/users/`, {
+      method: 'POST',
+      headers: { authorization: WIKI },
+      body: new Uint8Array(Buffer.from('{"user":"frank"}')),
+    });
+    expect(untyped.status).toBe(415);
+    // The dry runs belong to 0.6: a reference service finds no such resource.
+    const dryRun = await call(`${base}/test/groups/`, 'POST', { auth: REFERENCE, json: { group: 'x' } });
+    expect([dryRun.status, dryRun.body]).toEqual([404, { error: expect.any(String) }]);
     expect((await call(`${base}/users/frank/`, 'GET', { auth: WIKI })).status).toBe(404);
     const form = await raw(`${base}/users/`, 'POST', {
       auth: WIKI,
