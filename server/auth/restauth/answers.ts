@@ -28,7 +28,7 @@ export type Outcome =
   /** A password check refused by the rate limits, unchecked. */
   | { kind: 'throttled'; retryAfterSeconds: number }
   /** The password queue is full: nothing was checked or changed. */
-  | { kind: 'overloaded'; retryAfterSeconds: number };
+  | { kind: 'overloaded'; retryAfterSeconds: number; message: string };
 
 export interface RestAuthProtocol {
   name: Protocol;
@@ -99,7 +99,7 @@ const reference: RestAuthProtocol = {
         return this.error(reply, 429, 'too many failed password checks');
       case 'overloaded':
         reply.header('retry-after', String(outcome.retryAfterSeconds));
-        return this.error(reply, 503, 'password checks are queued to capacity; retry later');
+        return this.error(reply, 503, outcome.message);
     }
     throw new Error(`unhandled outcome ${outcome.kind}`);
   },
@@ -136,7 +136,7 @@ const restauth06: RestAuthProtocol = {
       case 'overloaded':
         // 500 is the server failure the clients raise as InternalServerError; 503 would be unknown.
         reply.header('retry-after', String(outcome.retryAfterSeconds));
-        return this.error(reply, 500, 'password checks are queued to capacity; retry later');
+        return this.error(reply, 500, outcome.message);
     }
     throw new Error(`unhandled outcome ${outcome.kind}`);
   },

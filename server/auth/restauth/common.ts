@@ -122,7 +122,7 @@ export function outcomeOfError(error: unknown): Outcome {
   if (error instanceof TooManyAttemptsError)
     return { kind: 'throttled', retryAfterSeconds: error.retryAfterSeconds };
   if (error instanceof PasswordQueueFullError)
-    return { kind: 'overloaded', retryAfterSeconds: error.retryAfterSeconds };
+    return { kind: 'overloaded', retryAfterSeconds: error.retryAfterSeconds, message: error.message };
   throw error;
 }
 
