@@ -418,19 +418,35 @@ export class Directory {
     );
   }
 
+  /**
+   * Whether a group may have this (normalized) name here: shared groups name namespaces, so they
+   * follow the registry rules; a service's own groups never do, and may follow RestAuth's.
+   */
+  private isValidGroupNameIn(name: string, scope: GroupScope, rules: UserNameRules): boolean {
+    return scope !== null && rules === 'restauth' ? isValidPersonName(name, rules) : isValidGroupName(name);
+  }
+
   /** Throws the IdentityError createGroup would (invalid, exists) and writes nothing. */
-  async checkNewGroup(rawName: string, scope: GroupScope = null): Promise<string> {
+  async checkNewGroup(
+    rawName: string,
+    scope: GroupScope = null,
+    rules: UserNameRules = 'registry',
+  ): Promise<string> {
     const name = normalizeName(rawName);
-    if (!isValidGroupName(name))
+    if (!this.isValidGroupNameIn(name, scope, rules))
       throw new IdentityError('invalid', `invalid group name ${JSON.stringify(rawName)}`);
     if (groupNamed(await this.groups(scope), name))
       throw new IdentityError('exists', `group ${name} already exists`);
     return name;
   }
 
-  async createGroup(rawName: string, scope: GroupScope = null): Promise<void> {
+  async createGroup(
+    rawName: string,
+    scope: GroupScope = null,
+    rules: UserNameRules = 'registry',
+  ): Promise<void> {
     const name = normalizeName(rawName);
-    if (!isValidGroupName(name))
+    if (!this.isValidGroupNameIn(name, scope, rules))
       throw new IdentityError('invalid', `invalid group name ${JSON.stringify(rawName)}`);
     await this.updateGroups((doc) => {
       if (groupNamed(doc, name)) throw new IdentityError('exists', `group ${name} already exists`);

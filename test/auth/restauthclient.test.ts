@@ -254,10 +254,19 @@ describe('the released RestAuth client library (restauthclient 0.6.2) against wh
   it("keeps a service's groups its own: other services and the registries never see them", async () => {
     await drive([
       ['create', group('create', null, 'wiki-admins'), ok('wiki-admins')],
+      // Its own groups name no namespace, so they may be named as its users are.
+      ['create, name with a space', group('create', null, 'Wiki Admins Ä'), ok('Wiki Admins Ä')],
+      ['exists, folded', group('get', null, 'wiki admins ä'), ok('wiki admins ä')],
+      ['add member', group('add_user', 'Wiki Admins Ä', 'mati space'), ok()],
+      ['is member', group('is_member', 'wiki admins ä', 'mati space'), ok(true)],
       ['add member', group('add_user', 'wiki-admins', 'alice'), ok()],
     ]);
     const tester = { auth: basic('tester', 'service-password-0123456789') };
     expect((await call(`${server.url}/groups/`, 'GET', tester)).body).toEqual([]);
+    // A shared group still follows the registry rules: it would name a namespace.
+    expect(
+      (await call(`${server.url}/groups/`, 'POST', { ...tester, json: { group: 'Wiki Admins' } })).status,
+    ).toBe(400);
     expect((await call(`${server.url}/groups/wiki-admins/`, 'GET', tester)).status).toBe(404);
     // The same name in the shared groups is another group.
     expect(

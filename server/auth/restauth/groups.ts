@@ -10,6 +10,7 @@ import {
   malformed,
   notFound,
   type Params,
+  policyOf,
   type RestAuthKit,
   restAuthRoute,
 } from './common.ts';
@@ -52,7 +53,7 @@ export function groupRoutes(app: FastifyInstance, kit: RestAuthKit): void {
       const input = await newGroup(request);
       if ('kind' in input) return input;
       const scope = groupScopeOf(request);
-      await directory.createGroup(input.group, scope);
+      await directory.createGroup(input.group, scope, policyOf(request).userNames);
       for (const user of input.users) await directory.addToGroups([normalizeName(input.group)], user, scope);
       return CREATED;
     },
@@ -67,7 +68,7 @@ export function groupRoutes(app: FastifyInstance, kit: RestAuthKit): void {
     handler: async (request) => {
       const input = await newGroup(request);
       if ('kind' in input) return input;
-      await directory.checkNewGroup(input.group, groupScopeOf(request));
+      await directory.checkNewGroup(input.group, groupScopeOf(request), policyOf(request).userNames);
       return CREATED;
     },
   });
