@@ -168,15 +168,13 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
           : { kind: 'forbidden', message: `service ${service.name} lacks permission ${permission}` };
       let outcome: Outcome;
       try {
-        outcome = await verify(request.body, denied, origin(request));
+        outcome = await verify(request.body, denied, kit.origin(request));
       } catch (error) {
         outcome = outcomeOfError(error);
       }
       return protocol.answer(reply, outcome, format);
     },
   );
-  const { origin } = kit;
-
   async function verify(
     body: unknown,
     denied: (permission: Permission) => Outcome | null,
