@@ -15,7 +15,7 @@ import { createRegistryRole } from './registry/role.ts';
 import type { Role } from './roles.ts';
 import { InstrumentedStore, StoreMetrics } from './store/instrumented-store.ts';
 import type { ObjectStore } from './store/object-store.ts';
-import { frameworkErrors, rootErrorHandler, sendRootError } from './surfaces.ts';
+import { rootSurfaces } from './surfaces.ts';
 
 export interface RouteSummary {
   method: string;
@@ -38,6 +38,7 @@ export async function buildWharf(config: WharfConfig, driver: ObjectStore, logge
   const metrics = new Metrics();
   const store = new InstrumentedStore(driver, new StoreMetrics(metrics.registry));
   let accepting = true;
+  const surfaces = rootSurfaces(config.auth.restauth.pathPrefix);
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     // JSON and forms; credential requests, cargo publish and manifests set their own limits.
@@ -48,17 +49,15 @@ export async function buildWharf(config: WharfConfig, driver: ObjectStore, logge
     routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: 500 },
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    frameworkErrors,
+    frameworkErrors: surfaces.frameworkErrors,
   });
   // Every route, as registered: tests derive from it what they must cover.
   const routes: RouteSummary[] = [];
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) routes.push({ method, url: route.url });
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendRootError(request, reply, 404, `no route for ${request.method} ${request.url.split('?')[0]}`),
-  );
-  app.setErrorHandler(rootErrorHandler);
+  app.setNotFoundHandler(surfaces.notFound);
+  app.setErrorHandler(surfaces.errorHandler);
   metrics.instrument(app);
   watchBodies(app, config.http, metrics);
   closeOnUnreadBody(app);

@@ -17,6 +17,7 @@ export function sendRootError(
   reply: FastifyReply,
   status: number,
   message: string,
+  restAuthPrefix: string = RESTAUTH_PREFIX,
 ): FastifyReply {
   // As the router sees it: duplicate slashes and a trailing slash do not change the route.
   const path = (request.url.split('?')[0] ?? '').replace(/\/{2,}/g, '/').replace(/(.)\/$/, '$1');
@@ -26,8 +27,7 @@ export function sendRootError(
     reply.header('Docker-Distribution-Api-Version', 'registry/2.0');
     return sendOciError(reply, new OciError(code, message, { status }));
   }
-  if (path === RESTAUTH_PREFIX || path.startsWith(`${RESTAUTH_PREFIX}/`))
-    return reply.code(status).send({ error: message });
+  if (isRestAuthPath(path, restAuthPrefix)) return reply.code(status).send({ error: message });
   // The Quay-style API v1 shares `/api/v1/` with cargo's Web API, which owns `/api/v1/crates`.
   const cargoApi = path === '/api/v1/crates' || path.startsWith('/api/v1/crates/');
   if ((path.startsWith('/api/v1/') && !cargoApi) || path === '/csrf_token')
@@ -36,25 +36,37 @@ export function sendRootError(
   return ktraError(reply, status, message);
 }
 
-/** Fastify's `frameworkErrors` option: a bad URL or an over-long parameter, answered as above. */
-export function frameworkErrors(
-  error: { statusCode?: number; message: string },
-  request: FastifyRequest,
-  reply: FastifyReply,
-): void {
-  const status = error.statusCode ?? 400;
-  const message =
-    status === 414 ? 'a path segment is too long' : 'the URL path is not valid percent-encoding';
-  sendRootError(request, reply, status, message);
+/** RestAuth's resources under its prefix; at the root (`""`), its own top-level paths. */
+function isRestAuthPath(path: string, prefix: string): boolean {
+  if (prefix !== '') return path === prefix || path.startsWith(`${prefix}/`);
+  return ['/users', '/groups', '/test', '/verify'].some((top) => path === top || path.startsWith(`${top}/`));
 }
 
-/** The root error handler: Fastify's refusals keep their status, anything else is a 500. */
-export function rootErrorHandler(
-  error: FastifyError,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): FastifyReply {
-  const status = requestErrorStatus(error);
-  if (status === null) request.log.error({ err: error }, 'request failed');
-  return sendRootError(request, reply, status ?? 500, status === null ? 'internal error' : error.message);
+/**
+ * The root's answers for one server: its not-found handler, Fastify's `frameworkErrors` option (a
+ * bad URL or an over-long parameter) and its error handler (Fastify's refusals keep their status,
+ * anything else is a 500), each in the format of the API the path belongs to.
+ */
+export function rootSurfaces(restAuthPrefix: string) {
+  const send = (request: FastifyRequest, reply: FastifyReply, status: number, message: string) =>
+    sendRootError(request, reply, status, message, restAuthPrefix);
+  return {
+    notFound: (request: FastifyRequest, reply: FastifyReply) =>
+      send(request, reply, 404, `no route for ${request.method} ${request.url.split('?')[0]}`),
+    frameworkErrors(
+      error: { statusCode?: number; message: string },
+      request: FastifyRequest,
+      reply: FastifyReply,
+    ) {
+      const status = error.statusCode ?? 400;
+      const message =
+        status === 414 ? 'a path segment is too long' : 'the URL path is not valid percent-encoding';
+      send(request, reply, status, message);
+    },
+    errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+      const status = requestErrorStatus(error);
+      if (status === null) request.log.error({ err: error }, 'request failed');
+      return send(request, reply, status ?? 500, status === null ? 'internal error' : error.message);
+    },
+  };
 }

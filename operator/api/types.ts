@@ -247,6 +247,30 @@ export const authServiceSchema = {
                 description:
                   "Trust the client's X-Forwarded-For as its end user's address for password rate limits (default false).",
               },
+              protocol: {
+                type: 'string',
+                enum: ['reference', 'restauth-0.6'],
+                description:
+                  'RestAuth revision it speaks: reference (default) or restauth-0.6 (the released server and its client libraries).',
+              },
+              userNames: {
+                type: 'string',
+                enum: ['registry', 'restauth'],
+                description:
+                  'Names it may give new users: registry (default) or also RestAuth names (spaces, non-ASCII).',
+              },
+              passwordMinLength: {
+                type: 'integer',
+                minimum: 6,
+                maximum: 256,
+                description: 'Shortest password it may set (default 8).',
+              },
+              groups: {
+                type: 'string',
+                enum: ['shared', 'own'],
+                description:
+                  'shared (default): the groups registries see; own: groups only this client sees.',
+              },
             },
             required: ['name'],
           },
@@ -259,6 +283,13 @@ export const authServiceSchema = {
           ...localRef,
           description:
             'Secret with key "password" for the bootstrap admin; generated into <name>-admin when omitted.',
+        },
+        restauthPathPrefix: {
+          type: 'string',
+          pattern: '^(/[A-Za-z0-9._~-]+)*$',
+          default: '/restauth',
+          description:
+            'Where the RestAuth API is served; "" serves it at the root of the AuthService host (released RestAuth clients need it there). Its Registries follow.',
         },
       },
       required: ['storage'],

@@ -76,6 +76,8 @@ export interface RegistryInputs {
   image: string;
   bucket: string;
   authServiceName: string;
+  /** Its AuthService's `restauthPathPrefix`, where the Registry asks it about credentials. */
+  authRestAuthPrefix: string;
   serviceName: string;
   secretsDigest: string;
 }
@@ -114,6 +116,10 @@ export function authServiceConfig(auth: AuthService, inputs: AuthServiceInputs):
     passwordFile: `${SERVICES_DIR}/${service.name}`,
     permissions: service.permissions,
     ...(service.forwardsClientAddress ? { forwardsClientAddress: true } : {}),
+    ...(service.protocol ? { protocol: service.protocol } : {}),
+    ...(service.userNames ? { userNames: service.userNames } : {}),
+    ...(service.passwordMinLength ? { passwordMinLength: service.passwordMinLength } : {}),
+    ...(service.groups ? { groups: service.groups } : {}),
   }));
   const registryServices = inputs.registries.map((registry) => ({
     name: registry.serviceName,
@@ -137,6 +143,7 @@ export function authServiceConfig(auth: AuthService, inputs: AuthServiceInputs):
       signup: auth.spec.signup,
       adminPasswordFile: `${ADMIN_DIR}/password`,
       services: [...ownServices, ...registryServices],
+      restauth: { pathPrefix: auth.spec.restauthPathPrefix },
     },
     openid: inputs.providers.length
       ? {
@@ -175,6 +182,7 @@ export function registryConfig(registry: Registry, inputs: RegistryInputs): Reco
     store: storeConfig(registry.spec.storage, inputs.bucket),
     registry: {
       authUrl: serviceUrl(authNames(inputs.authServiceName).workload, registry.metadata.namespace),
+      authRestAuthPrefix: inputs.authRestAuthPrefix,
       serviceName: inputs.serviceName,
       servicePasswordFile: `${AUTH_CLIENT_DIR}/password`,
       superusers: registry.spec.superusers,

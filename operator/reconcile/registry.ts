@@ -118,6 +118,7 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
     image: ctx.defaultImage,
     bucket: bucketName(registry, 'registry'),
     authServiceName: authName,
+    authRestAuthPrefix: auth?.spec.restauthPathPrefix ?? '/restauth',
     serviceName,
     secretsDigest: stableHash({ client: client.data, signing: stableHash(signing.data) }),
   });

@@ -1,7 +1,7 @@
 import type { Principal } from '../identity/principal.ts';
 import { type Operation, scopeRefusal } from '../identity/scopes.ts';
 import type { CrateMeta } from '../registry/cargo/owners.ts';
-import { namespaceOf } from '../registry/oci/names.ts';
+import { isNamespaceName, namespaceOf } from '../registry/oci/names.ts';
 import type { Repository, RepositoryRole } from '../registry/oci/permissions.ts';
 
 /**
@@ -105,8 +105,13 @@ export class AccessPolicy {
     );
   }
 
-  /** A namespace is owned by the user of that name, by the members of the group of that name, and by superusers. */
+  /**
+   * A namespace is owned by the user of that name, by the members of the group of that name, and by
+   * superusers. Only a valid namespace name is anyone's: a user named as RestAuth allows (`mati
+   * space`) owns none, not even one spelled like its name.
+   */
   ownsNamespace(principal: Principal, namespace: string): boolean {
+    if (!isNamespaceName(namespace)) return false;
     if (this.isSuperuser(principal)) return true;
     return (
       principal.kind === 'user' && (principal.name === namespace || principal.groups.includes(namespace))

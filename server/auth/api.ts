@@ -9,10 +9,18 @@ import { requestErrorStatus } from '../http/request-errors.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
 import type { CredentialResolver } from '../identity/credential-resolver.ts';
 import { IdentityError, type TokenEntry, type UserRecord } from '../identity/directory.ts';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH_FLOOR } from '../identity/names.ts';
 import { PasswordQueueFullError } from '../identity/password-pool.ts';
 import type { Principal } from '../identity/principal.ts';
 import { ScopeError, TOKEN_SCOPES, tokenScopes } from '../identity/scopes.ts';
-import { isValidPermission, isValidServiceName, type ServiceRegistry } from '../identity/services.ts';
+import {
+  isValidPermission,
+  isValidServiceName,
+  PROTOCOLS,
+  profileOf,
+  type ServiceProfile,
+  type ServiceRegistry,
+} from '../identity/services.ts';
 import {
   readCookie,
   SESSION_COOKIE,
@@ -78,10 +86,18 @@ const serviceBody = {
     password: { type: 'string', minLength: 12 },
     permissions: { type: 'array', items: { type: 'string' } },
     forwardsClientAddress: { type: 'boolean' },
+    protocol: { enum: [...PROTOCOLS] },
+    userNames: { enum: ['registry', 'restauth'] },
+    passwordMinLength: { type: 'integer', minimum: PASSWORD_MIN_LENGTH_FLOOR, maximum: PASSWORD_MAX_LENGTH },
+    groups: { enum: ['shared', 'own'] },
   },
   required: ['permissions'],
 } as const;
-type ServiceBody = { password?: string; permissions: string[]; forwardsClientAddress?: boolean };
+type ServiceBody = {
+  password?: string;
+  permissions: string[];
+  forwardsClientAddress?: boolean;
+} & Partial<ServiceProfile>;
 
 /** A token as its owner sees it: never the secret, never the hash. */
 function describeToken(token: TokenEntry) {
@@ -324,13 +340,15 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       if (invalid) return ktraError(reply, 400, `unknown permission ${JSON.stringify(invalid)}`);
       const password = request.body.password ?? randomBytes(24).toString('base64url');
       const { permissions, forwardsClientAddress = false } = request.body;
-      const created = await services.put(name, password, permissions, { forwardsClientAddress });
+      const profile = profileOf(request.body);
+      const created = await services.put(name, password, permissions, { forwardsClientAddress, ...profile });
       request.log.info(
         {
           audit: 'service.saved',
           service: name,
           permissions,
           forwardsClientAddress,
+          ...profile,
           by: caller(request).name,
         },
         'service.saved',
@@ -339,6 +357,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
         name,
         permissions,
         forwardsClientAddress,
+        ...profile,
         ...(request.body.password ? {} : { password }),
       });
     },

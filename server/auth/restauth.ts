@@ -1,18 +1,25 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance } from 'fastify';
 import { parseAuthorization } from '../http/authorization.ts';
 import { CREDENTIAL_BODY_LIMIT } from '../http/body-limits.ts';
 import { relayedClientAddress } from '../http/proxies.ts';
 import { requestErrorStatus } from '../http/request-errors.ts';
 import type { Authenticator } from '../identity/authenticator.ts';
-import { IdentityError } from '../identity/directory.ts';
-import { PasswordQueueFullError } from '../identity/password-pool.ts';
 import type { CredentialRef } from '../identity/principal.ts';
-import type { AuthenticatedService, Permission, ServiceRegistry } from '../identity/services.ts';
+import type { Permission, ServiceRegistry } from '../identity/services.ts';
 import { permits } from '../identity/services.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { sendThrottled, stringField } from './credentials.ts';
-import { anyBody, type RestAuthKit, TOO_MANY } from './restauth/common.ts';
+import { stringField } from './credentials.ts';
+import { type Outcome, RESTAUTH_PROTOCOLS } from './restauth/answers.ts';
+import {
+  anyBody,
+  callerOf,
+  malformed,
+  notFound,
+  outcomeOfError,
+  type RestAuthKit,
+} from './restauth/common.ts';
 import { groupRoutes } from './restauth/groups.ts';
+import { negotiate, registerBodyParsers } from './restauth/negotiation.ts';
 import { propertyRoutes } from './restauth/properties.ts';
 import { userRoutes } from './restauth/users.ts';
 
@@ -24,34 +31,38 @@ export interface RestAuthOptions {
 
 const REALM = 'Basic realm="wharf RestAuth", charset="UTF-8"';
 
-/** Where the RestAuth API is mounted. */
+/** Where the RestAuth API is mounted unless `auth.restauth.pathPrefix` says otherwise. */
 export const RESTAUTH_PREFIX = '/restauth';
 
 /**
- * The RestAuth API (protocol 0.6, status codes as the reference): services authenticate with HTTP
- * Basic and need a permission per operation. Mounted under `/restauth`.
+ * The RestAuth API: services authenticate with HTTP Basic and need a permission per operation.
+ * Each service speaks one revision of the protocol (`protocol`: the reference document's, or the
+ * released 0.6 server's); the handlers find outcomes and the caller's revision answers them
+ * (restauth/answers.ts). Mounted at `auth.restauth.pathPrefix`.
  */
 export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOptions): Promise<void> {
   const { authenticator, services, metrics } = options;
-  const callers = new WeakMap<FastifyRequest, AuthenticatedService>();
+  app.decorateRequest('restauthCall', null);
+  registerBodyParsers(app);
 
-  // Refusals thrown by handlers, and Fastify's own (a body over the limit, malformed JSON, 415), in
-  // RestAuth's status codes and `{error}` form. Every bcrypt here (the calling service's password, a
-  // user's, a new hash) may find the password queue full: 503 with Retry-After, which a registry in
-  // another process maps back to PasswordQueueFullError.
+  // Fastify's own refusals (a body over the limit, malformed JSON, 415, schema) in the caller's
+  // revision; the handlers' refusals are outcomes already (restAuthRoute).
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof PasswordQueueFullError)
-      return reply
-        .code(503)
-        .header('retry-after', String(error.retryAfterSeconds))
-        .send({ error: error.message });
-    if (error instanceof IdentityError) return kit.refused(reply, error);
+    const call = request.restauthCall;
+    const protocol = call?.protocol ?? RESTAUTH_PROTOCOLS.reference;
     const status = requestErrorStatus(error);
-    if (status !== null) return reply.code(status).send({ error: error.message });
-    request.log.error({ err: error }, 'RestAuth request failed');
-    return reply.code(500).send({ error: 'internal error' });
+    if (status !== null) return protocol.error(reply, status, error.message);
+    let outcome: Outcome;
+    try {
+      outcome = outcomeOfError(error);
+    } catch {
+      request.log.error({ err: error }, 'RestAuth request failed');
+      return protocol.error(reply, 500, 'internal error');
+    }
+    return protocol.answer(reply, outcome, call?.format ?? 'json');
   });
 
+  // Who calls, and so which revision answers: resolved once, kept on the request.
   app.addHook('onRequest', async (request, reply) => {
     const credentials = parseAuthorization(request.headers.authorization);
     const service =
@@ -60,41 +71,47 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
         : null;
     metrics.authentication('service', service !== null);
     if (!service) {
-      return reply
-        .code(401)
-        .header('www-authenticate', REALM)
-        .send({ error: 'service authentication required' });
+      reply.header('www-authenticate', REALM);
+      return RESTAUTH_PROTOCOLS.reference.error(reply, 401, 'service authentication required');
     }
-    callers.set(request, service);
+    const protocol = RESTAUTH_PROTOCOLS[service.protocol];
+    const format = protocol.negotiates ? negotiate(request.headers.accept) : 'json';
+    if (format === null) {
+      request.restauthCall = { service, protocol, format: 'json' };
+      return protocol.error(
+        reply,
+        406,
+        'acceptable formats: application/json, application/x-www-form-urlencoded',
+      );
+    }
+    request.restauthCall = { service, protocol, format };
+  });
+
+  // Authorization, declared by each route's config: its revisions, then its permission.
+  app.addHook('preHandler', async (request, reply) => {
+    const { service, protocol, format } = callerOf(request);
+    const config = request.routeOptions.config;
+    if (config.restauthProtocols && !config.restauthProtocols.includes(service.protocol))
+      return protocol.error(reply, 404, `not part of the ${service.protocol} protocol`);
+    const permission = config.restauthPermission;
+    if (permission && !permits(service.permissions, permission))
+      return protocol.answer(
+        reply,
+        { kind: 'forbidden', message: `service ${service.name} lacks permission ${permission}` },
+        format,
+      );
   });
 
   const kit: RestAuthKit = {
     authenticator,
     directory: authenticator.directory,
-    origin(request: FastifyRequest) {
-      const service = callers.get(request);
+    origin(request) {
+      const { service } = callerOf(request);
       // X-Forwarded-For from any other service is ignored: its users are told apart by name only.
-      const address = service?.forwardsClientAddress ? relayedClientAddress(request) : undefined;
-      return { service: service?.name, ...(address ? { address } : {}) };
-    },
-    allowed(request: FastifyRequest, reply: FastifyReply, operation: Permission) {
-      const service = callers.get(request);
-      if (service && permits(service.permissions, operation)) return true;
-      reply.code(403).send({ error: `service ${service?.name ?? '?'} lacks permission ${operation}` });
-      return false;
-    },
-    notFound: (reply, type, name) =>
-      reply
-        .code(404)
-        .header('resource-type', type)
-        .send({ error: `${type} ${name} not found` }),
-    refused(reply, error) {
-      if (!(error instanceof IdentityError)) throw error;
-      const status = { invalid: 400, exists: 409, 'not-found': 404, forbidden: 403 }[error.reason];
-      return reply.code(status).send({ error: error.message });
+      const address = service.forwardsClientAddress ? relayedClientAddress(request) : undefined;
+      return { service: service.name, ...(address ? { address } : {}) };
     },
   };
-  const { origin, allowed, notFound } = kit;
 
   userRoutes(app, kit);
   propertyRoutes(app, kit);
@@ -112,6 +129,9 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
     '/groups/:group/users/:user': ['GET', 'DELETE'],
     '/groups/:group/groups': ['GET', 'POST'],
     '/groups/:group/groups/:sub': ['DELETE'],
+    '/test/users': ['POST'],
+    '/test/groups': ['POST'],
+    '/test/users/:name/props': ['POST'],
     '/verify': ['POST'],
   };
   for (const [url, methods] of Object.entries(supported)) {
@@ -119,8 +139,12 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
     app.route({
       method: others,
       url,
-      handler: async (_request, reply) =>
-        reply.code(405).header('allow', methods.join(', ')).send({ error: 'method not allowed' }),
+      handler: async (request, reply) =>
+        callerOf(request).protocol.error(
+          reply.header('allow', methods.join(', ')),
+          405,
+          'method not allowed',
+        ),
     });
   }
 
@@ -130,40 +154,60 @@ export async function restAuthRoutes(app: FastifyInstance, options: RestAuthOpti
    * Who a credential is: `{token}`, or `{username, password}` where the password may be one of the
    * user's API tokens, or `{credential, scopes}` (a reference from an earlier answer: is it still
    * good, and who is the user now?). 200 with the principal, 404 when the credential is wrong,
-   * revoked or its user gone or disabled (one answer for all).
+   * revoked or its user gone or disabled (one answer for all). A wharf extension: JSON in every
+   * revision; its permission depends on the body, so it is checked here.
    */
-  const credentialBody = { schema: { body: anyBody }, bodyLimit: CREDENTIAL_BODY_LIMIT };
-  app.post('/verify', credentialBody, async (request, reply) => {
-    const credential = credentialRefOf(request.body);
+  app.post(
+    '/verify',
+    { schema: { body: anyBody }, bodyLimit: CREDENTIAL_BODY_LIMIT },
+    async (request, reply) => {
+      const { protocol, format, service } = callerOf(request);
+      const denied = (permission: Permission): Outcome | null =>
+        permits(service.permissions, permission)
+          ? null
+          : { kind: 'forbidden', message: `service ${service.name} lacks permission ${permission}` };
+      let outcome: Outcome;
+      try {
+        outcome = await verify(request.body, denied, kit.origin(request));
+      } catch (error) {
+        outcome = outcomeOfError(error);
+      }
+      return protocol.answer(reply, outcome, format);
+    },
+  );
+  async function verify(
+    body: unknown,
+    denied: (permission: Permission) => Outcome | null,
+    from: ReturnType<RestAuthKit['origin']>,
+  ): Promise<Outcome> {
+    const credential = credentialRefOf(body);
     if (credential !== undefined) {
-      if (!allowed(request, reply, 'token_verify')) return reply;
-      if (credential === null)
-        return reply.code(400).send({ error: 'credential is not a credential reference' });
-      const scopes = (request.body as { scopes?: unknown }).scopes;
+      const refused = denied('token_verify');
+      if (refused) return refused;
+      if (credential === null) return malformed('credential is not a credential reference');
+      const scopes = (body as { scopes?: unknown }).scopes;
       const principal = await authenticator.revalidate(
         credential,
         Array.isArray(scopes) && scopes.every((s) => typeof s === 'string') ? scopes : null,
       );
-      return principal ? principal : notFound(reply, 'user', 'for this credential');
+      return principal ? { kind: 'json', value: principal } : notFound('user', 'for this credential');
     }
-    const token = stringField(request.body, 'token');
-    const username = stringField(request.body, 'username');
-    const password = stringField(request.body, 'password');
+    const token = stringField(body, 'token');
+    const username = stringField(body, 'username');
+    const password = stringField(body, 'password');
     if (token !== undefined) {
-      if (!allowed(request, reply, 'token_verify')) return reply;
+      const refused = denied('token_verify');
+      if (refused) return refused;
       const principal = await authenticator.verifyToken(token);
-      return principal ? principal : notFound(reply, 'user', 'for this token');
+      return principal ? { kind: 'json', value: principal } : notFound('user', 'for this token');
     }
     if (username === undefined || password === undefined)
-      return reply.code(400).send({ error: 'token, or username and password, are required' });
-    if (!allowed(request, reply, 'user_verify_password')) return reply;
-    try {
-      const principal = await authenticator.verifyPassword(username, password, origin(request));
-      return principal ? principal : notFound(reply, 'user', username);
-    } catch (error) {
-      return sendThrottled(error, reply, TOO_MANY);
-    }
-  });
+      return malformed('token, or username and password, are required');
+    const refused = denied('user_verify_password');
+    if (refused) return refused;
+    const principal = await authenticator.verifyPassword(username, password, from);
+    return principal ? { kind: 'json', value: principal } : notFound('user', username);
+  }
 }
 
 /** The `credential` field of a verify request: undefined when absent, null when malformed. */

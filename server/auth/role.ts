@@ -11,7 +11,7 @@ import { adminApiRoutes } from './api.ts';
 import { ktraRoutes } from './ktra.ts';
 import { mePage } from './me-page.ts';
 import { directoryIdentity } from './openid/directory-port.ts';
-import { RESTAUTH_PREFIX, restAuthRoutes } from './restauth.ts';
+import { restAuthRoutes } from './restauth.ts';
 
 /** The AuthService: users, groups, tokens, RestAuth and Ktra endpoints. */
 export async function createAuthRole(context: RoleContext): Promise<AuthRole> {
@@ -85,7 +85,12 @@ async function assembleAuthRole(context: RoleContext, passwords: PasswordPool): 
     },
     async register(app) {
       await openid?.register(app); // first: it closes the Ktra password endpoints to people
-      await app.register(restAuthRoutes, { prefix: RESTAUTH_PREFIX, authenticator, services, metrics });
+      await app.register(restAuthRoutes, {
+        prefix: config.auth.restauth.pathPrefix,
+        authenticator,
+        services,
+        metrics,
+      });
       await app.register(ktraRoutes, {
         prefix: '/ktra/api/v1',
         authenticator,

@@ -84,6 +84,31 @@ const serviceSchema = {
       description:
         "Trust its X-Forwarded-For as the end user's address for password rate limits (a registry, a wiki that relays it); otherwise ignored.",
     },
+    protocol: {
+      enum: ['reference', 'restauth-0.6'],
+      default: 'reference',
+      description:
+        'RestAuth revision it speaks: `reference` (restauth-api.txt: 200, 400) or `restauth-0.6` (the released server and its client libraries: 204, 412, `/test/` dry runs, content negotiation).',
+    },
+    userNames: {
+      enum: ['registry', 'restauth'],
+      default: 'registry',
+      description:
+        'Names it may give new users: `registry` names, or also RestAuth names with spaces and non-ASCII letters (their users own no registry namespace).',
+    },
+    passwordMinLength: {
+      type: 'integer',
+      minimum: 6,
+      maximum: 256,
+      default: 8,
+      description: 'Shortest password it may set for a user (6 for users moved from a RestAuth server).',
+    },
+    groups: {
+      enum: ['shared', 'own'],
+      default: 'shared',
+      description:
+        '`shared`: the groups registries see (namespace owners); `own`: groups only this service sees, as RestAuth keeps them per service.',
+    },
   },
   required: ['name'],
 } as const;
@@ -125,6 +150,20 @@ const authSchema = {
     },
     adminPasswordFile: { type: 'string', minLength: 1, description: 'File holding adminPassword.' },
     services: { type: 'array', items: serviceSchema, default: [], description: 'RestAuth services.' },
+    restauth: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        pathPrefix: {
+          type: 'string',
+          pattern: '^(/[A-Za-z0-9._~-]+)*$',
+          default: '/restauth',
+          description:
+            'Where the RestAuth API is served; `""` serves it at the root (`/users/`, `/groups/`), which released RestAuth clients need (docs/identity.md).',
+        },
+      },
+      default: {},
+    },
     rateLimit: {
       type: 'object',
       additionalProperties: false,
@@ -406,6 +445,12 @@ const registrySchema = {
   properties: {
     /** Base URL of the AuthService; empty means "this process" (all roles in one). */
     authUrl: { type: 'string', format: 'uri' },
+    authRestAuthPrefix: {
+      type: 'string',
+      pattern: '^(/[A-Za-z0-9._~-]+)*$',
+      default: '/restauth',
+      description: "Path of the AuthService's RestAuth API under authUrl (its auth.restauth.pathPrefix).",
+    },
     serviceName: { type: 'string', minLength: 1 },
     servicePassword: { type: 'string', minLength: 1 },
     servicePasswordFile: { type: 'string', minLength: 1 },

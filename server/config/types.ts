@@ -51,6 +51,10 @@ export interface ServiceConfig {
   passwordEnv?: string;
   permissions: string[];
   forwardsClientAddress: boolean;
+  protocol?: 'reference' | 'restauth-0.6';
+  userNames?: 'registry' | 'restauth';
+  passwordMinLength?: number;
+  groups?: 'shared' | 'own';
 }
 
 export interface AuthConfig {
@@ -62,6 +66,7 @@ export interface AuthConfig {
   adminPassword?: string;
   adminPasswordFile?: string;
   services: ServiceConfig[];
+  restauth: { pathPrefix: string };
   rateLimit: {
     perAccountAndAddress: number;
     perAccount: number;
@@ -74,6 +79,7 @@ export interface AuthConfig {
 
 export interface RegistryConfig {
   authUrl?: string;
+  authRestAuthPrefix: string;
   serviceName?: string;
   servicePassword?: string;
   servicePasswordFile?: string;

@@ -1,14 +1,26 @@
 import { readJson, updateJson } from '../store/json-doc.ts';
-import type { ObjectStore } from '../store/object-store.ts';
+import { listAllObjects, type ObjectStore } from '../store/object-store.ts';
 import { ownValue } from '../store/records.ts';
 import { EMPTY_GROUPS, type GroupsDoc, groupNamed, groupsOfUser, membersOfGroup } from './groups.ts';
-import { GROUPS_KEY, tokenKey, USERS_PREFIX, userKey } from './keys.ts';
+import {
+  GROUPS_KEY,
+  SERVICE_GROUPS_PREFIX,
+  serviceGroupsKey,
+  tokenKey,
+  USERS_PREFIX,
+  userKey,
+  userNameOfKey,
+} from './keys.ts';
 import {
   isAcceptablePassword,
+  isPossibleAccountName,
   isValidGroupName,
+  isValidPersonName,
   isValidRobotName,
-  isValidUsername,
   normalizeName,
+  PASSWORD_MIN_LENGTH,
+  passwordProblem,
+  type UserNameRules,
 } from './names.ts';
 import { type PasswordPool, PasswordQueueFullError } from './password-pool.ts';
 import type { CredentialRef, Principal } from './principal.ts';
@@ -65,6 +77,26 @@ export class IdentityError extends Error {
 /** Receives security-relevant changes for the audit log; never given a secret. */
 export type AuditSink = (event: string, fields: Record<string, unknown>) => void;
 
+/** What a new user must satisfy: the name rules and shortest password of the service creating it. */
+export interface AccountPolicy {
+  userNames: UserNameRules;
+  passwordMinLength: number;
+}
+
+export const DEFAULT_ACCOUNT_POLICY: AccountPolicy = Object.freeze({
+  userNames: 'registry',
+  passwordMinLength: PASSWORD_MIN_LENGTH,
+});
+
+/**
+ * Where a group lives: `null` is the shared groups document (its groups own registry namespaces
+ * and reach the registries as a principal's groups); a service name is that service's own groups,
+ * seen by it alone (RestAuth: a group belongs to the service that created it).
+ */
+export type GroupScope = string | null;
+
+const groupsKeyOf = (scope: GroupScope) => (scope === null ? GROUPS_KEY : serviceGroupsKey(scope));
+
 export interface NewToken {
   token: string;
   entry: TokenEntry;
@@ -107,20 +139,34 @@ export class Directory {
 
   // ---- users ---------------------------------------------------------------------------------
 
-  async createUser(
+  /**
+   * Throws the IdentityError createUser would throw for these inputs (invalid, exists) and writes
+   * nothing: RestAuth's dry-run create. Returns the normalized name.
+   */
+  async checkNewUser(
     rawName: string,
     password: string | null,
-    options: { admin?: boolean; robot?: boolean; properties?: Record<string, string> } = {},
-  ): Promise<UserRecord> {
+    options: NewUserOptions = {},
+  ): Promise<string> {
     const name = normalizeName(rawName);
-    const valid = options.robot ? isValidRobotName(name) : isValidUsername(name);
+    const policy = options.policy ?? DEFAULT_ACCOUNT_POLICY;
+    const valid = options.robot ? isValidRobotName(name) : isValidPersonName(name, policy.userNames);
     if (!valid) throw new IdentityError('invalid', `invalid username ${JSON.stringify(rawName)}`);
-    if (password !== null && !isAcceptablePassword(password))
-      throw new IdentityError('invalid', 'password must be 8 to 256 characters');
+    if (password !== null && !isAcceptablePassword(password, policy.passwordMinLength))
+      throw new IdentityError('invalid', passwordProblem(policy.passwordMinLength));
     const propertyProblem = propertiesProblem({ 'date joined': '' }, options.properties ?? {});
     if (propertyProblem) throw new IdentityError('invalid', propertyProblem);
     if (await this.store.head(userKey(name)))
       throw new IdentityError('exists', `user ${name} already exists`);
+    return name;
+  }
+
+  async createUser(
+    rawName: string,
+    password: string | null,
+    options: NewUserOptions = {},
+  ): Promise<UserRecord> {
+    const name = await this.checkNewUser(rawName, password, options);
     const now = new Date().toISOString();
     const record: UserRecord = {
       name,
@@ -146,7 +192,7 @@ export class Directory {
 
   async getUser(rawName: string): Promise<UserRecord | null> {
     const name = normalizeName(rawName);
-    if (!isValidUsername(name) && !isValidRobotName(name)) return null;
+    if (!isPossibleAccountName(name)) return null;
     return (await readJson<UserRecord>(this.store, userKey(name)))?.value ?? null;
   }
 
@@ -158,7 +204,7 @@ export class Directory {
         prefix: USERS_PREFIX,
         ...(continuationToken ? { continuationToken } : {}),
       });
-      for (const object of page.objects) names.push(object.key.slice(USERS_PREFIX.length, -'.json'.length));
+      for (const object of page.objects) names.push(userNameOfKey(object.key));
       continuationToken = page.nextContinuationToken;
     } while (continuationToken);
     return names.sort();
@@ -170,7 +216,7 @@ export class Directory {
     change: (user: UserRecord) => UserRecord | undefined,
   ): Promise<UserRecord | null> {
     const name = normalizeName(rawName);
-    if (!isValidUsername(name) && !isValidRobotName(name)) return null;
+    if (!isPossibleAccountName(name)) return null;
     return updateJson<UserRecord>(this.store, userKey(name), (current) =>
       current ? change(current) : undefined,
     );
@@ -192,9 +238,13 @@ export class Directory {
   }
 
   /** Sets a new password, or turns password login off with `null`. */
-  async setPassword(name: string, password: string | null): Promise<UserRecord | null> {
-    if (password !== null && !isAcceptablePassword(password))
-      throw new IdentityError('invalid', 'password must be 8 to 256 characters');
+  async setPassword(
+    name: string,
+    password: string | null,
+    minLength = PASSWORD_MIN_LENGTH,
+  ): Promise<UserRecord | null> {
+    if (password !== null && !isAcceptablePassword(password, minLength))
+      throw new IdentityError('invalid', passwordProblem(minLength));
     const passwordHash = password === null ? null : await this.passwords.hash(password, this.bcryptCost);
     const passwordChangedAt = new Date().toISOString();
     const user = await this.updateUser(name, (current) => ({ ...current, passwordHash, passwordChangedAt }));
@@ -211,17 +261,19 @@ export class Directory {
     await this.store.delete(userKey(user.name));
     this.audit('user.deleted', { user: user.name, tokensRevoked: user.tokens.length });
     await Promise.all(user.tokens.map((token) => this.store.delete(tokenKey(token.hash))));
-    await updateJson<GroupsDoc>(this.store, GROUPS_KEY, (doc) => {
-      if (!doc || !Object.values(doc.groups).some((group) => group.users.includes(user.name)))
-        return undefined;
-      const groups = Object.fromEntries(
-        Object.entries(doc.groups).map(([groupName, group]) => [
-          groupName,
-          { ...group, users: group.users.filter((member) => member !== user.name) },
-        ]),
-      );
-      return { groups };
-    });
+    const serviceDocs = await listAllObjects(this.store, SERVICE_GROUPS_PREFIX);
+    for (const key of [GROUPS_KEY, ...serviceDocs.map((object) => object.key)])
+      await updateJson<GroupsDoc>(this.store, key, (doc) => {
+        if (!doc || !Object.values(doc.groups).some((group) => group.users.includes(user.name)))
+          return undefined;
+        const groups = Object.fromEntries(
+          Object.entries(doc.groups).map(([groupName, group]) => [
+            groupName,
+            { ...group, users: group.users.filter((member) => member !== user.name) },
+          ]),
+        );
+        return { groups };
+      });
     return true;
   }
 
@@ -351,31 +403,60 @@ export class Directory {
 
   // ---- groups --------------------------------------------------------------------------------
 
-  async groups(): Promise<GroupsDoc> {
-    return (await readJson<GroupsDoc>(this.store, GROUPS_KEY))?.value ?? EMPTY_GROUPS;
+  async groups(scope: GroupScope = null): Promise<GroupsDoc> {
+    return (await readJson<GroupsDoc>(this.store, groupsKeyOf(scope)))?.value ?? EMPTY_GROUPS;
   }
 
   /** Changes the groups document; `change` throws IdentityError to refuse, returns undefined to keep. */
-  async updateGroups(change: (doc: GroupsDoc) => GroupsDoc | undefined): Promise<GroupsDoc> {
+  async updateGroups(
+    change: (doc: GroupsDoc) => GroupsDoc | undefined,
+    scope: GroupScope = null,
+  ): Promise<GroupsDoc> {
     return (
-      (await updateJson<GroupsDoc>(this.store, GROUPS_KEY, (doc) => change(doc ?? EMPTY_GROUPS))) ??
+      (await updateJson<GroupsDoc>(this.store, groupsKeyOf(scope), (doc) => change(doc ?? EMPTY_GROUPS))) ??
       EMPTY_GROUPS
     );
   }
 
-  async createGroup(rawName: string): Promise<void> {
+  /**
+   * Whether a group may have this (normalized) name here: shared groups name namespaces, so they
+   * follow the registry rules; a service's own groups never do, and may follow RestAuth's.
+   */
+  private isValidGroupNameIn(name: string, scope: GroupScope, rules: UserNameRules): boolean {
+    return scope !== null && rules === 'restauth' ? isValidPersonName(name, rules) : isValidGroupName(name);
+  }
+
+  /** Throws the IdentityError createGroup would (invalid, exists) and writes nothing. */
+  async checkNewGroup(
+    rawName: string,
+    scope: GroupScope = null,
+    rules: UserNameRules = 'registry',
+  ): Promise<string> {
     const name = normalizeName(rawName);
-    if (!isValidGroupName(name))
+    if (!this.isValidGroupNameIn(name, scope, rules))
+      throw new IdentityError('invalid', `invalid group name ${JSON.stringify(rawName)}`);
+    if (groupNamed(await this.groups(scope), name))
+      throw new IdentityError('exists', `group ${name} already exists`);
+    return name;
+  }
+
+  async createGroup(
+    rawName: string,
+    scope: GroupScope = null,
+    rules: UserNameRules = 'registry',
+  ): Promise<void> {
+    const name = normalizeName(rawName);
+    if (!this.isValidGroupNameIn(name, scope, rules))
       throw new IdentityError('invalid', `invalid group name ${JSON.stringify(rawName)}`);
     await this.updateGroups((doc) => {
       if (groupNamed(doc, name)) throw new IdentityError('exists', `group ${name} already exists`);
       return {
         groups: { ...doc.groups, [name]: { users: [], subgroups: [], createdAt: new Date().toISOString() } },
       };
-    });
+    }, scope);
   }
 
-  async deleteGroup(rawName: string): Promise<boolean> {
+  async deleteGroup(rawName: string, scope: GroupScope = null): Promise<boolean> {
     const name = normalizeName(rawName);
     let found = false;
     await this.updateGroups((doc) => {
@@ -390,12 +471,12 @@ export class Directory {
           ]),
       );
       return { groups };
-    });
+    }, scope);
     return found;
   }
 
   /** Makes a user a direct member of each of these groups (those that exist). */
-  async addToGroups(groups: string[], rawUser: string): Promise<void> {
+  async addToGroups(groups: string[], rawUser: string, scope: GroupScope = null): Promise<void> {
     const user = normalizeName(rawUser);
     await this.updateGroups((doc) => {
       let next = doc.groups;
@@ -405,15 +486,15 @@ export class Directory {
           next = { ...next, [group]: { ...current, users: [...current.users, user] } };
       }
       return { groups: next };
-    });
+    }, scope);
   }
 
   async groupsOf(rawName: string): Promise<string[]> {
     return groupsOfUser(await this.groups(), normalizeName(rawName));
   }
 
-  async membersOf(rawName: string): Promise<string[] | null> {
-    const doc = await this.groups();
+  async membersOf(rawName: string, scope: GroupScope = null): Promise<string[] | null> {
+    const doc = await this.groups(scope);
     const name = normalizeName(rawName);
     return groupNamed(doc, name) ? membersOfGroup(doc, name) : null;
   }
@@ -470,6 +551,14 @@ export class Directory {
         return this.principalFor(user, credential, scopes, groups);
     }
   }
+}
+
+export interface NewUserOptions {
+  admin?: boolean;
+  robot?: boolean;
+  properties?: Record<string, string>;
+  /** The creating service's name rules and shortest password; the default is wharf's own. */
+  policy?: AccountPolicy;
 }
 
 export function isExpired(token: TokenEntry, now = Date.now()): boolean {

@@ -2,6 +2,7 @@ import type { ServiceConfig } from '../config/types.ts';
 import { readJson } from '../store/json-doc.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 import { SERVICES_PREFIX, serviceKey } from './keys.ts';
+import { PASSWORD_MIN_LENGTH, type UserNameRules } from './names.ts';
 import type { PasswordPool } from './password-pool.ts';
 import { constantTimeEqual, sha256Hex } from './secrets.ts';
 
@@ -40,7 +41,43 @@ export const PERMISSIONS = [
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
-export interface ServiceRecord {
+/** The RestAuth revisions wharf speaks (docs/identity.md, "Two protocols"). */
+export const PROTOCOLS = ['reference', 'restauth-0.6'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+/**
+ * How a service is answered and what it may create, beside its permissions. Every field has a
+ * default (older records and configurations have none of them).
+ */
+export interface ServiceProfile {
+  /** Which RestAuth revision it speaks: the reference document's or the released server's. */
+  protocol: Protocol;
+  /** Names it may give new users: registry names only, or RestAuth's (spaces, non-ASCII letters). */
+  userNames: UserNameRules;
+  /** Shortest password it may set (6 at least). */
+  passwordMinLength: number;
+  /** `shared`: the groups every registry sees; `own`: groups only this service sees (RestAuth 0.6). */
+  groups: 'shared' | 'own';
+}
+
+export const DEFAULT_PROFILE: ServiceProfile = Object.freeze({
+  protocol: 'reference',
+  userNames: 'registry',
+  passwordMinLength: PASSWORD_MIN_LENGTH,
+  groups: 'shared',
+});
+
+/** The profile of a configuration entry, record or request body, defaults filled in. */
+export function profileOf(partial: Partial<ServiceProfile>): ServiceProfile {
+  return {
+    protocol: partial.protocol ?? DEFAULT_PROFILE.protocol,
+    userNames: partial.userNames ?? DEFAULT_PROFILE.userNames,
+    passwordMinLength: partial.passwordMinLength ?? DEFAULT_PROFILE.passwordMinLength,
+    groups: partial.groups ?? DEFAULT_PROFILE.groups,
+  };
+}
+
+export interface ServiceRecord extends Partial<ServiceProfile> {
   name: string;
   /** bcrypt of the service's password. */
   passwordHash: string;
@@ -50,7 +87,7 @@ export interface ServiceRecord {
   createdAt: string;
 }
 
-export interface AuthenticatedService {
+export interface AuthenticatedService extends ServiceProfile {
   name: string;
   permissions: string[];
   /**
@@ -85,7 +122,7 @@ export class ServiceRegistry {
   /** Configured services, their passwords kept only as SHA-256 (compared in constant time). */
   private readonly configured = new Map<
     string,
-    { passwordSha256: string; permissions: string[]; forwardsClientAddress: boolean }
+    { passwordSha256: string; permissions: string[]; forwardsClientAddress: boolean; profile: ServiceProfile }
   >();
   /**
    * Stored services have bcrypt hashes; a verified (name, password) pair is remembered for
@@ -115,6 +152,7 @@ export class ServiceRegistry {
         passwordSha256: sha256Hex(service.password ?? ''),
         permissions: service.permissions,
         forwardsClientAddress: service.forwardsClientAddress ?? false,
+        profile: profileOf(service),
       });
     }
   }
@@ -131,6 +169,7 @@ export class ServiceRegistry {
             name,
             permissions: configured.permissions,
             forwardsClientAddress: configured.forwardsClientAddress,
+            ...configured.profile,
             source: 'config',
           }
         : null;
@@ -157,10 +196,11 @@ export class ServiceRegistry {
 
   async list(): Promise<AuthenticatedService[]> {
     const services: AuthenticatedService[] = [...this.configured].map(
-      ([name, { permissions, forwardsClientAddress }]) => ({
+      ([name, { permissions, forwardsClientAddress, profile }]) => ({
         name,
         permissions,
         forwardsClientAddress,
+        ...profile,
         source: 'config',
       }),
     );
@@ -189,7 +229,10 @@ export class ServiceRegistry {
     name: string,
     password: string,
     permissions: string[],
-    { forwardsClientAddress = false }: { forwardsClientAddress?: boolean } = {},
+    {
+      forwardsClientAddress = false,
+      ...profile
+    }: { forwardsClientAddress?: boolean } & Partial<ServiceProfile> = {},
   ): Promise<boolean> {
     const existed = (await this.store.head(serviceKey(name))) !== null;
     const record: ServiceRecord = {
@@ -197,6 +240,7 @@ export class ServiceRegistry {
       passwordHash: await this.passwords.hash(password, this.bcryptCost),
       permissions,
       forwardsClientAddress,
+      ...profileOf(profile),
       createdAt: new Date().toISOString(),
     };
     await this.store.put(serviceKey(name), JSON.stringify(record), { contentType: 'application/json' });
@@ -218,6 +262,7 @@ function describeStored(record: ServiceRecord): AuthenticatedService {
     name: record.name,
     permissions: record.permissions,
     forwardsClientAddress: record.forwardsClientAddress ?? false,
+    ...profileOf(record),
     source: 'store',
   };
 }

@@ -16,7 +16,7 @@ export function createRemoteIdentityClient(config: RegistryConfig): IdentityClie
   if (!config.authUrl || !config.serviceName || !config.servicePassword)
     throw new Error('registry.authUrl, registry.serviceName and registry.servicePassword are required');
   return new RemoteIdentityClient(
-    config.authUrl,
+    `${config.authUrl.replace(/\/+$/, '')}${config.authRestAuthPrefix}`,
     config.serviceName,
     config.servicePassword,
     config.credentialCacheSeconds,
@@ -29,8 +29,9 @@ class RemoteIdentityClient implements IdentityClient {
   private readonly cacheMs: number;
   private readonly cache = new Map<string, { value: unknown; expiresAt: number }>();
 
-  constructor(authUrl: string, serviceName: string, servicePassword: string, cacheSeconds: number) {
-    this.base = `${authUrl.replace(/\/+$/, '')}/restauth`;
+  /** `restAuthUrl`: the AuthService's RestAuth API (authUrl + its path prefix). */
+  constructor(restAuthUrl: string, serviceName: string, servicePassword: string, cacheSeconds: number) {
+    this.base = restAuthUrl;
     this.authorization = `Basic ${Buffer.from(`${serviceName}:${servicePassword}`).toString('base64')}`;
     this.cacheMs = cacheSeconds * 1000;
   }

@@ -59,7 +59,17 @@ describe('password checks on a pool of one thread with room for one waiting job'
         logLevel: 'warn',
         // No credential cache: every request below reaches the pool.
         registry: { credentialCacheSeconds: 0 },
-        auth: { bcryptCost: 10, signup: 'open', passwordWorkers: 1, passwordQueueLimit: 1 },
+        auth: {
+          bcryptCost: 10,
+          signup: 'open',
+          passwordWorkers: 1,
+          passwordQueueLimit: 1,
+          services: [
+            { name: 'tester', password: SERVICE_PASSWORD, permissions: ['*'] },
+            // A client of the released RestAuth library, which knows 500 but not 503.
+            { name: 'wiki', password: SERVICE_PASSWORD, permissions: ['*'], protocol: 'restauth-0.6' },
+          ],
+        },
       },
       { dataDir },
     );
@@ -150,6 +160,7 @@ describe('password checks on a pool of one thread with room for one waiting job'
       tokenPost,
       signin,
       remoteToken,
+      released,
     ] = await Promise.all([
       verify('alice-password'),
       restAuthCheck('alice', 'alice-password'),
@@ -176,6 +187,10 @@ describe('password checks on a pool of one thread with room for one waiting job'
         body: await response.json(),
       })),
       dockerToken(registry.url, 'alice-password'),
+      call(`${auth.url}/restauth/users/alice/`, 'POST', {
+        auth: basic('wiki', SERVICE_PASSWORD),
+        json: { password: 'alice-password' },
+      }),
     ]);
 
     const answers = {
@@ -193,6 +208,9 @@ describe('password checks on a pool of one thread with room for one waiting job'
       expect(answer.status, surface).toBe(503);
       expect(Number(answer.headers.get('retry-after')), surface).toBeGreaterThanOrEqual(1);
     }
+    // The restauth-0.6 protocol: 500, the server failure its clients know, with Retry-After.
+    expect([released.status, released.text]).toEqual([500, expect.stringMatching(/busy/)]);
+    expect(Number(released.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     // RestAuth: `{error}`; Ktra and the admin API: cargo's `{errors:[{detail}]}`.
     expect(restAuthVerify.body).toEqual({ error: expect.stringMatching(/busy/) });
     expect(restAuthUser.body).toEqual({ error: expect.stringMatching(/busy/) });
@@ -204,7 +222,7 @@ describe('password checks on a pool of one thread with room for one waiting job'
     expect(signin.body).toMatchObject({ status: 503, error_type: 'service_unavailable' });
     // Refused, not queued: each probe was one job turned away, and nothing was created.
     expect(await metric(auth.wharf, 'wharf_password_queue_refused_total')).toBe(
-      refusedBefore + Object.keys(answers).length,
+      refusedBefore + Object.keys(answers).length + 1, // and the released-protocol check
     );
     expect((await call(`${auth.url}/restauth/users/bob`, 'GET', { auth: SERVICE_AUTH })).status).toBe(404);
 

@@ -173,6 +173,31 @@ describe('named tokens, the admin API and rate limits', () => {
       ).status,
     ).toBe(200);
     expect((await call(`${server.url}/restauth/users/`, 'GET', wiki)).status).toBe(403);
+    // Switched to the released protocol: the same check now answers 204.
+    const switched = await call(`${api}/services/wiki`, 'PUT', {
+      ...admin,
+      json: {
+        permissions: ['user_verify_password'],
+        password,
+        protocol: 'restauth-0.6',
+        passwordMinLength: 6,
+      },
+    });
+    expect(switched.status).toBe(200);
+    expect(switched.body).toMatchObject({ protocol: 'restauth-0.6', passwordMinLength: 6, groups: 'shared' });
+    expect(
+      (
+        await call(`${server.url}/restauth/users/dev/`, 'POST', {
+          ...wiki,
+          form: { password: 'dev-password' },
+        })
+      ).status,
+    ).toBe(204);
+    for (const json of [{ protocol: 'restauth-0.7' }, { passwordMinLength: 5 }, { groups: 'global' }])
+      expect(
+        (await call(`${api}/services/wiki`, 'PUT', { ...admin, json: { permissions: [], ...json } })).status,
+        JSON.stringify(json),
+      ).toBe(400);
     expect(
       (await call(`${api}/services/wiki`, 'PUT', { ...admin, json: { permissions: ['nonsense'] } })).status,
     ).toBe(400);
@@ -182,11 +207,24 @@ describe('named tokens, the admin API and rate limits', () => {
     const listed = await call(`${api}/services`, 'GET', admin);
     expect(listed.body).toEqual({
       services: [
-        { name: 'tester', permissions: ['*'], forwardsClientAddress: false, source: 'config' },
+        {
+          name: 'tester',
+          permissions: ['*'],
+          forwardsClientAddress: false,
+          protocol: 'reference',
+          userNames: 'registry',
+          passwordMinLength: 8,
+          groups: 'shared',
+          source: 'config',
+        },
         {
           name: 'wiki',
           permissions: ['user_verify_password'],
           forwardsClientAddress: false,
+          protocol: 'restauth-0.6',
+          userNames: 'registry',
+          passwordMinLength: 6,
+          groups: 'shared',
           source: 'store',
         },
       ],

@@ -41,6 +41,7 @@ const auth: AuthService = {
     openIdProviders: [],
     signup: 'admin',
     services: [{ name: 'wiki', permissions: ['user_verify_password'] }],
+    restauthPathPrefix: '/restauth',
   },
 };
 const registry: Registry = {
@@ -61,6 +62,7 @@ const registryInputs = {
   image: 'wharf:1',
   bucket: 'wharf-bucket',
   authServiceName: 'main',
+  authRestAuthPrefix: '/restauth',
   serviceName: 'registry-crates',
   secretsDigest: 'x',
 };
@@ -217,6 +219,58 @@ describe('desired objects', () => {
       roles: ['registry'],
       publicUrl: 'https://crates.example.com',
       registry: { authUrl: 'http://main-auth.ns.svc:8080', serviceName: 'registry-crates' },
+    });
+  });
+
+  it("carries a client's RestAuth revision and policy, and the API's path, to the AuthService and its Registries", () => {
+    const ajv = new Ajv({ useDefaults: true, strict: false });
+    addFormats.default(ajv);
+    const validate = ajv.compile(configSchema);
+    const wikiAuth: AuthService = {
+      ...auth,
+      spec: {
+        ...auth.spec,
+        restauthPathPrefix: '',
+        services: [
+          {
+            name: 'wiki',
+            permissions: ['*'],
+            protocol: 'restauth-0.6',
+            userNames: 'restauth',
+            passwordMinLength: 6,
+            groups: 'own',
+          },
+        ],
+      },
+    };
+    const authConfig = configOf(
+      authServiceObjects(wikiAuth, {
+        image: 'wharf:1',
+        bucket: 'wharf-bucket',
+        adminSecret: { name: 'main-auth-admin', key: 'password' },
+        registries: [{ serviceName: 'registry-crates', secretName: 'crates-registry-client' }],
+        providers: [],
+        secretsDigest: 'x',
+      }),
+    );
+    expect(validate(authConfig), JSON.stringify(validate.errors)).toBe(true);
+    expect(authConfig.auth.restauth).toEqual({ pathPrefix: '' });
+    expect(authConfig.auth.services).toEqual([
+      expect.objectContaining({
+        name: 'wiki',
+        protocol: 'restauth-0.6',
+        userNames: 'restauth',
+        passwordMinLength: 6,
+        groups: 'own',
+      }),
+      // The Registry's own service keeps the defaults: reference protocol, shared groups.
+      expect.objectContaining({ name: 'registry-crates', protocol: 'reference', groups: 'shared' }),
+    ]);
+    const config = configOf(registryObjects(registry, { ...registryInputs, authRestAuthPrefix: '' }));
+    expect(validate(config), JSON.stringify(validate.errors)).toBe(true);
+    expect(config.registry).toMatchObject({
+      authUrl: 'http://main-auth.ns.svc:8080',
+      authRestAuthPrefix: '',
     });
   });
 

@@ -322,7 +322,13 @@ export async function apiV1Routes(
       return reply.code(204).send();
     });
   };
-  robotRoutes('/api/v1/user', (request) => callerOf(request).principal.name);
+  robotRoutes('/api/v1/user', (request) => {
+    // A user named as RestAuth allows (`mati space`) has no namespace to keep robots in.
+    const { name } = callerOf(request).principal;
+    if (!isNamespaceName(name))
+      throw invalid('this account has no namespace: its name is not a namespace name');
+    return name;
+  });
   robotRoutes('/api/v1/organization/:org', (request) => {
     const org = (request.params as { org: string }).org;
     if (!isNamespaceName(org)) throw invalid('invalid organization name');
