@@ -1,6 +1,8 @@
 import { readdir } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UI_CSP } from '../../server/web/plugin.ts';
+import { startIngressProxy } from '../support/ingress-proxy.ts';
 import { startServer, type TestServer } from '../support/wharf.ts';
 import { ensureUiBuilt } from './built-ui.ts';
 
@@ -107,6 +109,54 @@ describe('web UI serving', () => {
       protocols: ['cargo', 'oci'],
       accounts: true,
     });
+  });
+
+  it('works behind a path-preserving Ingress on the same host as the APIs', async () => {
+    const upstream = new URL(server.url);
+    const ingress = {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name: 'wharf' },
+      spec: {
+        rules: [
+          {
+            http: {
+              paths: [
+                {
+                  path: '/',
+                  pathType: 'Prefix',
+                  backend: { service: { name: 'wharf', port: { number: 80 } } },
+                },
+              ],
+            },
+          },
+        ],
+      },
+    };
+    const proxy = await startIngressProxy(
+      [ingress],
+      { wharf: { host: upstream.hostname, port: Number(upstream.port) } },
+      { host: '127.0.0.1', port: 0 },
+    );
+    try {
+      const address = proxy.server.address() as AddressInfo;
+      const base = `http://127.0.0.1:${address.port}`;
+      const page = await fetch(`${base}/ui/repository/team/app`, { headers: { accept: HTML } });
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      // Every asset the page names is an absolute path on this host, and is served through the proxy.
+      const assetPaths = [...html.matchAll(/(?:src|href)="(\/ui\/assets\/[^"]+)"/g)].map(
+        (m) => m[1] as string,
+      );
+      expect(assetPaths.length).toBeGreaterThanOrEqual(2);
+      for (const asset of assetPaths) expect((await fetch(`${base}${asset}`)).status, asset).toBe(200);
+      // The commands the pages show name the address clients use.
+      const settings = (await (await fetch(`${base}/ui/settings.json`)).json()) as { baseUrl: string };
+      expect(settings.baseUrl).toBe(base);
+      expect((await fetch(`${base}/api/v1/user/`)).status).toBe(401);
+    } finally {
+      await proxy.close();
+    }
   });
 
   describe('a browser session on /auth/api/v1', () => {
