@@ -35,6 +35,9 @@ export default defineConfig({
   publicDir: false,
   plugins: [precompress()],
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+  // `npx vite --config web/vite.config.ts`: the UI with instant reloads on http://localhost:5173/ui/,
+  // every other path (the APIs) from a server started with `npm start`.
+  server: { proxy: { '^/(?!ui/|ui$|@|node_modules/|src/)': 'http://localhost:8080' } },
   build: {
     outDir: fileURLToPath(new URL('../dist/web', import.meta.url)),
     emptyOutDir: true,
