@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { readJson } from '../../store/json-doc.ts';
+import { SingleFlight } from '../single-flight.ts';
 import { checkCrateParams } from './api-routes.ts';
 import { baseUrl, type CargoContext, READ } from './context.ts';
 import { parseIndexFile } from './index-file.ts';
 import { etagMatches } from './index-routes.ts';
 import { indexPath, nameFromIndexPath, storeKeys } from './paths.ts';
-import { SingleFlight } from './single-flight.ts';
 
 /** An upstream index file as cached: the upstream's bytes, verbatim (never re-serialized). */
 interface CachedIndexFile {
