@@ -302,7 +302,8 @@ export class ProxyCache {
   /**
    * GETs a blob into the store: hashed while it is written, committed only if the digest (and the
    * announced length) match. With `tap`, the bytes also flow to the client that asked, the last
-   * chunk held back until the digest is verified, so that client never gets a wrong blob whole.
+   * chunk held back until the blob is verified and committed: that client never gets a wrong blob
+   * whole, and once it has it whole, the blob is visible here.
    */
   private async fetchBlob(
     local: string,
@@ -351,8 +352,14 @@ export class ProxyCache {
             502,
           );
     }
-    const pointer = await this.deps.blobs.commit(digest, dataKey, hashing.bytes);
-    await this.deps.blobs.link(local, digest, pointer);
+    try {
+      const pointer = await this.deps.blobs.commit(digest, dataKey, hashing.bytes);
+      await this.deps.blobs.link(local, digest, pointer);
+    } catch (error) {
+      client?.destroy(error as Error);
+      throw error;
+    }
+    verify.release();
   }
 
   async close(): Promise<void> {
@@ -407,8 +414,12 @@ class VerifyingTee extends Transform {
       callback(error);
       return;
     }
-    if (this.client && !this.client.destroyed) this.client.end(this.held ?? undefined);
     callback();
+  }
+
+  /** The blob is committed: the client gets its last chunk (it may then ask again and find it). */
+  release(): void {
+    if (this.client && !this.client.destroyed) this.client.end(this.held ?? undefined);
   }
 }
 
