@@ -333,16 +333,11 @@ export class ProxyCache {
     if (client && tap) tap({ size, body: client });
     const dataKey = keys.uploadData(randomUUID());
     const proxy = this.settings.namespace;
-    const counted = new Transform({
-      transform: (chunk: Buffer, _encoding, callback) => {
-        this.deps.metrics.upstreamBytes.inc({ proxy }, chunk.length);
-        callback(null, chunk);
-      },
-    });
     try {
       const written = this.deps.store.put(dataKey, verify);
-      await Promise.all([pipeline(response.body, counted, hashing, verify), written]);
+      await Promise.all([pipeline(response.body, hashing, verify), written]);
     } catch (error) {
+      this.deps.metrics.upstreamBytes.inc({ proxy }, hashing.bytes);
       client?.destroy(error as Error);
       await this.deps.store.delete(dataKey).catch(() => {});
       throw error instanceof OciError || error instanceof UpstreamError
@@ -352,6 +347,7 @@ export class ProxyCache {
             502,
           );
     }
+    this.deps.metrics.upstreamBytes.inc({ proxy }, hashing.bytes);
     try {
       const pointer = await this.deps.blobs.commit(digest, dataKey, hashing.bytes);
       await this.deps.blobs.link(local, digest, pointer);
