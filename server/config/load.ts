@@ -219,6 +219,20 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
       'registry.oci.signingKeyEncryptionKeyFile',
       oci.signingKeyEncryptionKeyFile,
     );
+  const mirror = config.registry.cargo.mirror;
+  if (!mirror.upstreamToken && mirror.upstreamTokenFile)
+    mirror.upstreamToken = readSecretFile(
+      'registry.cargo.mirror.upstreamTokenFile',
+      mirror.upstreamTokenFile,
+    );
+  if (!mirror.upstreamToken && mirror.upstreamTokenEnv) {
+    const value = process.env[mirror.upstreamTokenEnv];
+    if (!value)
+      throw new ConfigError(
+        `configuration setting "registry.cargo.mirror.upstreamTokenEnv" names ${mirror.upstreamTokenEnv}, which is not set`,
+      );
+    mirror.upstreamToken = value;
+  }
   const namespaces = new Set<string>();
   for (const [index, proxy] of oci.proxies.entries()) {
     const setting = `registry.oci.proxies[${index}] (${proxy.namespace})`;

@@ -240,6 +240,18 @@ const cargoSchema = {
           default: 30,
           description: 'Timeout of each request to the upstream registry.',
         },
+        upstreamToken: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'Token for a private upstream (sent as cargo sends it: to the index, and to downloads when its config.json says auth-required).',
+        },
+        upstreamTokenFile: { type: 'string', minLength: 1, description: 'File holding upstreamToken.' },
+        upstreamTokenEnv: {
+          type: 'string',
+          minLength: 1,
+          description: 'Environment variable holding upstreamToken.',
+        },
       },
       default: {},
     },
