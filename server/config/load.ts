@@ -239,6 +239,8 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
     if (namespaces.has(proxy.namespace))
       throw new ConfigError(`configuration setting "${setting}": namespace ${proxy.namespace} is used twice`);
     namespaces.add(proxy.namespace);
+    if (!proxy.username && proxy.usernameFile)
+      proxy.username = readSecretFile(`${setting}.usernameFile`, proxy.usernameFile);
     if (!proxy.password && proxy.passwordFile)
       proxy.password = readSecretFile(`${setting}.passwordFile`, proxy.passwordFile);
     if (!proxy.password && proxy.passwordEnv) {

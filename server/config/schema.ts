@@ -422,6 +422,7 @@ const ociSchema = {
             description: 'Upstream registry base URL (`https://registry-1.docker.io`)',
           },
           username: { type: 'string', minLength: 1, description: 'Upstream account (token or Basic auth)' },
+          usernameFile: { type: 'string', minLength: 1, description: 'File holding the username' },
           password: { type: 'string', minLength: 1, description: 'Its password or access token' },
           passwordFile: { type: 'string', minLength: 1, description: 'File holding the password' },
           passwordEnv: {

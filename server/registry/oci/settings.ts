@@ -28,7 +28,9 @@ export interface OciProxySettings {
   namespace: string;
   /** Base URL of the upstream registry (`https://registry-1.docker.io`). */
   upstream: string;
+  /** Resolved from usernameFile when the configuration is loaded. */
   username?: string;
+  usernameFile?: string;
   /** Resolved from password, passwordFile or passwordEnv when the configuration is loaded. */
   password?: string;
   passwordFile?: string;
