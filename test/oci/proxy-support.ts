@@ -94,7 +94,8 @@ export class ThrottlingProxy {
         port: this.target.port,
         path: request.url,
         method: request.method,
-        headers: { ...request.headers, host: this.target.host },
+        // The Host the client used: a registry behind it names this proxy in its token realm.
+        headers: request.headers,
       },
       (answer) => {
         const isBlob = /\/blobs\/sha256:/.test(request.url ?? '') && request.method === 'GET';

@@ -13,7 +13,7 @@ import { basic, createUser, startOci, toolPath } from './support.ts';
 
 const exec = promisify(execFile);
 const LAYER_MB = Number(process.env.PROXY_TEST_LAYER_MB ?? 64);
-const CONCURRENT_PULLS = 10;
+const CONCURRENT_PULLS = 20;
 
 /**
  * The pull-through cache against real upstreams: distribution 2.8 (anonymous) behind the
@@ -24,6 +24,7 @@ describe('OCI pull-through cache', () => {
   let work: string;
   let distribution: Awaited<ReturnType<typeof startDistribution>>;
   let gate: ThrottlingProxy;
+  let tokenGate: ThrottlingProxy;
   let upstreamWharf: TestServer;
   let wharf: TestServer;
   let host: string;
@@ -107,16 +108,18 @@ describe('OCI pull-through cache', () => {
       basic('bob', 'bob-password'),
     );
     privateImage = await pushImage(upstreamWharf.url, 'bob/private', 'v1', 4096, bobAuth);
+    tokenGate = await new ThrottlingProxy(upstreamWharf.url).start();
 
     wharf = await startOci({
       registry: {
+        superusers: ['root'],
         oci: {
           proxies: [
             { namespace: 'dockerhub', upstream: gate.url, library: true, manifestTtlSeconds: 0 },
             { namespace: 'limited', upstream: gate.url, repositories: ['library/*'] },
             {
               namespace: 'private',
-              upstream: upstreamWharf.url,
+              upstream: tokenGate.url,
               username: 'bob',
               password: 'bob-password',
               anonymousPull: false,
@@ -128,12 +131,14 @@ describe('OCI pull-through cache', () => {
     });
     host = new URL(wharf.url).host;
     await createUser(wharf, 'alice', 'alice-password');
+    await createUser(wharf, 'root', 'root-password');
   }, 300_000);
 
   afterAll(async () => {
     await wharf?.stop();
     await upstreamWharf?.stop();
     await gate?.stop();
+    await tokenGate?.stop();
     await distribution?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });
@@ -153,6 +158,27 @@ describe('OCI pull-through cache', () => {
     expect(JSON.parse(stdout).Digest).toBe(layout.image.digest);
     expect(gate.count('GET', /manifests\/v1$/)).toBe(1);
   }, 120_000);
+
+  it('revalidates a tag with HEAD once its TTL is over, and follows a tag that moved upstream', async () => {
+    const first = await pushImage(distribution.url, 'library/moving', 'v1', 1024);
+    const get = () =>
+      fetch(`${wharf.url}/v2/dockerhub/moving/manifests/v1`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      });
+    const manifestRequests = (method: string) =>
+      gate.count(method, /^\w+ \/v2\/library\/moving\/manifests\/v1$/);
+    expect((await get()).headers.get('docker-content-digest')).toBe(first.manifest);
+    expect([manifestRequests('GET'), manifestRequests('HEAD')]).toEqual([1, 0]);
+    // manifestTtlSeconds is 0 here: every pull asks, with a HEAD (not a pull on Docker Hub).
+    expect((await get()).headers.get('docker-content-digest')).toBe(first.manifest);
+    expect([manifestRequests('GET'), manifestRequests('HEAD')]).toEqual([1, 1]);
+    const second = await pushImage(distribution.url, 'library/moving', 'v1', 1024);
+    expect((await get()).headers.get('docker-content-digest')).toBe(second.manifest);
+    expect([manifestRequests('GET'), manifestRequests('HEAD')]).toEqual([2, 2]);
+    // The old image stays pullable by digest from the cache.
+    expect((await fetch(`${wharf.url}/v2/dockerhub/moving/manifests/${first.manifest}`)).status).toBe(200);
+    expect(manifestRequests('GET')).toBe(2);
+  }, 60_000);
 
   it('skopeo pulls a multi-platform image by tag (--all)', async () => {
     const out = path.join(work, 'pulled-multi');
@@ -201,7 +227,7 @@ describe('OCI pull-through cache', () => {
     expect(stdout.trim()).toBe(layout.image.digest);
   }, 120_000);
 
-  it('refuses pushes and deletes in a proxy namespace with DENIED, even to an administrator of nothing else', async () => {
+  it('refuses pushes and deletes in a proxy namespace with DENIED: to users, superusers and anonymous callers', async () => {
     await skopeo('login', '--tls-verify=false', '-u', 'alice', '-p', 'alice-password', host);
     await expect(
       skopeo(
@@ -234,6 +260,19 @@ describe('OCI pull-through cache', () => {
       headers: auth,
     });
     expect(remove.status).toBe(403);
+    const root = await token(
+      wharf,
+      'repository:dockerhub/library/app:pull,push,delete',
+      basic('root', 'root-password'),
+    );
+    for (const [method, url] of [
+      ['POST', '/v2/dockerhub/library/app/blobs/uploads/'],
+      ['DELETE', '/v2/dockerhub/library/app/manifests/v1'],
+    ] as const) {
+      const refused = await fetch(`${wharf.url}${url}`, { method, headers: root });
+      expect(refused.status).toBe(403);
+      expect(((await refused.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('DENIED');
+    }
     // Still there.
     expect(
       (await fetch(`${wharf.url}/v2/dockerhub/app/manifests/${layout.image.digest}`, { headers: auth }))
@@ -387,6 +426,12 @@ describe('OCI pull-through cache', () => {
       `docker://${host}/private/bob/private:v1`,
     );
     expect(JSON.parse(stdout).Digest).toBe(privateImage.manifest);
+    // One token from the upstream's realm (through the same proxy: its Host is the realm's) for
+    // everything pulled from bob/private, reused until it expires.
+    expect(tokenGate.count('GET', /^GET \/v2\/auth\?/)).toBe(1);
+    expect(tokenGate.requests.find((line) => line.startsWith('GET /v2/auth?'))).toContain(
+      'scope=repository%3Abob%2Fprivate%3Apull',
+    );
     // The proxy has anonymousPull false: anonymous callers are challenged by this wharf.
     const anonymous = await fetch(`${wharf.url}/v2/private/bob/private/manifests/v1`);
     expect(anonymous.status).toBe(401);
