@@ -37,7 +37,14 @@ export async function startDistribution(dir: string): Promise<{ url: string; sto
   };
 }
 
-export type GateMode = 'pass' | '429' | 'down' | 'corrupt-blobs' | 'cut-blobs' | 'slow-blobs';
+export type GateMode =
+  | 'pass'
+  | '429'
+  | 'down'
+  | 'corrupt-blobs'
+  | 'cut-blobs'
+  | 'slow-blobs'
+  | 'redirect-blobs';
 
 /**
  * The throttling proxy: a small HTTP proxy in front of an upstream registry that the tests switch
@@ -48,6 +55,10 @@ export type GateMode = 'pass' | '429' | 'down' | 'corrupt-blobs' | 'cut-blobs' |
 export class ThrottlingProxy {
   mode: GateMode = 'pass';
   readonly requests: string[] = [];
+  /** The headers of each request, in the order of `requests`. */
+  readonly headers: http.IncomingHttpHeaders[] = [];
+  /** Where `redirect-blobs` sends blob GETs (as blob storage behind a registry would). */
+  redirectTo = '';
   url = '';
   private readonly server: http.Server;
   private readonly target: URL;
@@ -75,6 +86,16 @@ export class ThrottlingProxy {
 
   private handle(request: http.IncomingMessage, response: http.ServerResponse): void {
     this.requests.push(`${request.method} ${request.url}`);
+    this.headers.push(request.headers);
+    if (
+      this.mode === 'redirect-blobs' &&
+      request.method === 'GET' &&
+      /\/blobs\/sha256:/.test(request.url ?? '')
+    ) {
+      response.writeHead(307, { location: `${this.redirectTo}${request.url}`, 'content-length': 0 });
+      response.end();
+      return;
+    }
     if (this.mode === 'down') {
       request.socket.destroy();
       return;

@@ -379,6 +379,13 @@ describe('OCI pull-through cache', () => {
       gate.mode = 'pass';
     }
     expect(gate.count('GET', path_)).toBe(1);
+    // The metrics tell the bytes from upstream from those served.
+    expect(await metric('wharf_oci_proxy_upstream_bytes_total', 'proxy="dockerhub"')).toBeGreaterThanOrEqual(
+      large.layerBytes,
+    );
+    expect(await metric('wharf_oci_proxy_served_bytes_total', 'proxy="dockerhub"')).toBeGreaterThanOrEqual(
+      CONCURRENT_PULLS * large.layerBytes,
+    );
     // And again, from the store.
     const again = await fetch(`${wharf.url}/v2/dockerhub/library/large/blobs/${large.layer}`, {
       method: 'HEAD',
@@ -386,6 +393,23 @@ describe('OCI pull-through cache', () => {
     expect(again.headers.get('content-length')).toBe(String(large.layerBytes));
     expect(gate.count('GET', path_)).toBe(1);
   }, 300_000);
+
+  it('follows a redirect of a blob GET to another host, as to blob storage', async () => {
+    const image = await pushImage(distribution.url, 'library/redirected', 'v1', 256 * 1024);
+    const storage = await new ThrottlingProxy(distribution.url).start();
+    gate.mode = 'redirect-blobs';
+    gate.redirectTo = storage.url;
+    try {
+      const response = await fetch(`${wharf.url}/v2/dockerhub/redirected/blobs/${image.layer}`);
+      expect(response.status).toBe(200);
+      const body = Buffer.from(await response.arrayBuffer());
+      expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).toBe(image.layer);
+      expect(storage.count('GET', new RegExp(`/v2/library/redirected/blobs/${image.layer}$`))).toBe(1);
+    } finally {
+      gate.mode = 'pass';
+      await storage.stop();
+    }
+  }, 60_000);
 
   it('leaves nothing visible when the upstream blob is corrupt or cut short, and fetches it again next time', async () => {
     const image = await pushImage(distribution.url, 'library/fragile', 'v1', 3 * 1024 * 1024);
