@@ -394,6 +394,20 @@ describe('OCI pull-through cache', () => {
     expect(gate.count('GET', path_)).toBe(1);
   }, 300_000);
 
+  it('answers a Range request on an uncached blob once it is stored', async () => {
+    const image = await pushImage(distribution.url, 'library/ranged', 'v1', 512 * 1024);
+    const whole = Buffer.from(
+      await (await fetch(`${distribution.url}/v2/library/ranged/blobs/${image.layer}`)).arrayBuffer(),
+    );
+    const response = await fetch(`${wharf.url}/v2/dockerhub/ranged/blobs/${image.layer}`, {
+      headers: { range: 'bytes=1000-1999' },
+    });
+    expect(response.status).toBe(206);
+    expect(response.headers.get('content-range')).toBe(`bytes 1000-1999/${whole.length}`);
+    expect(Buffer.from(await response.arrayBuffer())).toEqual(whole.subarray(1000, 2000));
+    expect(await wharf.store.head(keys.blob(parseDigest(image.layer) as never))).not.toBeNull();
+  }, 60_000);
+
   it('follows a redirect of a blob GET to another host, as to blob storage', async () => {
     const image = await pushImage(distribution.url, 'library/redirected', 'v1', 256 * 1024);
     const storage = await new ThrottlingProxy(distribution.url).start();
