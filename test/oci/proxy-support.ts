@@ -172,10 +172,10 @@ export async function pushImage(
   registry: string,
   repository: string,
   tag: string,
-  bytes: number,
+  bytes: number | Buffer,
   headers: Record<string, string> = {},
 ): Promise<PushedImage> {
-  const layer = randomBytes(bytes);
+  const layer = typeof bytes === 'number' ? randomBytes(bytes) : bytes;
   const config = Buffer.from(
     JSON.stringify({ architecture: 'amd64', os: 'linux', tag, nonce: randomBytes(8).toString('hex') }),
   );
@@ -202,7 +202,7 @@ export async function pushImage(
   return {
     manifest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`,
     layer: `sha256:${createHash('sha256').update(layer).digest('hex')}`,
-    layerBytes: bytes,
+    layerBytes: layer.length,
   };
 }
 

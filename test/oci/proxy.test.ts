@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,6 +25,9 @@ describe('OCI pull-through cache', () => {
   let distribution: Awaited<ReturnType<typeof startDistribution>>;
   let gate: ThrottlingProxy;
   let tokenGate: ThrottlingProxy;
+  /** In front of the token-auth wharf too, for blob redirects to "storage" (distribution). */
+  let redirectingGate: ThrottlingProxy;
+  let storage: ThrottlingProxy;
   let upstreamWharf: TestServer;
   let wharf: TestServer;
   let host: string;
@@ -109,6 +112,20 @@ describe('OCI pull-through cache', () => {
     );
     privateImage = await pushImage(upstreamWharf.url, 'bob/private', 'v1', 4096, bobAuth);
     tokenGate = await new ThrottlingProxy(upstreamWharf.url).start();
+    // The same private layer also sits in "blob storage" (distribution), where redirects lead.
+    const storedLayer = randomBytes(8192);
+    await pushImage(
+      upstreamWharf.url,
+      'bob/stored',
+      'v1',
+      storedLayer,
+      await token(upstreamWharf, 'repository:bob/stored:pull,push', basic('bob', 'bob-password')),
+    );
+    await pushImage(distribution.url, 'bob/stored', 'v1', storedLayer);
+    storage = await new ThrottlingProxy(distribution.url).start();
+    redirectingGate = await new ThrottlingProxy(upstreamWharf.url).start();
+    redirectingGate.mode = 'redirect-blobs';
+    redirectingGate.redirectTo = storage.url;
 
     wharf = await startOci({
       registry: {
@@ -125,6 +142,12 @@ describe('OCI pull-through cache', () => {
               anonymousPull: false,
             },
             { namespace: 'nocreds', upstream: upstreamWharf.url },
+            {
+              namespace: 'redirecting',
+              upstream: redirectingGate.url,
+              username: 'bob',
+              password: 'bob-password',
+            },
           ],
         },
       },
@@ -139,6 +162,8 @@ describe('OCI pull-through cache', () => {
     await upstreamWharf?.stop();
     await gate?.stop();
     await tokenGate?.stop();
+    await redirectingGate?.stop();
+    await storage?.stop();
     await distribution?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });
@@ -479,6 +504,29 @@ describe('OCI pull-through cache', () => {
     // The upstream password never shows up in the logs.
     expect(wharf.logs()).not.toContain('bob-password');
   }, 120_000);
+
+  it('follows the blob redirect of a token-auth upstream to another origin without its Authorization', async () => {
+    const manifest = JSON.parse(
+      await (
+        await fetch(`${wharf.url}/v2/redirecting/bob/stored/manifests/v1`, {
+          headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+        })
+      ).text(),
+    ) as { layers: { digest: string }[] };
+    const layer = manifest.layers[0]?.digest as string;
+    const response = await fetch(`${wharf.url}/v2/redirecting/bob/stored/blobs/${layer}`);
+    expect(response.status).toBe(200);
+    const body = Buffer.from(await response.arrayBuffer());
+    expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).toBe(layer);
+    const blobPath = new RegExp(`/v2/bob/stored/blobs/${layer}$`);
+    const atRegistry = redirectingGate.requests.findLastIndex(
+      (line) => line.startsWith('GET ') && blobPath.test(line),
+    );
+    const atStorage = storage.requests.findIndex((line) => line.startsWith('GET ') && blobPath.test(line));
+    expect(redirectingGate.headers[atRegistry]?.authorization).toMatch(/^Bearer /);
+    expect(atStorage).toBeGreaterThanOrEqual(0);
+    expect(storage.headers[atStorage]?.authorization).toBeUndefined();
+  }, 60_000);
 
   it('fetches only the upstream repositories a proxy allows', async () => {
     const library = await fetch(`${wharf.url}/v2/limited/library/app/manifests/v1`, {
