@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,12 +27,12 @@ describe('OCI proxy cache GC', () => {
   let t0: number;
   const at = (hours: number) => vi.setSystemTime(t0 + hours * HOUR);
 
-  const pull = async (name: string) => {
-    const manifest = await fetch(`${wharf.url}/v2/hub/${name}/manifests/v1`, {
+  const pull = async (name: string, proxy = 'hub') => {
+    const manifest = await fetch(`${wharf.url}/v2/${proxy}/${name}/manifests/v1`, {
       headers: { accept: MANIFEST },
     });
     expect(manifest.status).toBe(200);
-    const layer = await fetch(`${wharf.url}/v2/hub/${name}/blobs/${images[name]?.layer}`);
+    const layer = await fetch(`${wharf.url}/v2/${proxy}/${name}/blobs/${images[name]?.layer}`);
     expect(layer.status).toBe(200);
     await layer.arrayBuffer();
   };
@@ -51,6 +52,11 @@ describe('OCI proxy cache GC', () => {
     distribution = await startDistribution(work);
     for (const name of ['a', 'b', 'c'])
       images[name] = await pushImage(distribution.url, `library/${name}`, 'v1', LAYER);
+    // d and e share their layer; f has its own.
+    const shared = randomBytes(LAYER);
+    for (const name of ['d', 'e'])
+      images[name] = await pushImage(distribution.url, `library/${name}`, 'v1', shared);
+    images.f = await pushImage(distribution.url, 'library/f', 'v1', LAYER);
     t0 = Date.now();
     vi.useFakeTimers({ toFake: ['Date'] });
     at(0);
@@ -67,6 +73,14 @@ describe('OCI proxy cache GC', () => {
               library: true,
               retentionHours: 48,
               quotaBytes: 2.5 * LAYER,
+            },
+            // Room for one layer and a half, no retention by time.
+            {
+              namespace: 'shared',
+              upstream: distribution.url,
+              library: true,
+              retentionHours: 0,
+              quotaBytes: 1.5 * LAYER,
             },
           ],
         },
@@ -126,5 +140,26 @@ describe('OCI proxy cache GC', () => {
     expect(
       (await fetch(`${wharf.url}/v2/hub/c/manifests/v1`, { headers: { accept: MANIFEST } })).status,
     ).toBe(200);
+  }, 120_000);
+
+  it('counts a layer two cached images share once against the quota', async () => {
+    const shared = async () =>
+      (await gc()).deletions.tags
+        .filter((tag) => tag.repository.startsWith('shared/'))
+        .map((tag) => tag.repository);
+    at(60);
+    await pull('d', 'shared');
+    at(61);
+    await pull('e', 'shared');
+    // One layer, two small manifests and configs: under one layer and a half.
+    at(70);
+    expect(await shared()).toEqual([]);
+    at(71);
+    await pull('f', 'shared');
+    // Two layers now: d goes first, but frees only its manifest and config; e must go too.
+    at(80);
+    expect(await shared()).toEqual(['shared/library/d', 'shared/library/e']);
+    const f = await fetch(`${wharf.url}/v2/shared/f/manifests/v1`, { headers: { accept: MANIFEST } });
+    expect(f.status).toBe(200);
   }, 120_000);
 });

@@ -351,8 +351,9 @@ function proxyRetention(
 /**
  * The tags of one proxy to evict: those whose image was not pulled (nor fetched) for
  * `retentionHours`, then, least recently pulled first, those that bring the cache over `quotaBytes`.
- * An image's size is its manifests and the blobs they name (a layer shared by two images counts
- * twice: the quota errs on the side of evicting). Manifests of quota-evicted tags go into `evicted`.
+ * The cache's size counts each manifest and each blob its images name once (a layer shared by two
+ * images is freed only when both go). Images younger than grace count but are never evicted.
+ * Manifests of quota-evicted tags go into `evicted` (no retention keeps them).
  */
 async function planProxyEvictions(
   services: OciServices,
@@ -363,78 +364,101 @@ async function planProxyEvictions(
 ): Promise<PlannedTag[]> {
   const windowMs = proxy.retentionHours * 3_600_000;
   const graceMs = services.settings.gc.graceHours * 3_600_000;
-  const images: (PlannedTag & { lastUse: number; bytes: number; manifests: string[] })[] = [];
+  interface CachedImage extends PlannedTag {
+    lastUse: number;
+    young: boolean;
+    /** What the image holds, by `manifest:<store key>` or `blob:<digest>`, with its size. */
+    content: Map<string, number>;
+    manifests: string[];
+  }
+  const images: CachedImage[] = [];
   for (const repository of repositories) {
     for (const tag of await services.manifests.tags(repository)) {
       const digest = await services.manifests.resolve(repository, tag);
       const manifest = digest ? await services.manifests.get(repository, digest.text) : null;
       const stored = digest ? await services.store.head(keys.manifest(repository, digest)) : null;
-      // Nothing younger than grace is touched, the cache included.
-      if (!digest || !manifest || !stored || now - stored.lastModified.getTime() < graceMs) continue;
+      if (!digest || !manifest || !stored) continue;
       const activity = await services.activity.read(repository, digest);
       const fetched = await services.store.head(keys.proxyTag(repository, tag));
-      const lastUse = Math.max(
-        Date.parse(activity?.pulledAt ?? '') || 0,
-        fetched?.lastModified.getTime() ?? 0,
-      );
-      const { bytes, manifests } = await imageSize(services, repository, manifest.body);
+      const key = keys.manifest(repository, digest);
+      const content = new Map([[`manifest:${key}`, manifest.size]]);
+      const children = await imageContent(services, repository, manifest.body, content);
       images.push({
         repository,
         tag,
         digest: digest.text,
         pulledAt: activity?.pulledAt ?? null,
-        lastUse,
-        bytes: bytes + manifest.size,
-        manifests: [keys.manifest(repository, digest), ...manifests],
+        lastUse: Math.max(Date.parse(activity?.pulledAt ?? '') || 0, fetched?.lastModified.getTime() ?? 0),
+        // Nothing younger than grace is touched, the cache included.
+        young: now - stored.lastModified.getTime() < graceMs,
+        content,
+        manifests: [key, ...children],
       });
     }
   }
-  const plan: PlannedTag[] = [];
+  const plan: CachedImage[] = [];
   const kept = images.filter((image) => {
-    if (windowMs === 0 || now - image.lastUse < windowMs + PULL_RESOLUTION_MS) return true;
+    if (image.young || windowMs === 0 || now - image.lastUse < windowMs + PULL_RESOLUTION_MS) return true;
     plan.push(image);
     return false;
   });
   if (proxy.quotaBytes > 0) {
-    let total = kept.reduce((sum, image) => sum + image.bytes, 0);
-    for (const image of kept.sort((a, b) => a.lastUse - b.lastUse)) {
+    const holders = new Map<string, number>();
+    const sizes = new Map<string, number>();
+    for (const image of kept)
+      for (const [key, size] of image.content) {
+        holders.set(key, (holders.get(key) ?? 0) + 1);
+        sizes.set(key, size);
+      }
+    let total = [...sizes.values()].reduce((sum, size) => sum + size, 0);
+    for (const image of kept.filter((candidate) => !candidate.young).sort((a, b) => a.lastUse - b.lastUse)) {
       if (total <= proxy.quotaBytes) break;
-      total -= image.bytes;
       plan.push(image);
       for (const key of image.manifests) evicted.add(key);
+      for (const key of image.content.keys()) {
+        const left = (holders.get(key) ?? 1) - 1;
+        holders.set(key, left);
+        if (left === 0) total -= sizes.get(key) ?? 0;
+      }
     }
   }
   return plan.map(({ repository, tag, digest, pulledAt }) => ({ repository, tag, digest, pulledAt }));
 }
 
-/** Bytes of the blobs an image (or an index's images) names, and the store keys of its child manifests. */
-async function imageSize(
+/**
+ * Adds to `content` the blobs an image names (and, for an index, its child manifests and theirs);
+ * returns the store keys of the child manifests.
+ */
+async function imageContent(
   services: OciServices,
   repository: string,
   body: Buffer,
-): Promise<{ bytes: number; manifests: string[] }> {
+  content: Map<string, number>,
+): Promise<string[]> {
   let document: {
-    config?: { size?: unknown };
-    layers?: { size?: unknown }[];
+    config?: { digest?: unknown; size?: unknown };
+    layers?: { digest?: unknown; size?: unknown }[];
     manifests?: { digest?: unknown }[];
   };
   try {
     document = JSON.parse(body.toString('utf8'));
   } catch {
-    return { bytes: 0, manifests: [] };
+    return [];
   }
-  let bytes = 0;
   for (const descriptor of [document.config, ...(document.layers ?? [])])
-    if (typeof descriptor?.size === 'number') bytes += descriptor.size;
-  const manifests: string[] = [];
+    if (typeof descriptor?.size === 'number' && typeof descriptor.digest === 'string')
+      content.set(`blob:${descriptor.digest}`, descriptor.size);
+  const children: string[] = [];
   for (const child of document.manifests ?? []) {
     const digest = parseDigest(String(child?.digest));
     const stored = digest ? await services.manifests.get(repository, digest.text) : null;
     if (!digest || !stored) continue;
-    manifests.push(keys.manifest(repository, digest));
-    bytes += stored.size + (await imageSize(services, repository, stored.body)).bytes;
+    const key = keys.manifest(repository, digest);
+    children.push(key);
+    content.set(`manifest:${key}`, stored.size);
+    children.push(...(await imageContent(services, repository, stored.body, content)));
   }
-  return { bytes, manifests };
+  return children;
 }
 
 async function planRepository(
