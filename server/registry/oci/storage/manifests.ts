@@ -72,6 +72,11 @@ export class ManifestStore {
     contentType: string | undefined,
     /** Runs once the manifest is known to be valid, before anything is written (creates the repository). */
     beforeWrite: () => Promise<unknown> = async () => {},
+    /**
+     * `false` for a pull-through cache: what the manifest references is fetched from upstream when
+     * a client asks for it, so it is not here yet.
+     */
+    { checkReferences = true }: { checkReferences?: boolean } = {},
   ): Promise<{ digest: Digest; subject?: Digest }> {
     const digest = reference.digest ?? (await this.digestForTagPush(repository, body));
     const actual = createHash(digest.algorithm).update(body).digest('hex');
@@ -98,7 +103,7 @@ export class ManifestStore {
     ) {
       throw new OciError('MANIFEST_INVALID', 'Content-Type does not match the manifest mediaType');
     }
-    await this.checkReferences(repository, mediaType, document);
+    if (checkReferences) await this.checkReferences(repository, mediaType, document);
     await beforeWrite();
     // Stored as `<mediaType>\n<bytes>`: the media type must survive drivers without object metadata.
     await this.store.put(
