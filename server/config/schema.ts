@@ -235,7 +235,7 @@ const cargoSchema = {
       maximum: 60000,
       default: 500,
       description:
-        "How long a replica trusts an index file's ETag before asking the store again (0: every request). The replica that took a publish sees it at once; others within this bound.",
+        "How long a replica trusts an index file's ETag, and its list of crates for search, before asking the store again (0: every request). The replica that took a publish sees it at once; others within this bound.",
     },
     presignSeconds: {
       type: 'integer',

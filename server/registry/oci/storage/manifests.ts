@@ -245,6 +245,15 @@ export class ManifestStore {
     return listAll(this.store, keys.tagsPrefix(repository));
   }
 
+  /** Tags with the time each last moved (its object's write), from one listing. */
+  async tagsWithTimes(repository: string): Promise<{ name: string; lastModified: Date }[]> {
+    const prefix = keys.tagsPrefix(repository);
+    return (await listAllObjects(this.store, prefix)).map((object) => ({
+      name: object.key.slice(prefix.length),
+      lastModified: object.lastModified,
+    }));
+  }
+
   async referrers(repository: string, subject: Digest): Promise<Descriptor[]> {
     const prefix = keys.referrersPrefix(repository, subject);
     const result: Descriptor[] = [];
