@@ -14,12 +14,22 @@ export async function load(
     seconds,
     pipelining = 1,
     headers = {},
-  }: { connections: number; seconds: number; pipelining?: number; headers?: Record<string, string> },
+    paths,
+  }: {
+    connections: number;
+    seconds: number;
+    pipelining?: number;
+    headers?: Record<string, string>;
+    /** Paths each socket asks for in turn (a page's calls), instead of `url`'s path alone. */
+    paths?: string[];
+  },
 ): Promise<{ rps: number; mbps: number; statuses: Record<number, number> }> {
   const target = new URL(url);
-  const head = `GET ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\n${Object.entries(headers)
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join('')}\r\n`;
+  const requestFor = (pathname: string) =>
+    `GET ${pathname} HTTP/1.1\r\nHost: ${target.host}\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')}\r\n`;
+  const heads = (paths ?? [`${target.pathname}${target.search}`]).map(requestFor);
   const statuses: Record<number, number> = {};
   let count = 0;
   let bytes = 0;
@@ -34,7 +44,9 @@ export async function load(
           socket.setNoDelay(true);
           let pending: Buffer = Buffer.alloc(0);
           let bodyLeft = -1;
-          socket.on('connect', () => socket.write(head.repeat(pipelining)));
+          let sent = 0;
+          const next = () => heads[sent++ % heads.length] as string;
+          socket.on('connect', () => socket.write(Array.from({ length: pipelining }, next).join('')));
           let inFlight = pipelining;
           socket.on('error', reject);
           socket.on('close', () => resolve());
@@ -64,7 +76,7 @@ export async function load(
                 continue;
               }
               inFlight += 1;
-              socket.write(head);
+              socket.write(next());
             }
           });
         }),

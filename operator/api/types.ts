@@ -382,6 +382,68 @@ export const registrySchema = {
                 },
               },
             },
+            proxies: {
+              type: 'array',
+              default: [],
+              description:
+                'Pull-through caches: each namespace serves an upstream registry (Docker Hub, ghcr.io, quay.io, registry.k8s.io) read-only.',
+              items: {
+                type: 'object',
+                properties: {
+                  namespace: {
+                    type: 'string',
+                    pattern: '^[a-z0-9]+(?:[._-][a-z0-9]+)*$',
+                    maxLength: 64,
+                    description:
+                      'Namespace here, e.g. dockerhub: dockerhub/library/nginx pulls library/nginx.',
+                  },
+                  upstream: {
+                    type: 'string',
+                    pattern: '^https?://[^/?#]+/?$',
+                    description: 'Upstream registry base URL, e.g. https://registry-1.docker.io.',
+                  },
+                  credentialsSecretRef: {
+                    type: 'object',
+                    description: 'Secret holding the upstream username and password (or access token).',
+                    properties: {
+                      name: dnsName,
+                      usernameKey: { type: 'string', default: 'username' },
+                      passwordKey: { type: 'string', default: 'password' },
+                    },
+                    required: ['name'],
+                  },
+                  repositories: {
+                    type: 'array',
+                    items: { type: 'string', pattern: '^[a-z0-9*][a-z0-9._/*-]*$' },
+                    description: 'Allowed upstream repositories (library/*, bitnami/**); empty allows all.',
+                  },
+                  library: {
+                    type: 'boolean',
+                    default: false,
+                    description: 'Docker Hub semantics: dockerhub/nginx is library/nginx upstream.',
+                  },
+                  manifestTtlSeconds: { type: 'integer', minimum: 0, maximum: 604800, default: 300 },
+                  anonymousPull: {
+                    type: 'boolean',
+                    description: 'Anonymous pull through this proxy (default: spec.oci.anonymousPull).',
+                  },
+                  timeoutSeconds: { type: 'integer', minimum: 1, maximum: 600, default: 30 },
+                  retentionHours: {
+                    type: 'number',
+                    minimum: 0,
+                    default: 720,
+                    description: 'GC deletes cached images not pulled for this long (0 keeps them).',
+                  },
+                  quotaBytes: {
+                    type: 'integer',
+                    minimum: 0,
+                    default: 0,
+                    description: 'GC deletes the least recently pulled cached images beyond this size.',
+                  },
+                },
+                required: ['namespace', 'upstream'],
+              },
+            },
           },
         },
         superusers: { type: 'array', items: { type: 'string' }, default: [] },

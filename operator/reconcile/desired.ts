@@ -23,6 +23,8 @@ export const SERVICES_DIR = '/etc/wharf/services';
 export const SIGNING_DIR = '/etc/wharf/signing';
 export const OPENID_DIR = '/etc/wharf/openid';
 export const AUTH_CLIENT_DIR = '/etc/wharf/auth-client';
+/** Upstream credentials of the proxy caches: `<namespace>/username` and `<namespace>/password`. */
+export const PROXIES_DIR = '/etc/wharf/proxies';
 
 /** Permissions a Registry needs at its AuthService: check credentials and group membership. */
 export const REGISTRY_SERVICE_PERMISSIONS = [
@@ -194,11 +196,24 @@ export function registryConfig(registry: Registry, inputs: RegistryInputs): Reco
       oci: {
         anonymousPull: oci.anonymousPull,
         ...(oci.gc ? { gc: oci.gc } : {}),
+        ...(oci.proxies.length ? { proxies: oci.proxies.map(proxyConfig) } : {}),
         // The generated ES256 key (PKCS#8 PEM) signs the registry's Docker tokens.
         signingKeyFile: `${SIGNING_DIR}/private.pem`,
       },
     },
   };
+}
+
+/** A proxy of the Registry as the server reads it: credentials as files from the mounted Secret. */
+function proxyConfig(proxy: Registry['spec']['oci']['proxies'][number]): Record<string, unknown> {
+  const { credentialsSecretRef, ...settings } = proxy;
+  return credentialsSecretRef
+    ? {
+        ...settings,
+        usernameFile: `${PROXIES_DIR}/${proxy.namespace}/username`,
+        passwordFile: `${PROXIES_DIR}/${proxy.namespace}/password`,
+      }
+    : settings;
 }
 
 export function configHash(config: Record<string, unknown>, secretsDigest: string): string {
@@ -267,6 +282,9 @@ function authVolumes(auth: AuthService, inputs: AuthServiceInputs): Volume[] {
 
 function registryVolumes(registry: Registry): Volume[] {
   const names = registryNames(registry.metadata.name);
+  const proxySecrets = registry.spec.oci.proxies.flatMap(({ namespace, credentialsSecretRef }) =>
+    credentialsSecretRef ? [{ namespace, credentialsSecretRef }] : [],
+  );
   return [
     { name: 'config', mountPath: CONFIG_DIR, volume: { configMap: { name: names.config } } },
     {
@@ -275,6 +293,27 @@ function registryVolumes(registry: Registry): Volume[] {
       volume: { secret: { secretName: names.client, items: [{ key: 'password', path: 'password' }] } },
     },
     { name: 'signing', mountPath: SIGNING_DIR, volume: { secret: { secretName: names.signing } } },
+    ...(proxySecrets.length
+      ? [
+          {
+            name: 'proxies',
+            mountPath: PROXIES_DIR,
+            volume: {
+              projected: {
+                sources: proxySecrets.map(({ namespace, credentialsSecretRef: ref }) => ({
+                  secret: {
+                    name: ref.name,
+                    items: [
+                      { key: ref.usernameKey, path: `${namespace}/username` },
+                      { key: ref.passwordKey, path: `${namespace}/password` },
+                    ],
+                  },
+                })),
+              },
+            },
+          },
+        ]
+      : []),
   ];
 }
 

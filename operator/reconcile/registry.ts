@@ -5,7 +5,7 @@ import type { AuthService, Registry } from '../api/types.ts';
 import { resourcePath } from '../kube/client.ts';
 import { stableHash } from '../runtime/compare.ts';
 import { type ConditionInput, isTrue } from '../runtime/conditions.ts';
-import { ensureGeneratedSecret, randomPassword, setFinalizer } from '../runtime/objects.ts';
+import { ensureGeneratedSecret, randomPassword, readSecret, setFinalizer } from '../runtime/objects.ts';
 import { signingKey } from './auth-service.ts';
 import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
 import { publicUrl, registryObjects, serviceUrl } from './desired.ts';
@@ -114,13 +114,21 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
         },
   );
 
+  // Upstream credentials of the proxy caches: a change rolls the pods (the server reads them at start).
+  const proxyCredentials = await readProxyCredentials(ctx, registry);
+  if (proxyCredentials.condition) conditions.push(proxyCredentials.condition);
+
   const objects = registryObjects(registry, {
     image: ctx.defaultImage,
     bucket: bucketName(registry, 'registry'),
     authServiceName: authName,
     authRestAuthPrefix: auth?.spec.restauthPathPrefix ?? '/restauth',
     serviceName,
-    secretsDigest: stableHash({ client: client.data, signing: stableHash(signing.data) }),
+    secretsDigest: stableHash({
+      client: client.data,
+      signing: stableHash(signing.data),
+      proxies: proxyCredentials.digest,
+    }),
   });
   const applied = await applyChildren(ctx, registry, objects);
   await warnIfProxiesUntrusted(ctx, registry, applied.changed);
@@ -145,4 +153,39 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
   );
   const bucketReady = conditions[0]?.status === true;
   return bucketReady ? {} : { requeueAfterMs: 15_000 };
+}
+
+/** The proxies' credential Secrets: a digest of their contents, and a condition when one is missing. */
+async function readProxyCredentials(
+  ctx: ReconcileContext,
+  registry: Registry,
+): Promise<{ digest: string; condition?: ConditionInput }> {
+  const contents: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const proxy of registry.spec.oci.proxies) {
+    const ref = proxy.credentialsSecretRef;
+    if (!ref) continue;
+    const secret = await readSecret(ctx.client, registry.metadata.namespace, ref.name);
+    if (!secret?.[ref.usernameKey] || !secret[ref.passwordKey])
+      missing.push(`${proxy.namespace}: ${ref.name}`);
+    contents[proxy.namespace] = stableHash(secret ?? {});
+  }
+  if (registry.spec.oci.proxies.every((proxy) => !proxy.credentialsSecretRef)) return { digest: '' };
+  return {
+    digest: stableHash(contents),
+    condition:
+      missing.length > 0
+        ? {
+            type: 'ProxyCredentialsReady',
+            status: false,
+            reason: 'SecretMissing',
+            message: `proxy credential Secrets missing or lacking their keys: ${missing.join(', ')}`,
+          }
+        : {
+            type: 'ProxyCredentialsReady',
+            status: true,
+            reason: 'Found',
+            message: 'every proxy credential Secret is present',
+          },
+  };
 }

@@ -27,11 +27,16 @@ export type AccessRequest =
 /**
  * Why a request is refused: `authenticate` (anonymous, credentials would help), `scope` (the token's
  * scopes do not allow it), `forbidden` (the account may not), `unknown` (the caller may not even
- * know the resource exists; surfaces answer it as "not found").
+ * know the resource exists; surfaces answer it as "not found"), `read-only` (nobody may: a proxy
+ * namespace holds only what its upstream has; /v2/ answers DENIED whatever the credentials).
  */
 export type Decision =
   | { allowed: true }
-  | { allowed: false; reason: 'authenticate' | 'scope' | 'forbidden' | 'unknown'; message: string };
+  | {
+      allowed: false;
+      reason: 'authenticate' | 'scope' | 'forbidden' | 'unknown' | 'read-only';
+      message: string;
+    };
 
 export interface PolicySettings {
   /** Accounts with every right on every repository and crate (`registry.superusers`). */
@@ -40,6 +45,11 @@ export interface PolicySettings {
   anonymousPull: boolean;
   /** RFC 3139: reading the Cargo registry needs a token (`registry.cargo.authRequired`). */
   cargoAuthRequired: boolean;
+  /**
+   * Namespaces that are pull-through caches (`registry.oci.proxies`): read by any account (and
+   * anonymously when the proxy allows it), written by nobody but the cache itself.
+   */
+  proxies?: readonly { namespace: string; anonymousPull?: boolean }[];
 }
 
 const ALLOWED: Decision = { allowed: true };
@@ -59,6 +69,8 @@ export class AccessPolicy {
 
   decide(principal: Principal, request: AccessRequest): Decision {
     const anonymous = principal.kind === 'anonymous';
+    const readOnly = this.proxyRefusal(request);
+    if (readOnly) return readOnly;
     const operation = scopedOperation(request);
     const refusedByScope = anonymous ? null : scopeRefusal(principal.scopes, operation, crateOf(request));
     if (refusedByScope) return deny('scope', refusedByScope);
@@ -96,6 +108,23 @@ export class AccessPolicy {
         if (anonymous) return deny('authenticate', 'authentication required');
         return this.isSuperuser(principal) ? ALLOWED : deny('forbidden', 'administrators only');
     }
+  }
+
+  /** The proxy (`registry.oci.proxies[]`) whose namespace holds a repository, if any. */
+  proxyOf(repository: string): { namespace: string; anonymousPull?: boolean } | undefined {
+    const namespace = namespaceOf(repository);
+    return this.settings.proxies?.find((proxy) => proxy.namespace === namespace);
+  }
+
+  /** Writes into a proxy namespace are refused to everyone, superusers included. */
+  private proxyRefusal(request: AccessRequest): Decision | null {
+    if (!('repository' in request) || request.operation === 'oci.pull') return null;
+    const proxy = this.proxyOf(request.repository);
+    if (!proxy) return null;
+    return deny(
+      'read-only',
+      `${proxy.namespace} is a pull-through cache: its repositories hold what the upstream registry has and cannot be pushed to, deleted or managed`,
+    );
   }
 
   /** An administrator, or an account named in `registry.superusers`. Robots never are. */
@@ -150,6 +179,14 @@ export class AccessPolicy {
     },
   ): Decision {
     const { record } = request;
+    const proxy = this.proxyOf(request.repository);
+    if (proxy) {
+      // Only pulls reach here (proxyRefusal); the cache's repositories are as public as the proxy says.
+      const anonymousPull = proxy.anonymousPull ?? this.settings.anonymousPull;
+      return principal.kind === 'anonymous' && !anonymousPull
+        ? deny('authenticate', 'authentication required')
+        : ALLOWED;
+    }
     if (!record) {
       // Push-to-create (Quay): whoever owns the namespace holds every right on a repository that is
       // not there yet; pushing into it creates it.
@@ -210,6 +247,9 @@ function crateOf(request: AccessRequest): string | undefined {
   }
 }
 
-function deny(reason: 'authenticate' | 'scope' | 'forbidden' | 'unknown', message: string): Decision {
+function deny(
+  reason: 'authenticate' | 'scope' | 'forbidden' | 'unknown' | 'read-only',
+  message: string,
+): Decision {
   return { allowed: false, reason, message };
 }

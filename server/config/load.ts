@@ -219,6 +219,43 @@ function resolveSecrets(config: WharfConfig): WharfConfig {
       'registry.oci.signingKeyEncryptionKeyFile',
       oci.signingKeyEncryptionKeyFile,
     );
+  const mirror = config.registry.cargo.mirror;
+  if (!mirror.upstreamToken && mirror.upstreamTokenFile)
+    mirror.upstreamToken = readSecretFile(
+      'registry.cargo.mirror.upstreamTokenFile',
+      mirror.upstreamTokenFile,
+    );
+  if (!mirror.upstreamToken && mirror.upstreamTokenEnv) {
+    const value = process.env[mirror.upstreamTokenEnv];
+    if (!value)
+      throw new ConfigError(
+        `configuration setting "registry.cargo.mirror.upstreamTokenEnv" names ${mirror.upstreamTokenEnv}, which is not set`,
+      );
+    mirror.upstreamToken = value;
+  }
+  const namespaces = new Set<string>();
+  for (const [index, proxy] of oci.proxies.entries()) {
+    const setting = `registry.oci.proxies[${index}] (${proxy.namespace})`;
+    if (namespaces.has(proxy.namespace))
+      throw new ConfigError(`configuration setting "${setting}": namespace ${proxy.namespace} is used twice`);
+    namespaces.add(proxy.namespace);
+    if (!proxy.username && proxy.usernameFile)
+      proxy.username = readSecretFile(`${setting}.usernameFile`, proxy.usernameFile);
+    if (!proxy.password && proxy.passwordFile)
+      proxy.password = readSecretFile(`${setting}.passwordFile`, proxy.passwordFile);
+    if (!proxy.password && proxy.passwordEnv) {
+      const value = process.env[proxy.passwordEnv];
+      if (!value)
+        throw new ConfigError(
+          `configuration setting "${setting}.passwordEnv" names ${proxy.passwordEnv}, which is not set`,
+        );
+      proxy.password = value;
+    }
+    if (Boolean(proxy.username) !== Boolean(proxy.password))
+      throw new ConfigError(
+        `configuration setting "${setting}" needs both username and a password, or neither`,
+      );
+  }
   resolveOpenIdSecrets(config);
   if (config.roles.includes('registry') && !config.roles.includes('auth')) {
     if (!config.registry.authUrl) {

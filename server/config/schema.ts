@@ -235,7 +235,7 @@ const cargoSchema = {
       maximum: 60000,
       default: 500,
       description:
-        "How long a replica trusts an index file's ETag before asking the store again (0: every request). The replica that took a publish sees it at once; others within this bound.",
+        "How long a replica trusts an index file's ETag, and its list of crates for search, before asking the store again (0: every request). The replica that took a publish sees it at once; others within this bound.",
     },
     presignSeconds: {
       type: 'integer',
@@ -286,6 +286,18 @@ const cargoSchema = {
           maximum: 600,
           default: 30,
           description: 'Timeout of each request to the upstream registry.',
+        },
+        upstreamToken: {
+          type: 'string',
+          minLength: 1,
+          description:
+            'Token for a private upstream (sent as cargo sends it: to the index, and to downloads when its config.json says auth-required).',
+        },
+        upstreamTokenFile: { type: 'string', minLength: 1, description: 'File holding upstreamToken.' },
+        upstreamTokenEnv: {
+          type: 'string',
+          minLength: 1,
+          description: 'Environment variable holding upstreamToken.',
         },
       },
       default: {},
@@ -434,6 +446,81 @@ const ociSchema = {
       exclusiveMinimum: 0,
       default: 720,
       description: 'Signing-key rotation period (old keys stay published while their tokens live)',
+    },
+    proxies: {
+      type: 'array',
+      default: [],
+      description:
+        'Pull-through caches of upstream registries, one namespace each (docs/oci.md, "Proxy cache")',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          namespace: {
+            type: 'string',
+            pattern: '^[a-z0-9]+(?:[._-][a-z0-9]+)*$',
+            maxLength: 64,
+            description:
+              'Namespace here (`dockerhub`): `dockerhub/library/nginx` pulls `library/nginx` upstream',
+          },
+          upstream: {
+            type: 'string',
+            pattern: '^https?://[^/?#]+/?$',
+            description: 'Upstream registry base URL (`https://registry-1.docker.io`)',
+          },
+          username: { type: 'string', minLength: 1, description: 'Upstream account (token or Basic auth)' },
+          usernameFile: { type: 'string', minLength: 1, description: 'File holding the username' },
+          password: { type: 'string', minLength: 1, description: 'Its password or access token' },
+          passwordFile: { type: 'string', minLength: 1, description: 'File holding the password' },
+          passwordEnv: {
+            type: 'string',
+            minLength: 1,
+            description: 'Environment variable holding the password',
+          },
+          repositories: {
+            type: 'array',
+            items: { type: 'string', pattern: '^[a-z0-9*][a-z0-9._/*-]*$' },
+            default: [],
+            description: 'Allowed upstream repositories (`library/*`, `bitnami/**`); empty allows all',
+          },
+          library: {
+            type: 'boolean',
+            default: false,
+            description: 'Docker Hub semantics: `dockerhub/nginx` is `library/nginx` upstream',
+          },
+          manifestTtlSeconds: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 604800,
+            default: 300,
+            description: 'A manifest pulled by tag is revalidated (HEAD, digest compare) after this long',
+          },
+          anonymousPull: {
+            type: 'boolean',
+            description: 'Anonymous pull through this proxy (default: registry.oci.anonymousPull)',
+          },
+          timeoutSeconds: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 600,
+            default: 30,
+            description: 'Timeout of each upstream request until its response headers',
+          },
+          retentionHours: {
+            type: 'number',
+            minimum: 0,
+            default: 720,
+            description: 'GC deletes cached images not pulled for this long (0 keeps them)',
+          },
+          quotaBytes: {
+            type: 'integer',
+            minimum: 0,
+            default: 0,
+            description: 'GC deletes the least recently pulled cached images beyond this size (0: no quota)',
+          },
+        },
+        required: ['namespace', 'upstream'],
+      },
     },
   },
   default: {},

@@ -115,6 +115,10 @@ export interface CargoMirrorConfig {
   upstreamDownload?: string;
   indexTtlSeconds: number;
   upstreamTimeoutSeconds: number;
+  /** Sent as `Authorization` to a private upstream (resolved from upstreamTokenFile/Env at load). */
+  upstreamToken?: string;
+  upstreamTokenFile?: string;
+  upstreamTokenEnv?: string;
 }
 
 export interface OpenIdConfig {

@@ -15,6 +15,7 @@ export const REDACTED_PATHS = [
   '*.old_password',
   '*.new_password',
   '*.token',
+  '*.upstreamToken',
   '*.access_token',
   '*.refresh_token',
   '*.client_secret',

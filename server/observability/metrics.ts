@@ -80,7 +80,7 @@ export class Metrics {
     });
     this.gcDeletedObjects = new Counter({
       name: 'wharf_gc_deleted_objects_total',
-      help: 'Objects deleted by garbage collection, by registry and kind (upload, manifest, link, blob, data, crate, crate_metadata)',
+      help: 'Objects deleted by garbage collection, by registry and kind (upload, tag (proxy caches), manifest, link, blob, data, crate, crate_metadata)',
       labelNames: ['registry', 'kind'],
       registers: [this.registry],
     });

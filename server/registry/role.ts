@@ -26,6 +26,7 @@ export async function createRegistryRole(context: RoleContext & { identity: Iden
     superusers: config.registry.superusers,
     anonymousPull: config.registry.oci.anonymousPull,
     cargoAuthRequired: config.registry.cargo.authRequired,
+    proxies: config.registry.oci.proxies,
   });
   const oci = config.registry.protocols.includes('oci')
     ? await createOci({ ...context, resolver, policy, robots })

@@ -29,6 +29,10 @@ const TABLE: Record<string, Record<Actor, boolean>> = {
   'v2 push to a new repo in owner namespace': row(D, D, D, D, D, D, A),
   'v1 get repository': row(D, A, A, A, D, D, A),
   'v1 list tags': row(D, A, A, A, D, D, A),
+  'v1 tag details': row(D, A, A, A, D, D, A),
+  'v1 manifest details': row(D, A, A, A, D, D, A),
+  'v1 manifest referrers': row(D, A, A, A, D, D, A),
+  'v1 find repositories shows repo': row(D, A, A, A, D, D, A),
   'v1 update description': row(D, D, A, A, D, D, A),
   'v1 delete tag': row(D, D, A, A, D, D, A),
   'v1 change visibility': row(D, D, D, A, D, D, A),
@@ -274,6 +278,37 @@ describe('authorization matrix (API v1 and v2)', () => {
     'v1 list tags': async (actor, repo) =>
       (await inject({ method: 'GET', url: `/api/v1/repository/${repo}/tag/`, headers: v1Headers(actor) }))
         .statusCode,
+    'v1 tag details': async (actor, repo) =>
+      (await inject({ method: 'GET', url: `/api/v1/repository/${repo}/tag/keep`, headers: v1Headers(actor) }))
+        .statusCode,
+    'v1 manifest details': async (actor, repo) =>
+      (
+        await inject({
+          method: 'GET',
+          url: `/api/v1/repository/${repo}/manifest/${manifestDigest}`,
+          headers: v1Headers(actor),
+        })
+      ).statusCode,
+    'v1 manifest referrers': async (actor, repo) =>
+      (
+        await inject({
+          method: 'GET',
+          url: `/api/v1/repository/${repo}/manifest/${manifestDigest}/referrers`,
+          headers: v1Headers(actor),
+        })
+      ).statusCode,
+    'v1 find repositories shows repo': async (actor, repo) => {
+      const response = await inject({
+        method: 'GET',
+        url: `/api/v1/find/repositories?query=${encodeURIComponent(repo.split('/')[1] as string)}`,
+        headers: v1Headers(actor),
+      });
+      if (response.statusCode !== 200) return response.statusCode;
+      const names = response
+        .json()
+        .results.map((r: { namespace: { name: string }; name: string }) => `${r.namespace.name}/${r.name}`);
+      return names.includes(repo) ? 200 : 404;
+    },
     'v1 update description': async (actor, repo) =>
       (
         await inject({

@@ -53,7 +53,7 @@ const registry: Registry = {
     authServiceRef: { name: 'main' },
     protocols: ['cargo', 'oci'],
     cargo: { authRequired: true },
-    oci: { anonymousPull: false },
+    oci: { anonymousPull: false, proxies: [] },
     superusers: ['alice'],
     ingress: { host: 'crates.example.com', tlsSecretName: 'tls', trustedProxies: ['10.244.0.0/16'] },
   },
@@ -365,6 +365,73 @@ describe('desired objects', () => {
     expect(hash(registryInputs, { ...registry.spec, superusers: ['bob'] })).not.toBe(hash(registryInputs));
     // Replicas are not configuration: scaling does not restart pods.
     expect(hash(registryInputs, { ...registry.spec, replicas: 3 })).toBe(hash(registryInputs));
+  });
+
+  it('configures proxy caches with upstream credentials read from a mounted Secret', () => {
+    const ajv = new Ajv({ useDefaults: true, strict: false });
+    addFormats.default(ajv);
+    const validate = ajv.compile(configSchema);
+    const withProxies: Registry = {
+      ...registry,
+      spec: {
+        ...registry.spec,
+        oci: {
+          anonymousPull: false,
+          proxies: [
+            {
+              namespace: 'dockerhub',
+              upstream: 'https://registry-1.docker.io',
+              library: true,
+              manifestTtlSeconds: 300,
+              timeoutSeconds: 30,
+              retentionHours: 720,
+              quotaBytes: 0,
+              credentialsSecretRef: { name: 'hub-login', usernameKey: 'user', passwordKey: 'token' },
+            },
+            {
+              namespace: 'ghcr',
+              upstream: 'https://ghcr.io',
+              library: false,
+              manifestTtlSeconds: 300,
+              timeoutSeconds: 30,
+              retentionHours: 720,
+              quotaBytes: 0,
+            },
+          ],
+        },
+      },
+    };
+    const objects = registryObjects(withProxies, registryInputs);
+    const config = configOf(objects);
+    expect(validate(config), JSON.stringify(validate.errors)).toBe(true);
+    expect(config.registry.oci.proxies).toEqual([
+      expect.objectContaining({
+        namespace: 'dockerhub',
+        library: true,
+        usernameFile: '/etc/wharf/proxies/dockerhub/username',
+        passwordFile: '/etc/wharf/proxies/dockerhub/password',
+      }),
+      expect.not.objectContaining({ passwordFile: expect.anything() }),
+    ]);
+    expect(JSON.stringify(config)).not.toContain('credentialsSecretRef');
+    const pod = (
+      objects.find((object) => object.kind === 'Deployment') as unknown as {
+        spec: { template: { spec: { volumes: { name: string; projected?: unknown }[] } } };
+      }
+    ).spec.template.spec;
+    expect(pod.volumes.find((volume) => volume.name === 'proxies')?.projected).toEqual({
+      sources: [
+        {
+          secret: {
+            name: 'hub-login',
+            items: [
+              { key: 'user', path: 'dockerhub/username' },
+              { key: 'token', path: 'dockerhub/password' },
+            ],
+          },
+        },
+      ],
+    });
   });
 
   it('runs the server non-root with the image command and mounts each secret read-only', () => {

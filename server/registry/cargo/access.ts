@@ -30,6 +30,7 @@ export function cargoRefusal(
     case 'scope':
       return new AccessError(403, `${decision.message}: use a token that has it`);
     case 'forbidden':
+    case 'read-only':
       return new AccessError(403, decision.message);
     case 'unknown':
       return new CargoError(decision.message, 404);

@@ -69,6 +69,7 @@ export async function apiRoutes(app: FastifyInstance, context: CargoContext): Pr
       maxUnpackedBytes: cargo.maxUnpackedBytes,
       onInflated: (bytes) => context.cargoMetrics.unpackedBytes.inc(bytes),
     });
+    context.catalog.forget();
     context.cargoMetrics.publishes.inc({ result: 'published' });
     logger.info({ crate: line.name, version: line.vers, by: principal.name }, 'crate published');
     return { warnings: { invalid_categories: [], invalid_badges: [], other: [] } };

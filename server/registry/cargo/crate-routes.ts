@@ -17,8 +17,9 @@ import {
 import { type CrateDownloads, day, KEEP_DAYS } from './downloads.ts';
 import { CargoError } from './errors.ts';
 import type { IndexLine } from './index-file.ts';
-import { withoutBuildMetadata } from './names.ts';
-import { type CrateMeta, readMeta } from './owners.ts';
+import { canonicalName, withoutBuildMetadata } from './names.ts';
+import type { CrateMeta } from './owners.ts';
+import { ParsedDocs, parseJson } from './parsed-docs.ts';
 import { storeKeys } from './paths.ts';
 import { searchCatalog } from './search.ts';
 
@@ -52,6 +53,7 @@ const REVERSE_DEPENDENCIES_TTL_MS = 10_000;
 export async function crateRoutes(app: FastifyInstance, context: CargoContext): Promise<void> {
   const { store, files, downloads, catalog } = context;
   const route = { schema: { params: crateParams }, preValidation: checkCrateParams, config: READ };
+  const docs = new ParsedDocs(store);
 
   app.get<{ Querystring: { q: string; per_page: number; page: number } }>(
     '/api/v1/crates',
@@ -328,7 +330,7 @@ export async function crateRoutes(app: FastifyInstance, context: CargoContext): 
   /** Dependency (lower-cased) → the crates whose default version depends on it, by name. */
   async function reverseDependencies(): Promise<Map<string, ReverseDependency[]>> {
     const table = new Map<string, ReverseDependency[]>();
-    const entries = (await catalog.all()).sort((a, b) => (a.name < b.name ? -1 : 1));
+    const entries = [...(await catalog.all())].sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const entry of entries) {
       const lines = await files.indexLines(storeKeys.index(entry.name));
       const current = lines && summarize(lines).defaultVersion;
@@ -347,7 +349,7 @@ export async function crateRoutes(app: FastifyInstance, context: CargoContext): 
   }
 
   async function requireMeta(name: string): Promise<CrateMeta> {
-    const meta = await readMeta(store, name);
+    const meta = await docs.read<CrateMeta>(storeKeys.meta(canonicalName(name)), parseJson);
     if (!meta) throw new CargoError(`crate \`${name}\` does not exist in this registry`, 404);
     return meta;
   }

@@ -20,9 +20,21 @@ export const versionId = (crate: string, version: string) => numericId(`${crate.
 
 const isPrerelease = (version: string) => version.split('+')[0]?.includes('-') ?? false;
 
-/** The crate's versions, highest first (semver), as crates.io lists them. */
+/**
+ * Index files are parsed once per ETag and shared (StoredFiles.indexLines), so what is derived from
+ * one parse is kept with it: a 500-version crate is sorted once, not on each of a page's calls.
+ */
+const sortedOf = new WeakMap<IndexLine[], IndexLine[]>();
+const summaryOf = new WeakMap<IndexLine[], VersionSummary>();
+
+/** The crate's versions, highest first (semver), as crates.io lists them. Shared: do not change. */
 export function bySemverDescending(lines: IndexLine[]): IndexLine[] {
-  return [...lines].sort((a, b) => compareVersions(b.vers, a.vers));
+  let sorted = sortedOf.get(lines);
+  if (!sorted) {
+    sorted = [...lines].sort((a, b) => compareVersions(b.vers, a.vers));
+    sortedOf.set(lines, sorted);
+  }
+  return sorted;
 }
 
 export interface VersionSummary {
@@ -34,6 +46,14 @@ export interface VersionSummary {
 }
 
 export function summarize(lines: IndexLine[]): VersionSummary {
+  const known = summaryOf.get(lines);
+  if (known) return known;
+  const summary = computeSummary(lines);
+  summaryOf.set(lines, summary);
+  return summary;
+}
+
+function computeSummary(lines: IndexLine[]): VersionSummary {
   const sorted = bySemverDescending(lines);
   const live = sorted.filter((l) => !l.yanked);
   const stable = live.filter((l) => !isPrerelease(l.vers));

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
-import { readJson, updateJson } from '../../store/json-doc.ts';
+import { updateJson } from '../../store/json-doc.ts';
 import type { ObjectStore } from '../../store/object-store.ts';
 import { canonicalName } from './names.ts';
+import { ParsedDocs, parseJson } from './parsed-docs.ts';
 import { storeKeys } from './paths.ts';
 
 /**
@@ -36,11 +37,13 @@ export class DownloadCounter {
   private readonly inFlight: Pending = new Map();
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private readonly docs: ParsedDocs;
 
   constructor(store: ObjectStore, logger: Logger, { flushIntervalMs = 10_000 } = {}) {
     this.store = store;
     this.logger = logger;
     this.flushIntervalMs = flushIntervalMs;
+    this.docs = new ParsedDocs(store, { maxBytes: 16 * 1024 * 1024 });
   }
 
   /** One download of `name@version` now: a map update, never a store write. */
@@ -60,7 +63,7 @@ export class DownloadCounter {
   /** The stored counts of a crate plus this replica's unwritten ones. */
   async read(name: string): Promise<CrateDownloads> {
     const crate = canonicalName(name);
-    const stored = (await readJson<CrateDownloads>(this.store, storeKeys.downloads(crate)))?.value ?? EMPTY;
+    const stored = (await this.docs.read<CrateDownloads>(storeKeys.downloads(crate), parseJson)) ?? EMPTY;
     let result = stored;
     for (const local of [this.inFlight.get(crate), this.pending.get(crate)])
       if (local) result = merge(result, local, null);

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { readJson } from '../../store/json-doc.ts';
+import { SingleFlight } from '../single-flight.ts';
 import { checkCrateParams } from './api-routes.ts';
 import { baseUrl, type CargoContext, READ } from './context.ts';
 import { parseIndexFile } from './index-file.ts';
 import { etagMatches } from './index-routes.ts';
 import { indexPath, nameFromIndexPath, storeKeys } from './paths.ts';
-import { SingleFlight } from './single-flight.ts';
 
 /** An upstream index file as cached: the upstream's bytes, verbatim (never re-serialized). */
 interface CachedIndexFile {
@@ -45,11 +45,18 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
   const crateFlights = new SingleFlight<Buffer>();
   let downloadTemplate: Promise<string> | null = null;
 
+  // As cargo does: the token goes to the index, and to downloads elsewhere only when the upstream's
+  // config.json says `auth-required` (crates.io's CDN never sees it).
+  let downloadsNeedToken = false;
+  const sendsToken = (url: string) =>
+    mirror.upstreamToken !== undefined &&
+    (new URL(url).origin === new URL(upstream).origin || downloadsNeedToken);
+
   const upstreamFetch = async (url: string, headers: Record<string, string> = {}): Promise<Response> => {
     const what = url.endsWith('/config.json') ? 'config' : url.startsWith(upstream) ? 'index' : 'crate';
     try {
       const response = await fetch(url, {
-        headers,
+        headers: sendsToken(url) ? { ...headers, authorization: mirror.upstreamToken as string } : headers,
         signal: AbortSignal.timeout(mirror.upstreamTimeoutSeconds * 1000),
       });
       context.cargoMetrics.upstream.inc({ what, outcome: String(response.status) });
@@ -208,27 +215,36 @@ export async function mirrorRoutes(app: FastifyInstance, context: CargoContext):
   /** Where upstream .crate files are: the configured override, else the upstream config.json's `dl`. */
   function template(): Promise<string> {
     if (mirror.upstreamDownload) return Promise.resolve(mirror.upstreamDownload);
-    downloadTemplate ??= upstreamConfigDl(upstream, upstreamFetch).catch((error: unknown) => {
-      downloadTemplate = null;
-      throw error;
-    });
+    downloadTemplate ??= upstreamConfig(upstream, upstreamFetch).then(
+      (config) => {
+        downloadsNeedToken = config.authRequired;
+        return config.dl;
+      },
+      (error: unknown) => {
+        downloadTemplate = null;
+        throw error;
+      },
+    );
     return downloadTemplate;
   }
 }
 
-async function upstreamConfigDl(
+async function upstreamConfig(
   upstream: string,
   upstreamFetch: (url: string) => Promise<Response>,
-): Promise<string> {
+): Promise<{ dl: string; authRequired: boolean }> {
   const response = await upstreamFetch(`${upstream}config.json`);
   if (response.status !== 200) {
     await response.body?.cancel();
     throw new UpstreamError(`the upstream registry answered ${response.status} for ${upstream}config.json`);
   }
-  const config = (await response.json().catch(() => null)) as { dl?: unknown } | null;
+  const config = (await response.json().catch(() => null)) as {
+    dl?: unknown;
+    'auth-required'?: unknown;
+  } | null;
   if (!config || typeof config.dl !== 'string')
     throw new UpstreamError(`the upstream ${upstream}config.json has no \`dl\``);
-  return config.dl;
+  return { dl: config.dl, authRequired: config['auth-required'] === true };
 }
 
 /** cargo's `dl` template rules (registry-index.md); without markers, `/{crate}/{version}/download` is appended. */

@@ -29,7 +29,9 @@ export async function cargoRegistry(
 ): Promise<void> {
   const context: CargoContext = {
     ...options,
-    catalog: new CrateCatalog(options.store),
+    catalog: new CrateCatalog(options.store, {
+      revalidateMillis: options.config.registry.cargo.indexRevalidateMillis,
+    }),
     files: new StoredFiles(options.store, {
       revalidateMillis: options.config.registry.cargo.indexRevalidateMillis,
     }),

@@ -20,26 +20,44 @@ export interface SearchHit {
 }
 
 /**
- * Every crate's name, description and keywords, for search. Each search lists `cargo/meta/` once
+ * Every crate's name, description and keywords, for search. A refresh lists `cargo/meta/` once
  * (names and ETags) and reads only the documents that changed since this replica last saw them, so
- * a publish on any replica is searchable at once and a search costs one listing, not one read per
- * crate.
+ * a search costs one listing, not one read per crate; a publish is searchable at once on the
+ * replica that took it and within `revalidateMillis` on the others.
  */
 export class CrateCatalog {
   private readonly store: ObjectStore;
+  private readonly revalidateMillis: number;
   private entries = new Map<string, { etag: string; entry: CatalogEntry }>();
   private refreshing: Promise<CatalogEntry[]> | null = null;
+  private last: { at: number; entries: CatalogEntry[] } | null = null;
 
-  constructor(store: ObjectStore) {
+  constructor(store: ObjectStore, { revalidateMillis = 0 }: { revalidateMillis?: number } = {}) {
     this.store = store;
+    this.revalidateMillis = revalidateMillis;
   }
 
-  /** All crates, current as of this call (concurrent callers share one refresh). */
+  /**
+   * All crates, as of at most `revalidateMillis` ago (the index's bound: a crate page's calls share
+   * one listing); concurrent callers share one refresh.
+   */
   all(): Promise<CatalogEntry[]> {
-    this.refreshing ??= this.refresh().finally(() => {
-      this.refreshing = null;
-    });
+    if (this.last && Date.now() - this.last.at < this.revalidateMillis)
+      return Promise.resolve(this.last.entries);
+    this.refreshing ??= this.refresh()
+      .then((entries) => {
+        this.last = { at: Date.now(), entries };
+        return entries;
+      })
+      .finally(() => {
+        this.refreshing = null;
+      });
     return this.refreshing;
+  }
+
+  /** This replica changed a crate's metadata: the next call lists again. */
+  forget(): void {
+    this.last = null;
   }
 
   private async refresh(): Promise<CatalogEntry[]> {

@@ -18,6 +18,8 @@ export class StoredFiles {
   private readonly crateCache = new ByteCache(128 * 1024 * 1024, 16 * 1024 * 1024);
   /** `name@version` → index line: a published version's name, version and checksum never change. */
   private readonly published = new Map<string, IndexLine>();
+  /** Parsed lines of the most recently read index files, by ETag. */
+  private readonly parsed = new Map<string, { etag: string; lines: IndexLine[] }>();
 
   constructor(store: ObjectStore, { revalidateMillis = 0 }: { revalidateMillis?: number } = {}) {
     this.store = store;
@@ -58,9 +60,16 @@ export class StoredFiles {
     return { body, etag: object.etag };
   }
 
+  /** The index file's lines, parsed once per ETag (shared: callers must not change them). */
   async indexLines(key: string): Promise<IndexLine[] | null> {
     const file = await this.index(key);
-    return file ? parseIndexFile(file.body.toString('utf8')) : null;
+    if (!file) return null;
+    const known = this.parsed.get(key);
+    if (known?.etag === file.etag) return known.lines;
+    const lines = parseIndexFile(file.body.toString('utf8'));
+    if (this.parsed.size >= 1_000) this.parsed.delete(this.parsed.keys().next().value as string);
+    this.parsed.set(key, { etag: file.etag, lines });
+    return lines;
   }
 
   /**

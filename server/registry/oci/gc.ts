@@ -3,8 +3,16 @@ import { hostname } from 'node:os';
 import { readJson } from '../../store/json-doc.ts';
 import { type HeldLease, withLease } from '../../store/lease.ts';
 import { listAllObjects, type ObjectInfo } from '../../store/object-store.ts';
-import { type Digest, type DigestAlgorithm, decodeRepository, keys, parseDigest } from './names.ts';
+import {
+  type Digest,
+  type DigestAlgorithm,
+  decodeRepository,
+  keys,
+  namespaceOf,
+  parseDigest,
+} from './names.ts';
 import type { OciServices } from './services.ts';
+import type { OciProxySettings } from './settings.ts';
 import { type ManifestActivity, PULL_RESOLUTION_MS } from './storage/activity.ts';
 import type { BlobPointer } from './storage/blobs.ts';
 import type { UploadState } from './storage/uploads.ts';
@@ -13,6 +21,8 @@ import type { UploadState } from './storage/uploads.ts';
 export interface GcDeletions {
   /** Upload session ids. */
   uploads: string[];
+  /** Tags of proxy caches evicted (not pulled within the proxy's retention, or over its quota). */
+  tags: { repository: string; tag: string }[];
   manifests: { repository: string; digest: string }[];
   links: { repository: string; digest: string }[];
   blobs: string[];
@@ -25,6 +35,7 @@ export interface GcReport {
   /** Set when another process held the GC lease: this run did nothing. */
   skipped?: { holder: string; until: string };
   expiredUploads: number;
+  evictedTags: number;
   deletedManifests: number;
   deletedLinks: number;
   deletedBlobs: number;
@@ -163,8 +174,19 @@ interface PlannedManifest {
   blobs: string[];
 }
 
+/** A proxy cache's tag to evict, as planned: left if it moved or was pulled since. */
+interface PlannedTag {
+  repository: string;
+  tag: string;
+  digest: string;
+  pulledAt: string | null;
+}
+
 interface Plan {
   uploads: UploadState[];
+  tags: PlannedTag[];
+  /** Store keys of manifests whose tags are evicted for a proxy's quota: no retention keeps them. */
+  evicted: Set<string>;
   manifests: PlannedManifest[];
   links: { repository: string; digest: Digest }[];
   blobs: { digest: Digest; key: string; pointer: BlobPointer }[];
@@ -177,6 +199,8 @@ interface Plan {
 function emptyPlan(): Plan {
   return {
     uploads: [],
+    tags: [],
+    evicted: new Set(),
     manifests: [],
     links: [],
     blobs: [],
@@ -203,11 +227,21 @@ async function plan(services: OciServices, now: number): Promise<Plan> {
     else liveUploadKeys.add(`${keys.dataPrefix}${state.id}/`);
   }
 
-  // 2. Untagged manifests and unused links, repository by repository.
-  const retention = await retentionRule(services, now);
+  // 2. Proxy caches: tags not pulled within their retention, or beyond their quota, are evicted.
+  const repositories = await services.repositories.names();
+  const evicted = result.evicted;
+  for (const proxy of services.proxies.all()) {
+    const inProxy = repositories.filter((name) => namespaceOf(name) === proxy.settings.namespace);
+    for (const tag of await planProxyEvictions(services, proxy.settings, inProxy, now, evicted))
+      result.tags.push(tag);
+  }
+  const evictedTags = new Set(result.tags.map((tag) => `${tag.repository}:${tag.tag}`));
+
+  // 3. Untagged manifests and unused links, repository by repository.
+  const retention = await retentionRules(services, now, evicted);
   const unlinked = new Set<string>();
-  for (const repository of await services.repositories.names()) {
-    const planned = await planRepository(services, repository, retention);
+  for (const repository of repositories) {
+    const planned = await planRepository(services, repository, retention(repository), evictedTags);
     result.manifests.push(...planned.manifests);
     result.staleActivity.push(...planned.staleActivity);
     result.retainedUntagged += planned.retainedUntagged;
@@ -219,7 +253,7 @@ async function plan(services: OciServices, now: number): Promise<Plan> {
     }
   }
 
-  // 3. Blobs no repository will link, then data no remaining pointer names.
+  // 4. Blobs no repository will link, then data no remaining pointer names.
   const referencedData = new Set<string>();
   for (const info of await listAllObjects(store, keys.blobsPrefix)) {
     const digest = digestFromKey(info.key.slice(keys.blobsPrefix.length));
@@ -273,7 +307,166 @@ async function retentionRule(services: OciServices, now: number): Promise<Retent
   };
 }
 
-async function planRepository(services: OciServices, repository: string, retention: RetentionRule) {
+/** The retention rule of each repository: a proxy's cache goes by last pull, the rest by `gc`. */
+async function retentionRules(
+  services: OciServices,
+  now: number,
+  evicted: Set<string>,
+): Promise<(repository: string) => RetentionRule> {
+  const registry = await retentionRule(services, now);
+  const graceMs = services.settings.gc.graceHours * 3_600_000;
+  const proxies = new Map(
+    services.proxies
+      .all()
+      .map(({ settings }) => [settings.namespace, proxyRetention(settings, now, graceMs, evicted)]),
+  );
+  return (repository) => proxies.get(namespaceOf(repository)) ?? registry;
+}
+
+/**
+ * A proxy's cached manifest can be fetched again: untagged, it goes once unpulled for
+ * `retentionHours` (or at once when its tag was evicted for the quota), never younger than grace.
+ */
+function proxyRetention(
+  proxy: OciProxySettings,
+  now: number,
+  graceMs: number,
+  evicted: Set<string>,
+): RetentionRule {
+  const windowMs = proxy.retentionHours * 3_600_000;
+  return {
+    now,
+    graceMs,
+    deleteUntagged: true,
+    keeps: (info, activity) => {
+      if (now - info.lastModified.getTime() < graceMs) return true;
+      if (evicted.has(info.key)) return false;
+      if (windowMs === 0) return true;
+      const used = Math.max(info.lastModified.getTime(), Date.parse(activity?.pulledAt ?? '') || 0);
+      return now - used < windowMs + PULL_RESOLUTION_MS;
+    },
+  };
+}
+
+/**
+ * The tags of one proxy to evict: those whose image was not pulled (nor fetched) for
+ * `retentionHours`, then, least recently pulled first, those that bring the cache over `quotaBytes`.
+ * The cache's size counts each manifest and each blob its images name once (a layer shared by two
+ * images is freed only when both go). Images younger than grace count but are never evicted.
+ * Manifests of quota-evicted tags go into `evicted` (no retention keeps them).
+ */
+async function planProxyEvictions(
+  services: OciServices,
+  proxy: OciProxySettings,
+  repositories: string[],
+  now: number,
+  evicted: Set<string>,
+): Promise<PlannedTag[]> {
+  const windowMs = proxy.retentionHours * 3_600_000;
+  const graceMs = services.settings.gc.graceHours * 3_600_000;
+  interface CachedImage extends PlannedTag {
+    lastUse: number;
+    young: boolean;
+    /** What the image holds, by `manifest:<store key>` or `blob:<digest>`, with its size. */
+    content: Map<string, number>;
+    manifests: string[];
+  }
+  const images: CachedImage[] = [];
+  for (const repository of repositories) {
+    for (const tag of await services.manifests.tags(repository)) {
+      const digest = await services.manifests.resolve(repository, tag);
+      const manifest = digest ? await services.manifests.get(repository, digest.text) : null;
+      const stored = digest ? await services.store.head(keys.manifest(repository, digest)) : null;
+      if (!digest || !manifest || !stored) continue;
+      const activity = await services.activity.read(repository, digest);
+      const fetched = await services.store.head(keys.proxyTag(repository, tag));
+      const key = keys.manifest(repository, digest);
+      const content = new Map([[`manifest:${key}`, manifest.size]]);
+      const children = await imageContent(services, repository, manifest.body, content);
+      images.push({
+        repository,
+        tag,
+        digest: digest.text,
+        pulledAt: activity?.pulledAt ?? null,
+        lastUse: Math.max(Date.parse(activity?.pulledAt ?? '') || 0, fetched?.lastModified.getTime() ?? 0),
+        // Nothing younger than grace is touched, the cache included.
+        young: now - stored.lastModified.getTime() < graceMs,
+        content,
+        manifests: [key, ...children],
+      });
+    }
+  }
+  const plan: CachedImage[] = [];
+  const kept = images.filter((image) => {
+    if (image.young || windowMs === 0 || now - image.lastUse < windowMs + PULL_RESOLUTION_MS) return true;
+    plan.push(image);
+    return false;
+  });
+  if (proxy.quotaBytes > 0) {
+    const holders = new Map<string, number>();
+    const sizes = new Map<string, number>();
+    for (const image of kept)
+      for (const [key, size] of image.content) {
+        holders.set(key, (holders.get(key) ?? 0) + 1);
+        sizes.set(key, size);
+      }
+    let total = [...sizes.values()].reduce((sum, size) => sum + size, 0);
+    for (const image of kept.filter((candidate) => !candidate.young).sort((a, b) => a.lastUse - b.lastUse)) {
+      if (total <= proxy.quotaBytes) break;
+      plan.push(image);
+      for (const key of image.manifests) evicted.add(key);
+      for (const key of image.content.keys()) {
+        const left = (holders.get(key) ?? 1) - 1;
+        holders.set(key, left);
+        if (left === 0) total -= sizes.get(key) ?? 0;
+      }
+    }
+  }
+  return plan.map(({ repository, tag, digest, pulledAt }) => ({ repository, tag, digest, pulledAt }));
+}
+
+/**
+ * Adds to `content` the blobs an image names (and, for an index, its child manifests and theirs);
+ * returns the store keys of the child manifests.
+ */
+async function imageContent(
+  services: OciServices,
+  repository: string,
+  body: Buffer,
+  content: Map<string, number>,
+): Promise<string[]> {
+  let document: {
+    config?: { digest?: unknown; size?: unknown };
+    layers?: { digest?: unknown; size?: unknown }[];
+    manifests?: { digest?: unknown }[];
+  };
+  try {
+    document = JSON.parse(body.toString('utf8'));
+  } catch {
+    return [];
+  }
+  for (const descriptor of [document.config, ...(document.layers ?? [])])
+    if (typeof descriptor?.size === 'number' && typeof descriptor.digest === 'string')
+      content.set(`blob:${descriptor.digest}`, descriptor.size);
+  const children: string[] = [];
+  for (const child of document.manifests ?? []) {
+    const digest = parseDigest(String(child?.digest));
+    const stored = digest ? await services.manifests.get(repository, digest.text) : null;
+    if (!digest || !stored) continue;
+    const key = keys.manifest(repository, digest);
+    children.push(key);
+    content.set(`manifest:${key}`, stored.size);
+    children.push(...(await imageContent(services, repository, stored.body, content)));
+  }
+  return children;
+}
+
+async function planRepository(
+  services: OciServices,
+  repository: string,
+  retention: RetentionRule,
+  evictedTags: Set<string> = new Set(),
+) {
   const { store } = services;
   const documents = new Map<
     string,
@@ -314,6 +507,7 @@ async function planRepository(services: OciServices, repository: string, retenti
   };
   const tagged: string[] = [];
   for (const tag of await services.manifests.tags(repository)) {
+    if (evictedTags.has(`${repository}:${tag}`)) continue;
     const digest = await services.manifests.resolve(repository, tag);
     if (digest) tagged.push(digest.text);
   }
@@ -413,13 +607,32 @@ async function execute(
     metrics.gcDeleted('oci', 'upload');
   }
 
-  // Manifests, each after what keeps it: one left standing keeps what it reaches and the blobs it uses.
-  const retention = await retentionRule(services, now);
+  // Proxy tags, each only if it still names what was planned and nobody pulled it since; a tag left
+  // keeps its manifest (and what that keeps).
   const left = new Set<string>();
+  for (const tag of planned.tags) {
+    lease.check();
+    const current = await services.manifests.resolve(tag.repository, tag.tag);
+    const digest = parseDigest(tag.digest);
+    const activity = digest ? await services.activity.read(tag.repository, digest) : null;
+    if (!digest || current?.text !== tag.digest || (activity?.pulledAt ?? null) !== tag.pulledAt) {
+      left.add(`${tag.repository}@${tag.digest}`);
+      continue;
+    }
+    await store.delete(keys.tag(tag.repository, tag.tag));
+    await store.delete(keys.proxyTag(tag.repository, tag.tag));
+    done.tags.push(tag);
+    metrics.gcDeleted('oci', 'tag');
+  }
+
+  // Manifests, each after what keeps it: one left standing keeps what it reaches and the blobs it uses.
+  const retentionOf = await retentionRules(services, now, planned.evicted);
   const protectedLinks = new Set<string>();
   for (const manifest of planned.manifests) {
     const id = `${manifest.repository}@${manifest.digest.text}`;
+    const retention = retentionOf(manifest.repository);
     if (
+      left.has(id) ||
       manifest.keepers.some((keeper) => left.has(`${manifest.repository}@${keeper}`)) ||
       !(await stillGarbage())
     ) {
@@ -487,6 +700,7 @@ function reportOf(plan: Plan, dryRun: boolean): GcReport {
   return {
     dryRun,
     expiredUploads: plan.uploads.length,
+    evictedTags: plan.tags.length,
     deletedManifests: plan.manifests.length,
     deletedLinks: plan.links.length,
     deletedBlobs: plan.blobs.length,
@@ -495,6 +709,7 @@ function reportOf(plan: Plan, dryRun: boolean): GcReport {
     retainedUntagged: plan.retainedUntagged,
     deletions: {
       uploads: plan.uploads.map((state) => state.id),
+      tags: plan.tags.map(({ repository, tag }) => ({ repository, tag })),
       manifests: plan.manifests.map((m) => ({ repository: m.repository, digest: m.digest.text })),
       links: plan.links.map((link) => ({ repository: link.repository, digest: link.digest.text })),
       blobs: plan.blobs.map((blob) => blob.digest.text),

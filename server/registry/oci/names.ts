@@ -84,6 +84,8 @@ export const keys = {
   activity: (name: string, d: Digest) =>
     `oci/repos/${encodeRepository(name)}/activity/${d.algorithm}/${d.hex}`,
   activityPrefix: (name: string) => `oci/repos/${encodeRepository(name)}/activity/`,
+  /** A proxy's tag: the digest upstream named and when upstream was last asked (revalidation). */
+  proxyTag: (name: string, tag: string) => `oci/repos/${encodeRepository(name)}/proxy-tags/${tag}`,
   /** The GC lease: one collection per store at a time. */
   gcLease: 'oci/gc/lease.json',
   /** Since when pulls by digest are recorded (GC deletes nothing unpulled for less than that). */

@@ -54,6 +54,7 @@ export async function createOci(options: {
     async close() {
       maintenance.stop();
       await services.pulls.stop();
+      await services.proxies.close();
     },
   };
 }

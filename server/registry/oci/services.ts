@@ -8,6 +8,8 @@ import type { ObjectStore } from '../../store/object-store.ts';
 import type { Maintenance } from './gc.ts';
 import { OciMetrics } from './oci-metrics.ts';
 import { RepositoryStore } from './permissions.ts';
+import { ProxyMetrics } from './proxy/metrics.ts';
+import { Proxies } from './proxy/proxies.ts';
 import type { RobotStore } from './robots.ts';
 import type { OciSettings } from './settings.ts';
 import { ActivityLog, PullRecorder } from './storage/activity.ts';
@@ -41,6 +43,9 @@ export interface OciServices {
   /** Decides what a principal may do (server/access/policy.ts). */
   policy: AccessPolicy;
   identity: IdentityClient;
+  /** Pull-through caches (`registry.oci.proxies`), by namespace. */
+  proxies: Proxies;
+  proxyMetrics: ProxyMetrics;
   /** Set by the plugin once background maintenance is started. */
   maintenance: Maintenance;
 }
@@ -60,7 +65,6 @@ export async function createOciServices(options: {
   const cache = new DocCache(store);
   const blobs = new BlobStore(store, cache);
   const { robots } = options;
-  const activity = new ActivityLog(store);
   const ociMetrics = new OciMetrics(options.metrics, store, options.logger);
   const keys = new SigningKeys(store, {
     ...(settings.signingKeyFile ? { signingKeyFile: settings.signingKeyFile } : {}),
@@ -75,6 +79,20 @@ export async function createOciServices(options: {
     retainSeconds: Math.max(settings.tokenTtlSeconds, settings.refreshTokenTtlSeconds) + 60,
   });
   await keys.load();
+  const activity = new ActivityLog(store);
+  const manifests = new ManifestStore(store, blobs, cache, activity);
+  const pulls = new PullRecorder(activity, options.logger);
+  const proxyMetrics = new ProxyMetrics(options.metrics);
+  const proxies = new Proxies(settings.proxies, {
+    store,
+    blobs,
+    manifests,
+    pulls,
+    metrics: proxyMetrics,
+    logger: options.logger.child({ component: 'oci-proxy' }),
+    maxManifestBytes: settings.maxManifestBytes,
+    maxBlobBytes: settings.maxBlobBytes,
+  });
   return {
     settings,
     publicUrl: options.publicUrl,
@@ -88,9 +106,11 @@ export async function createOciServices(options: {
       { maxBlobBytes: settings.maxBlobBytes },
       ociMetrics.uploadRequests,
     ),
-    manifests: new ManifestStore(store, blobs, cache, activity),
+    manifests,
     activity,
-    pulls: new PullRecorder(activity, options.logger),
+    pulls,
+    proxies,
+    proxyMetrics,
     repositories: new RepositoryStore(store, cache),
     robots,
     keys,

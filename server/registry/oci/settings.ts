@@ -18,6 +18,37 @@ export interface OciSettings {
   signingKeyEncryptionKey?: string;
   signingKeyEncryptionKeyFile?: string;
   keyRotationHours: number;
+  /** Pull-through caches of upstream registries, one namespace each (docs/oci.md, "Proxy cache"). */
+  proxies: OciProxySettings[];
+}
+
+/** `registry.oci.proxies[]`: one upstream registry served read-only under a namespace of this one. */
+export interface OciProxySettings {
+  /** `dockerhub`: `dockerhub/library/nginx` here is `library/nginx` upstream. */
+  namespace: string;
+  /** Base URL of the upstream registry (`https://registry-1.docker.io`). */
+  upstream: string;
+  /** Resolved from usernameFile when the configuration is loaded. */
+  username?: string;
+  usernameFile?: string;
+  /** Resolved from password, passwordFile or passwordEnv when the configuration is loaded. */
+  password?: string;
+  passwordFile?: string;
+  passwordEnv?: string;
+  /** Upstream repository patterns (`*` one path component, `**` any); empty allows every repository. */
+  repositories: string[];
+  /** Docker Hub's rule: a one-component name is an official image under `library/`. */
+  library: boolean;
+  /** How long a manifest fetched by tag is served before a HEAD revalidates it. */
+  manifestTtlSeconds: number;
+  /** Whether anonymous callers may pull through this proxy (default: `registry.oci.anonymousPull`). */
+  anonymousPull?: boolean;
+  /** Timeout of each upstream request until its response headers (bodies may stream longer). */
+  timeoutSeconds: number;
+  /** GC deletes cached manifests not pulled for this long (0 keeps them). */
+  retentionHours: number;
+  /** GC deletes the least recently pulled manifests beyond this many bytes of cached content (0: none). */
+  quotaBytes: number;
 }
 
 /** `registry.oci.gc`: what GC may delete and when (docs/oci.md, "Garbage collection"). */
@@ -52,10 +83,25 @@ export const OCI_DEFAULTS: OciSettings = {
   service: 'wharf',
   issuer: 'wharf',
   keyRotationHours: 30 * 24,
+  proxies: [],
+};
+
+export const PROXY_DEFAULTS = {
+  repositories: [] as string[],
+  library: false,
+  manifestTtlSeconds: 300,
+  timeoutSeconds: 30,
+  retentionHours: 720,
+  quotaBytes: 0,
 };
 
 /** Fills defaults for callers that build settings by hand (tests); the schema does it for config files. */
 export function ociSettings(partial: Partial<OciSettings> | Record<string, unknown> = {}): OciSettings {
   const given = partial as Partial<OciSettings>;
-  return { ...OCI_DEFAULTS, ...given, gc: { ...OCI_DEFAULTS.gc, ...(given.gc ?? {}) } };
+  return {
+    ...OCI_DEFAULTS,
+    ...given,
+    gc: { ...OCI_DEFAULTS.gc, ...(given.gc ?? {}) },
+    proxies: (given.proxies ?? []).map((proxy) => ({ ...PROXY_DEFAULTS, ...proxy })),
+  };
 }

@@ -41,6 +41,8 @@ export function refusal(decision: Exclude<Decision, { allowed: true }>): ApiErro
       return new ApiError(403, 'insufficient_scope', decision.message);
     case 'forbidden':
       return new ApiError(403, 'insufficient_scope', 'Unauthorized');
+    case 'read-only':
+      return new ApiError(403, 'read_only', decision.message);
     case 'unknown':
       return notFound();
   }

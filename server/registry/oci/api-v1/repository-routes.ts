@@ -1,12 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessRequest } from '../../../access/policy.ts';
 import { AUTHENTICATE } from '../../../access/route-access.ts';
+import { publicBaseUrl } from '../../../http/proxies.ts';
 import { isValidGroupName, isValidUsername, normalizeName } from '../../../identity/names.ts';
 import { isNamespaceName, isRepositoryName, parseDigest, TAG } from '../names.ts';
 import type { Repository, RepositoryRole } from '../permissions.ts';
 import { ROBOT_NAME } from '../robots.ts';
 import type { OciServices } from '../services.ts';
 import { type ApiCaller, callerOf, invalid, notFound, refusal } from './caller.ts';
+import { ImageDetails } from './image-details.ts';
+import { pullCommands } from './pull-commands.ts';
 
 interface RepositoryContext {
   request: FastifyRequest;
@@ -51,24 +54,88 @@ export async function repositoryRoutes(
   { services }: { services: OciServices },
 ): Promise<void> {
   const { repositories, robots, policy } = services;
+  const images = new ImageDetails(services);
+
+  /** The referrers of a manifest, with the time each was pushed. */
+  async function referrersOf(name: string, digest: string) {
+    const subject = parseDigest(digest);
+    if (!subject) return [];
+    const result = [];
+    for (const descriptor of await services.manifests.referrers(name, subject)) {
+      const stored = await services.manifests.get(name, descriptor.digest);
+      const details = stored ? await images.of(name, stored) : null;
+      result.push({
+        digest: descriptor.digest,
+        media_type: descriptor.mediaType,
+        artifact_type: descriptor.artifactType ?? null,
+        size: descriptor.size,
+        annotations: descriptor.annotations ?? {},
+        created: descriptor.annotations?.['org.opencontainers.image.created'] ?? details?.created ?? null,
+      });
+    }
+    return result;
+  }
 
   const routes: RepositoryRoute[] = [
     {
       method: 'GET',
       pattern: /^(.+)\/tag$/,
       operation: read,
+      // Quay's tag list: `page`, `limit` (at most 100), `specificTag` (one name) and
+      // `filter_tag_name` (`like:TEXT` or `eq:NAME`), newest first; one listing of the tags, then
+      // only the page's tags and manifests are read.
       handler: async ({ request, name }) => {
-        const query = request.query as { limit?: string; page?: string };
+        const query = request.query as Record<string, string | undefined>;
         const limit = Math.min(Math.max(Number(query.limit ?? 50) || 50, 1), 100);
         const page = Math.min(Math.max(Number(query.page ?? 1) || 1, 1), 1_000_000);
-        const all = (await services.manifests.tags(name)).sort();
+        const filter = tagFilter(query.specificTag, query.filter_tag_name);
+        const all = (await services.manifests.tagsWithTimes(name))
+          .filter((tag) => filter(tag.name))
+          .sort(
+            (a, b) =>
+              b.lastModified.getTime() - a.lastModified.getTime() ||
+              (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+          );
         const slice = all.slice((page - 1) * limit, page * limit);
         const tags = [];
         for (const tag of slice) {
-          const digest = await services.manifests.resolve(name, tag);
-          tags.push({ name: tag, manifest_digest: digest?.text ?? null, reversion: false });
+          const manifest = await services.manifests.get(name, tag.name);
+          const details = manifest ? await images.of(name, manifest) : null;
+          tags.push({
+            name: tag.name,
+            reversion: false,
+            start_ts: Math.floor(tag.lastModified.getTime() / 1000),
+            last_modified: tag.lastModified.toUTCString(),
+            manifest_digest: manifest?.digest.text ?? null,
+            is_manifest_list: details?.is_manifest_list ?? false,
+            size: details?.size ?? null,
+            media_type: details?.media_type ?? null,
+            created: details?.created ?? null,
+            platforms: details?.platforms.map((p) => p.platform).filter((p) => p !== null) ?? [],
+          });
         }
-        return { tags, page, has_additional: all.length > page * limit };
+        return { tags, page, has_additional: all.length > page * limit, total: all.length };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^(.+)\/tag\/([^/]+)$/,
+      operation: read,
+      // One tag with its manifest's details and the lines that pull it (wharf's addition).
+      handler: async ({ request, name, match }) => {
+        const tag = match[2] as string;
+        if (!TAG.test(tag)) throw invalid('invalid tag name');
+        const manifest = await services.manifests.get(name, tag);
+        if (!manifest) throw notFound();
+        const base = publicBaseUrl(services.publicUrl, request);
+        return {
+          name: tag,
+          manifest_digest: manifest.digest.text,
+          ...(await images.of(name, manifest)),
+          referrers: await referrersOf(name, manifest.digest.text),
+          pull: pullCommands(base, name, tag),
+          pull_by_digest: pullCommands(base, name, manifest.digest.text),
+        };
       },
     },
     {
@@ -87,15 +154,56 @@ export async function repositoryRoutes(
       method: 'GET',
       pattern: /^(.+)\/manifest\/([^/]+)$/,
       operation: read,
-      handler: async ({ name, match }) => {
+      handler: async ({ request, name, match }) => {
         const digest = parseDigest(match[2] as string);
         if (!digest) throw invalid('invalid manifest digest');
         const manifest = await services.manifests.get(name, digest.text);
         if (!manifest) throw notFound();
         return {
-          digest: manifest.digest.text,
-          is_manifest_list: manifest.mediaType.includes('index') || manifest.mediaType.includes('list'),
+          ...(await images.of(name, manifest)),
           manifest_data: manifest.body.toString('utf8'),
+          pull: pullCommands(publicBaseUrl(services.publicUrl, request), name, manifest.digest.text),
+        };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^(.+)\/manifest\/([^/]+)\/referrers$/,
+      operation: read,
+      // What refers to this manifest (signatures, SBOMs, attestations), as /v2/…/referrers lists it.
+      handler: async ({ request, name, match }) => {
+        const digest = parseDigest(match[2] as string);
+        if (!digest) throw invalid('invalid manifest digest');
+        if (!(await services.manifests.get(name, digest.text))) throw notFound();
+        const artifactType = (request.query as { artifactType?: string }).artifactType;
+        const referrers = await referrersOf(name, digest.text);
+        return {
+          referrers:
+            typeof artifactType === 'string'
+              ? referrers.filter((r) => r.artifact_type === artifactType)
+              : referrers,
+        };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^(.+)\/manifest\/([^/]+)\/labels$/,
+      operation: read,
+      // Quay's labels of a manifest: here the image config's labels.
+      handler: async ({ name, match }) => {
+        const digest = parseDigest(match[2] as string);
+        if (!digest) throw invalid('invalid manifest digest');
+        const manifest = await services.manifests.get(name, digest.text);
+        if (!manifest) throw notFound();
+        const { labels } = await images.of(name, manifest);
+        return {
+          labels: Object.entries(labels).map(([key, value]) => ({
+            id: `${digest.text}:${key}`,
+            key,
+            value,
+            source_type: 'manifest',
+            media_type: 'text/plain',
+          })),
         };
       },
     },
@@ -285,4 +393,18 @@ export function describeRepository(
     can_write: may('write'),
     can_admin: may('admin'),
   };
+}
+
+/** Quay's tag filters: `specificTag` names one tag; `filter_tag_name` is `like:TEXT` or `eq:NAME`. */
+function tagFilter(
+  specificTag: string | undefined,
+  filterTagName: string | undefined,
+): (tag: string) => boolean {
+  if (specificTag !== undefined) return (tag) => tag === specificTag;
+  if (filterTagName === undefined) return () => true;
+  const [kind, ...rest] = filterTagName.split(':');
+  const value = rest.join(':');
+  if (kind === 'eq') return (tag) => tag === value;
+  if (kind === 'like') return (tag) => tag.toLowerCase().includes(value.toLowerCase());
+  throw invalid('filter_tag_name must be like:TEXT or eq:NAME');
 }

@@ -16,6 +16,8 @@ import { describeRepository, repositoryRoutes } from './repository-routes.ts';
 import { SESSION_COOKIE, SessionStore, sessionCaller } from './sessions.ts';
 
 const SESSION_SECONDS = 12 * 3600;
+/** Quay's page size of /api/v1/find/repositories. */
+const FIND_PAGE_SIZE = 10;
 
 /**
  * The Quay-style API v1: sessions (cookie + CSRF token, stored so any replica serves them) or
@@ -257,6 +259,59 @@ export async function apiV1Routes(
         description: request.body.description ?? '',
       });
       return reply.code(201).send({ namespace, name: request.body.repository, kind: 'image' });
+    },
+  );
+
+  // Quay's repository search: what the caller may pull whose name or description contains the query.
+  app.get<{ Querystring: { query: string; page: number } }>(
+    '/api/v1/find/repositories',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            query: { type: 'string', maxLength: 255, default: '' },
+            page: { type: 'integer', minimum: 1, maximum: 100_000, default: 1 },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const { principal } = callerOf(request);
+      const needle = request.query.query.trim().toLowerCase();
+      const pageSize = FIND_PAGE_SIZE;
+      const found = [];
+      for (const name of await repositories.names()) {
+        const record = await repositories.get(name);
+        if (!record) continue;
+        const inName = name.includes(needle);
+        if (!inName && !record.description.toLowerCase().includes(needle)) continue;
+        if (!policy.decide(principal, { operation: 'oci.pull', repository: name, record }).allowed) continue;
+        const short = name.slice(record.namespace.length + 1);
+        // Quay's order: the best match first (the name itself, then names, then descriptions).
+        const score = short === needle || name === needle ? 3 : inName ? 2 : 1;
+        found.push({ record, short, score });
+      }
+      found.sort((a, b) => b.score - a.score || (a.record.name < b.record.name ? -1 : 1));
+      const start = (request.query.page - 1) * pageSize;
+      return {
+        results: found.slice(start, start + pageSize).map(({ record, short, score }) => ({
+          kind: 'repository',
+          title: 'repo',
+          name: short,
+          namespace: { name: record.namespace, kind: 'user', title: record.namespace },
+          description: record.description,
+          is_public: record.visibility === 'public',
+          score,
+          href: `/repository/${record.name}`,
+          stars: 0,
+          popularity: 0,
+        })),
+        has_additional: found.length > start + pageSize,
+        page: request.query.page,
+        page_size: pageSize,
+        start_index: start,
+      };
     },
   );
 

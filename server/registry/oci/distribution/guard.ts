@@ -60,6 +60,16 @@ export async function requireRepository(
     const record = await services.repositories.get(repository);
     if (services.policy.decide(ANONYMOUS, { operation: 'oci.pull', repository, record }).allowed) return;
   }
+  // A write nobody may make (a proxy namespace) is DENIED, not a challenge no credential would pass.
+  for (const action of actions) {
+    if (action === 'pull') continue;
+    const decision = services.policy.decide(caller.principal, {
+      operation: action === 'push' ? 'oci.push' : 'oci.delete',
+      repository,
+      record: null,
+    });
+    if (!decision.allowed && decision.reason === 'read-only') throw new OciError('DENIED', decision.message);
+  }
   const scopeActions = actions.includes('push') && !actions.includes('pull') ? ['pull', ...actions] : actions;
   throw challenge(services, request, `repository:${repository}:${scopeActions.join(',')}`, caller.hasToken);
 }

@@ -7,6 +7,8 @@ import { InvalidRangeError } from '../../../store/object-store.ts';
 import { OciError, sendOciError } from '../errors.ts';
 import { isRepositoryName, parseDigest, TAG } from '../names.ts';
 import type { OciServices } from '../services.ts';
+import type { BlobLink } from '../storage/blobs.ts';
+import type { StoredManifest } from '../storage/manifests.ts';
 import { type Caller, challenge, identify, mayRead, requireRepository } from './guard.ts';
 
 type Route =
@@ -185,9 +187,18 @@ async function manifest(
     case 'GET':
     case 'HEAD': {
       await requireRepository(services, request, caller, name, ['pull']);
-      const found = await services.manifests.get(name, reference);
-      if (!found) throw new OciError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { reference } });
-      if (digest) services.pulls.record(name, found.digest); // GC keeps what is pulled by digest
+      const proxy = services.proxies.of(name);
+      let found: StoredManifest | null;
+      if (proxy) {
+        // Pulls through a proxy are recorded by tag too: its GC goes by last pull.
+        const proxied = await proxy.manifest(name, reference);
+        found = proxied.manifest;
+        if (proxied.warning) reply.header('Warning', proxied.warning);
+      } else {
+        found = await services.manifests.get(name, reference);
+        if (!found) throw new OciError('MANIFEST_UNKNOWN', 'manifest unknown', { detail: { reference } });
+        if (digest) services.pulls.record(name, found.digest); // GC keeps what is pulled by digest
+      }
       reply
         .type(found.mediaType)
         .header('Docker-Content-Digest', found.digest.text)
@@ -254,13 +265,32 @@ async function blob(
   if (request.method !== 'GET' && request.method !== 'HEAD') throw unsupported();
   await requireRepository(services, request, caller, name, ['pull']);
   if (!digest) throw new OciError('DIGEST_INVALID', 'invalid digest');
-  const link = await services.blobs.linked(name, digest);
-  if (!link) throw new OciError('BLOB_UNKNOWN', 'blob unknown', { detail: { digest: digest.text } });
   reply
     .type('application/octet-stream')
     .header('Docker-Content-Digest', digest.text)
     .header('ETag', `"${digest.text}"`)
     .header('Accept-Ranges', 'bytes');
+  const proxy = services.proxies.of(name);
+  let link: BlobLink | null;
+  if (proxy) {
+    const mode = request.method === 'HEAD' ? 'head' : request.headers.range ? 'whole' : 'stream';
+    const proxied = await proxy.blob(name, digest, mode);
+    if (proxied.kind === 'remote') return reply.header('Content-Length', proxied.size).send();
+    if (proxied.kind === 'streaming') {
+      // This client's request started the upstream fetch: it reads along while the store is written.
+      if (proxied.size !== undefined) {
+        reply.header('Content-Length', proxied.size);
+        services.proxyMetrics.servedBytes.inc({ proxy: proxy.settings.namespace }, proxied.size);
+      }
+      return reply.send(proxied.body);
+    }
+    link = proxied.link;
+    if (request.method === 'GET')
+      services.proxyMetrics.servedBytes.inc({ proxy: proxy.settings.namespace }, link.size);
+  } else {
+    link = await services.blobs.linked(name, digest);
+  }
+  if (!link) throw new OciError('BLOB_UNKNOWN', 'blob unknown', { detail: { digest: digest.text } });
   const range = parseRange(request.headers.range, link.size);
   if (request.method === 'HEAD') {
     return reply.header('Content-Length', link.size).send();

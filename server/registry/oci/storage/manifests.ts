@@ -72,6 +72,11 @@ export class ManifestStore {
     contentType: string | undefined,
     /** Runs once the manifest is known to be valid, before anything is written (creates the repository). */
     beforeWrite: () => Promise<unknown> = async () => {},
+    /**
+     * `false` for a pull-through cache: what the manifest references is fetched from upstream when
+     * a client asks for it, so it is not here yet.
+     */
+    { checkReferences = true }: { checkReferences?: boolean } = {},
   ): Promise<{ digest: Digest; subject?: Digest }> {
     const digest = reference.digest ?? (await this.digestForTagPush(repository, body));
     const actual = createHash(digest.algorithm).update(body).digest('hex');
@@ -98,7 +103,7 @@ export class ManifestStore {
     ) {
       throw new OciError('MANIFEST_INVALID', 'Content-Type does not match the manifest mediaType');
     }
-    await this.checkReferences(repository, mediaType, document);
+    if (checkReferences) await this.checkReferences(repository, mediaType, document);
     await beforeWrite();
     // Stored as `<mediaType>\n<bytes>`: the media type must survive drivers without object metadata.
     await this.store.put(
@@ -238,6 +243,15 @@ export class ManifestStore {
 
   async tags(repository: string): Promise<string[]> {
     return listAll(this.store, keys.tagsPrefix(repository));
+  }
+
+  /** Tags with the time each last moved (its object's write), from one listing. */
+  async tagsWithTimes(repository: string): Promise<{ name: string; lastModified: Date }[]> {
+    const prefix = keys.tagsPrefix(repository);
+    return (await listAllObjects(this.store, prefix)).map((object) => ({
+      name: object.key.slice(prefix.length),
+      lastModified: object.lastModified,
+    }));
   }
 
   async referrers(repository: string, subject: Digest): Promise<Descriptor[]> {

@@ -1,0 +1,464 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import { readJson } from '../../../store/json-doc.ts';
+import type { ObjectStore } from '../../../store/object-store.ts';
+import { SingleFlight } from '../../single-flight.ts';
+import { OciError } from '../errors.ts';
+import { type Digest, keys, parseDigest } from '../names.ts';
+import type { OciProxySettings } from '../settings.ts';
+import type { PullRecorder } from '../storage/activity.ts';
+import type { BlobLink, BlobStore } from '../storage/blobs.ts';
+import { HashingStream } from '../storage/hashing.ts';
+import { MANIFEST_TYPES, type ManifestStore, type StoredManifest } from '../storage/manifests.ts';
+import type { ProxyMetrics } from './metrics.ts';
+import {
+  header,
+  MANIFEST_ACCEPT,
+  UpstreamError,
+  UpstreamRegistry,
+  type UpstreamResponse,
+} from './upstream.ts';
+
+/** A proxy tag as stored: the digest upstream named, and when upstream was last asked about it. */
+interface ProxyTag {
+  digest: string;
+  checkedAt: number;
+}
+
+/** A manifest answer; `warning` is set when it is served stale because upstream failed. */
+export interface ProxiedManifest {
+  manifest: StoredManifest;
+  warning?: string;
+}
+
+/**
+ * Where a blob answer comes from: the store (`stored`, served like any blob), the bytes streaming
+ * in from upstream for the client that caused the fetch (`streaming`), or upstream's HEAD (`remote`).
+ */
+export type ProxiedBlob =
+  | { kind: 'stored'; link: BlobLink }
+  | { kind: 'streaming'; size: number | undefined; body: Readable }
+  | { kind: 'remote'; size: number };
+
+export interface ProxyDependencies {
+  store: ObjectStore;
+  blobs: BlobStore;
+  manifests: ManifestStore;
+  pulls: PullRecorder;
+  metrics: ProxyMetrics;
+  logger: Logger;
+  maxManifestBytes: number;
+  maxBlobBytes: number;
+}
+
+/**
+ * One pull-through cache: the repositories of a namespace are those of an upstream registry. Content
+ * lands in the same stores as pushed images (a layer is stored once whoever brought it). Manifests by
+ * tag are revalidated with a HEAD after `manifestTtlSeconds` (Docker Hub does not count HEADs as
+ * pulls), by digest they never change. A blob streams to the client that asked for it while it is
+ * written to the store, and becomes visible only once its digest is verified.
+ *
+ * Concurrent requests for one uncached manifest or blob share one upstream fetch in this process;
+ * other replicas fetch on their own (the store keeps one copy: the blob pointer is created once).
+ */
+export class ProxyCache {
+  readonly settings: OciProxySettings;
+  readonly upstream: UpstreamRegistry;
+  private readonly deps: ProxyDependencies;
+  private readonly manifestFlights = new SingleFlight<
+    ProxiedManifest & { result: 'miss' | 'revalidated' | 'stale' }
+  >();
+  private readonly blobFlights = new SingleFlight<void>();
+  private readonly patterns: RegExp[];
+
+  constructor(settings: OciProxySettings, deps: ProxyDependencies) {
+    this.settings = settings;
+    this.deps = deps;
+    this.upstream = new UpstreamRegistry(settings, (status) =>
+      deps.metrics.upstreamResponses.inc({ proxy: settings.namespace, status }),
+    );
+    this.patterns = settings.repositories.map(patternToRegExp);
+  }
+
+  /**
+   * The repository a request names, as stored here and as upstream knows it: `dockerhub/nginx` is
+   * `dockerhub/library/nginx` here and `library/nginx` upstream when the proxy has `library`.
+   */
+  map(name: string): { local: string; upstream: string } {
+    let upstream = name.slice(this.settings.namespace.length + 1);
+    if (upstream === '') throw new OciError('NAME_INVALID', 'a proxy namespace needs a repository name');
+    if (this.settings.library && !upstream.includes('/')) upstream = `library/${upstream}`;
+    if (this.patterns.length > 0 && !this.patterns.some((pattern) => pattern.test(upstream)))
+      throw new OciError('DENIED', `${upstream} is not among the repositories this proxy may fetch`, {
+        detail: { upstream },
+      });
+    return { local: `${this.settings.namespace}/${upstream}`, upstream };
+  }
+
+  async manifest(name: string, reference: string): Promise<ProxiedManifest> {
+    const { local, upstream } = this.map(name);
+    const digest = parseDigest(reference);
+    const count = (result: string) =>
+      this.deps.metrics.requests.inc({ proxy: this.settings.namespace, what: 'manifest', result });
+    if (digest) {
+      const stored = await this.deps.manifests.get(local, digest.text);
+      if (stored) {
+        count('hit');
+        this.deps.pulls.record(local, stored.digest);
+        return { manifest: stored };
+      }
+    }
+    const tagState = digest
+      ? null
+      : (await readJson<ProxyTag>(this.deps.store, keys.proxyTag(local, reference)))?.value;
+    const cached = tagState ? await this.deps.manifests.get(local, tagState.digest) : null;
+    if (tagState && cached && Date.now() - tagState.checkedAt < this.settings.manifestTtlSeconds * 1000) {
+      count('hit');
+      this.deps.pulls.record(local, cached.digest);
+      return { manifest: cached };
+    }
+    const answer = await this.manifestFlights
+      .run(`${local}:${reference}`, () => this.fetchManifest(local, upstream, reference, digest, cached))
+      .catch((error: unknown) => {
+        count('miss');
+        throw toOciError(error, 'MANIFEST_UNKNOWN');
+      });
+    count(answer.result);
+    this.deps.pulls.record(local, answer.manifest.digest);
+    return answer.warning
+      ? { manifest: answer.manifest, warning: answer.warning }
+      : { manifest: answer.manifest };
+  }
+
+  private async fetchManifest(
+    local: string,
+    upstream: string,
+    reference: string,
+    digest: Digest | null,
+    cached: StoredManifest | null,
+  ): Promise<ProxiedManifest & { result: 'miss' | 'revalidated' | 'stale' }> {
+    const path = `manifests/${reference}`;
+    try {
+      if (cached) {
+        const head = await this.upstream.fetch('HEAD', upstream, path, { accept: MANIFEST_ACCEPT });
+        await head.body.dump().catch(() => {});
+        if (head.status === 200 && header(head.headers, 'docker-content-digest') === cached.digest.text) {
+          await this.saveTag(local, reference, cached.digest);
+          return { manifest: cached, result: 'revalidated' };
+        }
+        if (head.status !== 200 && head.status !== 404)
+          throw new UpstreamError(`the upstream answered ${head.status} to HEAD ${path}`, head.status);
+      }
+      const response = await this.upstream.fetch('GET', upstream, path, { accept: MANIFEST_ACCEPT });
+      if (response.status !== 200) {
+        await response.body.dump().catch(() => {});
+        throw new UpstreamError(
+          `the upstream answered ${response.status} for ${upstream}:${reference}`,
+          response.status,
+        );
+      }
+      const manifest = await this.storeManifest(local, reference, digest, response);
+      return { manifest, result: 'miss' };
+    } catch (error) {
+      // A tag upstream no longer has is gone; any other failure serves what is cached (stale).
+      if (cached && error instanceof UpstreamError && error.status !== 404) {
+        const failure = error;
+        const why = failure.status
+          ? `upstream answered ${failure.status}`
+          : failure.timeout
+            ? 'upstream timed out'
+            : 'upstream unreachable';
+        this.deps.logger.warn(
+          { proxy: this.settings.namespace, repository: upstream, reference, err: error },
+          'serving a stale manifest',
+        );
+        return { manifest: cached, warning: `110 wharf "Response is stale: ${why}"`, result: 'stale' };
+      }
+      throw error;
+    }
+  }
+
+  private async storeManifest(
+    local: string,
+    reference: string,
+    digest: Digest | null,
+    response: UpstreamResponse,
+  ): Promise<StoredManifest> {
+    const body = await readLimited(response.body, this.deps.maxManifestBytes);
+    const contentType = header(response.headers, 'content-type')?.split(';')[0]?.trim() ?? '';
+    let mediaType = contentType;
+    try {
+      const document = JSON.parse(body.toString('utf8')) as { mediaType?: unknown };
+      if (typeof document?.mediaType === 'string') mediaType = document.mediaType;
+    } catch {
+      throw new UpstreamError('the upstream manifest is not JSON', 502);
+    }
+    if (!MANIFEST_TYPES.has(mediaType))
+      throw new OciError(
+        'MANIFEST_UNKNOWN',
+        `the upstream manifest has an unsupported media type ${JSON.stringify(mediaType)}`,
+        { status: 404 },
+      );
+    const upstreamDigest = parseDigest(header(response.headers, 'docker-content-digest') ?? '');
+    const expected = digest ?? upstreamDigest ?? sha256(body);
+    if (createHash(expected.algorithm).update(body).digest('hex') !== expected.hex)
+      throw new UpstreamError(`the upstream manifest does not match its digest ${expected.text}`, 502);
+    await this.deps.manifests.put(
+      local,
+      digest ? { digest } : { tag: reference, digest: expected },
+      body,
+      mediaType,
+      async () => {},
+      { checkReferences: false },
+    );
+    if (!digest) await this.saveTag(local, reference, expected);
+    return { digest: expected, mediaType, size: body.length, body };
+  }
+
+  private async saveTag(local: string, tag: string, digest: Digest): Promise<void> {
+    const state: ProxyTag = { digest: digest.text, checkedAt: Date.now() };
+    await this.deps.store.put(keys.proxyTag(local, tag), JSON.stringify(state), {
+      contentType: 'application/json',
+    });
+  }
+
+  /**
+   * A blob of a proxied repository. `mode`: `head` never fetches the bytes; `whole` waits until the
+   * blob is stored (range requests); `stream` lets the client that starts the fetch read along.
+   */
+  async blob(name: string, digest: Digest, mode: 'head' | 'whole' | 'stream'): Promise<ProxiedBlob> {
+    const { local, upstream } = this.map(name);
+    const proxy = this.settings.namespace;
+    const stored = await this.storedBlob(local, upstream, digest);
+    if (stored) {
+      this.deps.metrics.requests.inc({ proxy, what: 'blob', result: 'hit' });
+      return stored;
+    }
+    this.deps.metrics.requests.inc({ proxy, what: 'blob', result: 'miss' });
+    if (mode === 'head') {
+      const response = await this.upstream.fetch('HEAD', upstream, `blobs/${digest.text}`).catch((error) => {
+        throw toOciError(error, 'BLOB_UNKNOWN');
+      });
+      await response.body.dump().catch(() => {});
+      const size = Number(header(response.headers, 'content-length'));
+      if (response.status !== 200 || !Number.isSafeInteger(size))
+        throw toOciError(
+          new UpstreamError(`the upstream answered ${response.status}`, response.status),
+          'BLOB_UNKNOWN',
+        );
+      return { kind: 'remote', size };
+    }
+    let leader = false;
+    let streaming: ((tap: { size: number | undefined; body: Readable }) => void) | undefined;
+    const tapped = new Promise<{ size: number | undefined; body: Readable }>((resolve) => {
+      streaming = resolve;
+    });
+    const fetched = this.blobFlights.run(digest.text, () => {
+      leader = true;
+      return this.fetchBlob(local, upstream, digest, mode === 'stream' ? streaming : undefined);
+    });
+    // The client streaming along learns of a failure from its cut body; nobody else waits on this.
+    fetched.catch(() => {});
+    if (leader && mode === 'stream') {
+      const tap = await Promise.race([tapped, fetched.then(() => null)]).catch((error: unknown) => {
+        throw toOciError(error, 'BLOB_UNKNOWN');
+      });
+      if (tap) return { kind: 'streaming', ...tap };
+    } else {
+      await fetched.catch((error: unknown) => {
+        throw toOciError(error, 'BLOB_UNKNOWN');
+      });
+    }
+    // Fetched for this repository (or, by a concurrent request, for another one: confirmed upstream).
+    const after = await this.storedBlob(local, upstream, digest);
+    if (!after) throw new OciError('BLOB_UNKNOWN', 'blob unknown', { detail: { digest: digest.text } });
+    return after;
+  }
+
+  /**
+   * The blob as this repository holds it; one stored for another repository is linked here once
+   * upstream confirms this repository has it (a digest alone must not open other repositories' blobs).
+   */
+  private async storedBlob(local: string, upstream: string, digest: Digest): Promise<ProxiedBlob | null> {
+    const link = await this.deps.blobs.linked(local, digest);
+    if (link) return { kind: 'stored', link };
+    const pointer = await this.deps.blobs.pointer(digest);
+    if (!pointer || !(await this.deps.store.head(pointer.dataKey))) return null;
+    const response = await this.upstream.fetch('HEAD', upstream, `blobs/${digest.text}`).catch((error) => {
+      throw toOciError(error, 'BLOB_UNKNOWN');
+    });
+    await response.body.dump().catch(() => {});
+    if (response.status !== 200)
+      throw toOciError(
+        new UpstreamError(`the upstream answered ${response.status}`, response.status),
+        'BLOB_UNKNOWN',
+      );
+    await this.deps.blobs.link(local, digest, pointer);
+    return { kind: 'stored', link: pointer };
+  }
+
+  /**
+   * GETs a blob into the store: hashed while it is written, committed only if the digest (and the
+   * announced length) match. With `tap`, the bytes also flow to the client that asked, the last
+   * chunk held back until the blob is verified and committed: that client never gets a wrong blob
+   * whole, and once it has it whole, the blob is visible here.
+   */
+  private async fetchBlob(
+    local: string,
+    upstream: string,
+    digest: Digest,
+    tap: ((tap: { size: number | undefined; body: Readable }) => void) | undefined,
+  ): Promise<void> {
+    const response = await this.upstream.fetch('GET', upstream, `blobs/${digest.text}`);
+    if (response.status !== 200) {
+      await response.body.dump().catch(() => {});
+      throw new UpstreamError(
+        `the upstream answered ${response.status} for blob ${digest.text}`,
+        response.status,
+      );
+    }
+    const length = Number(header(response.headers, 'content-length'));
+    const size = Number.isSafeInteger(length) && length >= 0 ? length : undefined;
+    if (size !== undefined && size > this.deps.maxBlobBytes) {
+      await response.body.dump().catch(() => {});
+      throw new OciError('SIZE_INVALID', `the upstream blob is larger than ${this.deps.maxBlobBytes} bytes`, {
+        status: 413,
+      });
+    }
+    const hashing = new HashingStream(digest.algorithm, this.deps.maxBlobBytes, size);
+    const client = tap ? new PassThrough({ highWaterMark: 256 * 1024 }) : null;
+    const verify = new VerifyingTee(hashing, digest, client);
+    if (client && tap) tap({ size, body: client });
+    const dataKey = keys.uploadData(randomUUID());
+    const proxy = this.settings.namespace;
+    try {
+      const written = this.deps.store.put(dataKey, verify);
+      await Promise.all([pipeline(response.body, hashing, verify), written]);
+    } catch (error) {
+      this.deps.metrics.upstreamBytes.inc({ proxy }, hashing.bytes);
+      client?.destroy(error as Error);
+      await this.deps.store.delete(dataKey).catch(() => {});
+      throw error instanceof OciError || error instanceof UpstreamError
+        ? error
+        : new UpstreamError(
+            `fetching blob ${digest.text} from upstream failed: ${(error as Error).message}`,
+            502,
+          );
+    }
+    this.deps.metrics.upstreamBytes.inc({ proxy }, hashing.bytes);
+    try {
+      const pointer = await this.deps.blobs.commit(digest, dataKey, hashing.bytes);
+      await this.deps.blobs.link(local, digest, pointer);
+    } catch (error) {
+      client?.destroy(error as Error);
+      throw error;
+    }
+    verify.release();
+  }
+
+  async close(): Promise<void> {
+    await this.upstream.close();
+  }
+}
+
+/**
+ * Passes verified bytes on to the store and copies them to a client. The client's copy lags one
+ * chunk behind and ends only after the digest matched: a corrupt upstream body reaches it cut short.
+ * A slow client slows the fetch (its buffer is bounded); a client gone no longer does.
+ */
+class VerifyingTee extends Transform {
+  private readonly hashing: HashingStream;
+  private readonly digest: Digest;
+  private readonly client: PassThrough | null;
+  private held: Buffer | null = null;
+
+  constructor(hashing: HashingStream, digest: Digest, client: PassThrough | null) {
+    super({ highWaterMark: 64 * 1024 });
+    this.hashing = hashing;
+    this.digest = digest;
+    this.client = client;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const previous = this.held;
+    this.held = chunk;
+    if (!previous || !this.client || this.client.destroyed) {
+      callback(null, chunk);
+      return;
+    }
+    if (this.client.write(previous)) {
+      callback(null, chunk);
+      return;
+    }
+    const client = this.client;
+    const resume = () => {
+      client.off('drain', resume);
+      client.off('close', resume);
+      callback(null, chunk);
+    };
+    client.on('drain', resume);
+    client.on('close', resume);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const actual = this.hashing.hash.digest('hex');
+    if (actual !== this.digest.hex) {
+      const error = new UpstreamError(`the upstream blob does not match its digest ${this.digest.text}`, 502);
+      this.client?.destroy(error);
+      callback(error);
+      return;
+    }
+    callback();
+  }
+
+  /** The blob is committed: the client gets its last chunk (it may then ask again and find it). */
+  release(): void {
+    if (this.client && !this.client.destroyed) this.client.end(this.held ?? undefined);
+  }
+}
+
+/** An upstream failure in the OCI error format, with the upstream's status when it gave one. */
+export function toOciError(error: unknown, notFound: 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN'): unknown {
+  if (!(error instanceof UpstreamError)) return error;
+  const status = error.status;
+  if (status === 404) return new OciError(notFound, `not found upstream: ${error.message}`);
+  if (status === 429)
+    return new OciError('TOOMANYREQUESTS', `the upstream registry is rate-limiting: ${error.message}`);
+  if (status === 401)
+    return new OciError(
+      'UNAUTHORIZED',
+      `the upstream registry refused the proxy's credentials: ${error.message}`,
+    );
+  if (status === 403) return new OciError('DENIED', `the upstream registry denied access: ${error.message}`);
+  if (status === null) return new OciError('UNKNOWN', error.message, { status: error.timeout ? 504 : 502 });
+  return new OciError('UNKNOWN', error.message, { status: status >= 500 && status < 600 ? status : 502 });
+}
+
+/** `*` is one path component, `**` any number of them. */
+function patternToRegExp(pattern: string): RegExp {
+  const source = pattern
+    .split(/(\*\*|\*)/)
+    .map((part) =>
+      part === '**' ? '.*' : part === '*' ? '[^/]*' : part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'),
+    )
+    .join('');
+  return new RegExp(`^${source}$`);
+}
+
+async function readLimited(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) throw new UpstreamError(`the upstream manifest is larger than ${limit} bytes`, 502);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function sha256(body: Buffer): Digest {
+  const hex = createHash('sha256').update(body).digest('hex');
+  return { algorithm: 'sha256', hex, text: `sha256:${hex}` };
+}
