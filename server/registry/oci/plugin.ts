@@ -41,7 +41,7 @@ export async function createOci(options: {
     metrics: options.metrics,
     logger: options.logger.child({ component: 'oci' }),
   });
-  services.pulls.start();
+  await services.pulls.start();
   const maintenance = startMaintenance(services);
   services.maintenance = maintenance;
   return {

@@ -105,15 +105,19 @@ export class PullRecorder {
     if (this.pending.size >= 10_000) void this.flush();
   }
 
-  start(): void {
+  /**
+   * Starts the flush timer and marks when this store started recording pulls (once; GC does it too
+   * if this fails). The returned promise is that mark: the server awaits it before it listens, so no
+   * startup write lands after it is up (stop() awaits it too, so none lands after it has closed).
+   */
+  start(): Promise<void> {
     this.timer ??= setInterval(() => void this.flush(), this.flushIntervalMs);
     this.timer.unref();
-    // Marks when this store started recording pulls (once; GC does it too if this fails). Awaited
-    // by stop(), so nothing writes to the store after the server has closed.
     this.marking = this.log.pullsRecordedSince().then(
       () => undefined,
       (error: unknown) => this.logger.warn({ err: error }, 'could not mark the start of pull records'),
     );
+    return this.marking;
   }
 
   /** Writes what is pending (GC calls it first, so its own replica's pulls count at once). */
