@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { get, getHtml } from '../api.ts';
+import { get, getHtml, query } from '../api.ts';
 import type { CrateReply, Dependency, Downloads, Owner, Version } from '../types.ts';
 import { age, CopyLine, EmptyState, Failure, formatBytes, Loading, Pager, useLoad } from '../ui.tsx';
 
@@ -52,12 +52,22 @@ export function DownloadsChart({ downloads }: { downloads: Downloads }) {
   );
 }
 
-function Versions({ name, versions, selected }: { name: string; versions: Version[]; selected: string }) {
+/** One page of versions at a time from the server (crates.io's `versions?per_page`), newest first. */
+function Versions({ name, selected }: { name: string; selected: string }) {
   const [page, setPage] = useState(1);
-  const shown = versions.slice((page - 1) * VERSIONS_PER_PAGE, page * VERSIONS_PER_PAGE);
+  const versions = useLoad(
+    () =>
+      get<{ versions: Version[]; meta: { total: number } }>(
+        `/api/v1/crates/${encodeURIComponent(name)}/versions${query({ per_page: VERSIONS_PER_PAGE, page })}`,
+      ),
+    [name, page],
+  );
+  const total = versions.data?.meta.total;
   return (
     <section aria-labelledby="versions">
-      <h2 id="versions">Versions ({versions.length})</h2>
+      <h2 id="versions">Versions{total !== undefined ? ` (${total})` : ''}</h2>
+      {versions.error && <Failure error={versions.error} />}
+      {versions.loading && !versions.data && <Loading what="versions" />}
       <table>
         <thead>
           <tr>
@@ -68,7 +78,7 @@ function Versions({ name, versions, selected }: { name: string; versions: Versio
           </tr>
         </thead>
         <tbody>
-          {shown.map((version) => (
+          {(versions.data?.versions ?? []).map((version) => (
             <tr key={version.num} class={version.yanked ? 'yanked' : ''}>
               <td>
                 <a
@@ -87,7 +97,7 @@ function Versions({ name, versions, selected }: { name: string; versions: Versio
       </table>
       <Pager
         page={page}
-        hasNext={page * VERSIONS_PER_PAGE < versions.length}
+        hasNext={total !== undefined && page * VERSIONS_PER_PAGE < total}
         onPage={setPage}
         label="Versions"
       />
@@ -97,15 +107,20 @@ function Versions({ name, versions, selected }: { name: string; versions: Versio
 
 export function CratePage({ name, version }: { name: string; version?: string | undefined }) {
   const base = `/api/v1/crates/${encodeURIComponent(name)}`;
-  const crate = useLoad(() => get<CrateReply>(base), [name]);
-  const versions = crate.data?.versions ?? [];
-  const latest =
-    crate.data?.crate.default_version ||
-    crate.data?.crate.max_stable_version ||
-    crate.data?.crate.max_version;
-  const selected =
-    version ?? versions.find((v) => v.num === latest && !v.yanked)?.num ?? versions[0]?.num ?? '';
-  const current = versions.find((v) => v.num === selected);
+  // The crate with its default version only: a crate with 500 versions is not one 600 KB answer.
+  const crate = useLoad(
+    () => get<CrateReply>(`${base}?include=default_version,keywords,categories,downloads`),
+    [name],
+  );
+  const named = useLoad(
+    () =>
+      version
+        ? get<{ version: Version }>(`${base}/${encodeURIComponent(version)}`).then((r) => r.version)
+        : Promise.resolve(null),
+    [name, version],
+  );
+  const current = version ? named.data : (crate.data?.versions?.[0] ?? null);
+  const selected = version ?? current?.num ?? crate.data?.crate.max_version ?? '';
   const readme = useLoad(
     () =>
       selected
@@ -163,7 +178,7 @@ export function CratePage({ name, version }: { name: string; version?: string | 
               )
             )}
           </section>
-          <Versions name={name} versions={versions} selected={selected} />
+          <Versions name={name} selected={selected} />
         </div>
         <aside class="secondary" aria-label="Crate details">
           <h2>Install</h2>
