@@ -651,6 +651,60 @@ describe('Helm chart', () => {
     });
   }, 60_000);
 
+  it('puts the quick start on volumes by default, and on S3 one value away', async () => {
+    const storageOf = async (...set: string[]) => {
+      const objects = parseAllDocuments(
+        await helm(
+          'template',
+          'w',
+          'charts/wharf',
+          ...['quickstart.enabled=true', ...set].flatMap((v) => ['--set', v]),
+        ),
+      )
+        .map((doc) => doc.toJS())
+        .filter(Boolean);
+      const storages = ['AuthService', 'Registry'].map(
+        (kind) => objects.find((object: { kind: string }) => object.kind === kind).spec.storage,
+      );
+      expect(storages[0]).toEqual(storages[1]);
+      return storages[0];
+    };
+    expect(await storageOf()).toEqual({
+      mode: 'volume',
+      volume: { size: '10Gi', accessModes: ['ReadWriteOnce'] },
+      deletionPolicy: 'Retain',
+    });
+    expect(
+      await storageOf('quickstart.storage.volume.storageClassName=fast,quickstart.storage.volume.size=50Gi'),
+    ).toMatchObject({ mode: 'volume', volume: { size: '50Gi', storageClassName: 'fast' } });
+    expect(await storageOf('quickstart.storage.mode=s3')).toEqual({
+      mode: 's3',
+      region: 'us-east-1',
+      credentialsSecretRef: { name: 'wharf-s3' },
+      deletionPolicy: 'Retain',
+    });
+    await expect(
+      helm('template', 'w', 'charts/wharf', '--set', 'quickstart.enabled=true,quickstart.storage.mode=nfs'),
+    ).rejects.toThrow(/mode/);
+    await expect(
+      helm(
+        'template',
+        'w',
+        'charts/wharf',
+        '--set',
+        'quickstart.enabled=true,quickstart.storage.mode=s3,quickstart.storage.credentialsSecretName=',
+      ),
+    ).rejects.toThrow(/credentialsSecretName/);
+    const lint = await helm(
+      'lint',
+      '--strict',
+      'charts/wharf',
+      '--set',
+      'quickstart.enabled=true,quickstart.storage.mode=s3',
+    );
+    expect(lint).toMatch(/0 chart\(s\) failed/);
+  }, 60_000);
+
   it('rejects values its schema does not allow', async () => {
     await expect(
       helm('template', 'w', 'charts/wharf', '--set', 'quickstart.storage.deletionPolicy=Sometimes'),
