@@ -698,8 +698,10 @@ describe('helm quick start on volumes (the default)', () => {
       "PASSWORD=$(kubectl -n quickvol get secret wharf-auth-admin -o jsonpath='{.data.password}' | base64 -d)",
     );
     expect(output).toContain('kubectl -n quickvol port-forward svc/wharf-registry 8080:8080');
+    // The login is the AuthService's: without an Ingress it has its own port-forward.
+    expect(output).toContain('kubectl -n quickvol port-forward svc/wharf-auth 8081:8080');
     expect(output).toMatch(
-      /curl -s -X POST http:\/\/localhost:8080\/ktra\/api\/v1\/login\/admin[\s\S]*cargo login --registry wharf/,
+      /curl -s -X POST http:\/\/localhost:8081\/ktra\/api\/v1\/login\/admin[\s\S]*cargo login --registry wharf/,
     );
     expect(output).toContain('echo "$PASSWORD" | docker login localhost:8080 -u admin --password-stdin');
     // The admin Secret the NOTES name is the one the operator generated.
