@@ -1,15 +1,15 @@
 /**
  * End to end in storage mode volume, with nothing but the cluster (no S3, no Secret made by hand):
- * the operator reconciles an AuthService and a Registry; the KUBELET STAND-IN starts each server
- * exactly as its pod template says, its PersistentVolumeClaim standing as a directory of this
- * machine mounted at the claim's mount path; cargo and skopeo go through the Ingress host.
+ * `helm install --set quickstart.enabled=true` makes an AuthService and a Registry, the operator
+ * reconciles them, the KUBELET STAND-IN starts each server exactly as its pod template says, its
+ * PersistentVolumeClaim standing as a directory of this machine mounted at the claim's mount path,
+ * and the commands the install's NOTES print log cargo and skopeo in through the Ingress host.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resourcePath } from '../../operator/kube/client.ts';
 import { readSecret } from '../../operator/runtime/objects.ts';
@@ -38,8 +38,10 @@ import {
 
 const NS = 'e2e-volume';
 const HOST = 'crates.volume.test';
-const DEPLOYMENTS = ['main-auth', 'crates-registry'];
+const DEPLOYMENTS = ['wharf-auth', 'wharf-registry'];
 let h: Harness;
+/** What `helm install` printed: NOTES.txt with the next commands. */
+let notes: string;
 let pods: Pod[] = [];
 let proxy: Awaited<ReturnType<typeof startIngressProxy>> | undefined;
 const ingressAddress = loopbackAddress();
@@ -102,38 +104,33 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
       body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
     });
     await h.startOperator();
-    await h.admin.create({
-      apiVersion: 'wharf.dev/v1alpha1',
-      kind: 'AuthService',
-      metadata: { name: 'main', namespace: NS },
-      spec: { storage: { mode: 'volume' } },
-    } as KubernetesObject);
-    await h.admin.create({
-      apiVersion: 'wharf.dev/v1alpha1',
-      kind: 'Registry',
-      metadata: { name: 'crates', namespace: NS },
-      spec: {
-        authServiceRef: { name: 'main' },
-        storage: { mode: 'volume', volume: { size: '1Gi' } },
-        ingress: { host: HOST, trustedProxies: [ingressAddress] },
-      },
-    } as KubernetesObject);
+    notes = await h.helm(
+      'install',
+      'quick',
+      'charts/wharf',
+      '--namespace',
+      NS,
+      '--set',
+      'quickstart.enabled=true,leaderElection.enabled=false',
+      '--set',
+      `quickstart.registry.host=${HOST},quickstart.trustedProxies[0]=${ingressAddress}`,
+    );
     await eventually(
       async () =>
-        condition(await h.admin.get(wharfPath('Registry', NS, 'crates')), 'CredentialsRegistered')?.status ===
+        condition(await h.admin.get(wharfPath('Registry', NS, 'wharf')), 'CredentialsRegistered')?.status ===
         'True',
       'Registry reconciled',
       60_000,
     );
     await eventually(
       async () =>
-        condition(await h.admin.get(wharfPath('AuthService', NS, 'main')), 'ComponentsApplied')?.status ===
+        condition(await h.admin.get(wharfPath('AuthService', NS, 'wharf')), 'ComponentsApplied')?.status ===
         'True',
       'AuthService reconciled',
     );
 
     volumesRoot = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-volumes-'));
-    for (const claim of ['main-auth-data', 'crates-registry-data']) {
+    for (const claim of ['wharf-auth-data', 'wharf-registry-data']) {
       volumes[claim] = path.join(volumesRoot, claim);
       await mkdir(volumes[claim]!);
     }
@@ -141,7 +138,7 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
     await startPods();
     await markDeploymentsAvailable(h.admin, NS);
     const ingress = (await h.admin.get<IngressObject>(
-      resourcePath('networking.k8s.io/v1', 'Ingress', NS, 'crates-registry'),
+      resourcePath('networking.k8s.io/v1', 'Ingress', NS, 'wharf-registry'),
     ))!;
     proxy = await startIngressProxy(
       [ingress],
@@ -160,15 +157,15 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
   it('brings both resources to Ready with no S3 anywhere', async () => {
     await eventually(
       async () =>
-        condition(await h.admin.get(wharfPath('Registry', NS, 'crates')), 'Ready')?.status === 'True',
+        condition(await h.admin.get(wharfPath('Registry', NS, 'wharf')), 'Ready')?.status === 'True',
       'Registry Ready',
     );
-    expect(condition(await h.admin.get(wharfPath('AuthService', NS, 'main')), 'Ready')?.status).toBe('True');
+    expect(condition(await h.admin.get(wharfPath('AuthService', NS, 'wharf')), 'Ready')?.status).toBe('True');
     for (const pod of pods) expect(pod.output()).toMatch(/"store":"fs","dataDir":"\/var\/lib\/wharf"/);
   });
 
   it('creates a user through the Ingress host; the AuthService keeps it on its own volume', async () => {
-    const admin = await readSecret(h.admin, NS, 'main-auth-admin');
+    const admin = await readSecret(h.admin, NS, 'wharf-auth-admin');
     const created = await viaIngress(
       'POST',
       '/ktra/api/v1/new_user/alice',
@@ -176,13 +173,20 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
       `admin:${admin!.password}`,
     );
     expect(created.status, created.body).toBe(200);
-    expect((await storedFiles('main-auth-data')).join('\n')).toMatch(/alice/);
-    expect((await storedFiles('crates-registry-data')).join('\n')).not.toMatch(/alice/);
+    expect((await storedFiles('wharf-auth-data')).join('\n')).toMatch(/alice/);
+    expect((await storedFiles('wharf-registry-data')).join('\n')).not.toMatch(/alice/);
   });
 
-  it('cargo publish and cargo build work through the Ingress host, the crate on the Registry volume', async () => {
-    const login = await viaIngress('POST', '/ktra/api/v1/login/alice', { password: 'alice-password-1' });
-    const token = JSON.parse(login.body).token as string;
+  it("cargo logs in with the NOTES' command, publishes and builds through the Ingress host, the crate on the Registry volume", async () => {
+    // NOTES command 1 reads the password the operator generated; command 2, run as printed, turns
+    // it into a cargo token through the Ingress host.
+    expect(notes).toContain(
+      `PASSWORD=$(kubectl -n ${NS} get secret wharf-auth-admin -o jsonpath='{.data.password}' | base64 -d)`,
+    );
+    expect(notes).toContain(`index = "sparse+http://${HOST}/index/"`);
+    const password = (await readSecret(h.admin, NS, 'wharf-auth-admin'))!.password!;
+    const loginCommand = /^ {2}curl [\s\S]*?cargo login --registry wharf$/m.exec(notes)?.[0];
+    expect(loginCommand).toBeDefined();
     const work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-volume-cargo-'));
     try {
       const home = await cargoHome(registryToml('wharf', `http://${HOST}`));
@@ -193,14 +197,19 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
         CARGO_TARGET_DIR: path.join(work, 'target'),
         RUSTC: execFileSync('rustup', ['which', 'rustc'], { encoding: 'utf8' }).trim(),
         CARGO_TERM_COLOR: 'never',
-        CARGO_REGISTRIES_WHARF_TOKEN: token,
       };
       const hosts = { [HOST]: ingressAddress };
+      const login = await runWithHosts(hosts, 'sh', ['-c', loginCommand!], {
+        cwd: work,
+        env: { ...env, PASSWORD: password },
+      });
+      expect(login.code, login.stderr).toBe(0);
       const library = await writeCrate(work, {
         name: 'volume-hello',
         version: '0.1.0',
         files: { 'src/lib.rs': 'pub fn hello() -> &\'static str { "hello from a volume" }\n' },
       });
+      // No token in the environment: cargo uses the one `cargo login` stored.
       const published = await runWithHosts(
         hosts,
         CARGO,
@@ -208,8 +217,8 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
         { cwd: library, env },
       );
       expect(published.code, published.stderr).toBe(0);
-      expect((await storedFiles('crates-registry-data')).join('\n')).toMatch(/volume-hello/);
-      expect((await storedFiles('main-auth-data')).join('\n')).not.toMatch(/volume-hello/);
+      expect((await storedFiles('wharf-registry-data')).join('\n')).toMatch(/volume-hello/);
+      expect((await storedFiles('wharf-auth-data')).join('\n')).not.toMatch(/volume-hello/);
       const user = await writeCrate(work, {
         name: 'volume-user',
         version: '0.1.0',
@@ -247,36 +256,49 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
           ],
           { cwd: work, env: { PATH: process.env.PATH ?? '', HOME: work } },
         );
-      const login = await skopeo(
-        'login',
-        '--tls-verify=false',
-        '-u',
-        'alice',
-        '-p',
-        'alice-password-1',
-        HOST,
+      // NOTES command 3 is `docker login`; skopeo speaks the same protocol (no Docker engine here).
+      const dockerLogin = `echo "$PASSWORD" | docker login ${HOST} -u admin --password-stdin`;
+      expect(notes).toContain(dockerLogin);
+      const login = await runWithHosts(
+        { [HOST]: ingressAddress },
+        'sh',
+        [
+          '-c',
+          dockerLogin.replace(
+            'docker login',
+            `${skopeoBinary} login --tls-verify=false --authfile=${path.join(work, 'auth.json')}`,
+          ),
+        ],
+        {
+          cwd: work,
+          env: {
+            PATH: process.env.PATH ?? '',
+            HOME: work,
+            PASSWORD: (await readSecret(h.admin, NS, 'wharf-auth-admin'))!.password!,
+          },
+        },
       );
       expect(login.code, login.stderr).toBe(0);
       const push = await skopeo(
         'copy',
         '--dest-tls-verify=false',
         `oci:${path.join(work, 'layout')}:v1`,
-        `docker://${HOST}/alice/app:v1`,
+        `docker://${HOST}/admin/app:v1`,
       );
       expect(push.code, push.stderr).toBe(0);
       const blob = layout.image.digest.replace('sha256:', '');
-      expect((await storedFiles('crates-registry-data')).join('\n')).toMatch(new RegExp(blob));
+      expect((await storedFiles('wharf-registry-data')).join('\n')).toMatch(new RegExp(blob));
 
       // Recreate: the old pods stop, new ones start on the same volumes; nothing was lost.
       for (const pod of pods) await pod.stop();
       await startPods();
-      const inspect = await skopeo('inspect', '--tls-verify=false', `docker://${HOST}/alice/app:v1`);
+      const inspect = await skopeo('inspect', '--tls-verify=false', `docker://${HOST}/admin/app:v1`);
       expect(inspect.code, inspect.stderr).toBe(0);
       expect(JSON.parse(inspect.stdout).Digest).toBe(layout.image.digest);
       const pull = await skopeo(
         'copy',
         '--src-tls-verify=false',
-        `docker://${HOST}/alice/app:v1`,
+        `docker://${HOST}/admin/app:v1`,
         `oci:${path.join(work, 'pulled')}:v1`,
       );
       expect(pull.code, pull.stderr).toBe(0);
