@@ -30,20 +30,34 @@ export async function copyStore(
   options: CopyOptions = {},
 ): Promise<CopyReport> {
   const report: CopyReport = { copied: 0, skipped: 0, bytes: 0 };
-  const concurrency = options.concurrency ?? 4;
+  const concurrency = options.concurrency ?? 8;
+  // Both stores list in ascending key order: walking the destination's listing beside the source's
+  // finds what is there already in one pass of list pages, not one HEAD request per object.
+  const destination = objectsOf(to)[Symbol.asyncIterator]();
+  let there = await destination.next();
+  const existing = async (key: string): Promise<ObjectInfo | undefined> => {
+    while (!there.done && there.value.key < key) there = await destination.next();
+    return !there.done && there.value.key === key ? there.value : undefined;
+  };
   let continuationToken: string | undefined;
   do {
     // One page at a time: a store of millions of objects is never listed into memory whole.
     const page = await from.list({ maxKeys: 1000, ...(continuationToken ? { continuationToken } : {}) });
-    const queue = [...page.objects];
+    const queue: ObjectInfo[] = [];
+    for (const object of page.objects) {
+      if (isCurrent(object, await existing(object.key))) {
+        report.skipped++;
+        options.onObject?.(object.key, 'skipped', object.size);
+      } else queue.push(object);
+    }
     const worker = async () => {
       for (let object = queue.shift(); object; object = queue.shift()) {
-        const outcome = await copyObject(from, to, object);
-        if (outcome === 'copied') {
+        const copied = await copyObject(from, to, object.key);
+        if (copied) {
           report.copied++;
           report.bytes += object.size;
         } else report.skipped++;
-        options.onObject?.(object.key, outcome, object.size);
+        options.onObject?.(object.key, copied ? 'copied' : 'skipped', object.size);
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
@@ -52,24 +66,31 @@ export async function copyStore(
   return report;
 }
 
-async function copyObject(
-  from: ObjectStore,
-  to: ObjectStore,
-  source: ObjectInfo,
-): Promise<'copied' | 'skipped'> {
-  const existing = await to.head(source.key);
-  if (
-    existing &&
-    existing.size === source.size &&
-    existing.lastModified.getTime() >= source.lastModified.getTime()
-  )
-    return 'skipped';
-  const object = await from.get(source.key);
+async function* objectsOf(store: ObjectStore): AsyncGenerator<ObjectInfo> {
+  let continuationToken: string | undefined;
+  do {
+    const page = await store.list({ maxKeys: 1000, ...(continuationToken ? { continuationToken } : {}) });
+    yield* page.objects;
+    continuationToken = page.nextContinuationToken;
+  } while (continuationToken);
+}
+
+/** The destination holds this version already: same size, written after the source last changed. */
+function isCurrent(source: ObjectInfo, copy: ObjectInfo | undefined): boolean {
+  return (
+    copy !== undefined &&
+    copy.size === source.size &&
+    copy.lastModified.getTime() >= source.lastModified.getTime()
+  );
+}
+
+async function copyObject(from: ObjectStore, to: ObjectStore, key: string): Promise<boolean> {
+  const object = await from.get(key);
   // Deleted since the listing (a server still running): nothing to copy.
-  if (!object) return 'skipped';
-  await to.put(source.key, object.body, {
+  if (!object) return false;
+  await to.put(key, object.body, {
     contentLength: object.size,
     ...(object.contentType ? { contentType: object.contentType } : {}),
   });
-  return 'copied';
+  return true;
 }

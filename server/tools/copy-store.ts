@@ -15,7 +15,7 @@ import { FsObjectStore } from '../store/fs-store.ts';
 import type { ObjectStore } from '../store/object-store.ts';
 
 const USAGE =
-  'usage: copy-store --from <fs:DIR | s3://BUCKET[/PREFIX/]> --to <fs:DIR | s3://BUCKET[/PREFIX/]> [--concurrency N] [--quiet]';
+  'usage: copy-store --from <fs:DIR | s3://BUCKET[/PREFIX/]> --to <fs:DIR | s3://BUCKET[/PREFIX/]> [--concurrency N (8)] [--quiet]';
 
 class UsageError extends Error {}
 
@@ -63,7 +63,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       options: {
         from: { type: 'string' },
         to: { type: 'string' },
-        concurrency: { type: 'string', default: '4' },
+        concurrency: { type: 'string', default: '8' },
         quiet: { type: 'boolean', default: false },
       },
     });

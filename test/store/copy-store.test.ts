@@ -109,6 +109,8 @@ describe('copy-store: fs → MinIO', () => {
       await s3.delete('oci/blobs/sha256/aa/big');
       await fs.put('auth/users/alice.json', Buffer.from('{"name":"alice","admin":true}'));
       await fs.put('auth/users/bob.json', Buffer.from('{"name":"bob"}'));
+      // An object only the destination has, between two being copied: passed over, and kept.
+      await s3.put('many/0006x', 'only here');
       const resumed = await copyTool('--from', `fs:${dataDir}`, '--to', `s3://${bucket}/moved/`);
       expect(resumed.lines.filter((line) => line.startsWith('copied ')).sort()).toEqual([
         'copied auth/users/alice.json',
@@ -117,7 +119,10 @@ describe('copy-store: fs → MinIO', () => {
         'copied oci/blobs/sha256/aa/big',
       ]);
       expect(resumed.report).toMatchObject({ copied: 4, skipped: total - 3 });
-      expect(await contents(s3)).toEqual(await contents(fs));
+      const copied = await contents(s3);
+      expect(copied.get('many/0006x')).toBe(`9:${createHash('sha256').update('only here').digest('hex')}`);
+      copied.delete('many/0006x');
+      expect(copied).toEqual(await contents(fs));
       // Nothing landed outside the prefix.
       const outside = await s3Store('');
       expect(
