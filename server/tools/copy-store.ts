@@ -23,7 +23,7 @@ class UsageError extends Error {}
 export function parseStoreUrl(url: string, env: NodeJS.ProcessEnv): { fs: string } | { s3: S3Config } {
   if (url.startsWith('fs:')) {
     const dir = url.slice('fs:'.length);
-    if (!dir) throw new UsageError(`${url}: fs: needs a directory, e.g. fs:/var/lib/wharf`);
+    if (!dir) throw new UsageError('fs: needs a directory, e.g. fs:/var/lib/wharf');
     return { fs: dir };
   }
   const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
