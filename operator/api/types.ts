@@ -101,10 +101,50 @@ const ingressSchema = {
   required: ['host'],
 } as const;
 
+/** A claim's size when `storage.volume.size` is not given. */
+export const DEFAULT_VOLUME_SIZE = '10Gi';
+
+const volumeSchema = {
+  type: 'object',
+  description:
+    'The PersistentVolumeClaim of the volume mode (the operator creates <name>-auth-data or <name>-registry-data).',
+  properties: {
+    size: {
+      type: 'string',
+      default: DEFAULT_VOLUME_SIZE,
+      pattern: '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$',
+      description: 'Requested capacity, e.g. 10Gi; may grow later when the StorageClass allows expansion.',
+    },
+    storageClassName: {
+      type: 'string',
+      maxLength: 253,
+      description: "StorageClass of the claim; the cluster's default class when omitted.",
+    },
+    accessModes: {
+      type: 'array',
+      minItems: 1,
+      items: { type: 'string', enum: ['ReadWriteOnce', 'ReadWriteOncePod', 'ReadWriteMany'] },
+      default: ['ReadWriteOnce'],
+      'x-kubernetes-list-type': 'set',
+      description:
+        'Access modes asked of the claim. Whatever the mode, one pod uses it: the fs store is not shared between pods (docs/operator.md).',
+    },
+  },
+} as const;
+
 const storageSchema = {
   type: 'object',
-  description: 'S3 storage. The operator creates the bucket when it is missing and checks it before use.',
+  description:
+    'Where the server keeps its state: an S3 bucket (mode s3: the operator creates the bucket when it is missing and checks it before use) or a PersistentVolumeClaim (mode volume: the fs store on the volume, one replica).',
   properties: {
+    mode: {
+      type: 'string',
+      enum: ['s3', 'volume'],
+      default: 's3',
+      description:
+        's3: a bucket, any number of replicas. volume: the fs store on a PersistentVolumeClaim, one replica with the Recreate strategy.',
+    },
+    volume: volumeSchema,
     endpoint: { ...httpUrl, description: 'S3 endpoint, e.g. http://minio.storage:9000; AWS when omitted.' },
     region: { type: 'string', default: 'us-east-1' },
     forcePathStyle: { type: 'boolean', default: true, description: 'Path-style addressing (MinIO, Ceph).' },
@@ -118,7 +158,7 @@ const storageSchema = {
     prefix: { type: 'string', default: '', pattern: '^([^/]+/)*$' },
     credentialsSecretRef: {
       type: 'object',
-      description: 'Secret holding the S3 access key pair.',
+      description: 'Secret holding the S3 access key pair (mode s3).',
       properties: {
         name: dnsName,
         accessKeyIdKey: { type: 'string', default: 'accessKeyId' },
@@ -130,12 +170,28 @@ const storageSchema = {
       type: 'string',
       enum: ['Retain', 'Delete'],
       default: 'Retain',
-      description: 'What happens to the bucket when the resource is deleted. Delete empties and removes it.',
+      description:
+        'What happens to the bucket (s3) or the PersistentVolumeClaim (volume) when the resource is deleted. Delete empties and removes the bucket, or deletes the claim; Retain keeps either, and a resource created again with the same name finds its data.',
     },
     abortIncompleteUploadsAfterDays: { type: 'integer', minimum: 1, maximum: 365, default: 1 },
   },
-  required: ['credentialsSecretRef'],
+  'x-kubernetes-validations': [
+    {
+      rule: "self.mode != 's3' || has(self.credentialsSecretRef)",
+      message: 'mode s3 needs credentialsSecretRef',
+    },
+  ],
 } as const;
+
+/**
+ * The fs store is one process's (or one host's) directory: its lock files are not proven safe
+ * between pods on different nodes, even on a ReadWriteMany volume (docs/operator.md).
+ */
+export const VOLUME_REPLICAS_MESSAGE =
+  'storage mode volume runs one replica: the fs store is not shared between pods (use mode s3 to scale out)';
+const specValidations = [
+  { rule: "self.storage.mode != 'volume' || self.replicas <= 1", message: VOLUME_REPLICAS_MESSAGE },
+] as const;
 
 const workload = {
   replicas: { type: 'integer', minimum: 0, maximum: 100, default: 1 },
@@ -159,6 +215,10 @@ const baseStatus = {
   url: { type: 'string', description: 'URL of the Service inside the cluster.' },
   publicUrl: { type: 'string', description: 'URL through the Ingress, when there is one.' },
   bucket: { type: 'string' },
+  volumeClaimName: {
+    type: 'string',
+    description: 'The PersistentVolumeClaim holding the data (mode volume).',
+  },
 } as const;
 
 export const openIdProviderSchema = {
@@ -293,6 +353,7 @@ export const authServiceSchema = {
         },
       },
       required: ['storage'],
+      'x-kubernetes-validations': specValidations,
     },
     status: {
       type: 'object',
@@ -449,6 +510,7 @@ export const registrySchema = {
         superusers: { type: 'array', items: { type: 'string' }, default: [] },
       },
       required: ['authServiceRef', 'storage'],
+      'x-kubernetes-validations': specValidations,
     },
     status: {
       type: 'object',

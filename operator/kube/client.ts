@@ -27,6 +27,7 @@ export const WRITE_VERBS: ReadonlySet<Verb> = new Set(['create', 'update', 'patc
 const RESOURCES: Record<string, { prefix: string; plural: string }> = {
   'v1/ConfigMap': { prefix: '/api/v1', plural: 'configmaps' },
   'v1/Secret': { prefix: '/api/v1', plural: 'secrets' },
+  'v1/PersistentVolumeClaim': { prefix: '/api/v1', plural: 'persistentvolumeclaims' },
   'v1/Service': { prefix: '/api/v1', plural: 'services' },
   'v1/Event': { prefix: '/api/v1', plural: 'events' },
   'apps/v1/Deployment': { prefix: '/apis/apps/v1', plural: 'deployments' },

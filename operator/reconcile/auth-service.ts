@@ -30,6 +30,8 @@ import {
   finalizeWorkload,
   publishStatus,
   reconcileBucket,
+  storageStatus,
+  volumeCondition,
   warnIfProxiesUntrusted,
 } from './workload.ts';
 
@@ -57,7 +59,11 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
   const conditions: ConditionInput[] = [];
   const digest: Record<string, unknown> = {};
 
-  conditions.push(await reconcileBucket(ctx, auth, 'auth'));
+  conditions.push(
+    auth.spec.storage.mode === 'volume'
+      ? await volumeCondition(ctx, auth, 'auth')
+      : await reconcileBucket(ctx, auth, 'auth'),
+  );
 
   // Bootstrap admin: a referenced Secret, or one the operator generates once.
   let adminSecret = { name: names.admin, key: 'password' };
@@ -193,11 +199,11 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
     {
       url: serviceUrl(names.workload, namespace),
       ...(url ? { publicUrl: url } : {}),
-      bucket: bucketName(auth, 'auth'),
+      ...storageStatus(auth, 'auth'),
       adminSecretName: adminSecret.name,
     },
     'AuthService is serving',
   );
-  const bucketReady = conditions.find((condition) => condition.type === 'BucketReady')?.status === true;
-  return bucketReady ? {} : { requeueAfterMs: 15_000 };
+  const storageReady = conditions[0]?.status === true;
+  return storageReady ? {} : { requeueAfterMs: 15_000 };
 }

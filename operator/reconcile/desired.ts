@@ -4,13 +4,21 @@
  * of what gets deployed is unit-tested and the e2e harness can start servers from the same pod spec.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { AuthService, IngressSpec, OpenIdProvider, Registry, StorageSpec } from '../api/types.ts';
+import {
+  type AuthService,
+  DEFAULT_VOLUME_SIZE,
+  type IngressSpec,
+  type OpenIdProvider,
+  type Registry,
+  type StorageSpec,
+} from '../api/types.ts';
 import { stableHash } from '../runtime/compare.ts';
 import {
   authNames,
   CONFIG_DIR,
   CONFIG_FILE,
   CONFIG_HASH_ANNOTATION,
+  DATA_DIR,
   labels,
   METRICS_PORT,
   ownerReference,
@@ -98,7 +106,23 @@ export function serviceUrl(serviceName: string, namespace: string): string {
   return `http://${serviceName}.${namespace}.svc:${SERVER_PORT}`;
 }
 
+export type VolumeSpec = NonNullable<StorageSpec['volume']>;
+
+/** The claim settings of the volume mode, with the schema's defaults when `volume` is left out. */
+export function volumeSettings(storage: StorageSpec): VolumeSpec {
+  return storage.volume ?? { size: DEFAULT_VOLUME_SIZE, accessModes: ['ReadWriteOnce'] };
+}
+
+/**
+ * The replicas the Deployment gets: in volume mode never more than one, whatever the spec asks
+ * (the CRD refuses more; an object admitted before that rule still gets one pod and a condition).
+ */
+export function deploymentReplicas(owner: AuthService | Registry): number {
+  return owner.spec.storage.mode === 'volume' ? Math.min(owner.spec.replicas, 1) : owner.spec.replicas;
+}
+
 function storeConfig(storage: StorageSpec, bucket: string) {
+  if (storage.mode === 'volume') return { driver: 'fs', dataDir: DATA_DIR };
   return {
     driver: 's3',
     s3: {
@@ -326,6 +350,8 @@ interface WorkloadShape {
   hash: string;
   image: string;
   volumes: Volume[];
+  /** The PersistentVolumeClaim mounted read-write at DATA_DIR (volume mode). */
+  claimName: string;
 }
 
 function workloadObjects(shape: WorkloadShape): {
@@ -347,6 +373,7 @@ function workloadObjects(shape: WorkloadShape): {
     'app.kubernetes.io/component': component,
   };
   const storage = owner.spec.storage;
+  const onVolume = storage.mode === 'volume';
   const credentials = storage.credentialsSecretRef;
   const resources = owner.spec.resources;
   const configMap = {
@@ -360,9 +387,13 @@ function workloadObjects(shape: WorkloadShape): {
     kind: 'Deployment',
     metadata: metadata(workloadName),
     spec: {
-      replicas: owner.spec.replicas,
+      replicas: deploymentReplicas(owner),
       selector: { matchLabels: selector },
-      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      // On a volume, the old pod lets go of the claim (and the fs store's directory) before the new
+      // one starts: a ReadWriteOnce claim cannot be attached to two nodes, nor the store shared.
+      strategy: onVolume
+        ? { type: 'Recreate' }
+        : { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
         metadata: {
           labels: labels(name, component),
@@ -393,18 +424,23 @@ function workloadObjects(shape: WorkloadShape): {
               imagePullPolicy: 'IfNotPresent',
               command: ['node', 'dist/server/main.js'],
               args: ['--config', CONFIG_FILE],
-              env: [
-                {
-                  name: 'WHARF_S3_ACCESS_KEY_ID',
-                  valueFrom: { secretKeyRef: { name: credentials.name, key: credentials.accessKeyIdKey } },
-                },
-                {
-                  name: 'WHARF_S3_SECRET_ACCESS_KEY',
-                  valueFrom: {
-                    secretKeyRef: { name: credentials.name, key: credentials.secretAccessKeyKey },
-                  },
-                },
-              ],
+              env:
+                !onVolume && credentials
+                  ? [
+                      {
+                        name: 'WHARF_S3_ACCESS_KEY_ID',
+                        valueFrom: {
+                          secretKeyRef: { name: credentials.name, key: credentials.accessKeyIdKey },
+                        },
+                      },
+                      {
+                        name: 'WHARF_S3_SECRET_ACCESS_KEY',
+                        valueFrom: {
+                          secretKeyRef: { name: credentials.name, key: credentials.secretAccessKeyKey },
+                        },
+                      },
+                    ]
+                  : [],
               // `http` first: what Services, the Ingress and the probes use. `metrics` is only a pod
               // port, so nothing outside the cluster's Prometheus reaches it.
               ports: [
@@ -430,12 +466,14 @@ function workloadObjects(shape: WorkloadShape): {
                   readOnly: true,
                 })),
                 { name: 'tmp', mountPath: '/tmp' },
+                ...(onVolume ? [{ name: 'data', mountPath: DATA_DIR }] : []),
               ],
             },
           ],
           volumes: [
             ...volumes.map((volume) => ({ name: volume.name, ...volume.volume })),
             { name: 'tmp', emptyDir: {} },
+            ...(onVolume ? [{ name: 'data', persistentVolumeClaim: { claimName: shape.claimName } }] : []),
           ],
         },
       },
@@ -452,6 +490,33 @@ function workloadObjects(shape: WorkloadShape): {
     },
   };
   return { configMap, deployment, service };
+}
+
+/**
+ * The claim of the volume mode. It carries no owner reference: the garbage collector must not
+ * delete a registry's data with the resource. The finalizer deletes it only under
+ * `deletionPolicy: Delete`; kept, it is found again by a resource of the same name.
+ */
+export function volumeClaimObject(
+  owner: AuthService | Registry,
+  component: 'auth' | 'registry',
+  claimName: string,
+): KubernetesObject {
+  const volume = volumeSettings(owner.spec.storage);
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: {
+      name: claimName,
+      namespace: owner.metadata.namespace,
+      labels: labels(owner.metadata.name, component),
+    },
+    spec: {
+      accessModes: volume.accessModes,
+      ...(volume.storageClassName ? { storageClassName: volume.storageClassName } : {}),
+      resources: { requests: { storage: volume.size } },
+    },
+  } as KubernetesObject;
 }
 
 interface IngressPath {
@@ -519,8 +584,10 @@ export function authServiceObjects(auth: AuthService, inputs: AuthServiceInputs)
     hash: configHash(config, inputs.secretsDigest),
     image: auth.spec.image ?? inputs.image,
     volumes: authVolumes(auth, inputs),
+    claimName: names.data,
   });
   const objects: KubernetesObject[] = [configMap, service, deployment];
+  if (auth.spec.storage.mode === 'volume') objects.unshift(volumeClaimObject(auth, 'auth', names.data));
   if (auth.spec.ingress) {
     objects.push(ingressObject(auth, 'auth', names.workload, [{ path: '/', service: names.workload }]));
   }
@@ -539,8 +606,11 @@ export function registryObjects(registry: Registry, inputs: RegistryInputs): Kub
     hash: configHash(config, inputs.secretsDigest),
     image: registry.spec.image ?? inputs.image,
     volumes: registryVolumes(registry),
+    claimName: names.data,
   });
   const objects: KubernetesObject[] = [configMap, service, deployment];
+  if (registry.spec.storage.mode === 'volume')
+    objects.unshift(volumeClaimObject(registry, 'registry', names.data));
   if (registry.spec.ingress) {
     const authService = authNames(inputs.authServiceName).workload;
     objects.push(

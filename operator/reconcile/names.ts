@@ -11,6 +11,8 @@ export const SERVER_PORT = 8080;
 export const METRICS_PORT = 9464;
 export const CONFIG_DIR = '/etc/wharf/config';
 export const CONFIG_FILE = `${CONFIG_DIR}/config.yaml`;
+/** Where the volume mode mounts its PersistentVolumeClaim: the fs store's `dataDir`. */
+export const DATA_DIR = '/var/lib/wharf';
 
 export const authNames = (name: string) => ({
   workload: `${name}-auth`,
@@ -18,6 +20,7 @@ export const authNames = (name: string) => ({
   admin: `${name}-auth-admin`,
   services: `${name}-auth-services`,
   signing: `${name}-auth-signing`,
+  data: `${name}-auth-data`,
 });
 
 export const registryNames = (name: string) => ({
@@ -25,6 +28,7 @@ export const registryNames = (name: string) => ({
   config: `${name}-registry-config`,
   client: `${name}-registry-client`,
   signing: `${name}-registry-signing`,
+  data: `${name}-registry-data`,
 });
 
 export const providerNames = (name: string) => ({ client: `${name}-oidc-client` });

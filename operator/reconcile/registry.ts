@@ -24,6 +24,8 @@ import {
   finalizeWorkload,
   publishStatus,
   reconcileBucket,
+  storageStatus,
+  volumeCondition,
   warnIfProxiesUntrusted,
 } from './workload.ts';
 
@@ -47,10 +49,13 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
   };
   const conditions: ConditionInput[] = [];
 
-  // The bucket (S3) and the Secrets (API) are independent: check them side by side.
-  const bucket = reconcileBucket(ctx, registry, 'registry').catch(
+  // The bucket (S3) or claim and the Secrets (API) are independent: check them side by side.
+  const onVolume = registry.spec.storage.mode === 'volume';
+  const storage = (
+    onVolume ? volumeCondition(ctx, registry, 'registry') : reconcileBucket(ctx, registry, 'registry')
+  ).catch(
     (error: unknown): ConditionInput => ({
-      type: 'BucketReady',
+      type: onVolume ? 'VolumeReady' : 'BucketReady',
       status: false,
       reason: 'Error',
       message: (error as Error).message,
@@ -67,7 +72,7 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
     keys: { 'private.pem': signingKey },
   });
 
-  conditions.push(await bucket);
+  conditions.push(await storage);
 
   const auth = ctx.caches.authServices.get(`${namespace}/${authName}`) as AuthService | undefined;
   conditions.push(
@@ -143,7 +148,7 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
     {
       url: serviceUrl(names.workload, namespace),
       ...(url ? { publicUrl: url } : {}),
-      bucket: bucketName(registry, 'registry'),
+      ...storageStatus(registry, 'registry'),
       serviceName,
       credentialsHash: createHash('sha256')
         .update(client.data.password ?? '')
@@ -151,8 +156,8 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
     },
     'Registry is serving',
   );
-  const bucketReady = conditions[0]?.status === true;
-  return bucketReady ? {} : { requeueAfterMs: 15_000 };
+  const storageReady = conditions[0]?.status === true;
+  return storageReady ? {} : { requeueAfterMs: 15_000 };
 }
 
 /** The proxies' credential Secrets: a digest of their contents, and a condition when one is missing. */

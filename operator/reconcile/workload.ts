@@ -3,13 +3,14 @@
  * objects, reading the Deployment's availability, and writing status and events only on change.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { AuthService, Registry } from '../api/types.ts';
-import { objectPath } from '../kube/client.ts';
+import { type AuthService, type Registry, VOLUME_REPLICAS_MESSAGE } from '../api/types.ts';
+import { objectPath, resourcePath } from '../kube/client.ts';
 import { type ConditionInput, conditionOf, readyCondition, setConditions } from '../runtime/conditions.ts';
 import { ensureApplied, ensureStatus, readSecret, setFinalizer } from '../runtime/objects.ts';
 import { deleteBucket, ensureBucket, s3Client, supportsConditionalWrites } from './bucket.ts';
 import type { ReconcileContext, ReconcileResult } from './context.ts';
-import { BUCKET_FINALIZER, defaultBucketName } from './names.ts';
+import { volumeSettings } from './desired.ts';
+import { authNames, BUCKET_FINALIZER, defaultBucketName, registryNames } from './names.ts';
 
 type Workload = AuthService | Registry;
 
@@ -20,22 +21,60 @@ export function bucketName(object: Workload, component: 'auth' | 'registry'): st
   );
 }
 
+/** The PersistentVolumeClaim of the volume mode: each resource its own, as each has its own bucket. */
+export function volumeClaimName(object: Workload, component: 'auth' | 'registry'): string {
+  return (component === 'auth' ? authNames : registryNames)(object.metadata.name).data;
+}
+
+/** What status says about the storage: the bucket's name, or the claim's. */
+export function storageStatus(object: Workload, component: 'auth' | 'registry'): Record<string, string> {
+  return object.spec.storage.mode === 'volume'
+    ? { volumeClaimName: volumeClaimName(object, component) }
+    : { bucket: bucketName(object, component) };
+}
+
 async function s3For(ctx: ReconcileContext, object: Workload) {
   const { storage } = object.spec;
-  const secret = await readSecret(ctx.client, object.metadata.namespace, storage.credentialsSecretRef.name);
-  const accessKeyId = secret?.[storage.credentialsSecretRef.accessKeyIdKey];
-  const secretAccessKey = secret?.[storage.credentialsSecretRef.secretAccessKeyKey];
+  const ref = storage.credentialsSecretRef;
+  if (!ref) return undefined;
+  const secret = await readSecret(ctx.client, object.metadata.namespace, ref.name);
+  const accessKeyId = secret?.[ref.accessKeyIdKey];
+  const secretAccessKey = secret?.[ref.secretAccessKeyKey];
   if (!accessKeyId || !secretAccessKey) return undefined;
   return s3Client(storage, { accessKeyId, secretAccessKey });
 }
 
-/** Handles deletion: empties the bucket when deletionPolicy is Delete, then releases the finalizer. */
+/**
+ * Handles deletion: empties the bucket (s3) or deletes the claim (volume) when deletionPolicy is
+ * Delete, then releases the finalizer.
+ */
 export async function finalizeWorkload(
   ctx: ReconcileContext,
   object: Workload,
   component: 'auth' | 'registry',
 ): Promise<ReconcileResult> {
   if (!object.metadata.finalizers?.includes(BUCKET_FINALIZER)) return {};
+  if (object.spec.storage.mode === 'volume') {
+    const claim = volumeClaimName(object, component);
+    if (object.spec.storage.deletionPolicy === 'Delete') {
+      await ctx.client.delete(resourcePath('v1', 'PersistentVolumeClaim', object.metadata.namespace, claim));
+      await ctx.events.record(
+        object,
+        'Normal',
+        'VolumeClaimDeleted',
+        `Deleted PersistentVolumeClaim ${claim}`,
+      );
+    } else {
+      await ctx.events.record(
+        object,
+        'Normal',
+        'VolumeClaimRetained',
+        `Kept PersistentVolumeClaim ${claim} (deletionPolicy: Retain)`,
+      );
+    }
+    await setFinalizer(ctx.client, object, BUCKET_FINALIZER, false);
+    return {};
+  }
   const bucket = bucketName(object, component);
   if (object.spec.storage.deletionPolicy === 'Delete') {
     const s3 = await s3For(ctx, object);
@@ -81,7 +120,7 @@ export async function reconcileBucket(
       type: 'BucketReady',
       status: false,
       reason: 'CredentialsMissing',
-      message: `Secret ${object.spec.storage.credentialsSecretRef.name} is missing or lacks the access key pair`,
+      message: `Secret ${object.spec.storage.credentialsSecretRef?.name} is missing or lacks the access key pair`,
     };
   }
   try {
@@ -118,6 +157,48 @@ export async function reconcileBucket(
   } finally {
     s3.destroy();
   }
+}
+
+/**
+ * VolumeReady (volume mode): one replica asked for, and the claim not lost. A claim still Pending
+ * is no failure here: a WaitForFirstConsumer class binds it once the pod is scheduled, and
+ * DeploymentAvailable reports whether the pod got it.
+ */
+export async function volumeCondition(
+  ctx: ReconcileContext,
+  object: Workload,
+  component: 'auth' | 'registry',
+): Promise<ConditionInput> {
+  const claimName = volumeClaimName(object, component);
+  if (object.spec.replicas > 1) {
+    const modes = volumeSettings(object.spec.storage).accessModes.join(', ');
+    return {
+      type: 'VolumeReady',
+      status: false,
+      reason: 'ReplicasUnsupported',
+      message: `spec.replicas is ${object.spec.replicas} on claim ${claimName} (${modes}): ${VOLUME_REPLICAS_MESSAGE}; running 1`,
+    };
+  }
+  const claim = await ctx.client.get<KubernetesObject & { status?: { phase?: string } }>(
+    resourcePath('v1', 'PersistentVolumeClaim', object.metadata.namespace, claimName),
+  );
+  const phase = claim?.status?.phase ?? 'Pending';
+  if (phase === 'Lost')
+    return {
+      type: 'VolumeReady',
+      status: false,
+      reason: 'ClaimLost',
+      message: `PersistentVolumeClaim ${claimName} lost its volume`,
+    };
+  return {
+    type: 'VolumeReady',
+    status: true,
+    reason: phase === 'Bound' ? 'Bound' : 'Pending',
+    message:
+      phase === 'Bound'
+        ? `PersistentVolumeClaim ${claimName} is bound`
+        : `PersistentVolumeClaim ${claimName} waits for a volume (bound when the pod is scheduled, or by the provisioner)`,
+  };
 }
 
 /** Applies each object; ComponentsApplied says whether all went through. */

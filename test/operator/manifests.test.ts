@@ -10,7 +10,12 @@ import { parseAllDocuments } from 'yaml';
 import type { AuthService, Registry } from '../../operator/api/types.ts';
 import { registrySchema } from '../../operator/api/types.ts';
 import { generatedCrdFiles } from '../../operator/gen-crds.ts';
-import { authServiceObjects, IDENTITY_PATHS, registryObjects } from '../../operator/reconcile/desired.ts';
+import {
+  authServiceObjects,
+  IDENTITY_PATHS,
+  registryObjects,
+  volumeSettings,
+} from '../../operator/reconcile/desired.ts';
 import { CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
 import { configSchema } from '../../server/config/schema.ts';
 import { isTrustedProxyEntry } from '../../server/http/proxies.ts';
@@ -24,6 +29,7 @@ const meta = (name: string, kind: string) => ({
   metadata: { name, namespace: 'ns', uid: `uid-${name}`, generation: 1 },
 });
 const storage = {
+  mode: 's3' as const,
   endpoint: 'http://minio:9000',
   region: 'us-east-1',
   forcePathStyle: true,
@@ -220,6 +226,89 @@ describe('desired objects', () => {
       publicUrl: 'https://crates.example.com',
       registry: { authUrl: 'http://main-auth.ns.svc:8080', serviceName: 'registry-crates' },
     });
+  });
+
+  it('runs volume mode as the fs store on its own claim: one replica, Recreate, no S3 credentials', () => {
+    const onVolume = { ...storage, mode: 'volume' as const };
+    delete (onVolume as { credentialsSecretRef?: unknown }).credentialsSecretRef;
+    const ajv = new Ajv({ useDefaults: true, strict: false });
+    addFormats.default(ajv);
+    const validate = ajv.compile(configSchema);
+    const shapes = [
+      registryObjects(
+        {
+          ...registry,
+          spec: {
+            ...registry.spec,
+            replicas: 3,
+            storage: {
+              ...onVolume,
+              volume: { size: '20Gi', storageClassName: 'fast', accessModes: ['ReadWriteOnce'] },
+            },
+          },
+        },
+        registryInputs,
+      ),
+      authServiceObjects(
+        { ...auth, spec: { ...auth.spec, storage: onVolume } },
+        {
+          image: 'wharf:1',
+          bucket: 'unused',
+          adminSecret: { name: 'main-auth-admin', key: 'password' },
+          registries: [],
+          providers: [],
+          secretsDigest: 'x',
+        },
+      ),
+    ];
+    const claims = shapes.map((objects) => {
+      const config = configOf(objects);
+      expect(validate(config), JSON.stringify(validate.errors)).toBe(true);
+      expect(config.store).toEqual({ driver: 'fs', dataDir: '/var/lib/wharf' });
+      const claim = objects.find((object) => object.kind === 'PersistentVolumeClaim') as unknown as {
+        metadata: { name: string; ownerReferences?: unknown };
+        spec: Record<string, unknown>;
+      };
+      // No owner reference: the garbage collector must never take the data with the resource.
+      expect(claim.metadata.ownerReferences).toBeUndefined();
+      const deployment = objects.find((object) => object.kind === 'Deployment') as unknown as {
+        spec: {
+          replicas: number;
+          strategy: unknown;
+          template: {
+            spec: { volumes: unknown[]; containers: { env: unknown[]; volumeMounts: unknown[] }[] };
+          };
+        };
+      };
+      expect(deployment.spec.replicas).toBe(1);
+      expect(deployment.spec.strategy).toEqual({ type: 'Recreate' });
+      const container = deployment.spec.template.spec.containers[0]!;
+      expect(container.env).toEqual([]);
+      expect(container.volumeMounts).toContainEqual({ name: 'data', mountPath: '/var/lib/wharf' });
+      expect(deployment.spec.template.spec.volumes).toContainEqual({
+        name: 'data',
+        persistentVolumeClaim: { claimName: claim.metadata.name },
+      });
+      return claim;
+    });
+    // Each resource its own claim, as each has its own bucket in mode s3.
+    expect(claims.map((claim) => claim.metadata.name)).toEqual(['crates-registry-data', 'main-auth-data']);
+    expect(claims[0]!.spec).toEqual({
+      accessModes: ['ReadWriteOnce'],
+      storageClassName: 'fast',
+      resources: { requests: { storage: '20Gi' } },
+    });
+    expect(claims[1]!.spec).toEqual({
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: '10Gi' } },
+    });
+    expect(volumeSettings(onVolume).size).toBe(
+      (
+        registrySchema.properties.spec.properties.storage.properties.volume.properties.size as {
+          default: string;
+        }
+      ).default,
+    );
   });
 
   it("carries a client's RestAuth revision and policy, and the API's path, to the AuthService and its Registries", () => {
@@ -560,6 +649,60 @@ describe('Helm chart', () => {
       host: 'r.example.com',
       trustedProxies: ['10.244.0.0/16', 'fd00:10:244::/56'],
     });
+  }, 60_000);
+
+  it('puts the quick start on volumes by default, and on S3 one value away', async () => {
+    const storageOf = async (...set: string[]) => {
+      const objects = parseAllDocuments(
+        await helm(
+          'template',
+          'w',
+          'charts/wharf',
+          ...['quickstart.enabled=true', ...set].flatMap((v) => ['--set', v]),
+        ),
+      )
+        .map((doc) => doc.toJS())
+        .filter(Boolean);
+      const storages = ['AuthService', 'Registry'].map(
+        (kind) => objects.find((object: { kind: string }) => object.kind === kind).spec.storage,
+      );
+      expect(storages[0]).toEqual(storages[1]);
+      return storages[0];
+    };
+    expect(await storageOf()).toEqual({
+      mode: 'volume',
+      volume: { size: '10Gi', accessModes: ['ReadWriteOnce'] },
+      deletionPolicy: 'Retain',
+    });
+    expect(
+      await storageOf('quickstart.storage.volume.storageClassName=fast,quickstart.storage.volume.size=50Gi'),
+    ).toMatchObject({ mode: 'volume', volume: { size: '50Gi', storageClassName: 'fast' } });
+    expect(await storageOf('quickstart.storage.mode=s3')).toEqual({
+      mode: 's3',
+      region: 'us-east-1',
+      credentialsSecretRef: { name: 'wharf-s3' },
+      deletionPolicy: 'Retain',
+    });
+    await expect(
+      helm('template', 'w', 'charts/wharf', '--set', 'quickstart.enabled=true,quickstart.storage.mode=nfs'),
+    ).rejects.toThrow(/mode/);
+    await expect(
+      helm(
+        'template',
+        'w',
+        'charts/wharf',
+        '--set',
+        'quickstart.enabled=true,quickstart.storage.mode=s3,quickstart.storage.credentialsSecretName=',
+      ),
+    ).rejects.toThrow(/credentialsSecretName/);
+    const lint = await helm(
+      'lint',
+      '--strict',
+      'charts/wharf',
+      '--set',
+      'quickstart.enabled=true,quickstart.storage.mode=s3',
+    );
+    expect(lint).toMatch(/0 chart\(s\) failed/);
   }, 60_000);
 
   it('rejects values its schema does not allow', async () => {

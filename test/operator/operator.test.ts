@@ -172,7 +172,7 @@ describe('CRD validation in the apiserver', () => {
     expect(created.spec).toMatchObject({
       signup: 'admin',
       logLevel: 'info',
-      storage: { deletionPolicy: 'Retain', region: 'us-east-1' },
+      storage: { mode: 's3', deletionPolicy: 'Retain', region: 'us-east-1' },
     });
     await h.admin.delete(wharfPath('AuthService', NS, 'defaults'));
     await eventually(async () => !(await getAuth('defaults')), 'defaults AuthService gone');
@@ -427,6 +427,197 @@ describe('AuthService and Registry', () => {
   });
 });
 
+describe('storage mode volume', () => {
+  type Claim = KubernetesObject & {
+    spec: { accessModes: string[]; storageClassName?: string; resources: { requests: { storage: string } } };
+  };
+  type VolumeDeployment = KubernetesObject & {
+    spec: {
+      replicas: number;
+      strategy: { type: string };
+      template: {
+        spec: {
+          volumes: { name: string; persistentVolumeClaim?: { claimName: string } }[];
+          containers: { env: unknown[]; volumeMounts: { name: string; mountPath: string }[] }[];
+        };
+      };
+    };
+  };
+  const claimPath = (name: string) => resourcePath('v1', 'PersistentVolumeClaim', NS, name);
+  const volumeRegistry = (name: string, spec: Record<string, unknown>) => ({
+    apiVersion: 'wharf.dev/v1alpha1',
+    kind: 'Registry',
+    metadata: { name, namespace: NS },
+    spec: { authServiceRef: { name: 'vol' }, storage: { mode: 'volume' }, ...spec },
+  });
+  const refusal = async (write: () => Promise<unknown>) =>
+    write().then(
+      () => 'accepted',
+      (error: Error) => error.message,
+    );
+
+  it('refuses replicas > 1 and an s3 mode without credentials at apply time, for every access mode', async () => {
+    for (const accessModes of [['ReadWriteOnce'], ['ReadWriteMany']])
+      expect(
+        await refusal(() =>
+          h.admin.create(
+            volumeRegistry('scaled', {
+              replicas: 2,
+              storage: { mode: 'volume', volume: { accessModes } },
+            }) as KubernetesObject,
+          ),
+        ),
+      ).toMatch(/storage mode volume runs one replica: the fs store is not shared between pods/);
+    expect(
+      await refusal(() =>
+        h.admin.create(volumeRegistry('nocreds', { storage: { mode: 's3' } }) as KubernetesObject),
+      ),
+    ).toMatch(/mode s3 needs credentialsSecretRef/);
+    // Scaling an existing one up is refused too.
+    await h.admin.create(volumeRegistry('single', { replicas: 1 }) as KubernetesObject);
+    expect(
+      await refusal(() => h.admin.mergePatch(wharfPath('Registry', NS, 'single'), { spec: { replicas: 2 } })),
+    ).toMatch(/runs one replica/);
+    await h.admin.delete(wharfPath('Registry', NS, 'single'));
+    await eventually(async () => !(await getRegistry('single')), 'single Registry gone');
+  });
+
+  it('gives the AuthService and the Registry each a claim, mounted by a Recreate Deployment of one fs-store pod', async () => {
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'AuthService',
+      metadata: { name: 'vol', namespace: NS },
+      spec: { storage: { mode: 'volume', deletionPolicy: 'Delete' } },
+    } as KubernetesObject);
+    await h.admin.create(
+      volumeRegistry('volreg', {
+        storage: {
+          mode: 'volume',
+          volume: { size: '5Gi', storageClassName: 'standard', accessModes: ['ReadWriteOncePod'] },
+        },
+      }) as KubernetesObject,
+    );
+    await eventually(
+      () =>
+        markDeploymentsAvailable(h.admin, NS).then(
+          async () => condition(await getRegistry('volreg'), 'Ready')?.status === 'True',
+        ),
+      'volume Registry Ready',
+      45_000,
+    );
+    const auth = (await getAuth('vol'))!;
+    const registry = (await getRegistry('volreg'))!;
+    expect(condition(auth, 'Ready')?.status).toBe('True');
+    expect(condition(registry, 'VolumeReady')).toMatchObject({ status: 'True', reason: 'Pending' });
+    expect(condition(registry, 'BucketReady')).toBeUndefined();
+    expect(auth.status).toMatchObject({ volumeClaimName: 'vol-auth-data' });
+    expect(auth.status?.bucket).toBeUndefined();
+    expect(registry.status).toMatchObject({ volumeClaimName: 'volreg-registry-data' });
+
+    const authClaim = (await h.admin.get<Claim>(claimPath('vol-auth-data')))!;
+    const registryClaim = (await h.admin.get<Claim>(claimPath('volreg-registry-data')))!;
+    expect(authClaim.spec).toMatchObject({
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: '10Gi' } },
+    });
+    expect(registryClaim.spec).toMatchObject({
+      accessModes: ['ReadWriteOncePod'],
+      storageClassName: 'standard',
+      resources: { requests: { storage: '5Gi' } },
+    });
+    expect(registryClaim.metadata?.ownerReferences).toBeUndefined();
+
+    for (const [name, claim] of [
+      ['vol-auth', 'vol-auth-data'],
+      ['volreg-registry', 'volreg-registry-data'],
+    ] as const) {
+      const deployment = (await h.admin.get<VolumeDeployment>(
+        resourcePath('apps/v1', 'Deployment', NS, name),
+      ))!;
+      expect(deployment.spec.replicas).toBe(1);
+      expect(deployment.spec.strategy).toEqual({ type: 'Recreate' });
+      const pod = deployment.spec.template.spec;
+      expect(pod.volumes).toContainEqual({ name: 'data', persistentVolumeClaim: { claimName: claim } });
+      expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: 'data', mountPath: '/var/lib/wharf' });
+      expect(pod.containers[0]!.env ?? []).toEqual([]);
+      const config = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+        resourcePath('v1', 'ConfigMap', NS, `${name}-config`),
+      );
+      expect(JSON.parse(config!.data['config.yaml']!).store).toEqual({
+        driver: 'fs',
+        dataDir: '/var/lib/wharf',
+      });
+    }
+  });
+
+  it('says VolumeReady=False and runs one pod when an object admitted before the CEL rule asks for more', async () => {
+    // A CRD from before the rule (the chart's crds/ are never upgraded by helm) let such an object in.
+    const crdPath = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/registries.wharf.dev';
+    type Crd = KubernetesObject & {
+      spec: {
+        versions: { schema: { openAPIV3Schema: { properties: { spec: Record<string, unknown> } } } }[];
+      };
+    };
+    const original = (await h.admin.get<Crd>(crdPath))!;
+    const relaxed = structuredClone(original);
+    delete relaxed.spec.versions[0]!.schema.openAPIV3Schema.properties.spec['x-kubernetes-validations'];
+    await h.admin.request('PUT', crdPath, { body: relaxed });
+    try {
+      await eventually(
+        () => h.admin.create(volumeRegistry('legacy', { replicas: 3 }) as KubernetesObject).then(() => true),
+        'relaxed CRD in effect',
+      );
+    } finally {
+      const current = (await h.admin.get<Crd>(crdPath))!;
+      await h.admin.request('PUT', crdPath, {
+        body: {
+          ...original,
+          metadata: { ...original.metadata, resourceVersion: current.metadata?.resourceVersion },
+        },
+      });
+    }
+    const registry = await eventually(async () => {
+      const object = await getRegistry('legacy');
+      return condition(object, 'VolumeReady')?.status === 'False' && object;
+    }, 'VolumeReady=False');
+    expect(condition(registry, 'VolumeReady')).toMatchObject({
+      reason: 'ReplicasUnsupported',
+      message: expect.stringMatching(
+        /spec\.replicas is 3 on claim legacy-registry-data \(ReadWriteOnce\): storage mode volume runs one replica.*running 1/,
+      ),
+    });
+    expect(condition(registry, 'Ready')).toMatchObject({ status: 'False', reason: 'ReplicasUnsupported' });
+    const deployment = await h.admin.get<VolumeDeployment>(
+      resourcePath('apps/v1', 'Deployment', NS, 'legacy-registry'),
+    );
+    expect(deployment?.spec.replicas).toBe(1);
+    // Back to one replica: the rule admits the change, and the condition clears.
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'legacy'), { spec: { replicas: 1 } });
+    await eventually(
+      async () => condition(await getRegistry('legacy'), 'VolumeReady')?.status === 'True',
+      'VolumeReady again',
+    );
+    await h.admin.delete(wharfPath('Registry', NS, 'legacy'));
+    await eventually(async () => !(await getRegistry('legacy')), 'legacy Registry gone');
+  });
+
+  it('deletes the claim with deletionPolicy Delete and keeps it (the default Retain) otherwise', async () => {
+    await h.admin.delete(wharfPath('Registry', NS, 'volreg'));
+    await eventually(async () => !(await getRegistry('volreg')), 'volume Registry gone');
+    expect(await h.admin.get(claimPath('volreg-registry-data'))).toBeTruthy();
+    expect(await events('volreg')).toContain('VolumeClaimRetained');
+    // The legacy Registry (Retain by default) kept its claim too.
+    expect(await h.admin.get(claimPath('legacy-registry-data'))).toBeTruthy();
+
+    await h.admin.delete(wharfPath('AuthService', NS, 'vol'));
+    await eventually(async () => !(await getAuth('vol')), 'volume AuthService gone');
+    // Deleted by the operator; the claim is gone or, held by its pvc-protection finalizer, going.
+    const claim = await h.admin.get(claimPath('vol-auth-data'));
+    expect(claim === undefined || claim.metadata?.deletionTimestamp !== undefined).toBe(true);
+    expect(await events('vol')).toContain('VolumeClaimDeleted');
+  });
+});
+
 describe('helm quick start', () => {
   it('installs an AuthService and a Registry that the operator brings to Ready', async () => {
     await createNamespaceWithS3Secret(h, 'quick', 'wharf-s3');
@@ -438,6 +629,8 @@ describe('helm quick start', () => {
       'quick',
       '--set',
       'quickstart.enabled=true',
+      '--set',
+      'quickstart.storage.mode=s3',
       '--set',
       `quickstart.storage.endpoint=${h.minio.endpoint}`,
       '--set',
@@ -464,6 +657,55 @@ describe('helm quick start', () => {
     expect(condition(await h.admin.get(wharfPath('AuthService', 'quick', 'wharf')), 'Ready')?.status).toBe(
       'True',
     );
+  });
+});
+
+describe('helm quick start on volumes (the default)', () => {
+  it('needs nothing but the cluster: both resources on their own claims, Ready, and NOTES with the next commands', async () => {
+    await h.admin.request('POST', '/api/v1/namespaces', {
+      body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'quickvol' } },
+    });
+    const output = await h.helm(
+      'install',
+      'qv',
+      'charts/wharf',
+      '--namespace',
+      'quickvol',
+      '--set',
+      'quickstart.enabled=true',
+      '--set',
+      'leaderElection.enabled=false',
+    );
+    await eventually(
+      async () => {
+        await markDeploymentsAvailable(h.admin, 'quickvol');
+        return (
+          condition(await h.admin.get(wharfPath('Registry', 'quickvol', 'wharf')), 'Ready')?.status === 'True'
+        );
+      },
+      'volume quick start Ready',
+      60_000,
+    );
+    expect(condition(await h.admin.get(wharfPath('AuthService', 'quickvol', 'wharf')), 'Ready')?.status).toBe(
+      'True',
+    );
+    for (const claim of ['wharf-auth-data', 'wharf-registry-data'])
+      expect(
+        await h.admin.get(resourcePath('v1', 'PersistentVolumeClaim', 'quickvol', claim)),
+        claim,
+      ).toBeTruthy();
+    expect(output).toContain(
+      "PASSWORD=$(kubectl -n quickvol get secret wharf-auth-admin -o jsonpath='{.data.password}' | base64 -d)",
+    );
+    expect(output).toContain('kubectl -n quickvol port-forward svc/wharf-registry 8080:8080');
+    // The login is the AuthService's: without an Ingress it has its own port-forward.
+    expect(output).toContain('kubectl -n quickvol port-forward svc/wharf-auth 8081:8080');
+    expect(output).toMatch(
+      /curl -s -X POST http:\/\/localhost:8081\/ktra\/api\/v1\/login\/admin[\s\S]*cargo login --registry wharf/,
+    );
+    expect(output).toContain('echo "$PASSWORD" | docker login localhost:8080 -u admin --password-stdin');
+    // The admin Secret the NOTES name is the one the operator generated.
+    expect(await h.admin.get(resourcePath('v1', 'Secret', 'quickvol', 'wharf-auth-admin'))).toBeTruthy();
   });
 });
 

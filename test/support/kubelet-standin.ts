@@ -6,11 +6,13 @@
  * private mount namespace, so /etc/wharf/... exists only for that process), runAsUser/runAsGroup
  * from the security context, and a loopback address as the pod IP. Service DNS names resolve to pod
  * IPs through the pod's /etc/hosts (the stand-in for cluster DNS + kube-proxy with one replica).
+ * A PersistentVolumeClaim is a directory of this machine (given per claim name, standing for the
+ * bound volume), bind-mounted read-write at its mount path and given to the fsGroup as the kubelet does.
  * Needs root (mount namespaces); tests skip it otherwise.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -33,6 +35,7 @@ interface VolumeSpec {
     }[];
   };
   emptyDir?: Record<string, never>;
+  persistentVolumeClaim?: { claimName: string };
 }
 interface EnvVar {
   name: string;
@@ -55,7 +58,7 @@ export type Deployment = KubernetesObject & {
       spec: {
         containers: Container[];
         volumes?: VolumeSpec[];
-        securityContext?: { runAsUser?: number; runAsGroup?: number };
+        securityContext?: { runAsUser?: number; runAsGroup?: number; fsGroup?: number };
       };
     };
   };
@@ -92,12 +95,16 @@ function writeItems(dir: string, data: Record<string, string>, items: KeyItems):
   }
 }
 
-/** Starts one pod of the Deployment; `hosts` maps host names to addresses for the pod's /etc/hosts. */
+/**
+ * Starts one pod of the Deployment; `hosts` maps host names to addresses for the pod's /etc/hosts,
+ * `claims` each PersistentVolumeClaim name to the directory standing for its volume.
+ */
 export async function startPod(
   client: KubeClient,
   deployment: Deployment,
   ip: string,
   hosts: Record<string, string>,
+  claims: Record<string, string> = {},
 ): Promise<Pod> {
   const namespace = deployment.metadata!.namespace!;
   const podSpec = deployment.spec.template.spec;
@@ -106,9 +113,27 @@ export async function startPod(
   const upper = path.join(root, 'etc');
   mkdirSync(upper, { recursive: true });
   mkdirSync(path.join(root, 'work'));
+  const binds: { source: string; target: string }[] = [];
   for (const mount of container.volumeMounts ?? []) {
     const volume = podSpec.volumes?.find((item) => item.name === mount.name);
     if (!volume || volume.emptyDir) continue; // emptyDir (/tmp): the machine's own
+    if (volume.persistentVolumeClaim) {
+      const { claimName } = volume.persistentVolumeClaim;
+      // The kubelet would not start the pod before its claim exists.
+      if (!(await client.get(resourcePath('v1', 'PersistentVolumeClaim', namespace, claimName))))
+        throw new Error(
+          `PersistentVolumeClaim ${namespace}/${claimName} does not exist: the pod would not start`,
+        );
+      const source = claims[claimName];
+      if (!source) throw new Error(`no directory stands for claim ${claimName}`);
+      const fsGroup = podSpec.securityContext?.fsGroup;
+      if (fsGroup !== undefined) {
+        chownSync(source, 0, fsGroup);
+        chmodSync(source, 0o2775);
+      }
+      binds.push({ source, target: mount.mountPath });
+      continue;
+    }
     if (!mount.mountPath.startsWith('/etc/'))
       throw new Error(`stand-in supports mounts under /etc only: ${mount.mountPath}`);
     const dir = path.join(upper, mount.mountPath.slice('/etc/'.length));
@@ -175,7 +200,15 @@ export async function startPod(
   const gid = podSpec.securityContext?.runAsGroup ?? uid;
   const identity =
     uid === undefined ? [] : ['--reuid', String(uid), '--regid', String(gid), '--clear-groups'];
-  const script = `chmod -R a+rX "$0" && mount -t overlay overlay -o lowerdir=/etc,upperdir="$0"/etc,workdir="$0"/work /etc && exec setpriv --pdeathsig SIGKILL ${identity.join(' ')} -- "$@"`;
+  const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
+  // The mount point is made on this machine (an empty directory); what is mounted on it is private.
+  const bindMounts = binds
+    .map(
+      ({ source, target }) =>
+        `mkdir -p ${quote(target)} && mount --bind ${quote(source)} ${quote(target)} && `,
+    )
+    .join('');
+  const script = `chmod -R a+rX "$0" && mount -t overlay overlay -o lowerdir=/etc,upperdir="$0"/etc,workdir="$0"/work /etc && ${bindMounts}exec setpriv --pdeathsig SIGKILL ${identity.join(' ')} -- "$@"`;
   const child: ChildProcess = spawn(
     'unshare',
     [

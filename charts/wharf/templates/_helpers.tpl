@@ -18,3 +18,24 @@ app.kubernetes.io/component: operator
 {{- if .Values.serviceAccount.create -}}{{ default (include "wharf.operatorName" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
 {{- end -}}
 {{- define "wharf.image" -}}{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}{{- end -}}
+{{- /* The quick start's spec.storage (AuthService and Registry alike), from .Values.quickstart.storage. */ -}}
+{{- define "wharf.quickstartStorage" -}}
+mode: {{ .mode }}
+{{- if eq .mode "volume" }}
+volume:
+  size: {{ .volume.size }}
+  {{- with .volume.storageClassName }}
+  storageClassName: {{ . }}
+  {{- end }}
+  accessModes:
+    {{- toYaml .volume.accessModes | nindent 4 }}
+{{- else }}
+{{- with .endpoint }}
+endpoint: {{ . }}
+{{- end }}
+region: {{ .region }}
+credentialsSecretRef:
+  name: {{ .credentialsSecretName }}
+{{- end }}
+deletionPolicy: {{ .deletionPolicy }}
+{{- end -}}
