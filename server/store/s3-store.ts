@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
@@ -307,6 +307,7 @@ export class S3ObjectStore implements ObjectStore {
           Bucket: this.bucket,
           Key: objectKey,
           ...(range ? { Range: `bytes=${range.start}-${range.end ?? ''}` } : {}),
+          ...(options.ifNoneMatch !== undefined ? { IfNoneMatch: options.ifNoneMatch } : {}),
         }),
       );
       const served = parseContentRange(result.ContentRange);
@@ -331,6 +332,9 @@ export class S3ObjectStore implements ObjectStore {
       return object;
     } catch (error) {
       if (isNotFound(error)) return null;
+      // The SDK surfaces 304 Not Modified as an error: it is the answer to a conditional GET.
+      if (options.ifNoneMatch !== undefined && statusOf(error) === 304)
+        return notModified(key, options.ifNoneMatch, error as S3ServiceException);
       if (
         error instanceof S3ServiceException &&
         (error.$metadata.httpStatusCode === 416 || error.name === 'InvalidRange')
@@ -575,6 +579,20 @@ export function partSizes(length: number | undefined): (index: number) => number
     return () => size;
   }
   return (index) => STREAM_PART_SIZE * 2 ** Math.floor(index / 1000);
+}
+
+/** A 304's answer: S3 sends the ETag and Last-Modified back, but no length. */
+function notModified(key: string, etag: string, error: S3ServiceException): GetResult {
+  const headers = (error.$response?.headers ?? {}) as Record<string, string | undefined>;
+  const lastModified = headers['last-modified'] ? new Date(headers['last-modified']) : new Date(0);
+  return {
+    key,
+    size: Number(headers['content-length'] ?? 0),
+    etag: headers.etag ?? etag,
+    lastModified: Number.isNaN(lastModified.getTime()) ? new Date(0) : lastModified,
+    body: Readable.from([]),
+    notModified: true,
+  };
 }
 
 function md5(data: Buffer): string {
