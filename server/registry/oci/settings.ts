@@ -18,6 +18,11 @@ export interface OciSettings {
   signingKeyEncryptionKey?: string;
   signingKeyEncryptionKeyFile?: string;
   keyRotationHours: number;
+  /**
+   * How long tags, manifests, blob links and repository records are served from memory before one
+   * conditional GET revalidates them (storage/doc-cache.ts): the staleness bound between replicas.
+   */
+  metadataCacheMillis: number;
 }
 
 /** `registry.oci.gc`: what GC may delete and when (docs/oci.md, "Garbage collection"). */
@@ -52,6 +57,7 @@ export const OCI_DEFAULTS: OciSettings = {
   service: 'wharf',
   issuer: 'wharf',
   keyRotationHours: 30 * 24,
+  metadataCacheMillis: 1000,
 };
 
 /** Fills defaults for callers that build settings by hand (tests); the schema does it for config files. */
