@@ -41,12 +41,15 @@ import {
   type PutResult,
 } from './object-store.ts';
 import { verifyConditionalWrites } from './s3-conditional-probe.ts';
+import { copyPresignedRange } from './s3-download.ts';
 import { BodyLengthError, exactLength, isStream, partsOf } from './stream-parts.ts';
 
 /** Size of the parts a streamed put is cut into; also the largest body sent as one PutObject. */
 export const STREAM_PART_SIZE = 8 * 1024 * 1024;
 /** Parts of one streamed put uploading at once: memory per put is about (this + 1) parts. */
 const PARTS_IN_FLIGHT = 2;
+/** Downloads from this size on go through copyPresignedRange when the caller takes `copyTo`. */
+const SOCKET_DOWNLOAD_BYTES = 8 * 1024 * 1024;
 /** S3's ceiling for one object. */
 const MAX_OBJECT_SIZE = 5 * 1024 ** 4;
 
@@ -328,6 +331,20 @@ export class S3ObjectStore implements ObjectStore {
           object.body.destroy();
           throw new InvalidRangeError(key, size);
         }
+      }
+      const first = object.range?.start ?? 0;
+      const last = object.range?.end ?? size - 1;
+      if (last - first + 1 >= SOCKET_DOWNLOAD_BYTES) {
+        // A big download is read again through a plain socket, pinned to this version (s3-download.ts).
+        object.copyTo = async (destination) => {
+          object.body.destroy();
+          const url = await getSignedUrl(
+            this.client,
+            new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }),
+            { expiresIn: 600 },
+          );
+          await copyPresignedRange(url, { start: first, end: last }, object.etag, destination);
+        };
       }
       return object;
     } catch (error) {
