@@ -30,6 +30,10 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 32;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PEERS = (process.env.BENCH_PEERS ?? 'v3').split(',');
+/** Transfers to measure (all by default); the first round pushes monolithically anyway, for the pulls. */
+const OPS = (process.env.BENCH_OPS ?? 'pushMonolithic,pushChunked,pull,pullCurl').split(',');
+/** BENCH_RATE=0 skips the manifest GET rates and the request counts. */
+const RATES = process.env.BENCH_RATE !== '0';
 const { values: flags } = parseArgs({ options: { store: { type: 'string', default: 'fs' } } });
 const STORE = flags.store === 's3' ? 's3' : 'fs';
 const execFileAsync = promisify(execFile);
@@ -617,6 +621,7 @@ async function main(): Promise<void> {
         const line: string[] = [];
         for (const [name, operation] of operations) {
           if (target.pullOnly && name.startsWith('push')) continue;
+          if (!OPS.includes(name) && !(run === 0 && name === 'pushMonolithic')) continue;
           const measured = await withPeakRss(target.child.pid as number, operation);
           s[name].push(measured.result);
           p[name] = Math.max(p[name], measured.peak);
@@ -631,7 +636,7 @@ async function main(): Promise<void> {
 
     const pushed = new Map<Target, { manifest: string; config: string }>();
     for (const target of targets) if (!target.pullOnly) pushed.set(target, await pushManifest(target));
-    for (let run = 0; run < RUNS; run++) {
+    for (let run = 0; run < (RATES ? RUNS : 0); run++) {
       for (const target of order) {
         if (target.pullOnly) continue;
         const headers = { ...(await target.auth()), accept: MANIFEST_ACCEPT };
@@ -643,14 +648,16 @@ async function main(): Promise<void> {
       }
     }
     const basic = `Basic ${Buffer.from('bench:bench-password').toString('base64')}`;
-    const tokens = await rate(`${wharf.url}/v2/auth?service=wharf&scope=repository:bench/app:pull`, {
-      authorization: basic,
-    });
+    const tokens = RATES
+      ? await rate(`${wharf.url}/v2/auth?service=wharf&scope=repository:bench/app:pull`, {
+          authorization: basic,
+        })
+      : Number.NaN;
 
     // Round trips: store requests per operation, wharf by its own metric, distribution by MinIO's.
     const counts = new Map<Target, Map<string, { perCall: number; by: Record<string, number> }>>();
     for (const target of targets) {
-      if (target.pullOnly || !target.storeRequests) continue;
+      if (!RATES || target.pullOnly || !target.storeRequests) continue;
       const byOperation = new Map<string, { perCall: number; by: Record<string, number> }>();
       for (const [label, operation] of countedOperations(
         pushed.get(target) as { manifest: string; config: string },

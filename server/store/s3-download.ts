@@ -11,7 +11,7 @@ import tls from 'node:tls';
  * (the signature is in the URL: no signing here), read with `onread` and copied into a few pooled
  * 1 MiB buffers that go to the destination with backpressure, as the fs driver's copyFileRange does.
  */
-const READ_BYTES = 256 * 1024;
+const READ_BYTES = 1024 * 1024;
 const SLOT_BYTES = 1024 * 1024;
 /** Slots being written to the destination before the socket is paused. */
 const IN_FLIGHT = 4;
