@@ -149,7 +149,7 @@ export class S3ObjectStore implements ObjectStore {
       throw new Error(`contentLength ${length} is outside 0..${MAX_OBJECT_SIZE}`);
     }
     const sizeOf = partSizes(length);
-    const parts = partsOf(body, sizeOf, length);
+    const parts = partsOf(body, sizeOf, length, takePartBuffer);
     try {
       const first = await parts.next();
       if (first.done) throw new Error('unreachable: partsOf always yields a last part');
@@ -239,6 +239,7 @@ export class S3ObjectStore implements ObjectStore {
         .then(
           (result) => {
             completed.push({ partNumber, etag: requireEtag(result.ETag, key), digest });
+            returnPartBuffer(data); // sent whole: the SDK holds it no longer
           },
           (error: unknown) => {
             failure ??= { error };
@@ -582,6 +583,27 @@ export class S3ObjectStore implements ObjectStore {
     this.streamingClient.destroy();
     if (this.presignClient !== this.client) this.presignClient.destroy();
   }
+}
+
+/**
+ * Part buffers reused across streamed puts: a new 8 MiB allocation per part, freed only when the
+ * garbage collector gets to it, kept a push's resident memory growing with its throughput (a 1 GiB
+ * push on MinIO peaked at 250 MB). Enough for the parts in flight, the one filling and one held.
+ */
+const partPool: Buffer[] = [];
+const PART_POOL_LIMIT = PARTS_IN_FLIGHT + 2;
+
+function takePartBuffer(size: number): Buffer {
+  return (size === STREAM_PART_SIZE ? partPool.pop() : undefined) ?? Buffer.allocUnsafeSlow(size);
+}
+
+function returnPartBuffer(data: Buffer): void {
+  if (
+    data.length === STREAM_PART_SIZE &&
+    data.buffer.byteLength === STREAM_PART_SIZE &&
+    partPool.length < PART_POOL_LIMIT
+  )
+    partPool.push(data);
 }
 
 /**
