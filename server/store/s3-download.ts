@@ -11,7 +11,6 @@ import tls from 'node:tls';
  * (the signature is in the URL: no signing here), read with `onread` and copied into a few pooled
  * 1 MiB buffers that go to the destination with backpressure, as the fs driver's copyFileRange does.
  */
-const READ_BYTES = 1024 * 1024;
 const SLOT_BYTES = 1024 * 1024;
 /** Slots being written to the destination before the socket is paused. */
 const IN_FLIGHT = 4;
@@ -45,7 +44,8 @@ export function copyPresignedRange(
   const secure = target.protocol === 'https:';
   const port = Number(target.port || (secure ? 443 : 80));
   const expected = range.end - range.start + 1;
-  const readBuffer = Buffer.allocUnsafe(READ_BYTES);
+  // Socket reads land in one buffer (as big as a slot, from the same pool) and are copied into slots.
+  const readBuffer = pool.pop() ?? Buffer.allocUnsafeSlow(SLOT_BYTES);
   return new Promise<void>((resolve, reject) => {
     let header: Buffer | null = Buffer.alloc(0);
     let remaining = expected;
@@ -65,7 +65,7 @@ export function copyPresignedRange(
       socket.destroy();
       destination.off('close', onClose);
       // A slot whose write failed may still be referenced by a cancelled write: only clean ones go back.
-      if (!error) for (const buffer of taken) if (pool.length < POOL_LIMIT) pool.push(buffer);
+      if (!error) for (const buffer of [...taken, readBuffer]) if (pool.length < POOL_LIMIT) pool.push(buffer);
       if (error) reject(error);
       else resolve();
     };
@@ -108,8 +108,8 @@ export function copyPresignedRange(
         if (!slot) {
           slot = takeSlot();
           if (!slot) {
-            // Keep what is left for when a slot frees up: at most one read's worth.
-            pending = Buffer.from(bytes.subarray(offset));
+            // What is left waits in the read buffer itself: a paused socket reads nothing into it.
+            pending = bytes.subarray(offset);
             paused = true;
             return false;
           }
