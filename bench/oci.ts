@@ -180,6 +180,8 @@ async function startWharf(name: string, dir: string, storeEnv: Record<string, st
         WHARF_LOG_LEVEL: 'warn',
         WHARF_OCI_GC_ENABLED: 'false',
         WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: SEALING_KEY,
+        // glibc malloc tuning, passed through to try deployment settings (docs/performance.md).
+        ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('MALLOC_'))),
         ...storeEnv,
       },
     },

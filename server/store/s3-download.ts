@@ -65,7 +65,8 @@ export function copyPresignedRange(
       socket.destroy();
       destination.off('close', onClose);
       // A slot whose write failed may still be referenced by a cancelled write: only clean ones go back.
-      if (!error) for (const buffer of [...taken, readBuffer]) if (pool.length < POOL_LIMIT) pool.push(buffer);
+      if (!error)
+        for (const buffer of [...taken, readBuffer]) if (pool.length < POOL_LIMIT) pool.push(buffer);
       if (error) reject(error);
       else resolve();
     };
