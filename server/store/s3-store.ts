@@ -588,10 +588,10 @@ export class S3ObjectStore implements ObjectStore {
 /**
  * Part buffers reused across streamed puts: a new 8 MiB allocation per part, freed only when the
  * garbage collector gets to it, kept a push's resident memory growing with its throughput (a 1 GiB
- * push on MinIO peaked at 250 MB). Enough for the parts in flight, the one filling and one held.
+ * push on MinIO peaked at 250 MB). Enough for the parts in flight and the one filling.
  */
 const partPool: Buffer[] = [];
-const PART_POOL_LIMIT = PARTS_IN_FLIGHT + 2;
+const PART_POOL_LIMIT = PARTS_IN_FLIGHT + 1;
 
 function takePartBuffer(size: number): Buffer {
   return (size === STREAM_PART_SIZE ? partPool.pop() : undefined) ?? Buffer.allocUnsafeSlow(size);

@@ -27,7 +27,9 @@ export async function* partsOf(
   expectedLength?: number,
   /**
    * Where full parts are assembled: a buffer of exactly `size` bytes, typically from a pool the
-   * caller refills once it is done with a part. Without it, each part is a new allocation.
+   * caller refills once it is done with a part. Without it, each part is a new allocation. With it,
+   * parts after the first are handed out as soon as they are full, and a body ending on a part
+   * boundary past the first part ends with an empty last part.
    */
   allocate?: (size: number) => Buffer,
 ): AsyncGenerator<Part> {
@@ -66,9 +68,11 @@ export async function* partsOf(
         pieces = [];
         filled = 0;
         index++;
-        // Past the first part the body is big: the next one is filled in place, piece by piece.
+        // Past the first part the body is big: the next one is filled in place, piece by piece, and
+        // a full part goes at once (holding it costs a part of memory; an upload may end on a full
+        // part), so a body that ends on a part boundary ends with an empty last part.
         target = allocate ? allocate(sizeOf(index)) : undefined;
-        if (chunk.length > 0) yield { data: part, last: false };
+        if (chunk.length > 0 || (allocate && index > 1)) yield { data: part, last: false };
         else held = part;
       }
     }

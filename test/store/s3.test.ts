@@ -16,7 +16,7 @@ import type { S3Config } from '../../server/config/types.ts';
 import { readJson, updateJson } from '../../server/store/json-doc.ts';
 import { MIN_PART_SIZE, PreconditionFailedError } from '../../server/store/object-store.ts';
 import { openStore } from '../../server/store/open.ts';
-import { S3ObjectStore } from '../../server/store/s3-store.ts';
+import { S3ObjectStore, STREAM_PART_SIZE } from '../../server/store/s3-store.ts';
 import { type MinioServer, startMinio } from '../support/minio.ts';
 import { startS3Gateway } from '../support/s3-gateway.ts';
 import { runWharf, startWharfProcess } from '../support/spawn-wharf.ts';
@@ -238,6 +238,21 @@ describe('s3 driver against MinIO', () => {
 
     const plain = await open({ presignDownloads: false });
     expect(await plain.presignGet('presigned/blob.bin', 60)).toBeNull();
+  });
+
+  it('streams bodies of unknown length that end on a part boundary, or one byte past it, whole', async () => {
+    const store = await open();
+    for (const size of [2 * STREAM_PART_SIZE, 3 * STREAM_PART_SIZE, 2 * STREAM_PART_SIZE + 1]) {
+      const data = randomBytes(size);
+      async function* chunks() {
+        for (let offset = 0; offset < data.length; offset += 1024 * 1024)
+          yield data.subarray(offset, offset + 1024 * 1024);
+      }
+      await store.put(`boundary/${size}.bin`, Readable.from(chunks()));
+      const object = await store.get(`boundary/${size}.bin`);
+      expect(object?.size).toBe(size);
+      expect((await buffer(object!.body)).equals(data)).toBe(true);
+    }
   });
 
   it('copies a big download through a socket, whole or ranged, to a slow reader, pinned to its version', async () => {
