@@ -1,35 +1,58 @@
 /**
- * OCI benchmark: wharf against the distribution registry 2.8 (Debian `docker-registry`), both on
- * the filesystem store in one temp dir, in one run. Prints each figure, the ratio, and the bound
- * (the lower of single-core SHA-256 speed and the disk's fdatasync'd sequential write speed).
+ * OCI benchmark: wharf against the distribution registry v3.1.2 (CNCF distribution, built by
+ * hack/distribution-v3.sh) on the same store, in one run. Prints each figure, the ratio, the bound,
+ * the peak memory of each server (VmHWM, reset before each transfer) and, for every hot operation,
+ * the number of store requests it made (wharf: its own store metric; distribution: MinIO's per-bucket
+ * request counter).
  *
- *   npx node bench/oci.ts            # BENCH_GIB=1 BENCH_SECONDS=5 BENCH_RUNS=3 by default
+ *   npx node bench/oci.ts                  # fs store; BENCH_GIB=1 BENCH_SECONDS=5 BENCH_RUNS=3
+ *   npx node bench/oci.ts --store s3       # both on one MinIO (a bucket each), + wharf with presigned redirects
+ *   BENCH_PEERS=v3,v2 ...                  # also distribution 2.8 (Debian docker-registry)
+ *   BENCH_CHUNK_MIB=16                     # chunk size of the chunked push
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
+import { type MinioServer, startMinio } from '../test/support/minio.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const GiB = 1024 * 1024 * 1024;
-const BLOB_BYTES = Number(process.env.BENCH_GIB ?? 1) * GiB;
+const MiB = 1024 * 1024;
+const BLOB_BYTES = Math.round(Number(process.env.BENCH_GIB ?? 1) * GiB);
+const CHUNK_BYTES = Number(process.env.BENCH_CHUNK_MIB ?? 16) * MiB;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = 32;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const PEERS = (process.env.BENCH_PEERS ?? 'v3').split(',');
+/** Transfers to measure (all by default); the first round pushes monolithically anyway, for the pulls. */
+const OPS = (process.env.BENCH_OPS ?? 'pushMonolithic,pushChunked,pull,pullCurl').split(',');
+/** BENCH_RATE=0 skips the manifest GET rates and the request counts. */
+const RATES = process.env.BENCH_RATE !== '0';
+const { values: flags } = parseArgs({ options: { store: { type: 'string', default: 'fs' } } });
+const STORE = flags.store === 's3' ? 's3' : 'fs';
 const execFileAsync = promisify(execFile);
 const PATTERN = randomBytes(16 * 1024 * 1024);
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+/** One sealing key for every wharf process on the bucket: they share the signing keys. */
+const SEALING_KEY = randomBytes(32).toString('base64');
 
 interface Target {
   name: string;
   url: string;
   child: ChildProcess;
   auth: () => Promise<Record<string, string>>;
+  /** Store requests so far by operation (wharf's metric, or MinIO's count for the target's bucket). */
+  storeRequests?: () => Promise<Record<string, number>>;
+  /** Seconds to wait before storeRequests() shows the last requests (MinIO refreshes its metrics lazily). */
+  countLag: number;
+  /** Only downloads are measured (a second wharf on the same bucket, with presigned redirects). */
+  pullOnly?: boolean;
 }
 
 async function freePort(): Promise<number> {
@@ -42,7 +65,7 @@ async function freePort(): Promise<number> {
 }
 
 async function waitFor(url: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 300; i++) {
     try {
       await fetch(url);
       return;
@@ -100,43 +123,47 @@ function patternDigest(length: number): string {
   return `sha256:${hash.digest('hex')}`;
 }
 
-/** Resident memory: total, and anonymous only (heap and buffers, without the mapped node binary). */
-function rssOf(pid: number): { total: number; anon: number } {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
-    return { total: field('VmRSS'), anon: field('RssAnon') };
-  } catch {
-    return { total: 0, anon: 0 };
-  }
-}
-
-async function withRss<T>(
+/**
+ * Peak resident memory of a process during `work`: the kernel's high-water mark (VmHWM), reset
+ * first (clear_refs 5), so nothing is missed between samples; RssAnon is sampled beside it.
+ */
+async function withPeakRss<T>(
   pid: number,
   work: () => Promise<T>,
-): Promise<{ result: T; maxRss: number; maxAnon: number }> {
-  let maxRss = 0;
-  let maxAnon = 0;
-  const sample = () => {
-    const { total, anon } = rssOf(pid);
-    maxRss = Math.max(maxRss, total);
-    maxAnon = Math.max(maxAnon, anon);
+): Promise<{ result: T; peak: number; anon: number }> {
+  const field = (status: string, name: string) =>
+    Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
+  const status = () => {
+    try {
+      return readFileSync(`/proc/${pid}/status`, 'utf8');
+    } catch {
+      return '';
+    }
   };
-  sample();
-  const timer = setInterval(sample, 50);
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {}
+  let anon = 0;
+  const timer = setInterval(() => {
+    anon = Math.max(anon, field(status(), 'RssAnon'));
+  }, 50);
   try {
     const result = await work();
-    sample();
-    return { result, maxRss, maxAnon };
+    const now = status();
+    return { result, peak: field(now, 'VmHWM'), anon: Math.max(anon, field(now, 'RssAnon')) };
   } finally {
     clearInterval(timer);
   }
 }
 
-async function startWharf(dir: string): Promise<Target> {
-  const port = await freePort();
+function compileWharf(): void {
   // As deployed (Dockerfile, `npm start`): compiled JavaScript and the same GC flags (docs/oci.md).
   execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: ROOT });
+}
+
+async function startWharf(name: string, dir: string, storeEnv: Record<string, string>): Promise<Target> {
+  const port = await freePort();
+  const metricsPort = await freePort();
   const child = spawn(
     path.join(ROOT, 'node_modules/.bin/node'),
     ['--max-semi-space-size=1', '--heap-growing-percent=300', '--enable-source-maps', 'dist/server/main.js'],
@@ -147,11 +174,15 @@ async function startWharf(dir: string): Promise<Target> {
         PATH: process.env.PATH,
         HOST: '127.0.0.1',
         PORT: String(port),
-        WHARF_METRICS_PORT: '0',
+        WHARF_METRICS_PORT: String(metricsPort),
         WHARF_DATA_DIR: path.join(dir, 'wharf'),
         WHARF_SIGNUP: 'open',
         WHARF_LOG_LEVEL: 'warn',
         WHARF_OCI_GC_ENABLED: 'false',
+        WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: SEALING_KEY,
+        // glibc malloc tuning, passed through to try deployment settings (docs/performance.md).
+        ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('MALLOC_'))),
+        ...storeEnv,
       },
     },
   );
@@ -162,43 +193,63 @@ async function startWharf(dir: string): Promise<Target> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ password: 'bench-password' }),
   });
-  if (signup.status !== 200) throw new Error(`signup failed: ${signup.status}`);
+  // A second wharf on the same bucket finds the user already there.
+  if (signup.status !== 200 && signup.status !== 409 && signup.status !== 400)
+    throw new Error(`signup failed: ${signup.status}`);
   const basic = `Basic ${Buffer.from('bench:bench-password').toString('base64')}`;
   let cached: Record<string, string> | null = null;
   return {
-    name: 'wharf',
+    name,
     url,
     child,
+    countLag: 0,
     auth: async () => {
       if (cached) return cached;
       const response = await fetch(
         `${url}/v2/auth?service=wharf&scope=repository:bench/app:pull,push&scope=repository:bench/chunked:pull,push`,
-        {
-          headers: { authorization: basic },
-        },
+        { headers: { authorization: basic } },
       );
+      if (response.status !== 200) throw new Error(`${name} token: ${response.status}`);
       cached = { authorization: `Bearer ${((await response.json()) as { token: string }).token}` };
       return cached;
+    },
+    storeRequests: async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const counts: Record<string, number> = {};
+      for (const match of text.matchAll(
+        /^wharf_store_operation_duration_seconds_count\{operation="([^"]+)",result="[^"]+"\} (\d+)/gm,
+      )) {
+        counts[match[1] as string] = (counts[match[1] as string] ?? 0) + Number(match[2]);
+      }
+      return counts;
     },
   };
 }
 
-async function startDistribution(dir: string): Promise<Target> {
-  const binary = execFileSync('bash', [path.join(ROOT, 'hack/distribution.sh')], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  })
+function buildDistribution(script: string): string {
+  return execFileSync('bash', [path.join(ROOT, 'hack', script)], { stdio: ['ignore', 'pipe', 'ignore'] })
     .toString()
     .trim()
     .split('\n')
     .at(-1) as string;
+}
+
+async function startDistribution(
+  name: string,
+  binary: string,
+  dir: string,
+  storage: string,
+  storeRequests?: () => Promise<Record<string, number>>,
+): Promise<Target> {
   const port = await freePort();
-  const config = path.join(dir, 'distribution.yml');
+  const config = path.join(dir, `${name.replace(/\W+/g, '-')}.yml`);
   await writeFile(
     config,
     [
       'version: 0.1',
       'log: { level: error, accesslog: { disabled: true } }',
-      `storage: { filesystem: { rootdirectory: ${path.join(dir, 'distribution')} }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } }`,
+      // distribution's own example configuration caches blob descriptors in memory: so does this.
+      `storage: { ${storage}, cache: { blobdescriptor: inmemory }, delete: { enabled: true }, redirect: { disable: true }, maintenance: { uploadpurging: { enabled: false } } }`,
       `http: { addr: 127.0.0.1:${port} }`,
       '',
     ].join('\n'),
@@ -206,7 +257,28 @@ async function startDistribution(dir: string): Promise<Target> {
   const child = spawn(binary, ['serve', config], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/v2/`);
-  return { name: 'distribution 2.8', url, child, auth: async () => ({}) };
+  return {
+    name,
+    url,
+    child,
+    auth: async () => ({}),
+    countLag: storeRequests ? 11 : 0,
+    ...(storeRequests ? { storeRequests } : {}),
+  };
+}
+
+/** MinIO's request counter for one bucket, by S3 API (refreshed by MinIO every few seconds). */
+function minioBucketRequests(minio: MinioServer, bucket: string): () => Promise<Record<string, number>> {
+  return async () => {
+    const text = await (await fetch(`${minio.endpoint}/minio/v2/metrics/bucket`)).text();
+    const counts: Record<string, number> = {};
+    for (const match of text.matchAll(
+      /^minio_bucket_requests_total\{api="([^"]+)",bucket="([^"]+)"[^}]*\} (\d+)/gm,
+    )) {
+      if (match[2] === bucket) counts[match[1] as string] = Number(match[3]);
+    }
+    return counts;
+  };
 }
 
 async function pushMonolithic(target: Target, digest: string): Promise<number> {
@@ -228,7 +300,7 @@ async function pushMonolithic(target: Target, digest: string): Promise<number> {
   return BLOB_BYTES / ((performance.now() - started) / 1000);
 }
 
-async function pushChunked(target: Target, digest: string, chunk = 16 * 1024 * 1024): Promise<number> {
+async function pushChunked(target: Target, digest: string, chunk = CHUNK_BYTES): Promise<number> {
   const auth = await target.auth();
   const started = performance.now();
   const post = await request(`${target.url}/v2/bench/chunked/blobs/uploads/`, 'POST', {
@@ -262,7 +334,10 @@ async function pushChunked(target: Target, digest: string, chunk = 16 * 1024 * 1
 async function pull(target: Target, digest: string): Promise<number> {
   const auth = await target.auth();
   const started = performance.now();
-  const response = await request(`${target.url}/v2/bench/app/blobs/${digest}`, 'GET', auth, undefined, true);
+  let response = await request(`${target.url}/v2/bench/app/blobs/${digest}`, 'GET', auth, undefined, true);
+  // Presigned downloads: the bytes come from the bucket (the signature is in the URL, no credentials).
+  if (response.status === 307)
+    response = await request(String(response.headers.location), 'GET', {}, undefined, true);
   if (response.status !== 200 || response.bytes !== BLOB_BYTES)
     throw new Error(`${target.name} pull: ${response.status}`);
   return BLOB_BYTES / ((performance.now() - started) / 1000);
@@ -273,7 +348,7 @@ async function pullWithCurl(target: Target, digest: string): Promise<number> {
   const auth = await target.auth();
   const headers = Object.entries(auth).flatMap(([name, value]) => ['-H', `${name}: ${value}`]);
   const { stdout } = await execFileAsync('curl', [
-    '-sf',
+    '-sfL',
     '-o',
     '/dev/null',
     '-w',
@@ -291,7 +366,7 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
-async function pushManifest(target: Target): Promise<void> {
+async function pushManifest(target: Target): Promise<{ manifest: string; config: string }> {
   const auth = await target.auth();
   const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
   const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
@@ -335,6 +410,7 @@ async function pushManifest(target: Target): Promise<void> {
     },
   );
   if (put.status !== 201) throw new Error(`${target.name} manifest push: ${put.status} ${put.body}`);
+  return { manifest: String(put.headers['docker-content-digest']), config: configDigest };
 }
 
 /** Requests per second over SECONDS with CONNECTIONS concurrent keep-alive loops. */
@@ -379,153 +455,303 @@ function diskBound(dir: string): number {
 }
 
 const mb = (bytesPerSecond: number) => `${(bytesPerSecond / 1e6).toFixed(0)} MB/s`;
+const load = () => loadavg()[0]?.toFixed(2) ?? '?';
+
+/** A small blob pushed monolithically (POST, then PUT with the digest): what a layer push costs in requests. */
+async function pushSmallBlob(target: Target): Promise<void> {
+  const auth = await target.auth();
+  const data = randomBytes(1024);
+  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  const post = await request(`${target.url}/v2/bench/app/blobs/uploads/`, 'POST', {
+    ...auth,
+    'content-length': 0,
+  });
+  const location = new URL(String(post.headers.location), target.url);
+  location.searchParams.set('digest', digest);
+  const put = await request(
+    location.toString(),
+    'PUT',
+    { ...auth, 'content-type': 'application/octet-stream', 'content-length': data.length },
+    (req) => {
+      req.write(data);
+    },
+  );
+  if (put.status !== 201) throw new Error(`${target.name} small push: ${put.status}`);
+}
+
+const MANIFEST_ACCEPT = 'application/vnd.docker.distribution.manifest.v2+json';
+
+/** The hot operations whose store requests are counted, each repeated COUNTED times. */
+function countedOperations(pushed: {
+  manifest: string;
+  config: string;
+}): [string, (target: Target) => Promise<void>][] {
+  const expect = (what: string, status: number, wanted = 200) => {
+    if (status !== wanted) throw new Error(`${what}: ${status}`);
+  };
+  const get = async (target: Target, path: string, method = 'GET') => {
+    const response = await request(
+      `${target.url}/v2/bench/app/${path}`,
+      method,
+      { ...(await target.auth()), accept: MANIFEST_ACCEPT },
+      undefined,
+      true,
+    );
+    expect(`${target.name} ${method} ${path}`, response.status);
+  };
+  return [
+    ['manifest GET by tag', (target) => get(target, 'manifests/bench')],
+    ['manifest GET by digest', (target) => get(target, `manifests/${pushed.manifest}`)],
+    ['manifest HEAD by tag', (target) => get(target, 'manifests/bench', 'HEAD')],
+    ['blob HEAD', (target) => get(target, `blobs/${pushed.config}`, 'HEAD')],
+    ['blob GET (small)', (target) => get(target, `blobs/${pushed.config}`)],
+    ['blob push (POST+PUT, 1 KiB)', pushSmallBlob],
+    ['image push (config blob + manifest PUT)', async (target) => void (await pushManifest(target))],
+  ];
+}
+const COUNTED = 20;
+
+/** Store requests per operation: the counter's growth over COUNTED back-to-back calls, by S3/driver call. */
+async function countRequests(
+  target: Target,
+  operation: (target: Target) => Promise<void>,
+): Promise<{ perCall: number; by: Record<string, number> }> {
+  const read = target.storeRequests as () => Promise<Record<string, number>>;
+  const settle = () => new Promise((resolve) => setTimeout(resolve, target.countLag * 1000));
+  await operation(target); // warm: what is measured is the steady state of a busy replica
+  await settle();
+  const before = await read();
+  for (let i = 0; i < COUNTED; i++) await operation(target);
+  await settle();
+  const after = await read();
+  const by: Record<string, number> = {};
+  let total = 0;
+  for (const [name, value] of Object.entries(after)) {
+    // Presigning signs a URL locally: no request.
+    const delta = name === 'presign_get' ? 0 : value - (before[name] ?? 0);
+    if (delta > 0) {
+      by[name] = delta / COUNTED;
+      total += delta;
+    }
+  }
+  return { perCall: total / COUNTED, by };
+}
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(tmpdir(), 'wharf-bench-oci-'));
   const targets: Target[] = [];
+  let minio: MinioServer | null = null;
   try {
     console.log(
-      `OCI benchmark: ${BLOB_BYTES / GiB} GiB blob, median of ${RUNS} runs, ${CONNECTIONS} connections, ${SECONDS}s per rate`,
+      `OCI benchmark on ${STORE}: ${(BLOB_BYTES / GiB).toFixed(2)} GiB blob, ${CHUNK_BYTES / MiB} MiB chunks, median of ${RUNS} alternating rounds, ${CONNECTIONS} connections, ${SECONDS}s per rate; load ${loadavg()
+        .map((value) => value.toFixed(2))
+        .join(' ')}`,
     );
     const sha = sha256Bound();
-    const disk = diskBound(dir);
+    const disk = STORE === 'fs' ? diskBound(dir) : Number.POSITIVE_INFINITY;
     const bound = Math.min(sha, disk);
-    console.log(`bound: sha256 single core ${mb(sha)}, disk write+fdatasync ${mb(disk)} -> ${mb(bound)}`);
+    console.log(
+      `bound: sha256 single core ${mb(sha)}${STORE === 'fs' ? `, disk write+fdatasync ${mb(disk)}` : ''} -> ${mb(bound)}`,
+    );
     const digest = patternDigest(BLOB_BYTES);
-    const wharf = await startWharf(dir);
-    targets.push(wharf);
-    const distribution = await startDistribution(dir);
-    targets.push(distribution);
+    compileWharf();
+    const peers: Target[] = [];
+    if (STORE === 's3') {
+      minio = await startMinio();
+      const wharfBucket = await minio.createBucket('wharf-bench');
+      const env = minio.wharfEnv(wharfBucket);
+      targets.push(await startWharf('wharf', dir, env));
+      targets.push(await startWharf('wharf presigned', dir, { ...env, WHARF_S3_PRESIGN_DOWNLOADS: 'true' }));
+      (targets[1] as Target).pullOnly = true;
+      const bucket = await minio.createBucket('distribution-bench');
+      const storage = `s3: { accesskey: ${minio.accessKeyId}, secretkey: ${minio.secretAccessKey}, region: ${minio.region}, regionendpoint: "${minio.endpoint}", bucket: ${bucket}, forcepathstyle: true, secure: false, v4auth: true }`;
+      peers.push(
+        await startDistribution(
+          'distribution v3',
+          buildDistribution('distribution-v3.sh'),
+          dir,
+          storage,
+          minioBucketRequests(minio, bucket),
+        ),
+      );
+    } else {
+      targets.push(await startWharf('wharf', dir, {}));
+      if (PEERS.includes('v3'))
+        peers.push(
+          await startDistribution(
+            'distribution v3',
+            buildDistribution('distribution-v3.sh'),
+            dir,
+            `filesystem: { rootdirectory: ${path.join(dir, 'distribution-v3')} }`,
+          ),
+        );
+      if (PEERS.includes('v2'))
+        peers.push(
+          await startDistribution(
+            'distribution 2.8',
+            buildDistribution('distribution.sh'),
+            dir,
+            `filesystem: { rootdirectory: ${path.join(dir, 'distribution-v2')} }`,
+          ),
+        );
+    }
+    targets.push(...peers);
+    const wharf = targets[0] as Target;
+    const order = [...peers, ...targets.filter((target) => !peers.includes(target))];
 
-    // Transfers are noisy on a shared machine: each runs RUNS times, the two registries taking
-    // turns, and the median is reported.
-    const results: Record<string, Record<string, number>> = {};
-    const samples = new Map<Target, Record<string, number[]>>();
-    const peakRss = new Map<string, number>();
-    for (const target of [distribution, wharf]) {
-      samples.set(target, { pushMonolithic: [], pushChunked: [], pull: [], pullCurl: [], rss: [], anon: [] });
+    // Transfers are noisy on a shared machine: each runs RUNS times, the registries taking turns,
+    // and the median is reported.
+    const names = ['pushMonolithic', 'pushChunked', 'pull', 'pullCurl'] as const;
+    type Name = (typeof names)[number];
+    const samples = new Map<Target, Record<Name | 'manifestGet', number[]>>();
+    const peak = new Map<Target, Record<Name, number>>();
+    const anon = new Map<Target, number>();
+    for (const target of targets) {
+      samples.set(target, { pushMonolithic: [], pushChunked: [], pull: [], pullCurl: [], manifestGet: [] });
+      peak.set(target, { pushMonolithic: 0, pushChunked: 0, pull: 0, pullCurl: 0 });
     }
     for (let run = 0; run < RUNS; run++) {
-      for (const target of [distribution, wharf]) {
-        const s = samples.get(target) as Record<string, number[]>;
-        const pid = target.child.pid as number;
-        const operations: [string, () => Promise<number>][] = [
+      for (const target of order) {
+        const s = samples.get(target) as Record<Name, number[]>;
+        const p = peak.get(target) as Record<Name, number>;
+        const operations: [Name, () => Promise<number>][] = [
           ['pushMonolithic', () => pushMonolithic(target, digest)],
           ['pushChunked', () => pushChunked(target, digest)],
           ['pull', () => pull(target, digest)],
           ['pullCurl', () => pullWithCurl(target, digest)],
         ];
+        const line: string[] = [];
         for (const [name, operation] of operations) {
-          const measured = await withRss(pid, operation);
-          s[name]!.push(measured.result);
-          s.rss!.push(measured.maxRss);
-          s.anon!.push(measured.maxAnon);
-          peakRss.set(
-            `${target.name} ${name}`,
-            Math.max(peakRss.get(`${target.name} ${name}`) ?? 0, measured.maxRss),
+          if (target.pullOnly && name.startsWith('push')) continue;
+          if (!OPS.includes(name) && !(run === 0 && name === 'pushMonolithic')) continue;
+          const measured = await withPeakRss(target.child.pid as number, operation);
+          s[name].push(measured.result);
+          p[name] = Math.max(p[name], measured.peak);
+          anon.set(target, Math.max(anon.get(target) ?? 0, measured.anon));
+          line.push(
+            `${name} ${mb(measured.result)} (${(measured.peak / 1e6).toFixed(0)} MB, load ${load()})`,
           );
         }
+        console.log(`round ${run + 1} ${target.name}: ${line.join(', ')}`);
       }
     }
-    for (const target of [distribution, wharf]) {
-      const s = samples.get(target) as Record<string, number[]>;
-      const r: Record<string, number> = {
-        pushMonolithic: median(s.pushMonolithic!),
-        pushChunked: median(s.pushChunked!),
-        pull: median(s.pull!),
-        pullCurl: median(s.pullCurl!),
-        rssMax: Math.max(...s.rss!),
-        anonMax: Math.max(...s.anon!),
-      };
-      await pushManifest(target);
-      const headers = {
-        ...(await target.auth()),
-        accept: 'application/vnd.docker.distribution.manifest.v2+json',
-      };
-      r.manifestGet = await rate(`${target.url}/v2/bench/app/manifests/bench`, headers);
-      results[target.name] = r;
-      const all = (values: number[]) => values.map((value) => (value / 1e6).toFixed(0)).join('/');
+
+    const pushed = new Map<Target, { manifest: string; config: string }>();
+    for (const target of targets) if (!target.pullOnly) pushed.set(target, await pushManifest(target));
+    for (let run = 0; run < (RATES ? RUNS : 0); run++) {
+      for (const target of order) {
+        if (target.pullOnly) continue;
+        const headers = { ...(await target.auth()), accept: MANIFEST_ACCEPT };
+        const perSecond = await rate(`${target.url}/v2/bench/app/manifests/bench`, headers);
+        samples.get(target)?.manifestGet.push(perSecond);
+        console.log(
+          `round ${run + 1} ${target.name}: manifest GET ${perSecond.toFixed(0)}/s (load ${load()})`,
+        );
+      }
+    }
+    const basic = `Basic ${Buffer.from('bench:bench-password').toString('base64')}`;
+    const tokens = RATES
+      ? await rate(`${wharf.url}/v2/auth?service=wharf&scope=repository:bench/app:pull`, {
+          authorization: basic,
+        })
+      : Number.NaN;
+
+    // Round trips: store requests per operation, wharf by its own metric, distribution by MinIO's.
+    const counts = new Map<Target, Map<string, { perCall: number; by: Record<string, number> }>>();
+    for (const target of targets) {
+      if (!RATES || target.pullOnly || !target.storeRequests) continue;
+      const byOperation = new Map<string, { perCall: number; by: Record<string, number> }>();
+      for (const [label, operation] of countedOperations(
+        pushed.get(target) as { manifest: string; config: string },
+      ))
+        byOperation.set(label, await countRequests(target, operation));
+      counts.set(target, byOperation);
+    }
+
+    const figure = (target: Target, name: Name | 'manifestGet') => {
+      const values = samples.get(target)?.[name] ?? [];
+      return values.length > 0 ? median(values) : Number.NaN;
+    };
+    const cell = (value: number, unit: 'mb' | 'rate') =>
+      Number.isNaN(value) ? '-' : unit === 'mb' ? mb(value) : `${value.toFixed(0)}/s`;
+    const rows: [string, Name | 'manifestGet', 'mb' | 'rate', string][] = [
+      [`push ${(BLOB_BYTES / GiB).toFixed(2)} GiB monolithic`, 'pushMonolithic', 'mb', '>= 1.5x'],
+      [`push chunked (${CHUNK_BYTES / MiB} MiB)`, 'pushChunked', 'mb', '>= 1.5x'],
+      ['pull (node client)', 'pull', 'mb', STORE === 's3' ? '>= 1.2x' : '>= 1.0x'],
+      ['pull (curl)', 'pullCurl', 'mb', STORE === 's3' ? '>= 1.2x' : '>= 1.0x'],
+      ['manifest GET (bearer vs none)', 'manifestGet', 'rate', STORE === 's3' ? '>= 3x' : '>= 1.5x'],
+    ];
+    const presigned = targets.find((target) => target.pullOnly);
+    for (const peer of peers) {
+      console.log('');
       console.log(
-        `${target.name}: push mono ${all(s.pushMonolithic!)} MB/s, push chunked ${all(s.pushChunked!)} MB/s, pull ${all(s.pull!)} MB/s, pull (curl) ${all(s.pullCurl!)} MB/s, manifest GET ${r.manifestGet.toFixed(0)}/s, max RSS ${((r.rssMax as number) / 1e6).toFixed(0)} MB`,
+        `${'metric'.padEnd(32)} ${'wharf'.padStart(11)} ${(presigned ? 'presigned' : '').padStart(11)} ${peer.name.replace('distribution', 'dist').padStart(11)} ${'ratio'.padStart(7)}   target`,
+      );
+      for (const [label, name, unit, goal] of rows) {
+        const ours = figure(wharf, name);
+        const theirs = figure(peer, name);
+        console.log(
+          `${label.padEnd(32)} ${cell(ours, unit).padStart(11)} ${(presigned ? cell(figure(presigned, name), unit) : '').padStart(11)} ${cell(theirs, unit).padStart(11)} ${`${(ours / theirs).toFixed(2)}x`.padStart(7)}   ${goal}`,
+        );
+      }
+      for (const name of names) {
+        const ours = peak.get(wharf)?.[name] ?? 0;
+        const theirs = peak.get(peer)?.[name] ?? 0;
+        const mine = presigned ? (peak.get(presigned)?.[name] ?? 0) : 0;
+        console.log(
+          `${`peak RSS (VmHWM) ${name}`.padEnd(32)} ${`${(ours / 1e6).toFixed(0)} MB`.padStart(11)} ${(mine ? `${(mine / 1e6).toFixed(0)} MB` : '').padStart(11)} ${`${(theirs / 1e6).toFixed(0)} MB`.padStart(11)} ${''.padStart(7)}   wharf <= 150 MB`,
+        );
+      }
+      console.log(
+        `${'wharf max RssAnon'.padEnd(32)} ${`${((anon.get(wharf) ?? 0) / 1e6).toFixed(0)} MB`.padStart(11)}`,
       );
     }
-    console.log(
-      `wharf peak RSS by operation: ${['pushMonolithic', 'pushChunked', 'pull', 'pullCurl']
-        .map((name) => `${name} ${((peakRss.get(`wharf ${name}`) ?? 0) / 1e6).toFixed(0)} MB`)
-        .join(', ')}`,
-    );
-    const basic = `Basic ${Buffer.from('bench:bench-password').toString('base64')}`;
-    const tokens = await rate(`${wharf.url}/v2/auth?service=wharf&scope=repository:bench/app:pull`, {
-      authorization: basic,
-    });
-
-    const w = results.wharf as Record<string, number>;
-    const d = results['distribution 2.8'] as Record<string, number>;
-    const line = (label: string, ours: string, theirs: string, ratio: number, target: string) =>
+    console.log(`${'token issuance req/s'.padEnd(32)} ${tokens.toFixed(0).padStart(11)}`);
+    if (counts.size > 0) {
+      console.log('');
       console.log(
-        `${label.padEnd(26)} ${ours.padStart(12)} ${theirs.padStart(12)} ${(Number.isNaN(ratio) ? '-' : `${ratio.toFixed(2)}x`).padStart(8)}   ${target}`,
+        `store requests per operation (steady state: ${COUNTED} back-to-back calls after a warm-up)`,
       );
-    console.log('');
+      const counted = [...counts.keys()];
+      console.log(`${'operation'.padEnd(32)} ${counted.map((target) => target.name.padStart(34)).join(' ')}`);
+      for (const label of counts.get(counted[0] as Target)?.keys() ?? []) {
+        const cells = counted.map((target) => {
+          const entry = counts.get(target)?.get(label);
+          if (!entry) return '-'.padStart(34);
+          const by = Object.entries(entry.by)
+            .map(([name, value]) => `${name} ${Number(value.toFixed(2))}`)
+            .join(', ');
+          return `${entry.perCall.toFixed(2)}${by ? ` (${by})` : ''}`.padStart(34);
+        });
+        console.log(`${label.padEnd(32)} ${cells.join(' ')}`);
+      }
+    }
     console.log(
-      `${'metric'.padEnd(26)} ${'wharf'.padStart(12)} ${'dist 2.8'.padStart(12)} ${'ratio'.padStart(8)}   target`,
-    );
-    line(
-      'push 1 GiB monolithic',
-      mb(w.pushMonolithic as number),
-      mb(d.pushMonolithic as number),
-      (w.pushMonolithic as number) / (d.pushMonolithic as number),
-      `>= 2x; bound share ${(((w.pushMonolithic as number) / bound) * 100).toFixed(0)}% (>= 60%)`,
-    );
-    line(
-      'push 1 GiB chunked (16M)',
-      mb(w.pushChunked as number),
-      mb(d.pushChunked as number),
-      (w.pushChunked as number) / (d.pushChunked as number),
-      `>= 2x; bound share ${(((w.pushChunked as number) / bound) * 100).toFixed(0)}%`,
-    );
-    line(
-      'pull 1 GiB (node client)',
-      mb(w.pull as number),
-      mb(d.pull as number),
-      (w.pull as number) / (d.pull as number),
-      '>= 1.0x',
-    );
-    line(
-      'pull 1 GiB (curl)',
-      mb(w.pullCurl as number),
-      mb(d.pullCurl as number),
-      (w.pullCurl as number) / (d.pullCurl as number),
-      '>= 1.0x (curl needs less CPU than the node client: closer to the server limit)',
-    );
-    line(
-      'manifest GET req/s',
-      (w.manifestGet as number).toFixed(0),
-      (d.manifestGet as number).toFixed(0),
-      (w.manifestGet as number) / (d.manifestGet as number),
-      '>= 1.5x (wharf with bearer token, dist without auth)',
-    );
-    line('token issuance req/s', tokens.toFixed(0), '-', Number.NaN, 'distribution has no token server');
-    line(
-      'max RSS during 1 GiB',
-      `${((w.rssMax as number) / 1e6).toFixed(0)} MB`,
-      `${((d.rssMax as number) / 1e6).toFixed(0)} MB`,
-      (w.rssMax as number) / (d.rssMax as number),
-      '< 150 MB',
-    );
-    line(
-      '  of which anonymous',
-      `${((w.anonMax as number) / 1e6).toFixed(0)} MB`,
-      `${((d.anonMax as number) / 1e6).toFixed(0)} MB`,
-      (w.anonMax as number) / (d.anonMax as number),
-      'RSS without file-backed pages (the node binary)',
+      `load at the end: ${loadavg()
+        .map((value) => value.toFixed(2))
+        .join(' ')}`,
     );
     await writeFile(
-      path.join(ROOT, 'bench', 'results', 'oci.json'),
-      JSON.stringify({ bound: { sha, disk }, results, tokens }, null, 2),
+      path.join(ROOT, 'bench', 'results', `oci-${STORE}.json`),
+      JSON.stringify(
+        {
+          store: STORE,
+          bound: { sha, disk },
+          samples: Object.fromEntries([...samples].map(([target, value]) => [target.name, value])),
+          peakRss: Object.fromEntries([...peak].map(([target, value]) => [target.name, value])),
+          storeRequests: Object.fromEntries(
+            [...counts].map(([target, value]) => [target.name, Object.fromEntries(value)]),
+          ),
+          tokens,
+        },
+        null,
+        2,
+      ),
     ).catch(() => {});
   } finally {
     for (const target of targets) target.child.kill('SIGTERM');
     agent.destroy();
+    await minio?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -522,6 +522,14 @@ const ociSchema = {
         required: ['namespace', 'upstream'],
       },
     },
+    metadataCacheMillis: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 60000,
+      default: 1000,
+      description:
+        'How long a replica serves tags, manifests, blob links and repository records (their grants) from memory before revalidating them with the store by ETag (0: every request). The replica that made a change sees it at once; others within this bound, deletions included (docs/oci.md, "Caching").',
+    },
   },
   default: {},
 } as const;

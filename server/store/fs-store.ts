@@ -14,7 +14,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { acquireFileLock, type Release, tryAcquireFileLock } from './file-lock.ts';
 import { writeToFile } from './file-sink.ts';
 import {
@@ -163,6 +163,10 @@ export class FsObjectStore implements ObjectStore {
     if (!handle) return null;
     try {
       const info = await handle.stat({ bigint: true });
+      if (options.ifNoneMatch !== undefined && options.ifNoneMatch === etagOf(info)) {
+        await handle.close();
+        return { ...this.info(key, info), body: Readable.from([]), notModified: true };
+      }
       const size = Number(info.size);
       let start = 0;
       let end = size - 1;

@@ -33,6 +33,7 @@ export type StoreResult = 'ok' | 'conflict' | 'refused' | 'aborted' | 'error';
  */
 export type StoreOperation =
   | 'get'
+  | 'get_if_none_match'
   | 'head'
   | 'put'
   | 'put_stream'
@@ -52,7 +53,7 @@ export class StoreMetrics {
   constructor(registry: Registry) {
     this.duration = new Histogram({
       name: 'wharf_store_operation_duration_seconds',
-      help: 'Object store calls by operation (get, head, put, put_stream, delete, list, multipart steps, ping) and result (ok, conflict, refused, aborted, error); a get lasts until the object opens, not until it is read',
+      help: 'Object store calls by operation (get, get_if_none_match, head, put, put_stream, delete, list, multipart steps, ping) and result (ok, conflict, refused, aborted, error); a get lasts until the object opens, not until it is read',
       labelNames: ['operation', 'result'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [registry],
@@ -86,7 +87,9 @@ export class InstrumentedStore implements ObjectStore {
   }
 
   get(key: string, options?: GetOptions): Promise<GetResult | null> {
-    return this.timed('get', () => this.inner.get(key, options));
+    // A conditional get (a cache revalidating) is counted apart: mostly 304s, no body.
+    const operation = options?.ifNoneMatch === undefined ? 'get' : 'get_if_none_match';
+    return this.timed(operation, () => this.inner.get(key, options));
   }
 
   head(key: string): Promise<ObjectInfo | null> {

@@ -20,7 +20,11 @@ export interface ObjectStore {
    */
   put(key: string, body: Body, options?: PutOptions): Promise<PutResult>;
 
-  /** Streams an object (or a byte range of it); `null` when the key does not exist. */
+  /**
+   * Streams an object (or a byte range of it); `null` when the key does not exist. With
+   * `ifNoneMatch`, an object whose ETag is still that one is not sent: the result says
+   * `notModified` and its body is empty (a conditional GET, 304 on S3: one request to revalidate).
+   */
   get(key: string, options?: GetOptions): Promise<GetResult | null>;
 
   /** Metadata only; `null` when the key does not exist. */
@@ -79,6 +83,8 @@ export interface PutResult {
 export interface GetOptions {
   /** Inclusive byte range, as HTTP's `Range: bytes=start-end`; `end` defaults to the last byte. */
   range?: { start: number; end?: number };
+  /** An ETag the caller already holds the bytes of: when it is still current, nothing is sent. */
+  ifNoneMatch?: string;
 }
 
 export interface ObjectInfo {
@@ -91,6 +97,11 @@ export interface ObjectInfo {
 
 export interface GetResult extends ObjectInfo {
   body: Readable;
+  /**
+   * Set when `ifNoneMatch` named the current ETag: `body` is empty, `etag` is that ETag, `size` and
+   * `lastModified` are those of the object when the driver learns them (S3 answers 304 without them).
+   */
+  notModified?: true;
   /** The range actually served, when one was asked for. */
   range?: { start: number; end: number };
   /**

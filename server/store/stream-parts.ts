@@ -25,9 +25,17 @@ export async function* partsOf(
   source: AsyncIterable<Buffer | Uint8Array | string>,
   sizeOf: (index: number) => number,
   expectedLength?: number,
+  /**
+   * Where full parts are assembled: a buffer of exactly `size` bytes, typically from a pool the
+   * caller refills once it is done with a part. Without it, each part is a new allocation. With it,
+   * parts after the first are handed out as soon as they are full, and a body ending on a part
+   * boundary past the first part ends with an empty last part.
+   */
+  allocate?: (size: number) => Buffer,
 ): AsyncGenerator<Part> {
   let index = 0;
   let pieces: Buffer[] = []; // collected lazily, so a small body never costs a whole part buffer
+  let target: Buffer | undefined; // with `allocate`: the part being filled, once a first part filled up
   let filled = 0;
   let held: Buffer | undefined; // a full part waiting to learn whether it is the last
   let total = 0;
@@ -45,15 +53,26 @@ export async function* partsOf(
     while (chunk.length > 0) {
       const size = sizeOf(index);
       const take = Math.min(chunk.length, size - filled);
-      pieces.push(chunk.subarray(0, take));
+      if (target) chunk.copy(target, filled, 0, take);
+      else pieces.push(chunk.subarray(0, take));
       filled += take;
       chunk = chunk.subarray(take);
       if (filled === size) {
-        const part = Buffer.concat(pieces, size);
+        let part: Buffer;
+        if (target) part = target;
+        else if (allocate) {
+          part = allocate(size);
+          let offset = 0;
+          for (const piece of pieces) offset += piece.copy(part, offset);
+        } else part = Buffer.concat(pieces, size);
         pieces = [];
         filled = 0;
         index++;
-        if (chunk.length > 0) yield { data: part, last: false };
+        // Past the first part the body is big: the next one is filled in place, piece by piece, and
+        // a full part goes at once (holding it costs a part of memory; an upload may end on a full
+        // part), so a body that ends on a part boundary ends with an empty last part.
+        target = allocate ? allocate(sizeOf(index)) : undefined;
+        if (chunk.length > 0 || (allocate && index > 1)) yield { data: part, last: false };
         else held = part;
       }
     }
@@ -61,7 +80,9 @@ export async function* partsOf(
   if (expectedLength !== undefined && total !== expectedLength) {
     throw new BodyLengthError(total, expectedLength, true);
   }
-  yield { data: held ?? Buffer.concat(pieces, filled), last: true };
+  if (held) yield { data: held, last: true };
+  else if (target) yield { data: target.subarray(0, filled), last: true };
+  else yield { data: Buffer.concat(pieces, filled), last: true };
 }
 
 /** Passes a stream through, failing it when it carries more or fewer than `length` bytes. */

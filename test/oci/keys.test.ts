@@ -54,6 +54,32 @@ describe('token signing keys', () => {
     return (JSON.parse(seal.open(`oci-signing-key:${current.kid}`, current.sealedPrivateJwk!)!) as JWK).d!;
   };
 
+  it('verifies a token once and answers from the cache until it expires, a tampered one never', async () => {
+    const replica = signingKeys({ allowUnsealed: true });
+    await replica.load();
+    const tokens = new TokenService(replica, { ...TOKENS, ttlSeconds: 1 });
+    const { token } = await tokens.issue({ ...ALICE }, [
+      { type: 'repository', name: 'alice/app', actions: ['pull'] },
+    ]);
+    let lookups = 0;
+    const verifier = replica.verifier.bind(replica);
+    replica.verifier = (kid) => {
+      lookups++;
+      return verifier(kid);
+    };
+    for (let i = 0; i < 5; i++) expect((await tokens.verify(token))?.principal.name).toBe('alice');
+    expect(lookups).toBe(1);
+    const [header, payload, signature] = token.split('.');
+    const forged = `${header}.${payload}.${signature!.slice(0, -4)}AAAA`;
+    expect(await tokens.verify(forged)).toBeNull();
+    // exp has a one-second resolution, plus jose's 30 s clock tolerance for the fresh check: the
+    // cache itself must stop at exp.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    lookups = 0;
+    await tokens.verify(token);
+    expect(lookups).toBe(1);
+  });
+
   it('shares keys between replicas and keeps a retired key published while its tokens live', async () => {
     const replicaA = signingKeys({ allowUnsealed: true });
     await replicaA.load();

@@ -34,6 +34,9 @@ describe('OCI storage', () => {
         oci: {
           gc: { enabled: false, graceHours: 1, deleteUntagged: true, untaggedRetentionHours: 2 },
           uploadExpiryHours: 2,
+          // What one replica deletes (GC), the other must stop serving at once here; the bound of
+          // the default cache is tested in test/oci/replica-cache.test.ts.
+          metadataCacheMillis: 0,
         },
       },
     };

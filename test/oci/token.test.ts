@@ -19,7 +19,12 @@ describe('Docker token authentication', () => {
   };
 
   beforeAll(async () => {
-    server = await startOci({ registry: { superusers: ['root'] } }, { listen: false });
+    // Some tests change repository records behind wharf's back (as another replica would): no cache
+    // bound here, so they take effect at once (the bound is tested in test/oci/replica-cache.test.ts).
+    server = await startOci(
+      { registry: { superusers: ['root'], oci: { metadataCacheMillis: 0 } } },
+      { listen: false },
+    );
     await createUser(server, 'alice', 'alice-password');
     await createUser(server, 'bob', 'bob-password-1');
   });

@@ -59,6 +59,26 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       await store.delete(key); // deleting what is gone is fine
     });
 
+    it('revalidates by ETag: a conditional get sends nothing while the object is unchanged', async () => {
+      const key = `${scope()}/doc.json`;
+      expect(await store.get(key, { ifNoneMatch: '"anything"' })).toBeNull();
+      const first = await store.put(key, '{"v":1}', { contentType: 'application/json' });
+      const unchanged = await store.get(key, { ifNoneMatch: first.etag });
+      expect(unchanged?.notModified).toBe(true);
+      expect(unchanged?.etag).toBe(first.etag);
+      expect((await buffer(unchanged!.body)).length).toBe(0);
+      const second = await store.put(key, '{"v":2}', { contentType: 'application/json' });
+      expect(second.etag).not.toBe(first.etag);
+      const changed = await store.get(key, { ifNoneMatch: first.etag });
+      expect(changed?.notModified).toBeUndefined();
+      expect(changed?.etag).toBe(second.etag);
+      expect(await text(changed!.body)).toBe('{"v":2}');
+      const other = await store.get(key, { ifNoneMatch: '"not-this-one"' });
+      expect(await text(other!.body)).toBe('{"v":2}');
+      await store.delete(key);
+      expect(await store.get(key, { ifNoneMatch: second.etag })).toBeNull();
+    });
+
     it('streams a body of unknown length and reads it back byte for byte', async () => {
       const key = `${scope()}/stream.bin`;
       const data = randomBytes(3 * 1024 * 1024 + 17);

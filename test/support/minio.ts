@@ -141,6 +141,7 @@ function launch(binary: string, port: number, dataDir: string, user: string, pas
       MINIO_BROWSER: 'off', // no web console, so no second port
       MINIO_UPDATE: 'off',
       MINIO_CI_CD: 'on', // accept a data directory on the root filesystem
+      MINIO_PROMETHEUS_AUTH_TYPE: 'public', // request counts per bucket, for bench/oci.ts
     },
   });
   // Keep the tail of MinIO's output for the error message when it does not come up.

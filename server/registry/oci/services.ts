@@ -61,8 +61,10 @@ export async function createOciServices(options: {
   metrics: Metrics;
   logger: Logger;
 }): Promise<OciServices> {
-  const { settings, store } = options;
-  const cache = new DocCache(store);
+  const { settings } = options;
+  const cache = new DocCache(options.store, { freshMillis: settings.metadataCacheMillis });
+  // Everything OCI writes goes through the watched store, so this replica never serves what it replaced.
+  const store = cache.watching();
   const blobs = new BlobStore(store, cache);
   const { robots } = options;
   const ociMetrics = new OciMetrics(options.metrics, store, options.logger);

@@ -20,6 +20,11 @@ export interface OciSettings {
   keyRotationHours: number;
   /** Pull-through caches of upstream registries, one namespace each (docs/oci.md, "Proxy cache"). */
   proxies: OciProxySettings[];
+  /**
+   * How long tags, manifests, blob links and repository records are served from memory before one
+   * conditional GET revalidates them (storage/doc-cache.ts): the staleness bound between replicas.
+   */
+  metadataCacheMillis: number;
 }
 
 /** `registry.oci.proxies[]`: one upstream registry served read-only under a namespace of this one. */
@@ -84,6 +89,7 @@ export const OCI_DEFAULTS: OciSettings = {
   issuer: 'wharf',
   keyRotationHours: 30 * 24,
   proxies: [],
+  metadataCacheMillis: 1000,
 };
 
 export const PROXY_DEFAULTS = {

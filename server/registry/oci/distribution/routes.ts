@@ -330,7 +330,7 @@ async function startUpload(
         : await services.blobs.repositoriesWith(digest);
     for (const source of sources) {
       if (!digest || !isRepositoryName(source) || !(await mayRead(services, caller, source))) continue;
-      const link = await services.blobs.linked(source, digest);
+      const link = await services.blobs.linked(source, digest, { fresh: true });
       if (link) {
         await services.repositories.ensure(name);
         await services.blobs.link(name, digest, link);

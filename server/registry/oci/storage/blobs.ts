@@ -67,8 +67,16 @@ export class BlobStore {
     });
   }
 
-  async linked(repository: string, digest: Digest): Promise<BlobLink | null> {
-    return this.cache.readJson<BlobLink>(keys.link(repository, digest));
+  /**
+   * The repository's link to a blob. Served within `registry.oci.metadataCacheMillis` of the store
+   * confirming it; `fresh` asks the store now (what a write is about to rely on).
+   */
+  async linked(
+    repository: string,
+    digest: Digest,
+    options: { fresh?: boolean } = {},
+  ): Promise<BlobLink | null> {
+    return this.cache.readJson<BlobLink>(keys.link(repository, digest), options);
   }
 
   async unlink(repository: string, digest: Digest): Promise<boolean> {

@@ -127,7 +127,7 @@ export class ManifestStore {
     }
     if (reference.tag) {
       // The manifest the tag leaves starts its untagged retention now (recorded before the move).
-      const previous = await this.resolveTag(repository, reference.tag);
+      const previous = await this.resolveTag(repository, reference.tag, { fresh: true });
       if (previous && previous.text !== digest.text) await this.activity?.markUntagged(repository, previous);
       await this.store.put(keys.tag(repository, reference.tag), JSON.stringify({ digest: digest.text }), {
         contentType: 'application/json',
@@ -158,7 +158,7 @@ export class ManifestStore {
         const digest = parseDigest(String(child?.digest));
         if (!digest) throw new OciError('MANIFEST_INVALID', 'index entry has an invalid digest');
         const size = declaredSize(child);
-        const stored = await this.get(repository, digest.text);
+        const stored = await this.get(repository, digest.text, { fresh: true });
         if (!stored) {
           throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${digest.text} is not in this repository`, {
             detail: { digest: digest.text },
@@ -177,7 +177,7 @@ export class ManifestStore {
       if (!digest) throw new OciError('MANIFEST_INVALID', 'descriptor has an invalid digest');
       const size = declaredSize(descriptor);
       if (FOREIGN_LAYER.test(String(descriptor.mediaType)) || (descriptor.urls?.length ?? 0) > 0) continue;
-      const link = await this.blobs.linked(repository, digest);
+      const link = await this.blobs.linked(repository, digest, { fresh: true });
       if (!link) {
         throw new OciError('MANIFEST_BLOB_UNKNOWN', `blob ${digest.text} is not in this repository`, {
           detail: { digest: digest.text },
@@ -187,19 +187,35 @@ export class ManifestStore {
     }
   }
 
-  async resolve(repository: string, reference: string): Promise<Digest | null> {
-    return parseDigest(reference) ?? this.resolveTag(repository, reference);
+  async resolve(
+    repository: string,
+    reference: string,
+    options: { fresh?: boolean } = {},
+  ): Promise<Digest | null> {
+    return parseDigest(reference) ?? this.resolveTag(repository, reference, options);
   }
 
-  private async resolveTag(repository: string, tag: string): Promise<Digest | null> {
-    const document = await this.cache.readJson<{ digest: string }>(keys.tag(repository, tag));
+  private async resolveTag(
+    repository: string,
+    tag: string,
+    options: { fresh?: boolean } = {},
+  ): Promise<Digest | null> {
+    const document = await this.cache.readJson<{ digest: string }>(keys.tag(repository, tag), options);
     return document ? parseDigest(document.digest) : null;
   }
 
-  async get(repository: string, reference: string): Promise<StoredManifest | null> {
-    const digest = await this.resolve(repository, reference);
+  /**
+   * A manifest by tag or digest, as of at most `registry.oci.metadataCacheMillis` ago (DocCache);
+   * `fresh`: as the store has it now.
+   */
+  async get(
+    repository: string,
+    reference: string,
+    options: { fresh?: boolean } = {},
+  ): Promise<StoredManifest | null> {
+    const digest = await this.resolve(repository, reference, options);
     if (!digest) return null;
-    const stored = await this.cache.read(keys.manifest(repository, digest));
+    const stored = await this.cache.read(keys.manifest(repository, digest), options);
     if (!stored) return null;
     const newline = stored.indexOf(10);
     const body = stored.subarray(newline + 1);
@@ -208,10 +224,10 @@ export class ManifestStore {
 
   /** Deletes a manifest by digest with the tags that point at it and its referrers entry. */
   async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
-    const manifest = await this.get(repository, digest.text);
+    const manifest = await this.get(repository, digest.text, { fresh: true });
     if (!manifest) return false;
     for (const tag of await this.tags(repository)) {
-      const tagged = await this.resolve(repository, tag);
+      const tagged = await this.resolve(repository, tag, { fresh: true });
       if (tagged?.text === digest.text) await this.store.delete(keys.tag(repository, tag));
     }
     let document: ManifestDocument = {};
@@ -235,7 +251,7 @@ export class ManifestStore {
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
     if (!(await this.store.head(keys.tag(repository, tag)))) return false;
-    const tagged = await this.resolveTag(repository, tag).catch(() => null);
+    const tagged = await this.resolveTag(repository, tag, { fresh: true }).catch(() => null);
     if (tagged) await this.activity?.markUntagged(repository, tagged);
     await this.store.delete(keys.tag(repository, tag));
     return true;

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import type { CredentialRef, Principal } from '../../../identity/principal.ts';
 import type { SigningKeys } from './keys.ts';
@@ -40,8 +40,10 @@ export interface TokenOptions {
 const MAX_CACHED = 10_000;
 
 /**
- * Issues and verifies registry tokens. Verified tokens are cached until they expire, so the hot
- * path (every manifest or blob GET) costs one Map lookup instead of an ECDSA verification.
+ * Issues and verifies registry tokens. Verification results are cached by the token's SHA-256
+ * until the token expires (at most MAX_CACHED, expired ones dropped first, then the least recently
+ * used), so the hot path (every manifest or blob GET) costs a hash and a Map lookup instead of an
+ * ECDSA verification, and the cache holds no bearer token itself.
  */
 export class TokenService {
   private readonly keys: SigningKeys;
@@ -89,10 +91,14 @@ export class TokenService {
   }
 
   async verify(token: string): Promise<VerifiedToken | null> {
-    const cached = this.cache.get(token);
+    const key = createHash('sha256').update(token).digest('base64');
+    const cached = this.cache.get(key);
     if (cached) {
-      if (cached.expiresAt > Date.now()) return cached;
-      this.cache.delete(token);
+      this.cache.delete(key);
+      if (cached.expiresAt > Date.now()) {
+        this.cache.set(key, cached); // most recently used last
+        return cached;
+      }
     }
     const payload = await this.verifyJwt(token, this.options.service);
     if (!payload) return null;
@@ -101,9 +107,20 @@ export class TokenService {
       access: Array.isArray(payload.access) ? (payload.access as Access[]) : [],
       expiresAt: (payload.exp as number) * 1000,
     };
-    if (this.cache.size >= MAX_CACHED) this.cache.clear();
-    this.cache.set(token, verified);
+    if (this.cache.size >= MAX_CACHED) this.evict();
+    this.cache.set(key, verified);
     return verified;
+  }
+
+  /** Drops expired results; when none had expired, the least recently used tenth. */
+  private evict(): void {
+    const now = Date.now();
+    for (const [key, entry] of this.cache) if (entry.expiresAt <= now) this.cache.delete(key);
+    let excess = this.cache.size - Math.floor(MAX_CACHED * 0.9);
+    for (const key of this.cache.keys()) {
+      if (excess-- <= 0) break;
+      this.cache.delete(key);
+    }
   }
 
   async verifyRefresh(token: string): Promise<Principal | null> {
