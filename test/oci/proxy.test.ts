@@ -145,6 +145,12 @@ describe('OCI pull-through cache', () => {
             },
             { namespace: 'nocreds', upstream: upstreamWharf.url },
             {
+              namespace: 'badcreds',
+              upstream: upstreamWharf.url,
+              username: 'bob',
+              password: 'wrong-password',
+            },
+            {
               namespace: 'redirecting',
               upstream: redirectingGate.url,
               username: 'bob',
@@ -557,7 +563,7 @@ describe('OCI pull-through cache', () => {
     expect(gate.count('GET', new RegExp(`/v2/library/fragile/blobs/${image.layer}$`))).toBe(3); // one per try
   }, 120_000);
 
-  it('pulls from a token-auth upstream with the configured credentials; without them, the upstream 401', async () => {
+  it('pulls from a token-auth upstream with the configured credentials; without them or with wrong ones, 502 UNAUTHORIZED naming the proxy credentials', async () => {
     await skopeo('login', '--tls-verify=false', '-u', 'alice', '-p', 'alice-password', host);
     const out = path.join(work, 'pulled-private');
     await skopeo(
@@ -582,9 +588,23 @@ describe('OCI pull-through cache', () => {
     // The proxy has anonymousPull false: anonymous callers are challenged by this wharf.
     const anonymous = await fetch(`${wharf.url}/v2/private/bob/private/manifests/v1`);
     expect(anonymous.status).toBe(401);
-    const refused = await fetch(`${wharf.url}/v2/nocreds/bob/private/manifests/v1`);
-    expect(refused.status).toBe(401);
-    expect(((await refused.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('UNAUTHORIZED');
+    // The upstream refusing the proxy (no credentials, wrong ones): a gateway error that names the
+    // proxy's credentials, never a 401 (which tells a client its own wharf login is wrong).
+    for (const url of [
+      '/v2/nocreds/bob/private/manifests/v1',
+      `/v2/nocreds/bob/private/blobs/${privateImage.layer}`,
+      '/v2/badcreds/bob/private/manifests/v1',
+    ]) {
+      const refused = await fetch(`${wharf.url}${url}`);
+      expect(refused.status).toBe(502);
+      expect(refused.headers.get('www-authenticate')).toBeNull();
+      const error = ((await refused.json()) as { errors: { code: string; message: string }[] }).errors[0];
+      expect(error?.code).toBe('UNAUTHORIZED');
+      expect(error?.message).toMatch(
+        /refused this proxy's upstream credentials .*registry\.oci\.proxies.*not yours/,
+      );
+    }
+    expect(wharf.logs()).not.toContain('wrong-password');
     // The upstream password never shows up in the logs.
     expect(wharf.logs()).not.toContain('bob-password');
   }, 120_000);

@@ -427,7 +427,12 @@ class VerifyingTee extends Transform {
   }
 }
 
-/** An upstream failure in the OCI error format, with the upstream's status when it gave one. */
+/**
+ * An upstream failure in the OCI error format, with the upstream's status when it gave one. The
+ * upstream refusing the proxy's own credentials (401, 403) is a gateway failure, 502 with the
+ * upstream's code: a 401 from wharf would tell the client its wharf credentials are wrong (Docker
+ * then asks for a login again), a 403 that wharf denies it. Neither is the client's to fix.
+ */
 export function toOciError(error: unknown, notFound: 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN'): unknown {
   if (!(error instanceof UpstreamError)) return error;
   const status = error.status;
@@ -437,9 +442,15 @@ export function toOciError(error: unknown, notFound: 'MANIFEST_UNKNOWN' | 'BLOB_
   if (status === 401)
     return new OciError(
       'UNAUTHORIZED',
-      `the upstream registry refused the proxy's credentials: ${error.message}`,
+      `the upstream registry refused this proxy's upstream credentials (its username and password in registry.oci.proxies, not yours): ${error.message}`,
+      { status: 502 },
     );
-  if (status === 403) return new OciError('DENIED', `the upstream registry denied access: ${error.message}`);
+  if (status === 403)
+    return new OciError(
+      'DENIED',
+      `the upstream registry denied this proxy's upstream account access (registry.oci.proxies credentials, not yours): ${error.message}`,
+      { status: 502 },
+    );
   if (status === null) return new OciError('UNKNOWN', error.message, { status: error.timeout ? 504 : 502 });
   return new OciError('UNKNOWN', error.message, { status: status >= 500 && status < 600 ? status : 502 });
 }
