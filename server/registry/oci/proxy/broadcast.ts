@@ -1,7 +1,14 @@
 import { Readable } from 'node:stream';
 
-/** Bytes a reader may fall behind the fetch before it is moved to the store (read after commit). */
-export const READER_LAG_BYTES = 4 * 1024 * 1024;
+/** Bytes a reader may fall behind before the fetch waits for it (briefly: {@link WAIT_BUDGET_MS}). */
+export const READER_LAG_BYTES = 512 * 1024;
+/**
+ * How long, in all, the fetch waits for one reader that fell behind; then that reader is detached
+ * and reads the rest from the store once the blob is committed. Clients that keep up (a hiccup, a
+ * busy moment) are waited for, which keeps chunks young and memory low; a slow or stalled one
+ * costs the others a second at most.
+ */
+export const WAIT_BUDGET_MS = 1000;
 /** The start of a blob is kept this long, so readers who come a little late still read along. */
 export const REPLAY_BYTES = 1024 * 1024;
 
@@ -12,9 +19,9 @@ export type ReadRest = (offset: number) => Promise<Readable | null>;
  * One blob being fetched, shared by every client that asks for it meanwhile. The fetch appends
  * chunks as they arrive from upstream (it is paced by the store write only, never by a client); each
  * reader has a cursor into the chunks. Memory is bounded whatever the blob size and the readers:
- * chunks are shared, and those behind every cursor are dropped; a reader more than
- * {@link READER_LAG_BYTES} behind is detached and, once the blob is committed, reads the rest from
- * the store. The last chunk is released only after the blob is verified and committed, so a corrupt
+ * chunks are shared, and those behind every cursor are dropped; when a reader is more than
+ * {@link READER_LAG_BYTES} behind the fetch waits for it, up to {@link WAIT_BUDGET_MS} in all, then
+ * detaches it: once the blob is committed, it reads the rest from the store. The last chunk is released only after the blob is verified and committed, so a corrupt
  * or cut upstream body reaches every reader as an error before its end, never complete.
  */
 export class BlobBroadcast {
@@ -30,6 +37,8 @@ export class BlobBroadcast {
   private error: Error | null = null;
   private readRest: ReadRest | null = null;
   private readonly readers = new Set<BroadcastReader>();
+  /** Set while the fetch waits for readers that fell behind. */
+  private waiting: { since: number; resume: () => void; timer: NodeJS.Timeout } | null = null;
 
   constructor(size: number | undefined) {
     this.size = size;
@@ -42,6 +51,7 @@ export class BlobBroadcast {
     this.readers.add(reader);
     reader.once('close', () => {
       this.readers.delete(reader);
+      this.progressed();
       this.trim();
     });
     return reader;
@@ -54,6 +64,47 @@ export class BlobBroadcast {
   append(chunk: Buffer): void {
     if (this.held) this.release(this.held);
     this.held = chunk;
+  }
+
+  /**
+   * Null when every attached reader is within {@link READER_LAG_BYTES}; else a promise the fetch
+   * waits on before its next chunk: it resolves once they caught up, or once the wait used up the
+   * budget of some (those are detached).
+   */
+  backpressure(): Promise<void> | null {
+    const laggards = this.laggards();
+    if (laggards.length === 0) return null;
+    return new Promise((resolve) => {
+      const budget = Math.max(0, Math.min(...laggards.map((reader) => reader.waitBudgetMs)));
+      const since = performance.now();
+      const timer = setTimeout(() => this.resume(), budget);
+      this.waiting = { since, resume: resolve, timer };
+    });
+  }
+
+  /** A reader read on (or left): the fetch goes on if nobody is too far behind any more. */
+  progressed(): void {
+    if (this.waiting && this.laggards().length === 0) this.resume();
+  }
+
+  private resume(): void {
+    const waiting = this.waiting;
+    if (!waiting) return;
+    this.waiting = null;
+    clearTimeout(waiting.timer);
+    const waited = performance.now() - waiting.since;
+    for (const reader of this.laggards()) {
+      reader.waitBudgetMs -= waited;
+      if (reader.waitBudgetMs <= 0) reader.detach();
+    }
+    waiting.resume();
+  }
+
+  private laggards(): BroadcastReader[] {
+    const behind: BroadcastReader[] = [];
+    for (const reader of this.readers)
+      if (!reader.detached && this.released - reader.offset > READER_LAG_BYTES) behind.push(reader);
+    return behind;
   }
 
   /** The blob is verified and visible: readers get the last chunk, detached ones the store. */
@@ -72,16 +123,14 @@ export class BlobBroadcast {
     this.error = error;
     this.chunks = [];
     this.held = null;
+    this.resume();
     for (const reader of this.readers) reader.destroy(error);
   }
 
   private release(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.released += chunk.length;
-    for (const reader of this.readers) {
-      if (this.released - reader.offset > READER_LAG_BYTES) reader.detach();
-      else reader.wake();
-    }
+    for (const reader of this.readers) reader.wake();
     this.trim();
   }
 
@@ -124,6 +173,8 @@ export class BlobBroadcast {
 class BroadcastReader extends Readable {
   offset = 0;
   detached = false;
+  /** What is left of the time the fetch may wait for this reader. */
+  waitBudgetMs = WAIT_BUDGET_MS;
   private readonly broadcast: BlobBroadcast;
   private waiting = false;
   private rest: Readable | null = null;
@@ -142,8 +193,12 @@ class BroadcastReader extends Readable {
     if (!this.detached) {
       for (const slice of this.broadcast.slicesFrom(this.offset)) {
         this.offset += slice.length;
-        if (!this.push(slice)) return;
+        if (!this.push(slice)) {
+          this.broadcast.progressed();
+          return;
+        }
       }
+      this.broadcast.progressed();
     }
     if (this.detached || this.offset >= this.broadcast.releasedBytes) {
       const { state, readRest } = this.broadcast.status();

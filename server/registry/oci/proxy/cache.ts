@@ -414,7 +414,9 @@ class VerifyingTee extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.broadcast.append(chunk);
-    callback(null, chunk);
+    const wait = this.broadcast.backpressure();
+    if (wait) wait.then(() => callback(null, chunk));
+    else callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
