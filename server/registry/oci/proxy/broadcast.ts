@@ -17,12 +17,13 @@ export type ReadRest = (offset: number) => Promise<Readable | null>;
 
 /**
  * One blob being fetched, shared by every client that asks for it meanwhile. The fetch appends
- * chunks as they arrive from upstream (it is paced by the store write only, never by a client); each
- * reader has a cursor into the chunks. Memory is bounded whatever the blob size and the readers:
- * chunks are shared, and those behind every cursor are dropped; when a reader is more than
- * {@link READER_LAG_BYTES} behind the fetch waits for it, up to {@link WAIT_BUDGET_MS} in all, then
- * detaches it: once the blob is committed, it reads the rest from the store. The last chunk is released only after the blob is verified and committed, so a corrupt
- * or cut upstream body reaches every reader as an error before its end, never complete.
+ * chunks as they arrive from upstream; each reader has a cursor into them. Memory is bounded
+ * whatever the blob size and the readers: chunks are shared, and those behind every cursor are
+ * dropped; when a reader is more than {@link READER_LAG_BYTES} behind, the fetch waits for it, up
+ * to {@link WAIT_BUDGET_MS} in all, then detaches it: once the blob is committed, it reads the rest
+ * from the store. So no client holds the upstream transfer for long, however slow. The last chunk
+ * is released only after the blob is verified and committed: a corrupt or cut upstream body
+ * reaches every reader as an error before its end, never complete.
  */
 export class BlobBroadcast {
   /** The announced length, when upstream gave one. */
@@ -55,10 +56,6 @@ export class BlobBroadcast {
       this.trim();
     });
     return reader;
-  }
-
-  get readerCount(): number {
-    return this.readers.size;
   }
 
   append(chunk: Buffer): void {
