@@ -57,6 +57,10 @@ export class ThrottlingProxy {
   readonly requests: string[] = [];
   /** The headers of each request, in the order of `requests`. */
   readonly headers: http.IncomingHttpHeaders[] = [];
+  /** Slows blob bodies down (as `slow-blobs`) whatever the mode: 5 ms per chunk. */
+  slow = false;
+  /** When each blob GET's body was passed on whole (`METHOD path` and `performance.now()`). */
+  readonly completed: { line: string; at: number }[] = [];
   /** Where `redirect-blobs` sends blob GETs (as blob storage behind a registry would). */
   redirectTo = '';
   url = '';
@@ -121,7 +125,7 @@ export class ThrottlingProxy {
       (answer) => {
         const isBlob = /\/blobs\/sha256:/.test(request.url ?? '') && request.method === 'GET';
         response.writeHead(answer.statusCode ?? 502, answer.headers);
-        if (!isBlob || this.mode === 'pass') {
+        if (!isBlob || (this.mode === 'pass' && !this.slow)) {
           answer.pipe(response);
           return;
         }
@@ -140,16 +144,20 @@ export class ThrottlingProxy {
           seen += chunk.length;
           // Paused until the client drained and, when slow, 5 ms have passed.
           const drained = response.write(chunk);
-          let waits = (drained ? 0 : 1) + (this.mode === 'slow-blobs' ? 1 : 0);
+          const slow = this.mode === 'slow-blobs' || this.slow;
+          let waits = (drained ? 0 : 1) + (slow ? 1 : 0);
           if (waits === 0) return;
           answer.pause();
           const done = () => {
             if (--waits === 0) answer.resume();
           };
           if (!drained) response.once('drain', done);
-          if (this.mode === 'slow-blobs') setTimeout(done, 5);
+          if (slow) setTimeout(done, 5);
         });
-        answer.on('end', () => response.end());
+        answer.on('end', () => {
+          response.end();
+          this.completed.push({ line: `${request.method} ${request.url}`, at: performance.now() });
+        });
       },
     );
     upstream.on('error', () => response.destroy());

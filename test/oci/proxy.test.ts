@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys, parseDigest } from '../../server/registry/oci/names.ts';
@@ -142,6 +144,12 @@ describe('OCI pull-through cache', () => {
               anonymousPull: false,
             },
             { namespace: 'nocreds', upstream: upstreamWharf.url },
+            {
+              namespace: 'badcreds',
+              upstream: upstreamWharf.url,
+              username: 'bob',
+              password: 'wrong-password',
+            },
             {
               namespace: 'redirecting',
               upstream: redirectingGate.url,
@@ -383,23 +391,32 @@ describe('OCI pull-through cache', () => {
     ).toBeGreaterThan(errorsBefore + 1);
   }, 120_000);
 
-  it(`fetches an uncached ${LAYER_MB} MB layer once for ${CONCURRENT_PULLS} concurrent pulls`, async () => {
-    gate.mode = 'slow-blobs'; // keeps the first fetch in flight while the others arrive
+  it(`fetches an uncached ${LAYER_MB} MB layer once for ${CONCURRENT_PULLS} concurrent pulls, all reading along`, async () => {
+    gate.mode = 'slow-blobs'; // keeps the fetch in flight for seconds: 5 ms per upstream chunk
     const path_ = new RegExp(`/v2/library/large/blobs/${large.layer}$`);
+    const started = performance.now();
     try {
       const pulls = Array.from({ length: CONCURRENT_PULLS }, async () => {
         const response = await fetch(`${wharf.url}/v2/dockerhub/large/blobs/${large.layer}`);
         expect(response.status).toBe(200);
         const hash = createHash('sha256');
         let bytes = 0;
+        let firstByte = 0;
         for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+          firstByte ||= performance.now();
           hash.update(chunk);
           bytes += chunk.length;
         }
-        return { digest: `sha256:${hash.digest('hex')}`, bytes };
+        return { digest: `sha256:${hash.digest('hex')}`, bytes, firstByte };
       });
       const results = await Promise.all(pulls);
-      for (const result of results) expect(result).toEqual({ digest: large.layer, bytes: large.layerBytes });
+      for (const { digest, bytes } of results)
+        expect({ digest, bytes }).toEqual({ digest: large.layer, bytes: large.layerBytes });
+      // Every client, not only the one whose request started the fetch, has its first bytes while
+      // the upstream is still sending: within the first quarter of the upstream transfer.
+      const upstreamDone = gate.completed.find((entry) => path_.test(entry.line))?.at as number;
+      const firstBytes = results.map((result) => result.firstByte - started);
+      expect(Math.max(...firstBytes)).toBeLessThan((upstreamDone - started) / 4);
     } finally {
       gate.mode = 'pass';
     }
@@ -418,6 +435,74 @@ describe('OCI pull-through cache', () => {
     expect(again.headers.get('content-length')).toBe(String(large.layerBytes));
     expect(gate.count('GET', path_)).toBe(1);
   }, 300_000);
+
+  it('does not let a stalled client pace the upstream fetch: it reads the rest from the store; a late client too', async () => {
+    const image = await pushImage(distribution.url, 'library/paced', 'v1', 24 * 1024 * 1024);
+    const blobPath = `/v2/dockerhub/paced/blobs/${image.layer}`;
+    const upstreamPath = new RegExp(`/v2/library/paced/blobs/${image.layer}$`);
+    gate.slow = true;
+    try {
+      // The stalled client starts the fetch and reads its first bytes, then nothing until the
+      // upstream is done (or 20 s passed: then the fetch waited for it, which is the failure).
+      let stalledBytes = 0;
+      const upstreamDone = () => gate.completed.some((entry) => upstreamPath.test(entry.line));
+      const stalled = new Promise<{
+        digest: string;
+        bytes: number;
+        readWhileStalled: number;
+        upstreamDone: boolean;
+      }>((resolve, reject) => {
+        http
+          .get(`${wharf.url}${blobPath}`, (response) => {
+            const hash = createHash('sha256');
+            response.once('data', () => {
+              response.pause();
+              const stalledAt = performance.now();
+              const waitForUpstream = setInterval(() => {
+                if (!upstreamDone() && performance.now() - stalledAt < 20_000) return;
+                clearInterval(waitForUpstream);
+                const readWhileStalled = stalledBytes;
+                const done = upstreamDone();
+                response.on('end', () =>
+                  resolve({
+                    digest: `sha256:${hash.digest('hex')}`,
+                    bytes: stalledBytes,
+                    readWhileStalled,
+                    upstreamDone: done,
+                  }),
+                );
+                response.resume();
+              }, 20);
+            });
+            response.on('data', (chunk: Buffer) => {
+              stalledBytes += chunk.length;
+              hash.update(chunk);
+            });
+            response.on('error', reject);
+          })
+          .on('error', reject);
+      });
+      while (!gate.requests.some((line) => upstreamPath.test(line))) await sleep(10);
+      // A fast client, and one that comes once several MiB went by (past what is kept for late
+      // readers): it waits for the blob to be stored, then reads it from the store.
+      const fast = fetch(`${wharf.url}${blobPath}`).then(async (r) => Buffer.from(await r.arrayBuffer()));
+      await sleep(1500);
+      const late = await fetch(`${wharf.url}${blobPath}`);
+      expect(late.status).toBe(200);
+      const lateBody = Buffer.from(await late.arrayBuffer());
+      const [fastBody, slow] = await Promise.all([fast, stalled]);
+      for (const body of [fastBody, lateBody])
+        expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).toBe(image.layer);
+      expect(slow.digest).toBe(image.layer);
+      expect(slow.bytes).toBe(image.layerBytes);
+      // The upstream finished while the stalled client had read only a small part.
+      expect(slow.upstreamDone).toBe(true);
+      expect(slow.readWhileStalled).toBeLessThan(image.layerBytes / 2);
+    } finally {
+      gate.slow = false;
+    }
+    expect(gate.count('GET', upstreamPath)).toBe(1);
+  }, 120_000);
 
   it('answers a Range request on an uncached blob once it is stored', async () => {
     const image = await pushImage(distribution.url, 'library/ranged', 'v1', 512 * 1024);
@@ -456,12 +541,17 @@ describe('OCI pull-through cache', () => {
     const pointer = () => wharf.store.head(keys.blob(parseDigest(image.layer) as never));
     for (const mode of ['corrupt-blobs', 'cut-blobs'] as const) {
       gate.mode = mode;
+      gate.slow = true; // the followers join the same fetch
       try {
-        const response = await fetch(`${wharf.url}${blobPath}`);
-        // The status went out before the bytes: the body is cut before its end, never complete.
-        await expect(response.arrayBuffer()).rejects.toThrow();
+        // Three clients read along; the status went out before the bytes: every body is cut
+        // before its end, never complete.
+        const bodies = await Promise.allSettled(
+          [0, 1, 2].map(async () => (await fetch(`${wharf.url}${blobPath}`)).arrayBuffer()),
+        );
+        expect(bodies.map((body) => body.status)).toEqual(['rejected', 'rejected', 'rejected']);
       } finally {
         gate.mode = 'pass';
+        gate.slow = false;
       }
       expect(await pointer()).toBeNull();
       expect((await fetch(`${wharf.url}${blobPath}`, { method: 'HEAD' })).status).toBe(200); // upstream HEAD, not cached
@@ -470,10 +560,10 @@ describe('OCI pull-through cache', () => {
     const good = Buffer.from(await (await fetch(`${wharf.url}${blobPath}`)).arrayBuffer());
     expect(`sha256:${createHash('sha256').update(good).digest('hex')}`).toBe(image.layer);
     expect(await pointer()).not.toBeNull();
-    expect(gate.count('GET', new RegExp(`/v2/library/fragile/blobs/${image.layer}$`))).toBe(3);
+    expect(gate.count('GET', new RegExp(`/v2/library/fragile/blobs/${image.layer}$`))).toBe(3); // one per try
   }, 120_000);
 
-  it('pulls from a token-auth upstream with the configured credentials; without them, the upstream 401', async () => {
+  it('pulls from a token-auth upstream with the configured credentials; without them or with wrong ones, 502 UNAUTHORIZED naming the proxy credentials', async () => {
     await skopeo('login', '--tls-verify=false', '-u', 'alice', '-p', 'alice-password', host);
     const out = path.join(work, 'pulled-private');
     await skopeo(
@@ -498,9 +588,23 @@ describe('OCI pull-through cache', () => {
     // The proxy has anonymousPull false: anonymous callers are challenged by this wharf.
     const anonymous = await fetch(`${wharf.url}/v2/private/bob/private/manifests/v1`);
     expect(anonymous.status).toBe(401);
-    const refused = await fetch(`${wharf.url}/v2/nocreds/bob/private/manifests/v1`);
-    expect(refused.status).toBe(401);
-    expect(((await refused.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('UNAUTHORIZED');
+    // The upstream refusing the proxy (no credentials, wrong ones): a gateway error that names the
+    // proxy's credentials, never a 401 (which tells a client its own wharf login is wrong).
+    for (const url of [
+      '/v2/nocreds/bob/private/manifests/v1',
+      `/v2/nocreds/bob/private/blobs/${privateImage.layer}`,
+      '/v2/badcreds/bob/private/manifests/v1',
+    ]) {
+      const refused = await fetch(`${wharf.url}${url}`);
+      expect(refused.status).toBe(502);
+      expect(refused.headers.get('www-authenticate')).toBeNull();
+      const error = ((await refused.json()) as { errors: { code: string; message: string }[] }).errors[0];
+      expect(error?.code).toBe('UNAUTHORIZED');
+      expect(error?.message).toMatch(
+        /refused this proxy's upstream credentials .*registry\.oci\.proxies.*not yours/,
+      );
+    }
+    expect(wharf.logs()).not.toContain('wrong-password');
     // The upstream password never shows up in the logs.
     expect(wharf.logs()).not.toContain('bob-password');
   }, 120_000);

@@ -1,6 +1,8 @@
 /** Generated CRDs, desired objects and the Helm chart, checked without a cluster. */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Ajv } from 'ajv';
@@ -703,6 +705,38 @@ describe('Helm chart', () => {
       'quickstart.enabled=true,quickstart.storage.mode=s3',
     );
     expect(lint).toMatch(/0 chart\(s\) failed/);
+  }, 60_000);
+
+  it("passes the quick start's pull-through caches to its Registry", async () => {
+    const values = path.join(await mkdtemp(path.join(tmpdir(), 'wharf-chart-')), 'values.yaml');
+    const proxies = [
+      {
+        namespace: 'dockerhub',
+        upstream: 'https://registry-1.docker.io',
+        library: true,
+        credentialsSecretRef: { name: 'dockerhub-credentials' },
+      },
+      { namespace: 'ghcr', upstream: 'https://ghcr.io', repositories: ['myorg/**'] },
+    ];
+    await writeFile(
+      values,
+      JSON.stringify({ quickstart: { enabled: true, registry: { oci: { proxies } } } }),
+    );
+    const registryOf = async (...args: string[]) =>
+      parseAllDocuments(await helm('template', 'w', 'charts/wharf', ...args))
+        .map((doc) => doc.toJS())
+        .find((object) => object?.kind === 'Registry');
+    const rendered = await registryOf('-f', values);
+    expect(rendered.spec.oci).toEqual({ proxies });
+    // And the operator's own Registry schema (the CRD's) takes the rendered spec.
+    const validate = new Ajv({ strict: false }).compile(registrySchema.properties.spec);
+    expect(validate(rendered.spec), JSON.stringify(validate.errors)).toBe(true);
+    expect(await helm('lint', '--strict', 'charts/wharf', '-f', values)).toMatch(/0 chart\(s\) failed/);
+    // Without proxies the Registry keeps the CRD's defaults for spec.oci.
+    expect((await registryOf('--set', 'quickstart.enabled=true')).spec.oci).toBeUndefined();
+    await expect(
+      helm('template', 'w', 'charts/wharf', '--set', 'quickstart.registry.oci.proxies[0].namespace=hub'),
+    ).rejects.toThrow(/upstream/);
   }, 60_000);
 
   it('rejects values its schema does not allow', async () => {

@@ -9,7 +9,7 @@ import type { Maintenance } from './gc.ts';
 import { OciMetrics } from './oci-metrics.ts';
 import { RepositoryStore } from './permissions.ts';
 import { ProxyMetrics } from './proxy/metrics.ts';
-import { Proxies } from './proxy/proxies.ts';
+import { Proxies, warnNamespaceCollisions } from './proxy/proxies.ts';
 import type { RobotStore } from './robots.ts';
 import type { OciSettings } from './settings.ts';
 import { ActivityLog, PullRecorder } from './storage/activity.ts';
@@ -95,6 +95,7 @@ export async function createOciServices(options: {
     maxManifestBytes: settings.maxManifestBytes,
     maxBlobBytes: settings.maxBlobBytes,
   });
+  void warnNamespaceCollisions(settings.proxies, options.identity, options.logger);
   return {
     settings,
     publicUrl: options.publicUrl,

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { readJson } from '../../../store/json-doc.ts';
@@ -9,9 +9,10 @@ import { OciError } from '../errors.ts';
 import { type Digest, keys, parseDigest } from '../names.ts';
 import type { OciProxySettings } from '../settings.ts';
 import type { PullRecorder } from '../storage/activity.ts';
-import type { BlobLink, BlobStore } from '../storage/blobs.ts';
+import type { BlobLink, BlobPointer, BlobStore } from '../storage/blobs.ts';
 import { HashingStream } from '../storage/hashing.ts';
 import { MANIFEST_TYPES, type ManifestStore, type StoredManifest } from '../storage/manifests.ts';
+import { BlobBroadcast } from './broadcast.ts';
 import type { ProxyMetrics } from './metrics.ts';
 import {
   header,
@@ -35,12 +36,22 @@ export interface ProxiedManifest {
 
 /**
  * Where a blob answer comes from: the store (`stored`, served like any blob), the bytes streaming
- * in from upstream for the client that caused the fetch (`streaming`), or upstream's HEAD (`remote`).
+ * in from upstream while it is fetched (`streaming`), or upstream's HEAD (`remote`).
  */
 export type ProxiedBlob =
   | { kind: 'stored'; link: BlobLink }
   | { kind: 'streaming'; size: number | undefined; body: Readable }
   | { kind: 'remote'; size: number };
+
+/** One blob being fetched from upstream, shared by the requests for it meanwhile. */
+interface BlobFlight {
+  /** The repository it is fetched for (and linked into). */
+  local: string;
+  /** Resolves once upstream answered with the bytes; rejects if it did not. */
+  started: Promise<BlobBroadcast>;
+  /** Resolves once the blob is verified, committed and linked. */
+  done: Promise<void>;
+}
 
 export interface ProxyDependencies {
   store: ObjectStore;
@@ -57,7 +68,7 @@ export interface ProxyDependencies {
  * One pull-through cache: the repositories of a namespace are those of an upstream registry. Content
  * lands in the same stores as pushed images (a layer is stored once whoever brought it). Manifests by
  * tag are revalidated with a HEAD after `manifestTtlSeconds` (Docker Hub does not count HEADs as
- * pulls), by digest they never change. A blob streams to the client that asked for it while it is
+ * pulls), by digest they never change. A blob streams to the clients that ask for it while it is
  * written to the store, and becomes visible only once its digest is verified.
  *
  * Concurrent requests for one uncached manifest or blob share one upstream fetch in this process;
@@ -70,7 +81,7 @@ export class ProxyCache {
   private readonly manifestFlights = new SingleFlight<
     ProxiedManifest & { result: 'miss' | 'revalidated' | 'stale' }
   >();
-  private readonly blobFlights = new SingleFlight<void>();
+  private readonly blobFlights = new Map<string, BlobFlight>();
   private readonly patterns: RegExp[];
 
   constructor(settings: OciProxySettings, deps: ProxyDependencies) {
@@ -226,7 +237,8 @@ export class ProxyCache {
 
   /**
    * A blob of a proxied repository. `mode`: `head` never fetches the bytes; `whole` waits until the
-   * blob is stored (range requests); `stream` lets the client that starts the fetch read along.
+   * blob is stored (range requests); `stream` reads along while the blob is fetched (every client
+   * of this repository asking meanwhile, not only the one that started the fetch).
    */
   async blob(name: string, digest: Digest, mode: 'head' | 'whole' | 'stream'): Promise<ProxiedBlob> {
     const { local, upstream } = this.map(name);
@@ -250,27 +262,28 @@ export class ProxyCache {
         );
       return { kind: 'remote', size };
     }
-    let leader = false;
-    let streaming: ((tap: { size: number | undefined; body: Readable }) => void) | undefined;
-    const tapped = new Promise<{ size: number | undefined; body: Readable }>((resolve) => {
-      streaming = resolve;
-    });
-    const fetched = this.blobFlights.run(digest.text, () => {
-      leader = true;
-      return this.fetchBlob(local, upstream, digest, mode === 'stream' ? streaming : undefined);
-    });
-    // The client streaming along learns of a failure from its cut body; nobody else waits on this.
-    fetched.catch(() => {});
-    if (leader && mode === 'stream') {
-      const tap = await Promise.race([tapped, fetched.then(() => null)]).catch((error: unknown) => {
-        throw toOciError(error, 'BLOB_UNKNOWN');
-      });
-      if (tap) return { kind: 'streaming', ...tap };
-    } else {
-      await fetched.catch((error: unknown) => {
-        throw toOciError(error, 'BLOB_UNKNOWN');
-      });
+    let flight = this.blobFlights.get(digest.text);
+    if (!flight) {
+      flight = this.fetchBlob(local, upstream, digest);
+      this.blobFlights.set(digest.text, flight);
+      const started = flight;
+      started.done.then(
+        () => this.blobFlights.delete(digest.text),
+        () => this.blobFlights.delete(digest.text),
+      );
     }
+    // Readers of the same repository stream along; a request for another repository waits, then
+    // is linked only once upstream confirms this repository has the blob (storedBlob below).
+    if (mode === 'stream' && flight.local === local) {
+      const broadcast = await flight.started.catch((error: unknown) => {
+        throw toOciError(error, 'BLOB_UNKNOWN');
+      });
+      const body = broadcast.reader();
+      if (body) return { kind: 'streaming', size: broadcast.size, body };
+    }
+    await flight.done.catch((error: unknown) => {
+      throw toOciError(error, 'BLOB_UNKNOWN');
+    });
     // Fetched for this repository (or, by a concurrent request, for another one: confirmed upstream).
     const after = await this.storedBlob(local, upstream, digest);
     if (!after) throw new OciError('BLOB_UNKNOWN', 'blob unknown', { detail: { digest: digest.text } });
@@ -301,15 +314,27 @@ export class ProxyCache {
 
   /**
    * GETs a blob into the store: hashed while it is written, committed only if the digest (and the
-   * announced length) match. With `tap`, the bytes also flow to the client that asked, the last
-   * chunk held back until the blob is verified and committed: that client never gets a wrong blob
-   * whole, and once it has it whole, the blob is visible here.
+   * announced length) match. `started` resolves once upstream answered, with the broadcast the
+   * clients read along from (broadcast.ts); `done` once the blob is committed and linked here.
    */
-  private async fetchBlob(
+  private fetchBlob(local: string, upstream: string, digest: Digest): BlobFlight {
+    let announce: (broadcast: BlobBroadcast) => void = () => {};
+    const started = new Promise<BlobBroadcast>((resolve) => {
+      announce = resolve;
+    });
+    const done = this.fillBlob(local, upstream, digest, announce);
+    const flight = { local, started: Promise.race([started, done.then(() => started)]), done };
+    // Whoever waits on them learns of a failure; an unread one must not crash the process.
+    flight.started.catch(() => {});
+    done.catch(() => {});
+    return flight;
+  }
+
+  private async fillBlob(
     local: string,
     upstream: string,
     digest: Digest,
-    tap: ((tap: { size: number | undefined; body: Readable }) => void) | undefined,
+    announce: (broadcast: BlobBroadcast) => void,
   ): Promise<void> {
     const response = await this.upstream.fetch('GET', upstream, `blobs/${digest.text}`);
     if (response.status !== 200) {
@@ -327,35 +352,43 @@ export class ProxyCache {
         status: 413,
       });
     }
+    const broadcast = new BlobBroadcast(size);
+    announce(broadcast);
     const hashing = new HashingStream(digest.algorithm, this.deps.maxBlobBytes, size);
-    const client = tap ? new PassThrough({ highWaterMark: 256 * 1024 }) : null;
-    const verify = new VerifyingTee(hashing, digest, client);
-    if (client && tap) tap({ size, body: client });
+    const verify = new VerifyingTee(hashing, digest, broadcast);
     const dataKey = keys.uploadData(randomUUID());
     const proxy = this.settings.namespace;
+    let pointer: BlobPointer;
     try {
-      const written = this.deps.store.put(dataKey, verify);
-      await Promise.all([pipeline(response.body, hashing, verify), written]);
-    } catch (error) {
-      this.deps.metrics.upstreamBytes.inc({ proxy }, hashing.bytes);
-      client?.destroy(error as Error);
-      await this.deps.store.delete(dataKey).catch(() => {});
-      throw error instanceof OciError || error instanceof UpstreamError
-        ? error
-        : new UpstreamError(
-            `fetching blob ${digest.text} from upstream failed: ${(error as Error).message}`,
-            502,
-          );
-    }
-    this.deps.metrics.upstreamBytes.inc({ proxy }, hashing.bytes);
-    try {
-      const pointer = await this.deps.blobs.commit(digest, dataKey, hashing.bytes);
+      try {
+        const written = this.deps.store.put(dataKey, verify);
+        await Promise.all([pipeline(response.body, hashing, verify), written]);
+      } catch (error) {
+        await this.deps.store.delete(dataKey).catch(() => {});
+        throw error instanceof OciError || error instanceof UpstreamError
+          ? error
+          : new UpstreamError(
+              `fetching blob ${digest.text} from upstream failed: ${(error as Error).message}`,
+              502,
+            );
+      } finally {
+        this.deps.metrics.upstreamBytes.inc({ proxy }, hashing.bytes);
+      }
+      pointer = await this.deps.blobs.commit(digest, dataKey, hashing.bytes);
       await this.deps.blobs.link(local, digest, pointer);
     } catch (error) {
-      client?.destroy(error as Error);
+      broadcast.fail(error as Error);
       throw error;
     }
-    verify.release();
+    broadcast.commit((offset) => this.readCommitted(pointer, offset));
+  }
+
+  /** The committed blob from `offset` on (null: nothing left), for a reader that fell behind. */
+  private async readCommitted(pointer: BlobPointer, offset: number): Promise<Readable | null> {
+    if (offset >= pointer.size) return null;
+    const data = await this.deps.store.get(pointer.dataKey, { range: { start: offset } });
+    if (!data) throw new Error(`blob data ${pointer.dataKey} vanished while it was read`);
+    return data.body;
   }
 
   async close(): Promise<void> {
@@ -364,62 +397,44 @@ export class ProxyCache {
 }
 
 /**
- * Passes verified bytes on to the store and copies them to a client. The client's copy lags one
- * chunk behind and ends only after the digest matched: a corrupt upstream body reaches it cut short.
- * A slow client slows the fetch (its buffer is bounded); a client gone no longer does.
+ * Passes the bytes on to the store and appends them to the broadcast; the stream fails at its end
+ * when the digest does not match, so the store write (and every reader) fails with it.
  */
 class VerifyingTee extends Transform {
   private readonly hashing: HashingStream;
   private readonly digest: Digest;
-  private readonly client: PassThrough | null;
-  private held: Buffer | null = null;
+  private readonly broadcast: BlobBroadcast;
 
-  constructor(hashing: HashingStream, digest: Digest, client: PassThrough | null) {
+  constructor(hashing: HashingStream, digest: Digest, broadcast: BlobBroadcast) {
     super({ highWaterMark: 64 * 1024 });
     this.hashing = hashing;
     this.digest = digest;
-    this.client = client;
+    this.broadcast = broadcast;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    const previous = this.held;
-    this.held = chunk;
-    if (!previous || !this.client || this.client.destroyed) {
-      callback(null, chunk);
-      return;
-    }
-    if (this.client.write(previous)) {
-      callback(null, chunk);
-      return;
-    }
-    const client = this.client;
-    const resume = () => {
-      client.off('drain', resume);
-      client.off('close', resume);
-      callback(null, chunk);
-    };
-    client.on('drain', resume);
-    client.on('close', resume);
+    this.broadcast.append(chunk);
+    const wait = this.broadcast.backpressure();
+    if (wait) wait.then(() => callback(null, chunk));
+    else callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
     const actual = this.hashing.hash.digest('hex');
     if (actual !== this.digest.hex) {
-      const error = new UpstreamError(`the upstream blob does not match its digest ${this.digest.text}`, 502);
-      this.client?.destroy(error);
-      callback(error);
+      callback(new UpstreamError(`the upstream blob does not match its digest ${this.digest.text}`, 502));
       return;
     }
     callback();
   }
-
-  /** The blob is committed: the client gets its last chunk (it may then ask again and find it). */
-  release(): void {
-    if (this.client && !this.client.destroyed) this.client.end(this.held ?? undefined);
-  }
 }
 
-/** An upstream failure in the OCI error format, with the upstream's status when it gave one. */
+/**
+ * An upstream failure in the OCI error format, with the upstream's status when it gave one. The
+ * upstream refusing the proxy's own credentials (401, 403) is a gateway failure, 502 with the
+ * upstream's code: a 401 from wharf would tell the client its wharf credentials are wrong (Docker
+ * then asks for a login again), a 403 that wharf denies it. Neither is the client's to fix.
+ */
 export function toOciError(error: unknown, notFound: 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN'): unknown {
   if (!(error instanceof UpstreamError)) return error;
   const status = error.status;
@@ -429,9 +444,15 @@ export function toOciError(error: unknown, notFound: 'MANIFEST_UNKNOWN' | 'BLOB_
   if (status === 401)
     return new OciError(
       'UNAUTHORIZED',
-      `the upstream registry refused the proxy's credentials: ${error.message}`,
+      `the upstream registry refused this proxy's upstream credentials (its username and password in registry.oci.proxies, not yours): ${error.message}`,
+      { status: 502 },
     );
-  if (status === 403) return new OciError('DENIED', `the upstream registry denied access: ${error.message}`);
+  if (status === 403)
+    return new OciError(
+      'DENIED',
+      `the upstream registry denied this proxy's upstream account access (registry.oci.proxies credentials, not yours): ${error.message}`,
+      { status: 502 },
+    );
   if (status === null) return new OciError('UNKNOWN', error.message, { status: error.timeout ? 504 : 502 });
   return new OciError('UNKNOWN', error.message, { status: status >= 500 && status < 600 ? status : 502 });
 }
