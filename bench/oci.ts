@@ -15,11 +15,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { type MinioServer, startMinio } from '../test/support/minio.ts';
+import { freePort, waitFor } from './support.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const GiB = 1024 * 1024 * 1024;
@@ -53,27 +53,6 @@ interface Target {
   countLag: number;
   /** Only downloads are measured (a second wharf on the same bucket, with presigned redirects). */
   pullOnly?: boolean;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(url: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    try {
-      await fetch(url);
-      return;
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  throw new Error(`${url} did not come up`);
 }
 
 function request(

@@ -10,11 +10,11 @@ import { type ChildProcess, execSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FsObjectStore } from '../server/store/fs-store.ts';
 import { readJson } from '../server/store/json-doc.ts';
+import { freePort } from './support.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BASE_REF = process.env.BASE_REF ?? 'main';
@@ -58,15 +58,6 @@ async function rate(url: string, headers: Record<string, string>): Promise<numbe
     }),
   );
   return count / SECONDS;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function start(name: string, cwd: string, work: string): Promise<Target> {
