@@ -11,7 +11,7 @@ import type { CredentialResolver } from '../identity/credential-resolver.ts';
 import { IdentityError, type TokenEntry, type UserRecord } from '../identity/directory.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH_FLOOR } from '../identity/names.ts';
 import { PasswordQueueFullError } from '../identity/password-pool.ts';
-import type { Principal } from '../identity/principal.ts';
+import { ANONYMOUS, type Principal } from '../identity/principal.ts';
 import { ScopeError, TOKEN_SCOPES, tokenScopes } from '../identity/scopes.ts';
 import {
   isValidPermission,
@@ -21,20 +21,18 @@ import {
   type ServiceProfile,
   type ServiceRegistry,
 } from '../identity/services.ts';
-import {
-  readCookie,
-  SESSION_COOKIE,
-  type SessionStore,
-  sessionCaller,
-} from '../registry/oci/api-v1/sessions.ts';
+import { readCookie, type SessionStore, sessionCaller } from '../registry/oci/api-v1/sessions.ts';
 import { groupAdminRoutes } from './api-groups.ts';
+import { browserSessionRoutes } from './browser-session.ts';
 import { sendThrottled } from './credentials.ts';
 import { ktraError } from './ktra.ts';
 
 export interface AdminApiOptions {
   authenticator: Authenticator;
-  /** The registry's browser sessions (API v1's cookie): the web UI manages tokens with them. */
+  /** The AuthService's own browser sessions (browser-session.ts): the web UI's account pages. */
   sessions: SessionStore;
+  /** `publicUrl`: whether the session cookie is Secure (else the request's own scheme). */
+  publicUrl: string | undefined;
   resolver: CredentialResolver;
   policy: AccessPolicy;
   services: ServiceRegistry;
@@ -130,7 +128,7 @@ function describeUser(user: UserRecord) {
  * Errors use the cargo/Ktra shape `{"errors":[{"detail":"…"}]}`.
  */
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
-  const { authenticator, services, resolver, policy, sessions } = options;
+  const { authenticator, services, resolver, policy, sessions, publicUrl } = options;
   const directory = authenticator.directory;
   // Tokens, users and services: small JSON, and most of it carries a password.
   defaultBodyLimit(app, CREDENTIAL_BODY_LIMIT);
@@ -149,16 +147,24 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   // Every route needs a credential: refused before the body is read.
   // Set by the onRequest hook below before any handler runs (Fastify wants null here, not an object).
   app.decorateRequest('principal', null as unknown as Principal);
+  app.decorateRequest('authSession', null);
   app.addHook('onRequest', async (request, reply) => {
+    // Signing in (browser-session.ts) is the one thing done without a credential.
+    if (request.routeOptions.config?.access === 'public') {
+      request.principal = ANONYMOUS;
+      return;
+    }
     let principal: Principal | null;
     const credentials = parseAuthorization(request.headers.authorization);
-    // A browser signed in to the web UI: its session (cookie + CSRF token), as API v1 checks it.
+    // A browser signed in to the web UI: its AuthService session (cookie + CSRF token), checked as
+    // API v1 checks its own sessions.
     const browser =
-      credentials.type === 'none' && readCookie(request.headers.cookie, SESSION_COOKIE) !== undefined;
+      credentials.type === 'none' && readCookie(request.headers.cookie, sessions.cookie) !== undefined;
     try {
       if (browser) {
         const caller = await sessionCaller(request, sessions, resolver);
         if (caller === 'csrf-failure') return ktraError(reply, 403, 'CSRF token was invalid or missing');
+        request.authSession = caller;
         principal = caller.principal.kind === 'anonymous' ? null : caller.principal;
       } else {
         principal = await resolver.fromCredentials(credentials, clientAddress(request));
@@ -189,6 +195,8 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     const status = { invalid: 400, exists: 409, 'not-found': 404, forbidden: 403 }[error.reason];
     return ktraError(reply, status, error.message);
   };
+
+  await app.register(browserSessionRoutes, { sessions, resolver, publicUrl });
 
   app.get('/me', { config: whoami }, async (request) => caller(request));
 

@@ -94,9 +94,6 @@ export async function webUi(
       registryHost: new URL(baseUrl).host,
       openidProviders: config.openid.providers.map((provider) => provider.name),
       protocols: config.registry.protocols,
-      // Tokens, users, groups and services (/auth/api/v1) are served only where the AuthService runs
-      // in this process: a registry deployed on its own (the operator's split) leaves them to /me.
-      accounts: config.roles.includes('auth'),
     };
   });
 }

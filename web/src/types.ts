@@ -5,8 +5,12 @@ export interface Settings {
   registryHost: string;
   openidProviders: string[];
   protocols: string[];
-  /** Whether /auth/api/v1 (tokens, users, groups, services) is served here. */
-  accounts: boolean;
+}
+
+/** The AuthService session (`/auth/api/v1/session`): tokens and, for administrators, accounts. */
+export interface Account {
+  username: string;
+  admin: boolean;
 }
 
 export interface Me {

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { call, get } from '../api.ts';
 import { useAppState } from '../state.ts';
 import { EmptyState, Failure, Loading, Pager, useLoad } from '../ui.tsx';
-import { AccountsElsewhere, SignInFirst } from './tokens.tsx';
+import { AccountSessionMissing, SignInFirst } from './tokens.tsx';
 
 interface User {
   username: string;
@@ -364,14 +364,22 @@ function Services() {
 }
 
 export function AdminPage({ section }: { section: string }) {
-  const { me, settings } = useAppState();
+  const { me, account } = useAppState();
   if (!me) return <SignInFirst what="users, groups and services" />;
-  if (settings && !settings.accounts) return <AccountsElsewhere />;
-  if (!me.super_user)
+  if (!account) return <AccountSessionMissing />;
+  if (!account.admin)
     return (
       <>
         <h1>Administration</h1>
-        <p>Only administrators manage users, groups and services.</p>
+        <p>Only administrators of the AuthService manage users, groups and services.</p>
+        {me.super_user && (
+          <p>
+            You are a superuser of this registry: you can read, push to and manage every repository (see them
+            from any <a href={`/ui/namespace/${encodeURIComponent(me.username)}`}>namespace page</a> or by{' '}
+            <a href="/ui/search?q=">searching</a>), and give people roles on them under each repository's
+            Permissions tab.
+          </p>
+        )}
       </>
     );
   const tabs = [
