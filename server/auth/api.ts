@@ -22,6 +22,7 @@ import {
   type ServiceRegistry,
 } from '../identity/services.ts';
 import { readCookie, type SessionStore, sessionCaller } from '../registry/oci/api-v1/sessions.ts';
+import { openIdLoginPath } from '../registry/openid-providers.ts';
 import { groupAdminRoutes } from './api-groups.ts';
 import { browserSessionRoutes } from './browser-session.ts';
 import { sendThrottled } from './credentials.ts';
@@ -33,6 +34,8 @@ export interface AdminApiOptions {
   sessions: SessionStore;
   /** `publicUrl`: whether the session cookie is Secure (else the request's own scheme). */
   publicUrl: string | undefined;
+  /** The OpenID providers configured here: the registry's sign-in page offers them. */
+  openIdProviders: string[];
   resolver: CredentialResolver;
   policy: AccessPolicy;
   services: ServiceRegistry;
@@ -173,8 +176,10 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       return sendThrottled(error, reply, { errors: [{ detail: 'too many failed attempts' }] });
     }
     if (!principal) {
-      // Not to a browser: its fetch would open a password dialog instead of the UI's sign-in page.
-      if (!browser) reply.header('www-authenticate', 'Basic realm="wharf"');
+      // Not to a browser's page (a session cookie, or a script's fetch, which the browser marks with
+      // Sec-Fetch-Mode): the challenge would open a password dialog instead of the UI's sign-in page.
+      const script = ['cors', 'same-origin'].includes(String(request.headers['sec-fetch-mode']));
+      if (!browser && !script) reply.header('www-authenticate', 'Basic realm="wharf"');
       return ktraError(reply, 401, 'authentication required: a token or a username and password');
     }
     request.principal = principal;
@@ -197,6 +202,11 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   };
 
   await app.register(browserSessionRoutes, { sessions, resolver, publicUrl });
+
+  // Public: which providers people may sign in with (a registry in another process asks here).
+  app.get('/openid/providers', { config: { access: 'public' } }, async () => ({
+    providers: options.openIdProviders.map((name) => ({ name, login: openIdLoginPath(name) })),
+  }));
 
   app.get('/me', { config: whoami }, async (request) => caller(request));
 

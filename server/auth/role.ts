@@ -102,6 +102,7 @@ async function assembleAuthRole(context: RoleContext, passwords: PasswordPool): 
         prefix: '/auth/api/v1',
         sessions: authSessionStore(store),
         publicUrl: config.publicUrl,
+        openIdProviders: config.openid.providers.map((provider) => provider.name),
         authenticator,
         resolver,
         policy,
