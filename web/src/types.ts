@@ -143,6 +143,8 @@ export interface TagDetail {
   artifact_type?: string | null;
   created?: string | null;
   labels?: Record<string, string> | null;
+  /** A single image's platform (from its config). */
+  platform?: Platform | null;
   platforms?: {
     digest: string;
     media_type?: string;
