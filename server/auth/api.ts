@@ -176,10 +176,11 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       return sendThrottled(error, reply, { errors: [{ detail: 'too many failed attempts' }] });
     }
     if (!principal) {
-      // Not to a browser's page (a session cookie, or a script's fetch, which the browser marks with
-      // Sec-Fetch-Mode): the challenge would open a password dialog instead of the UI's sign-in page.
-      const script = ['cors', 'same-origin'].includes(String(request.headers['sec-fetch-mode']));
-      if (!browser && !script) reply.header('www-authenticate', 'Basic realm="wharf"');
+      // Not to a browser (a session cookie, or Sec-Fetch-Site, which browsers put on every request and
+      // no page can set; cargo, curl and Node's fetch do not send it): the challenge would open a
+      // password dialog instead of the UI's sign-in page.
+      const fromBrowser = browser || request.headers['sec-fetch-site'] !== undefined;
+      if (!fromBrowser) reply.header('www-authenticate', 'Basic realm="wharf"');
       return ktraError(reply, 401, 'authentication required: a token or a username and password');
     }
     request.principal = principal;

@@ -254,8 +254,8 @@ describe('web UI serving', () => {
       const response = await tokens('GET', { cookie: stale });
       expect(response.status).toBe(401);
       expect(response.headers.get('www-authenticate')).toBeNull();
-      // A page's script without any session (a browser marks its fetches): no challenge either.
-      const script = await tokens('GET', { 'sec-fetch-mode': 'cors' });
+      // A page's script without any session (a browser marks its requests): no challenge either.
+      const script = await tokens('GET', { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' });
       expect(script.status).toBe(401);
       expect(script.headers.get('www-authenticate')).toBeNull();
       const client = await tokens('GET', {});
