@@ -101,6 +101,8 @@ describe('web UI with the AuthService in its own process', () => {
       WHARF_AUTH_SERVICE_NAME: 'registry',
       WHARF_AUTH_SERVICE_PASSWORD: servicePassword,
       WHARF_CREDENTIAL_CACHE_SECONDS: '0',
+      // A superuser of the registry's data who is no administrator of accounts.
+      WHARF_SUPERUSERS: 'sam',
     });
     const address = (url: string) => ({ host: new URL(url).hostname, port: Number(new URL(url).port) });
     backends['crates-registry'] = address(registry.url);
@@ -147,6 +149,20 @@ describe('web UI with the AuthService in its own process', () => {
   });
 
   it('creates a token on the Tokens page that cargo publishes with', { timeout: 300_000 }, async () => {
+    // A private repository of the admin's, which only a superuser besides them may see.
+    const basic = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
+    const issued = await fetch(`${base}/auth/api/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: basic, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'setup' }),
+    });
+    const { token: adminToken } = (await issued.json()) as { token: string };
+    const created = await fetch(`${base}/api/v1/repository`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ namespace: 'admin', repository: 'tools', visibility: 'private' }),
+    });
+    expect(created.status).toBe(201);
     const person = await (await browser.newContext()).newPage();
     await signIn(person, 'sam', 'sam-password-12345');
     await person.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Tokens' }).click();
@@ -180,10 +196,16 @@ describe('web UI with the AuthService in its own process', () => {
     });
     expect(yank.code).not.toBe(0);
 
-    // Not an AuthService administrator: no Admin link; signing out ends both sessions.
-    expect(
-      await person.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin' }).count(),
-    ).toBe(0);
+    // A registry superuser but no AuthService administrator: the Admin page says what that allows,
+    // and offers no account management (which the AuthService would refuse).
+    await person.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin' }).click();
+    await person.getByText('You are a superuser of this registry').waitFor();
+    expect(await person.getByRole('button', { name: 'Create user' }).count()).toBe(0);
+    await person.screenshot({
+      path: new URL('split-admin-superuser.png', SCREENSHOTS).pathname,
+      fullPage: true,
+    });
+    // Signing out ends both sessions.
     await person.getByRole('button', { name: 'Sign out sam' }).click();
     await person.getByRole('link', { name: 'Sign in' }).first().waitFor();
     const left = (await person.context().cookies()).map((cookie) => cookie.name);
