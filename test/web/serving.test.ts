@@ -110,6 +110,20 @@ describe('web UI serving', () => {
     });
   });
 
+  it('offers no OpenID provider while the AuthService it asks cannot be reached, and still serves', async () => {
+    const alone = await startServer({
+      roles: ['registry'],
+      registry: { authUrl: 'http://127.0.0.1:1', serviceName: 'registry', servicePassword: 'x'.repeat(24) },
+    });
+    try {
+      const settings = await fetch(`${alone.url}/ui/settings.json`);
+      expect(settings.status).toBe(200);
+      expect(((await settings.json()) as { openidProviders: string[] }).openidProviders).toEqual([]);
+    } finally {
+      await alone.stop();
+    }
+  });
+
   it('works behind a path-preserving Ingress on the same host as the APIs', async () => {
     const upstream = new URL(server.url);
     const ingress = {
@@ -197,6 +211,26 @@ describe('web UI serving', () => {
       });
       expect(registrySignin.status).toBe(200);
       expect((await get('/auth/api/v1/tokens', { cookie: cookieOf(registrySignin) })).status).toBe(401);
+    });
+
+    it('marks the cookie Secure when the public URL is https, and never logs the password', async () => {
+      const tls = await startServer({
+        roles: ['auth'],
+        publicUrl: 'https://registry.example',
+        auth: { adminPassword: ADMIN_PASSWORD, bcryptCost: 10 },
+      });
+      try {
+        const signin = await fetch(`${tls.url}/auth/api/v1/session`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+        });
+        expect(signin.status).toBe(200);
+        expect(signin.headers.get('set-cookie')).toMatch(/; SameSite=Strict; Max-Age=43200; Secure$/);
+        expect(tls.logs()).not.toContain(ADMIN_PASSWORD);
+      } finally {
+        await tls.stop();
+      }
     });
 
     it('reads the session back (who, CSRF token) and refuses a wrong password or a robot', async () => {
