@@ -239,4 +239,18 @@ describe('web UI with the AuthService in its own process', () => {
     const me = await fetch(`${auth.url}/auth/api/v1/me`, { headers: { authorization: token } });
     expect(((await me.json()) as { name: string }).name).toMatch(/alice/);
   });
+
+  it('says where accounts are when the host does not route /auth/api/v1 to the AuthService', {
+    timeout: 60_000,
+  }, async () => {
+    // The registry's own address, with no Ingress in front: its pages work, accounts are elsewhere.
+    const person = await (await browser.newContext()).newPage();
+    await person.goto(`${registry.url}/ui/signin`);
+    await person.getByLabel('User name').fill('admin');
+    await person.getByLabel('Password').fill(ADMIN_PASSWORD);
+    await person.locator('form.stack button[type="submit"]').click();
+    await person.getByRole('button', { name: 'Sign out admin' }).waitFor();
+    await person.goto(`${registry.url}/ui/tokens`);
+    await person.getByRole('heading', { name: 'Accounts are not reachable at this address' }).waitFor();
+  });
 });

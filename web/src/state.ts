@@ -8,10 +8,12 @@ interface AppState {
   me: Me | null;
   /** The AuthService session (tokens, administration): null when there is none. */
   account: Account | null;
+  /** False once `/auth/api/v1` answered 404: nothing routes it to the AuthService on this host. */
+  accountsServed: boolean;
   ready: boolean;
 }
 
-let state: AppState = { settings: null, me: null, account: null, ready: false };
+let state: AppState = { settings: null, me: null, account: null, accountsServed: true, ready: false };
 const listeners = new Set<(state: AppState) => void>();
 
 function set(next: Partial<AppState>): void {
@@ -48,11 +50,15 @@ function accountOf(answer: SessionAnswer | null): Account | null {
   return answer ? { username: answer.username, admin: answer.admin } : null;
 }
 
-/** Null for "none" (401/403), so the UI works without it; anything else is a failure to show. */
+/**
+ * Null for "none" (401/403), so the UI works without it; a 404 also means none, and that this host
+ * does not reach the AuthService; anything else is a failure to show.
+ */
 async function orNone<T>(load: () => Promise<T>): Promise<T | null> {
   try {
     return await load();
   } catch (error) {
+    if (error instanceof ApiFailure && error.status === 404) set({ accountsServed: false });
     if (error instanceof ApiFailure && [401, 403, 404].includes(error.status)) return null;
     throw error;
   }

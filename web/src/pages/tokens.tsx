@@ -40,6 +40,17 @@ export function SignInFirst({ what }: { what: string }) {
  * expired): signing in again opens both.
  */
 export function AccountSessionMissing() {
+  const { accountsServed } = useAppState();
+  if (!accountsServed)
+    return (
+      <EmptyState title="Accounts are not reachable at this address">
+        <p>
+          Tokens and accounts are kept by the AuthService, and this host does not route{' '}
+          <code>/auth/api/v1</code> to it (the operator's Ingress does). Use the AuthService's own address, or
+          ask your administrator to route that path to it.
+        </p>
+      </EmptyState>
+    );
   return (
     <EmptyState title="Sign in again to manage your account">
       <p>
