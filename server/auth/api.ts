@@ -22,11 +22,11 @@ import {
   type ServiceRegistry,
 } from '../identity/services.ts';
 import { readCookie, type SessionStore, sessionCaller } from '../registry/oci/api-v1/sessions.ts';
-import { openIdLoginPath } from '../registry/openid-providers.ts';
 import { groupAdminRoutes } from './api-groups.ts';
 import { browserSessionRoutes } from './browser-session.ts';
 import { sendThrottled } from './credentials.ts';
 import { ktraError } from './ktra.ts';
+import { openIdLoginPath } from './openid/session-client.ts';
 
 export interface AdminApiOptions {
   authenticator: Authenticator;

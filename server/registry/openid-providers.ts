@@ -1,3 +1,4 @@
+import { openIdLoginPath } from '../auth/openid/session-client.ts';
 import type { WharfConfig } from '../config/types.ts';
 
 /** An OpenID provider people may sign in with, as the AuthService lists it. */
@@ -43,8 +44,4 @@ export function openIdProviderSource(config: WharfConfig): () => Promise<OpenIdP
     });
     return pending;
   };
-}
-
-export function openIdLoginPath(provider: string): string {
-  return `/ktra/api/v1/openid/login?provider=${encodeURIComponent(provider)}`;
 }
