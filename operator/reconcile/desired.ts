@@ -562,9 +562,13 @@ function ingressObject(
   };
 }
 
-/** Identity paths that a Registry's host forwards to its AuthService (Ktra's user endpoints). */
+/**
+ * Identity paths that a Registry's host forwards to its AuthService: Ktra's user endpoints, and
+ * wharf's account API with its browser sessions (the web UI's Tokens and Administration pages).
+ */
 export const IDENTITY_PATHS = [
   '/me',
+  '/auth/api/v1',
   '/replace_token',
   '/ktra/api/v1/new_user',
   '/ktra/api/v1/login',

@@ -11,7 +11,7 @@ import type { CredentialResolver } from '../identity/credential-resolver.ts';
 import { IdentityError, type TokenEntry, type UserRecord } from '../identity/directory.ts';
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH_FLOOR } from '../identity/names.ts';
 import { PasswordQueueFullError } from '../identity/password-pool.ts';
-import type { Principal } from '../identity/principal.ts';
+import { ANONYMOUS, type Principal } from '../identity/principal.ts';
 import { ScopeError, TOKEN_SCOPES, tokenScopes } from '../identity/scopes.ts';
 import {
   isValidPermission,
@@ -21,20 +21,21 @@ import {
   type ServiceProfile,
   type ServiceRegistry,
 } from '../identity/services.ts';
-import {
-  readCookie,
-  SESSION_COOKIE,
-  type SessionStore,
-  sessionCaller,
-} from '../registry/oci/api-v1/sessions.ts';
+import { readCookie, type SessionStore, sessionCaller } from '../registry/oci/api-v1/sessions.ts';
 import { groupAdminRoutes } from './api-groups.ts';
+import { browserSessionRoutes } from './browser-session.ts';
 import { sendThrottled } from './credentials.ts';
 import { ktraError } from './ktra.ts';
+import { openIdLoginPath } from './openid/session-client.ts';
 
 export interface AdminApiOptions {
   authenticator: Authenticator;
-  /** The registry's browser sessions (API v1's cookie): the web UI manages tokens with them. */
+  /** The AuthService's own browser sessions (browser-session.ts): the web UI's account pages. */
   sessions: SessionStore;
+  /** `publicUrl`: whether the session cookie is Secure (else the request's own scheme). */
+  publicUrl: string | undefined;
+  /** The OpenID providers configured here: the registry's sign-in page offers them. */
+  openIdProviders: string[];
   resolver: CredentialResolver;
   policy: AccessPolicy;
   services: ServiceRegistry;
@@ -130,7 +131,7 @@ function describeUser(user: UserRecord) {
  * Errors use the cargo/Ktra shape `{"errors":[{"detail":"…"}]}`.
  */
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
-  const { authenticator, services, resolver, policy, sessions } = options;
+  const { authenticator, services, resolver, policy, sessions, publicUrl } = options;
   const directory = authenticator.directory;
   // Tokens, users and services: small JSON, and most of it carries a password.
   defaultBodyLimit(app, CREDENTIAL_BODY_LIMIT);
@@ -149,16 +150,24 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   // Every route needs a credential: refused before the body is read.
   // Set by the onRequest hook below before any handler runs (Fastify wants null here, not an object).
   app.decorateRequest('principal', null as unknown as Principal);
+  app.decorateRequest('authSession', null);
   app.addHook('onRequest', async (request, reply) => {
+    // Signing in (browser-session.ts) is the one thing done without a credential.
+    if (request.routeOptions.config?.access === 'public') {
+      request.principal = ANONYMOUS;
+      return;
+    }
     let principal: Principal | null;
     const credentials = parseAuthorization(request.headers.authorization);
-    // A browser signed in to the web UI: its session (cookie + CSRF token), as API v1 checks it.
+    // A browser signed in to the web UI: its AuthService session (cookie + CSRF token), checked as
+    // API v1 checks its own sessions.
     const browser =
-      credentials.type === 'none' && readCookie(request.headers.cookie, SESSION_COOKIE) !== undefined;
+      credentials.type === 'none' && readCookie(request.headers.cookie, sessions.cookie) !== undefined;
     try {
       if (browser) {
         const caller = await sessionCaller(request, sessions, resolver);
         if (caller === 'csrf-failure') return ktraError(reply, 403, 'CSRF token was invalid or missing');
+        request.authSession = caller;
         principal = caller.principal.kind === 'anonymous' ? null : caller.principal;
       } else {
         principal = await resolver.fromCredentials(credentials, clientAddress(request));
@@ -167,8 +176,11 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       return sendThrottled(error, reply, { errors: [{ detail: 'too many failed attempts' }] });
     }
     if (!principal) {
-      // Not to a browser: its fetch would open a password dialog instead of the UI's sign-in page.
-      if (!browser) reply.header('www-authenticate', 'Basic realm="wharf"');
+      // Not to a browser (a session cookie, or Sec-Fetch-Site, which browsers put on every request and
+      // no page can set; cargo, curl and Node's fetch do not send it): the challenge would open a
+      // password dialog instead of the UI's sign-in page.
+      const fromBrowser = browser || request.headers['sec-fetch-site'] !== undefined;
+      if (!fromBrowser) reply.header('www-authenticate', 'Basic realm="wharf"');
       return ktraError(reply, 401, 'authentication required: a token or a username and password');
     }
     request.principal = principal;
@@ -189,6 +201,13 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     const status = { invalid: 400, exists: 409, 'not-found': 404, forbidden: 403 }[error.reason];
     return ktraError(reply, status, error.message);
   };
+
+  await app.register(browserSessionRoutes, { sessions, resolver, publicUrl });
+
+  // Public: which providers people may sign in with (a registry in another process asks here).
+  app.get('/openid/providers', { config: { access: 'public' } }, async () => ({
+    providers: options.openIdProviders.map((name) => ({ name, login: openIdLoginPath(name) })),
+  }));
 
   app.get('/me', { config: whoami }, async (request) => caller(request));
 

@@ -5,9 +5,9 @@ import { Directory, IdentityError } from '../identity/directory.ts';
 import { defaultPasswordWorkers, PasswordPool } from '../identity/password-pool.ts';
 import { LoginThrottle } from '../identity/rate-limit.ts';
 import { ServiceRegistry } from '../identity/services.ts';
-import { SessionStore } from '../registry/oci/api-v1/sessions.ts';
 import type { AuthRole, RoleContext } from '../roles.ts';
 import { adminApiRoutes } from './api.ts';
+import { authSessionStore } from './browser-session.ts';
 import { ktraRoutes } from './ktra.ts';
 import { mePage } from './me-page.ts';
 import { directoryIdentity } from './openid/directory-port.ts';
@@ -100,7 +100,9 @@ async function assembleAuthRole(context: RoleContext, passwords: PasswordPool): 
       });
       await app.register(adminApiRoutes, {
         prefix: '/auth/api/v1',
-        sessions: new SessionStore(store),
+        sessions: authSessionStore(store),
+        publicUrl: config.publicUrl,
+        openIdProviders: config.openid.providers.map((provider) => provider.name),
         authenticator,
         resolver,
         policy,

@@ -5,6 +5,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { WharfConfig } from '../config/types.ts';
 import { publicBaseUrl } from '../http/proxies.ts';
+import { openIdProviderSource } from '../registry/openid-providers.ts';
 
 /** Where `npm run build` puts the UI (vite, web/vite.config.ts): dist/web beside dist/server. */
 export function defaultUiDirectory(): string {
@@ -63,6 +64,7 @@ export async function webUi(
   }
   const index = await readFile(`${root}/index.html`);
   const { config } = options;
+  const openIdProviders = openIdProviderSource(config);
 
   await app.register(fastifyStatic, {
     root: `${root}/assets`,
@@ -92,11 +94,8 @@ export async function webUi(
     return {
       baseUrl,
       registryHost: new URL(baseUrl).host,
-      openidProviders: config.openid.providers.map((provider) => provider.name),
+      openidProviders: (await openIdProviders()).map((provider) => provider.name),
       protocols: config.registry.protocols,
-      // Tokens, users, groups and services (/auth/api/v1) are served only where the AuthService runs
-      // in this process: a registry deployed on its own (the operator's split) leaves them to /me.
-      accounts: config.roles.includes('auth'),
     };
   });
 }

@@ -238,6 +238,9 @@ describe('API v1 tag and manifest details', () => {
       config_media_type: 'application/vnd.oci.image.config.v1+json',
       created: CREATED.arm64,
       labels: { 'org.opencontainers.image.source': 'https://git.example/web', arch: 'arm64' },
+      // A single image's platform, from its config (an index names its images' in `platforms`).
+      platform: { os: 'linux', architecture: 'arm64' },
+      platforms: [],
       size: layout.arm64.bytes,
       layers: [
         expect.objectContaining({ index: 0, media_type: 'application/vnd.oci.image.layer.v1.tar+gzip' }),

@@ -160,6 +160,7 @@ describe('desired objects', () => {
     expect(routes).toEqual([...IDENTITY_PATHS.map((p) => [p, 'main-auth']), ['/', 'crates-registry']]);
     expect(IDENTITY_PATHS).toEqual([
       '/me',
+      '/auth/api/v1',
       '/replace_token',
       '/ktra/api/v1/new_user',
       '/ktra/api/v1/login',

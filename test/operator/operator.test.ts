@@ -264,6 +264,7 @@ describe('AuthService and Registry', () => {
     );
     expect(routes).toMatchObject({
       '/me': 'main-auth',
+      '/auth/api/v1': 'main-auth',
       '/ktra/api/v1/login': 'main-auth',
       '/ktra/api/v1/openid': 'main-auth',
       '/': 'crates-registry',

@@ -62,11 +62,16 @@ describe('auth and registry roles in separate processes', () => {
     expect((await fetch(`${registry.url}/index/config.json`)).status).toBe(200);
     expect((await fetch(`${auth.url}/index/config.json`)).status).toBe(404);
     expect((await fetch(`${registry.url}/ktra/api/v1/login/x`, { method: 'POST' })).status).toBe(404);
-    // The web UI is the Registry's; it knows accounts (tokens, users) are managed elsewhere.
+    // The web UI is the Registry's; its account pages call the AuthService's /auth/api/v1, which an
+    // Ingress routes there (test/web/split-ui.test.ts), and which the Registry does not serve.
     const html = { accept: 'text/html' };
     expect((await fetch(`${auth.url}/ui/tokens`, { headers: html })).status).toBe(404);
+    expect((await fetch(`${registry.url}/auth/api/v1/session`)).status).toBe(404);
+    // No OpenID provider on the AuthService: the Registry's sign-in page offers none (it asks there).
+    const providers = await fetch(`${auth.url}/auth/api/v1/openid/providers`);
+    expect(await providers.json()).toEqual({ providers: [] });
     const settings = await fetch(`${registry.url}/ui/settings.json`);
-    expect(((await settings.json()) as { accounts: boolean }).accounts).toBe(false);
+    expect(((await settings.json()) as { openidProviders: string[] }).openidProviders).toEqual([]);
   });
 
   it('issues Docker tokens for a password and for an API token checked by the AuthService', async () => {

@@ -5,6 +5,7 @@
  */
 import { createServer, request, type Server } from 'node:http';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { IDENTITY_PATHS } from '../../operator/reconcile/desired.ts';
 
 export type IngressObject = KubernetesObject & {
   spec: {
@@ -84,4 +85,33 @@ export async function startIngressProxy(
   });
   await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
   return { server, hits, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/**
+ * The Ingress the operator makes for a Registry (operator/reconcile/desired.ts, registryObjects):
+ * its identity paths to the AuthService's Service, everything else to the Registry's. Built from the
+ * operator's own list, so a test through it sees what a cluster would route.
+ */
+export function registryIngress(services: { registry: string; auth: string }): IngressObject {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: { name: services.registry },
+    spec: {
+      rules: [
+        {
+          http: {
+            paths: [
+              ...IDENTITY_PATHS.map((path) => ({ path, service: services.auth })),
+              { path: '/', service: services.registry },
+            ].map(({ path, service }) => ({
+              path,
+              pathType: 'Prefix',
+              backend: { service: { name: service, port: { name: 'http' } } },
+            })),
+          },
+        },
+      ],
+    },
+  };
 }

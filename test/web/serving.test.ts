@@ -107,8 +107,21 @@ describe('web UI serving', () => {
       registryHost: new URL(server.url).host,
       openidProviders: [],
       protocols: ['cargo', 'oci'],
-      accounts: true,
     });
+  });
+
+  it('offers no OpenID provider while the AuthService it asks cannot be reached, and still serves', async () => {
+    const alone = await startServer({
+      roles: ['registry'],
+      registry: { authUrl: 'http://127.0.0.1:1', serviceName: 'registry', servicePassword: 'x'.repeat(24) },
+    });
+    try {
+      const settings = await fetch(`${alone.url}/ui/settings.json`);
+      expect(settings.status).toBe(200);
+      expect(((await settings.json()) as { openidProviders: string[] }).openidProviders).toEqual([]);
+    } finally {
+      await alone.stop();
+    }
   });
 
   it('works behind a path-preserving Ingress on the same host as the APIs', async () => {
@@ -159,20 +172,81 @@ describe('web UI serving', () => {
     }
   });
 
-  describe('a browser session on /auth/api/v1', () => {
+  describe("the AuthService's browser session on /auth/api/v1", () => {
     let cookie: string;
     let csrf: string;
-    beforeAll(async () => {
-      const start = await get('/csrf_token');
-      cookie = (start.headers.get('set-cookie') ?? '').split(';')[0] as string;
-      csrf = ((await start.json()) as { csrf_token: string }).csrf_token;
-      const signin = await fetch(`${server.url}/api/v1/signin`, {
+    const signIn = (username: string, password: string, headers: Record<string, string> = {}) =>
+      fetch(`${server.url}/auth/api/v1/session`, {
         method: 'POST',
-        headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ username, password }),
+      });
+    const cookieOf = (response: Response) =>
+      (response.headers.get('set-cookie') ?? '').split(';')[0] as string;
+    beforeAll(async () => {
+      const signin = await signIn('admin', ADMIN_PASSWORD);
+      expect(signin.status).toBe(200);
+      cookie = cookieOf(signin);
+      const answer = (await signin.json()) as { username: string; admin: boolean; csrf_token: string };
+      expect(answer).toMatchObject({ username: 'admin', admin: true });
+      csrf = answer.csrf_token;
+    });
+
+    it('sets a cookie only for /auth/api/v1: HttpOnly, SameSite=Strict, not the registry session', async () => {
+      const signin = await signIn('admin', ADMIN_PASSWORD);
+      const header = signin.headers.get('set-cookie') ?? '';
+      expect(header).toMatch(
+        /^wharf_auth_session=[A-Za-z0-9_-]{43}; Path=\/auth\/api\/v1; HttpOnly; SameSite=Strict; Max-Age=43200$/,
+      );
+      // Not a credential anywhere else: API v1 does not know it.
+      expect((await get('/api/v1/user/', { cookie: cookieOf(signin) })).status).toBe(401);
+      // Nor is the registry's session one here.
+      const registry = await get('/csrf_token');
+      const registryCookie = cookieOf(registry);
+      const registryCsrf = ((await registry.json()) as { csrf_token: string }).csrf_token;
+      const registrySignin = await fetch(`${server.url}/api/v1/signin`, {
+        method: 'POST',
+        headers: { cookie: registryCookie, 'x-csrf-token': registryCsrf, 'content-type': 'application/json' },
         body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
       });
-      expect(signin.status).toBe(200);
-      cookie = (signin.headers.get('set-cookie') ?? '').split(';')[0] as string;
+      expect(registrySignin.status).toBe(200);
+      expect((await get('/auth/api/v1/tokens', { cookie: cookieOf(registrySignin) })).status).toBe(401);
+    });
+
+    it('marks the cookie Secure when the public URL is https, and never logs the password', async () => {
+      const tls = await startServer({
+        roles: ['auth'],
+        publicUrl: 'https://registry.example',
+        auth: { adminPassword: ADMIN_PASSWORD, bcryptCost: 10 },
+      });
+      try {
+        const signin = await fetch(`${tls.url}/auth/api/v1/session`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+        });
+        expect(signin.status).toBe(200);
+        expect(signin.headers.get('set-cookie')).toMatch(/; SameSite=Strict; Max-Age=43200; Secure$/);
+        expect(tls.logs()).not.toContain(ADMIN_PASSWORD);
+      } finally {
+        await tls.stop();
+      }
+    });
+
+    it('reads the session back (who, CSRF token) and refuses a wrong password or a robot', async () => {
+      const session = await get('/auth/api/v1/session', { cookie });
+      expect(await session.json()).toEqual({ username: 'admin', admin: true, csrf_token: csrf });
+      const wrong = await signIn('admin', 'not-the-password');
+      expect(wrong.status).toBe(403);
+      expect(wrong.headers.get('set-cookie')).toBeNull();
+      expect((await signIn('admin+robot', 'whatever')).status).toBe(403);
+      // A form post (no JSON object) is not a sign-in: no cross-site page can open a session.
+      const form = await fetch(`${server.url}/auth/api/v1/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: 'username=admin&password=x',
+      });
+      expect(form.status).toBe(400);
     });
 
     const tokens = (method: string, headers: Record<string, string>, body?: unknown) =>
@@ -203,14 +277,43 @@ describe('web UI serving', () => {
     });
 
     it('answers a signed-out browser 401 without a password dialog; API clients still get the challenge', async () => {
-      const anonymous = await get('/csrf_token');
-      const stale = (anonymous.headers.get('set-cookie') ?? '').split(';')[0] as string;
+      const other = await signIn('admin', ADMIN_PASSWORD);
+      const { csrf_token: otherCsrf } = (await other.json()) as { csrf_token: string };
+      const ended = await fetch(`${server.url}/auth/api/v1/session`, {
+        method: 'DELETE',
+        headers: { cookie: cookieOf(other), 'x-csrf-token': otherCsrf },
+      });
+      expect(ended.status).toBe(204);
+      const stale = cookieOf(other);
       const response = await tokens('GET', { cookie: stale });
       expect(response.status).toBe(401);
       expect(response.headers.get('www-authenticate')).toBeNull();
+      // A page's script without any session (a browser marks its requests): no challenge either.
+      const script = await tokens('GET', { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors' });
+      expect(script.status).toBe(401);
+      expect(script.headers.get('www-authenticate')).toBeNull();
       const client = await tokens('GET', {});
       expect(client.status).toBe(401);
       expect(client.headers.get('www-authenticate')).toBe('Basic realm="wharf"');
+    });
+
+    it('ends when the password changes or the account is disabled', async () => {
+      const admin = { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' };
+      const users = (method: string, path: string, body: unknown) =>
+        fetch(`${server.url}/auth/api/v1/users${path}`, {
+          method,
+          headers: admin,
+          body: JSON.stringify(body),
+        });
+      expect((await users('POST', '', { username: 'dee', password: 'dee-password-1234' })).status).toBe(201);
+      const first = cookieOf(await signIn('dee', 'dee-password-1234'));
+      expect((await get('/auth/api/v1/tokens', { cookie: first })).status).toBe(200);
+      expect((await users('PATCH', '/dee', { password: 'dee-password-5678' })).status).toBe(200);
+      expect((await get('/auth/api/v1/tokens', { cookie: first })).status).toBe(401);
+      const second = cookieOf(await signIn('dee', 'dee-password-5678'));
+      expect((await get('/auth/api/v1/tokens', { cookie: second })).status).toBe(200);
+      expect((await users('PATCH', '/dee', { disabled: true })).status).toBe(200);
+      expect((await get('/auth/api/v1/tokens', { cookie: second })).status).toBe(401);
     });
 
     it('lets administrators manage groups; others are refused', async () => {

@@ -49,7 +49,13 @@ describe('web UI in Chromium', () => {
     await mkdir(SCREENSHOTS, { recursive: true });
     work = await mkdtemp(path.join(tmpdir(), 'wharf-ui-'));
     [wharf, browser] = await Promise.all([
-      startHarness({ settings: { roles: ['auth', 'registry'], registry: { credentialCacheSeconds: 0 } } }),
+      startHarness({
+        settings: {
+          roles: ['auth', 'registry'],
+          // Downloads are counted in memory and written every second: the chart shows cargo's fetch.
+          registry: { credentialCacheSeconds: 0, cargo: { downloadsFlushSeconds: 1 } },
+        },
+      }),
       launchChromium(),
     ]);
     host = new URL(wharf.baseUrl).host;
@@ -233,8 +239,36 @@ describe('web UI in Chromium', () => {
   });
 
   it('finds the crate by a word of its description, shows its README and copies the install line', {
-    timeout: 120_000,
+    timeout: 180_000,
   }, async () => {
+    // A project that depends on the crate: cargo fetch downloads it once, which the chart shows.
+    const consumer = path.join(work, 'consumer');
+    await mkdir(path.join(consumer, 'src'), { recursive: true });
+    await writeFile(
+      path.join(consumer, 'Cargo.toml'),
+      '[package]\nname = "consumer"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\nfrob-tools = { version = "0.2.0", registry = "wharf" }\n',
+    );
+    await writeFile(path.join(consumer, 'src', 'main.rs'), 'fn main() {}\n');
+    const fetched = await cargo(['fetch'], {
+      cwd: consumer,
+      home: await cargoHome(registryToml('wharf', wharf.baseUrl)),
+      targetDir: path.join(work, 'target'),
+      env: { CARGO_REGISTRIES_WHARF_TOKEN: adminToken },
+    });
+    expect(fetched.code, fetched.stderr).toBe(0);
+    const today = new Date().toISOString().slice(0, 10);
+    await expect
+      .poll(
+        async () => {
+          const answer = await fetch(`${wharf.baseUrl}/api/v1/crates/frob-tools/downloads`, {
+            headers: { authorization: adminToken },
+          });
+          return ((await answer.json()) as { version_downloads: { downloads: number }[] }).version_downloads
+            .length;
+        },
+        { timeout: 15_000 },
+      )
+      .toBeGreaterThan(0);
     await page.goto(`${wharf.baseUrl}/ui`);
     await page.getByLabel('Search crates and repositories').first().fill('frobnicator');
     await page.getByLabel('Search crates and repositories').first().press('Enter');
@@ -256,9 +290,12 @@ describe('web UI in Chromium', () => {
     expect(await page.evaluate('navigator.clipboard.readText()')).toBe(
       'cargo add frob-tools@0.2.0 --registry wharf',
     );
-    expect(await page.locator('.chart svg').getAttribute('aria-label')).toMatch(
-      /downloads in the last 90 days/,
+    // The one download, as a bar for today.
+    expect(await page.locator('.chart svg').getAttribute('aria-label')).toBe(
+      '1 download in the last 90 days',
     );
+    expect(await page.locator('.chart rect').last().locator('title').textContent()).toBe(`${today}: 1`);
+    expect(Number(await page.locator('.chart rect').last().getAttribute('height'))).toBeGreaterThan(0);
     await check(page, '08-crate');
   });
 
@@ -321,10 +358,14 @@ describe('web UI in Chromium', () => {
       await page.getByRole('rowheader', { name: 'multi' }).waitFor();
       expect(await page.getByRole('rowheader', { name: 'v1' }).count()).toBe(1);
       expect(await page.locator('main').textContent()).toContain(layout.image.digest.slice(0, 19));
-      expect(await page.locator('main').textContent()).toContain(`docker pull ${host}/admin/app:latest`);
-      // The index: its two platforms in the list.
+      // No `latest` tag: the pull lines name the newest tag.
+      await page.getByText(`docker pull ${host}/admin/app:multi`, { exact: true }).waitFor();
+      expect(await page.locator('main').textContent()).not.toContain(':latest');
+      // The index: its two platforms in the list; the single image: its config's.
       const multi = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'multi' }) });
       expect(await multi.textContent()).toContain('linux/amd64, linux/arm64');
+      const single = page.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'v1' }) });
+      expect(await single.textContent()).toContain('linux/amd64');
       await page.getByRole('button', { name: 'Details of v1' }).click();
       await page.getByRole('heading', { name: 'Referrers' }).waitFor();
       const details = page.locator('.tag-details');

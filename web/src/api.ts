@@ -1,6 +1,9 @@
 /**
- * Every call the UI makes: same-origin JSON with the session cookie; changes carry the session's
- * CSRF token (X-CSRF-Token), as API v1 and /auth/api/v1 require of sessions.
+ * Every call the UI makes: same-origin JSON with the session cookies; changes carry the session's
+ * CSRF token (X-CSRF-Token), as API v1 and /auth/api/v1 require of sessions. The UI holds two
+ * sessions: the registry's (API v1, everything but accounts) and the AuthService's (`/auth/api/v1`:
+ * tokens, users, groups, services), which may run in another process with its own store behind the
+ * same host. Each call sends the token of the session its path belongs to.
  */
 
 export class ApiFailure extends Error {
@@ -27,6 +30,15 @@ export function forgetCsrf(): void {
   csrfToken = null;
 }
 
+/** The AuthService's paths, served by its own session. */
+export const AUTH_API = '/auth/api/v1';
+let authCsrfToken: string | null = null;
+
+/** The AuthService session's CSRF token, as its sign-in or `GET /auth/api/v1/session` gave it. */
+export function setAuthCsrf(token: string | null): void {
+  authCsrfToken = token;
+}
+
 /** The message of an error in any of wharf's formats (API v1, cargo/Ktra, RestAuth). */
 function messageOf(status: number, body: unknown): string {
   if (body && typeof body === 'object') {
@@ -48,7 +60,10 @@ export async function call<T>(
 ): Promise<T> {
   const headers: Record<string, string> = { accept };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && method !== 'HEAD') headers['x-csrf-token'] = await csrf();
+  if (method !== 'GET' && method !== 'HEAD') {
+    const own = path === AUTH_API || path.startsWith(`${AUTH_API}/`) ? authCsrfToken : await csrf();
+    if (own) headers['x-csrf-token'] = own;
+  }
   const response = await fetch(path, {
     method,
     headers,

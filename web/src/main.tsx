@@ -15,7 +15,7 @@ import { signOut, start, useAppState } from './state.ts';
 import { Failure, Loading } from './ui.tsx';
 
 function Header() {
-  const { me, settings } = useAppState();
+  const { me, account } = useAppState();
   const { path, params } = useLocation();
   const search = (event: SubmitEvent) => {
     event.preventDefault();
@@ -58,7 +58,7 @@ function Header() {
                   Repositories
                 </a>
               </li>
-              {settings?.accounts && (
+              {account && (
                 <li>
                   <a href="/ui/tokens" aria-current={current('/ui/tokens')}>
                     Tokens
@@ -70,7 +70,7 @@ function Header() {
                   Robots
                 </a>
               </li>
-              {me.super_user && settings?.accounts && (
+              {(account?.admin || me.super_user) && (
                 <li>
                   <a href="/ui/admin/users" aria-current={current('/ui/admin')}>
                     Admin

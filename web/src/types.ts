@@ -5,8 +5,12 @@ export interface Settings {
   registryHost: string;
   openidProviders: string[];
   protocols: string[];
-  /** Whether /auth/api/v1 (tokens, users, groups, services) is served here. */
-  accounts: boolean;
+}
+
+/** The AuthService session (`/auth/api/v1/session`): tokens and, for administrators, accounts. */
+export interface Account {
+  username: string;
+  admin: boolean;
 }
 
 export interface Me {
@@ -139,6 +143,8 @@ export interface TagDetail {
   artifact_type?: string | null;
   created?: string | null;
   labels?: Record<string, string> | null;
+  /** A single image's platform (from its config). */
+  platform?: Platform | null;
   platforms?: {
     digest: string;
     media_type?: string;

@@ -28,6 +28,11 @@ export function openIdLoginUrl(returnTo: string, provider?: string): string {
   return `/ktra/api/v1/openid/login?return_to=${encodeURIComponent(returnTo)}${choice}`;
 }
 
+/** Where the AuthService starts a provider's sign-in, as its provider list names it. */
+export function openIdLoginPath(provider: string): string {
+  return `/ktra/api/v1/openid/login?provider=${encodeURIComponent(provider)}`;
+}
+
 /**
  * The hook for API v1 (or any page of the registry) to learn who a browser signed in as through
  * OpenID: it asks the AuthService's session endpoint with the browser's cookies. With `authUrl`

@@ -1,8 +1,9 @@
 import { useState } from 'preact/hooks';
 import { call, get } from '../api.ts';
 import { useAppState } from '../state.ts';
+import type { RepositorySummary } from '../types.ts';
 import { EmptyState, Failure, Loading, Pager, useLoad } from '../ui.tsx';
-import { AccountsElsewhere, SignInFirst } from './tokens.tsx';
+import { AccountSessionMissing, SignInFirst } from './tokens.tsx';
 
 interface User {
   username: string;
@@ -363,15 +364,49 @@ function Services() {
   );
 }
 
+/** What a registry superuser (`registry.superusers`) may use: every repository, and its permissions. */
+function RegistrySuperuser() {
+  const all = useLoad(
+    () => get<{ repositories: RepositorySummary[] }>('/api/v1/superuser/repositories/'),
+    [],
+  );
+  const list = all.data?.repositories ?? [];
+  return (
+    <section aria-labelledby="superuser-heading">
+      <h2 id="superuser-heading">Registry superuser</h2>
+      <p>
+        You are a superuser of this registry: you can read, push to and manage every repository, and give
+        people roles on each under its Permissions tab.
+      </p>
+      {all.loading && <Loading what="repositories" />}
+      {all.error && <Failure error={all.error} />}
+      {!all.loading && !all.error && list.length === 0 && <p class="muted">There are no repositories yet.</p>}
+      {list.length > 0 && (
+        <ul class="plain">
+          {list.map((repository) => (
+            <li key={`${repository.namespace}/${repository.name}`}>
+              <a href={`/ui/repository/${repository.namespace}/${repository.name}`}>
+                {repository.namespace}/{repository.name}
+              </a>{' '}
+              <span class="muted">{repository.is_public ? 'public' : 'private'}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
 export function AdminPage({ section }: { section: string }) {
-  const { me, settings } = useAppState();
+  const { me, account } = useAppState();
   if (!me) return <SignInFirst what="users, groups and services" />;
-  if (settings && !settings.accounts) return <AccountsElsewhere />;
-  if (!me.super_user)
+  if (!account) return <AccountSessionMissing />;
+  if (!account.admin)
     return (
       <>
         <h1>Administration</h1>
-        <p>Only administrators manage users, groups and services.</p>
+        <p>Only administrators of the AuthService manage users, groups and services.</p>
+        {me.super_user && <RegistrySuperuser />}
       </>
     );
   const tabs = [

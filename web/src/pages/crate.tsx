@@ -18,17 +18,14 @@ export function DownloadsChart({ downloads }: { downloads: Downloads }) {
   }
   const max = Math.max(1, ...series.map((day) => day.count));
   const total = series.reduce((sum, day) => sum + day.count, 0);
+  const said = `${total.toLocaleString('en')} download${total === 1 ? '' : 's'} in the last ${days} days`;
   const width = 360;
   const height = 80;
   const bar = width / days;
   return (
     <figure class="chart">
-      <svg
-        viewBox={`0 0 ${width} ${height}`}
-        role="img"
-        aria-label={`${total} downloads in the last ${days} days`}
-      >
-        <title>{`${total} downloads in the last ${days} days`}</title>
+      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label={said}>
+        <title>{said}</title>
         {series.map((day, i) => {
           const h = (day.count / max) * (height - 4);
           return (
@@ -45,9 +42,7 @@ export function DownloadsChart({ downloads }: { downloads: Downloads }) {
           );
         })}
       </svg>
-      <figcaption>
-        {total.toLocaleString('en')} downloads in the last {days} days
-      </figcaption>
+      <figcaption>{said}</figcaption>
     </figure>
   );
 }

@@ -52,6 +52,12 @@ function TagDetails({ name, tag }: { name: string; tag: string }) {
             <dd>{new Date(info.created).toISOString().replace('T', ' ').slice(0, 19)} UTC</dd>
           </>
         )}
+        {info.platform && (
+          <>
+            <dt>Platform</dt>
+            <dd>{platformName(info.platform)}</dd>
+          </>
+        )}
         {info.artifact_type && (
           <>
             <dt>Artifact type</dt>
@@ -395,6 +401,14 @@ function Settings({
   );
 }
 
+/** The tag the page's pull lines name: `latest` when there is one, else the newest; null for none. */
+async function tagToPull(name: string): Promise<string | null> {
+  const base = `/api/v1/repository/${repoPath(name)}/tag/`;
+  const latest = await get<TagPage>(`${base}${query({ specificTag: 'latest', limit: 1 })}`);
+  if (latest.tags.length > 0) return 'latest';
+  return (await get<TagPage>(`${base}${query({ limit: 1 })}`)).tags[0]?.name ?? null;
+}
+
 export function RepositoryPage({ name }: { name: string }) {
   const { settings, me } = useAppState();
   const { params } = useLocation();
@@ -403,6 +417,7 @@ export function RepositoryPage({ name }: { name: string }) {
     () => get<RepositorySummary>(`/api/v1/repository/${repoPath(name)}`),
     [name, me?.username],
   );
+  const pullTag = useLoad(() => tagToPull(name), [name, me?.username]);
   if (repository.error)
     return (
       <>
@@ -446,11 +461,15 @@ export function RepositoryPage({ name }: { name: string }) {
       ) : (
         <p class="muted">{info ? 'No description.' : ''}</p>
       )}
-      <CopyLine label="docker pull" text={`docker pull ${host}/${name}:latest`} />
-      <CopyLine
-        label="skopeo copy"
-        text={`skopeo copy${insecure ? ' --src-tls-verify=false' : ''} docker://${host}/${name}:latest oci:${short.split('/').pop()}:latest`}
-      />
+      {pullTag.data && (
+        <>
+          <CopyLine label="docker pull" text={`docker pull ${host}/${name}:${pullTag.data}`} />
+          <CopyLine
+            label="skopeo copy"
+            text={`skopeo copy${insecure ? ' --src-tls-verify=false' : ''} docker://${host}/${name}:${pullTag.data} oci:${short.split('/').pop()}:${pullTag.data}`}
+          />
+        </>
+      )}
       <nav class="tabs" aria-label="Repository sections">
         {tabs.map(([id, label]) => (
           <a

@@ -35,30 +35,44 @@ export function SignInFirst({ what }: { what: string }) {
   );
 }
 
-/** A registry deployed without the AuthService in its process: accounts are managed there. */
-export function AccountsElsewhere() {
+/**
+ * Signed in to the registry but without an AuthService session (signed in before it existed, or it
+ * expired): signing in again opens both.
+ */
+export function AccountSessionMissing() {
+  const { accountsServed } = useAppState();
+  if (!accountsServed)
+    return (
+      <EmptyState title="Accounts are not reachable at this address">
+        <p>
+          Tokens and accounts are kept by the AuthService, and this host does not route{' '}
+          <code>/auth/api/v1</code> to it (the operator's Ingress does). Use the AuthService's own address, or
+          ask your administrator to route that path to it.
+        </p>
+      </EmptyState>
+    );
   return (
-    <EmptyState title="Accounts are managed by the AuthService">
+    <EmptyState title="Sign in again to manage your account">
       <p>
-        This registry runs without the AuthService in its process. Get a token for cargo and docker at{' '}
-        <a href="/me">/me</a>, or with the AuthService's API (<code>POST /auth/api/v1/tokens</code> on its
-        address).
+        Tokens and accounts are kept by the AuthService, which needs its own sign-in.{' '}
+        <a href={`/ui/signin?next=${encodeURIComponent(window.location.pathname)}`}>Sign in again</a>, or get
+        a token for cargo and docker at <a href="/me">/me</a>.
       </p>
     </EmptyState>
   );
 }
 
 export function TokensPage() {
-  const { me, settings } = useAppState();
+  const { me, account, settings } = useAppState();
   const tokens = useLoad(
-    () => (me ? get<{ tokens: Token[] }>('/auth/api/v1/tokens') : Promise.resolve({ tokens: [] })),
-    [me?.username],
+    () => (me && account ? get<{ tokens: Token[] }>('/auth/api/v1/tokens') : Promise.resolve({ tokens: [] })),
+    [me?.username, account?.username],
   );
   const [created, setCreated] = useState<{ name: string; token: string } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [status, setStatus] = useState<string | null>(null);
   if (!me) return <SignInFirst what="your tokens" />;
-  if (settings && !settings.accounts) return <AccountsElsewhere />;
+  if (!account) return <AccountSessionMissing />;
 
   const create = async (event: SubmitEvent) => {
     event.preventDefault();

@@ -18,18 +18,27 @@ export interface ManifestDetails {
   created: string | null;
   /** The image config's `config.Labels`. */
   labels: Record<string, string>;
+  /** A single image's platform, from its config (`os`, `architecture`, `variant`); null for an index or an artifact. */
+  platform: Platform | null;
   layers: { index: number; digest: string; media_type: string; compressed_size: number }[];
   /** An index's images, each with its platform and its own details. */
   platforms: {
     digest: string;
     media_type: string;
-    platform: { os: string; architecture: string; variant?: string; 'os.version'?: string } | null;
+    platform: Platform | null;
     size: number;
     created: string | null;
   }[];
   /** The manifest this one refers to (a signature's or SBOM's image), when it has a `subject`. */
   subject: string | null;
   annotations: Record<string, string>;
+}
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+  'os.version'?: string;
 }
 
 interface ManifestDocument {
@@ -44,6 +53,10 @@ interface ManifestDocument {
 
 interface ImageConfig {
   created?: unknown;
+  os?: unknown;
+  architecture?: unknown;
+  variant?: unknown;
+  'os.version'?: unknown;
   config?: { Labels?: unknown };
 }
 
@@ -57,7 +70,7 @@ const INDEX = /index|manifest\.list/;
  */
 export class ImageDetails {
   private readonly services: OciServices;
-  private readonly configs = new Map<string, { created: string | null; labels: Record<string, string> }>();
+  private readonly configs = new Map<string, ConfigFacts>();
 
   constructor(services: OciServices) {
     this.services = services;
@@ -74,7 +87,7 @@ export class ImageDetails {
     }));
     const platforms: ManifestDetails['platforms'] = [];
     let size = manifest.size;
-    let config: { created: string | null; labels: Record<string, string> } = { created: null, labels: {} };
+    let config: ConfigFacts = { created: null, labels: {}, platform: null };
     if (isIndex) {
       for (const child of (document.manifests ?? []).slice(0, 64)) {
         const stored = await this.services.manifests.get(repository, String(child.digest));
@@ -110,6 +123,7 @@ export class ImageDetails {
       config_media_type: document.config?.mediaType ?? null,
       created: config.created,
       labels: config.labels,
+      platform: config.platform,
       layers,
       platforms,
       subject: document.subject?.digest ?? null,
@@ -117,11 +131,8 @@ export class ImageDetails {
     };
   }
 
-  private async config(
-    repository: string,
-    descriptor: Descriptor | undefined,
-  ): Promise<{ created: string | null; labels: Record<string, string> }> {
-    const none = { created: null, labels: {} };
+  private async config(repository: string, descriptor: Descriptor | undefined): Promise<ConfigFacts> {
+    const none: ConfigFacts = { created: null, labels: {}, platform: null };
     const digest = descriptor ? parseDigest(String(descriptor.digest)) : null;
     if (!digest || !/json/.test(String(descriptor?.mediaType)) || Number(descriptor?.size) > MAX_CONFIG_BYTES)
       return none;
@@ -147,11 +158,35 @@ export class ImageDetails {
           ? parsed.created
           : null,
       labels,
+      platform: platformOf(parsed),
     };
     if (this.configs.size >= 10_000) this.configs.clear();
     this.configs.set(digest.text, result);
     return result;
   }
+}
+
+/** What is read of an image config. */
+interface ConfigFacts {
+  created: string | null;
+  labels: Record<string, string>;
+  platform: Platform | null;
+}
+
+/** An image config's platform, as an index would describe it; null unless os and architecture are strings. */
+function platformOf(config: ImageConfig): Platform | null {
+  const text = (value: unknown) => (typeof value === 'string' && value.length <= 128 ? value : undefined);
+  const os = text(config?.os);
+  const architecture = text(config?.architecture);
+  if (!os || !architecture) return null;
+  const variant = text(config.variant);
+  const osVersion = text(config['os.version']);
+  return {
+    os,
+    architecture,
+    ...(variant ? { variant } : {}),
+    ...(osVersion ? { 'os.version': osVersion } : {}),
+  };
 }
 
 function parse(body: Buffer): ManifestDocument {

@@ -111,7 +111,10 @@ export async function repositoryRoutes(
             size: details?.size ?? null,
             media_type: details?.media_type ?? null,
             created: details?.created ?? null,
-            platforms: details?.platforms.map((p) => p.platform).filter((p) => p !== null) ?? [],
+            // An index's platforms, or a single image's own (from its config).
+            platforms: details?.platform
+              ? [details.platform]
+              : (details?.platforms.map((p) => p.platform).filter((p) => p !== null) ?? []),
           });
         }
         return { tags, page, has_additional: all.length > page * limit, total: all.length };

@@ -16,10 +16,23 @@ export interface Session {
 export const SESSION_COOKIE = 'wharf_oci_session';
 const LIFETIME_MS = 12 * 3600 * 1000;
 
+/** Where a kind of session lives: its cookie's name and the store key of a session's hash. */
+export interface SessionKind {
+  cookie: string;
+  key: (hash: string) => string;
+}
+
+/** API v1's sessions (the registry's): cookie on the whole host, records beside the OCI data. */
+export const API_V1_SESSIONS: SessionKind = { cookie: SESSION_COOKIE, key: keys.session };
+
 export class SessionStore {
   private readonly store: ObjectStore;
-  constructor(store: ObjectStore) {
+  readonly cookie: string;
+  private readonly key: (hash: string) => string;
+  constructor(store: ObjectStore, kind: SessionKind = API_V1_SESSIONS) {
     this.store = store;
+    this.cookie = kind.cookie;
+    this.key = kind.key;
   }
 
   async create(
@@ -28,7 +41,7 @@ export class SessionStore {
   ): Promise<{ id: string; session: Session }> {
     const id = randomBytes(32).toString('base64url');
     const session: Session = { csrf, principal, expiresAt: Date.now() + LIFETIME_MS };
-    await this.store.put(keys.session(hash(id)), JSON.stringify(session), {
+    await this.store.put(this.key(hash(id)), JSON.stringify(session), {
       contentType: 'application/json',
     });
     return { id, session };
@@ -36,17 +49,17 @@ export class SessionStore {
 
   async get(id: string | undefined): Promise<Session | null> {
     if (!id || !/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
-    const session = (await readJson<Session>(this.store, keys.session(hash(id))))?.value ?? null;
+    const session = (await readJson<Session>(this.store, this.key(hash(id))))?.value ?? null;
     if (!session) return null;
     if (session.expiresAt < Date.now()) {
-      await this.store.delete(keys.session(hash(id)));
+      await this.store.delete(this.key(hash(id)));
       return null;
     }
     return session;
   }
 
   async delete(id: string): Promise<void> {
-    await this.store.delete(keys.session(hash(id)));
+    await this.store.delete(this.key(hash(id)));
   }
 }
 
@@ -78,8 +91,8 @@ export interface SessionCaller {
 }
 
 /**
- * The session a request carries (API v1's cookie), checked the one way for every surface that
- * accepts it (API v1, /auth/api/v1): anything but GET and HEAD must present the session's CSRF
+ * The session a request carries (the store's cookie), checked the one way for every surface that
+ * accepts sessions (API v1's, the AuthService's): anything but GET and HEAD must present the session's CSRF
  * token in `X-CSRF-Token` ('csrf-failure' otherwise), and the principal is the account as it is now
  * (anonymous once its credential is revoked or the user disabled).
  */
@@ -88,7 +101,7 @@ export async function sessionCaller(
   sessions: SessionStore,
   resolver: CredentialResolver,
 ): Promise<SessionCaller | 'csrf-failure'> {
-  const sessionId = readCookie(request.headers.cookie, SESSION_COOKIE);
+  const sessionId = readCookie(request.headers.cookie, sessions.cookie);
   const session = await sessions.get(sessionId);
   if (session && request.method !== 'GET' && request.method !== 'HEAD') {
     const presented = request.headers['x-csrf-token'];
