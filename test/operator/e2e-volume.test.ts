@@ -6,7 +6,7 @@
  * and the commands the install's NOTES print log cargo and skopeo in through the Ingress host.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,7 @@ import {
   loopbackAddress,
   type Pod,
   runWithHosts,
+  skopeoWithHosts,
   startPod,
   waitReady,
 } from '../support/kubelet-standin.ts';
@@ -239,23 +240,7 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
     const work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-volume-oci-'));
     try {
       const layout = await writeOciLayout(path.join(work, 'layout'));
-      await writeFile(
-        path.join(work, 'policy.json'),
-        JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }),
-      );
-      const skopeoBinary = await toolPath('skopeo');
-      const skopeo = (command: string, ...args: string[]) =>
-        runWithHosts(
-          { [HOST]: ingressAddress },
-          skopeoBinary,
-          [
-            ...(command === 'copy' ? [`--policy=${path.join(work, 'policy.json')}`] : []),
-            command,
-            `--authfile=${path.join(work, 'auth.json')}`,
-            ...args,
-          ],
-          { cwd: work, env: { PATH: process.env.PATH ?? '', HOME: work } },
-        );
+      const skopeo = await skopeoWithHosts({ [HOST]: ingressAddress }, work);
       // NOTES command 3 is `docker login`; skopeo speaks the same protocol (no Docker engine here).
       const dockerLogin = `echo "$PASSWORD" | docker login ${HOST} -u admin --password-stdin`;
       expect(notes).toContain(dockerLogin);
@@ -266,7 +251,7 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
           '-c',
           dockerLogin.replace(
             'docker login',
-            `${skopeoBinary} login --tls-verify=false --authfile=${path.join(work, 'auth.json')}`,
+            `${await toolPath('skopeo')} login --tls-verify=false --authfile=${path.join(work, 'auth.json')}`,
           ),
         ],
         {

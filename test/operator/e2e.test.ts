@@ -5,7 +5,7 @@
  * the generated Ingress routes clients by host and path.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,10 +23,10 @@ import {
   loopbackAddress,
   type Pod,
   runWithHosts,
+  skopeoWithHosts,
   startPod,
   waitReady,
 } from '../support/kubelet-standin.ts';
-import { toolPath } from '../support/tools.ts';
 import {
   condition,
   createNamespaceWithS3Secret,
@@ -320,23 +320,7 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
     const work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-oci-'));
     try {
       const layout = await writeOciLayout(path.join(work, 'layout'));
-      await writeFile(
-        path.join(work, 'policy.json'),
-        JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }),
-      );
-      const skopeoBinary = await toolPath('skopeo');
-      const skopeo = (command: string, ...args: string[]) =>
-        runWithHosts(
-          { [HOST]: ingressAddress },
-          skopeoBinary,
-          [
-            ...(command === 'copy' ? [`--policy=${path.join(work, 'policy.json')}`] : []),
-            command,
-            `--authfile=${path.join(work, 'auth.json')}`,
-            ...args,
-          ],
-          { cwd: work, env: { PATH: process.env.PATH ?? '', HOME: work } },
-        );
+      const skopeo = await skopeoWithHosts({ [HOST]: ingressAddress }, work);
       const before = proxy!.hits.get('crates-registry') ?? 0;
       const login = await skopeo(
         'login',

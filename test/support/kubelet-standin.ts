@@ -19,7 +19,7 @@ import path from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { type KubeClient, resourcePath } from '../../operator/kube/client.ts';
 import { decode } from '../../operator/runtime/objects.ts';
-import { REPO_ROOT } from './tools.ts';
+import { REPO_ROOT, toolPath } from './tools.ts';
 
 export const canRunPods = () => process.getuid?.() === 0 && process.platform === 'linux';
 
@@ -305,4 +305,33 @@ export async function runWithHosts(
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * skopeo as a user on such a machine runs it: its login file and an accept-anything signature policy
+ * (what `copy` needs) in `work`, HOME there too. Returns a runner: `skopeo('copy', src, dest)`.
+ */
+export async function skopeoWithHosts(
+  hosts: Record<string, string>,
+  work: string,
+): Promise<
+  (command: string, ...args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>
+> {
+  writeFileSync(
+    path.join(work, 'policy.json'),
+    JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }),
+  );
+  const binary = await toolPath('skopeo');
+  return (command, ...args) =>
+    runWithHosts(
+      hosts,
+      binary,
+      [
+        ...(command === 'copy' ? [`--policy=${path.join(work, 'policy.json')}`] : []),
+        command,
+        `--authfile=${path.join(work, 'auth.json')}`,
+        ...args,
+      ],
+      { cwd: work, env: { PATH: process.env.PATH ?? '', HOME: work } },
+    );
 }
