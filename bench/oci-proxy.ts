@@ -15,7 +15,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, waitFor } from './support.ts';
+import { freePort, spawnDeployedWharf, waitFor } from './support.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MB = 1024 * 1024;
@@ -221,24 +221,12 @@ async function startWharf(dir: string, upstream: string): Promise<Server> {
       registry: { oci: { gc: { enabled: false }, proxies: [{ namespace: 'upstream', upstream }] } },
     }),
   );
-  // As deployed (Dockerfile, `npm start`): compiled JavaScript and the same GC flags (docs/oci.md).
-  const child = spawn(
-    path.join(ROOT, 'node_modules/.bin/node'),
-    ['--max-semi-space-size=1', '--heap-growing-percent=300', '--enable-source-maps', 'dist/server/main.js'],
-    {
-      cwd: ROOT,
-      stdio: 'ignore',
-      env: {
-        PATH: process.env.PATH,
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        WHARF_CONFIG: config,
-        WHARF_METRICS_PORT: '0',
-        WHARF_DATA_DIR: path.join(dir, 'wharf'),
-        WHARF_LOG_LEVEL: 'warn',
-      },
-    },
-  );
+  const child = spawnDeployedWharf(ROOT, port, {
+    WHARF_CONFIG: config,
+    WHARF_METRICS_PORT: '0',
+    WHARF_DATA_DIR: path.join(dir, 'wharf'),
+    WHARF_LOG_LEVEL: 'warn',
+  });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/healthz`);
   return { name: 'wharf', url, child, prefix: 'upstream/' };

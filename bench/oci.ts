@@ -19,7 +19,7 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { type MinioServer, startMinio } from '../test/support/minio.ts';
-import { freePort, waitFor } from './support.ts';
+import { freePort, spawnDeployedWharf, waitFor } from './support.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const GiB = 1024 * 1024 * 1024;
@@ -143,28 +143,17 @@ function compileWharf(): void {
 async function startWharf(name: string, dir: string, storeEnv: Record<string, string>): Promise<Target> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const child = spawn(
-    path.join(ROOT, 'node_modules/.bin/node'),
-    ['--max-semi-space-size=1', '--heap-growing-percent=300', '--enable-source-maps', 'dist/server/main.js'],
-    {
-      cwd: ROOT,
-      stdio: 'ignore',
-      env: {
-        PATH: process.env.PATH,
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        WHARF_METRICS_PORT: String(metricsPort),
-        WHARF_DATA_DIR: path.join(dir, 'wharf'),
-        WHARF_SIGNUP: 'open',
-        WHARF_LOG_LEVEL: 'warn',
-        WHARF_OCI_GC_ENABLED: 'false',
-        WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: SEALING_KEY,
-        // glibc malloc tuning, passed through to try deployment settings (docs/performance.md).
-        ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('MALLOC_'))),
-        ...storeEnv,
-      },
-    },
-  );
+  const child = spawnDeployedWharf(ROOT, port, {
+    WHARF_METRICS_PORT: String(metricsPort),
+    WHARF_DATA_DIR: path.join(dir, 'wharf'),
+    WHARF_SIGNUP: 'open',
+    WHARF_LOG_LEVEL: 'warn',
+    WHARF_OCI_GC_ENABLED: 'false',
+    WHARF_OCI_SIGNING_KEY_ENCRYPTION_KEY: SEALING_KEY,
+    // glibc malloc tuning, passed through to try deployment settings (docs/performance.md).
+    ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('MALLOC_'))),
+    ...storeEnv,
+  });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/healthz`);
   const signup = await fetch(`${url}/ktra/api/v1/new_user/bench`, {
