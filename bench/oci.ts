@@ -109,7 +109,7 @@ function patternDigest(length: number): string {
 async function withPeakRss<T>(
   pid: number,
   work: () => Promise<T>,
-): Promise<{ result: T; peak: number; anon: number }> {
+): Promise<{ result: T; peak: number; anon: number; cpu: number }> {
   const field = (status: string, name: string) =>
     Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
   const status = () => {
@@ -123,15 +123,35 @@ async function withPeakRss<T>(
     writeFileSync(`/proc/${pid}/clear_refs`, '5');
   } catch {}
   let anon = 0;
+  const cpuBefore = cpuSeconds(pid);
   const timer = setInterval(() => {
     anon = Math.max(anon, field(status(), 'RssAnon'));
   }, 50);
   try {
     const result = await work();
     const now = status();
-    return { result, peak: field(now, 'VmHWM'), anon: Math.max(anon, field(now, 'RssAnon')) };
+    return {
+      result,
+      peak: field(now, 'VmHWM'),
+      anon: Math.max(anon, field(now, 'RssAnon')),
+      cpu: cpuSeconds(pid) - cpuBefore,
+    };
   } finally {
     clearInterval(timer);
+  }
+}
+
+/**
+ * CPU time (user + system) a process has used: what a transfer costs the server whatever else runs
+ * on the machine, so it compares across rounds where throughput alone depends on the load.
+ */
+function cpuSeconds(pid: number): number {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
   }
 }
 
@@ -330,6 +350,7 @@ async function pullWithCurl(target: Target, digest: string): Promise<number> {
 }
 
 function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
 }
@@ -574,7 +595,10 @@ async function main(): Promise<void> {
     const samples = new Map<Target, Record<Name | 'manifestGet', number[]>>();
     const peak = new Map<Target, Record<Name, number>>();
     const anon = new Map<Target, number>();
+    /** Server CPU seconds per GiB moved, by operation. */
+    const cpu = new Map<Target, Record<Name, number[]>>();
     for (const target of targets) {
+      cpu.set(target, { pushMonolithic: [], pushChunked: [], pull: [], pullCurl: [] });
       samples.set(target, { pushMonolithic: [], pushChunked: [], pull: [], pullCurl: [], manifestGet: [] });
       peak.set(target, { pushMonolithic: 0, pushChunked: 0, pull: 0, pullCurl: 0 });
     }
@@ -594,10 +618,11 @@ async function main(): Promise<void> {
           if (!OPS.includes(name) && !(run === 0 && name === 'pushMonolithic')) continue;
           const measured = await withPeakRss(target.child.pid as number, operation);
           s[name].push(measured.result);
+          cpu.get(target)?.[name].push(measured.cpu / (BLOB_BYTES / GiB));
           p[name] = Math.max(p[name], measured.peak);
           anon.set(target, Math.max(anon.get(target) ?? 0, measured.anon));
           line.push(
-            `${name} ${mb(measured.result)} (${(measured.peak / 1e6).toFixed(0)} MB, load ${load()})`,
+            `${name} ${mb(measured.result)} (${(measured.peak / 1e6).toFixed(0)} MB, ${measured.cpu.toFixed(2)} s CPU, load ${load()})`,
           );
         }
         console.log(`round ${run + 1} ${target.name}: ${line.join(', ')}`);
@@ -668,6 +693,16 @@ async function main(): Promise<void> {
         const mine = presigned ? (peak.get(presigned)?.[name] ?? 0) : 0;
         console.log(
           `${`peak RSS (VmHWM) ${name}`.padEnd(32)} ${`${(ours / 1e6).toFixed(0)} MB`.padStart(11)} ${(mine ? `${(mine / 1e6).toFixed(0)} MB` : '').padStart(11)} ${`${(theirs / 1e6).toFixed(0)} MB`.padStart(11)} ${''.padStart(7)}   wharf <= 150 MB`,
+        );
+      }
+      for (const name of names) {
+        const ours = median(cpu.get(wharf)?.[name] ?? []);
+        const theirs = median(cpu.get(peer)?.[name] ?? []);
+        if (Number.isNaN(ours) && Number.isNaN(theirs)) continue;
+        const mine = presigned ? median(cpu.get(presigned)?.[name] ?? []) : Number.NaN;
+        const seconds = (value: number) => (Number.isNaN(value) ? '-' : `${value.toFixed(2)} s`);
+        console.log(
+          `${`server CPU per GiB ${name}`.padEnd(32)} ${seconds(ours).padStart(11)} ${(presigned ? seconds(mine) : '').padStart(11)} ${seconds(theirs).padStart(11)} ${`${(ours / theirs).toFixed(2)}x`.padStart(7)}   lower is better`,
         );
       }
       console.log(
