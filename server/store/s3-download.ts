@@ -6,13 +6,16 @@ import tls from 'node:tls';
  * Big S3 downloads through a plain socket. Node's HTTP client costs more per byte than the rest of
  * a pull: on MinIO over loopback (2 busy cores) one GetObject body read through it came at
  * 100-400 MB/s (undici 115-300), while the same presigned GET read from a socket with `onread`
- * into one reused buffer came at 700-1,100 MB/s, curl's speed. Parallel ranged GETs did not help
- * (the cost is per byte on the one thread, not latency). So a big download is one presigned GET
- * (the signature is in the URL: no signing here), read with `onread` and copied into a few pooled
- * 1 MiB buffers that go to the destination with backpressure, as the fs driver's copyFileRange does.
+ * came at 700-1,100 MB/s, curl's speed. Parallel ranged GETs did not help (the cost is per byte on
+ * the one thread, not latency). So a big download is one presigned GET (the signature is in the
+ * URL: no signing here) whose socket reads land straight in a few pooled 1 MiB slots: `onread`
+ * asks for the next read's buffer after every read and gets the free end of the slot being filled,
+ * so the bytes are never copied in user space (copying them from one buffer into slots took a
+ * tenth of the server's CPU on a pull). A full slot goes to the destination with backpressure,
+ * as the fs driver's copyFileRange does, and comes back to be filled again once written.
  */
 const SLOT_BYTES = 1024 * 1024;
-/** Slots being written to the destination before the socket is paused. */
+/** Slots being written to the destination before the socket is paused (one more is being filled). */
 const IN_FLIGHT = 4;
 const POOL_LIMIT = 16;
 const MAX_HEADER_BYTES = 64 * 1024;
@@ -44,20 +47,24 @@ export function copyPresignedRange(
   const secure = target.protocol === 'https:';
   const port = Number(target.port || (secure ? 443 : 80));
   const expected = range.end - range.start + 1;
-  // Socket reads land in one buffer (as big as a slot, from the same pool) and are copied into slots.
-  const readBuffer = pool.pop() ?? Buffer.allocUnsafeSlow(SLOT_BYTES);
   return new Promise<void>((resolve, reject) => {
-    let header: Buffer | null = Buffer.alloc(0);
-    let remaining = expected;
-    let slot: Buffer | null = null;
-    let filled = 0;
-    let writing = 0;
-    let settled = false;
-    /** The socket is paused (a read found every slot out); `pending` holds that read's rest. */
-    let paused = false;
-    let pending: Buffer | null = null;
+    /** Every slot this download took from the pool (at most IN_FLIGHT + 1). */
     const taken: Buffer[] = [];
     const free: Buffer[] = [];
+    const takeSlot = (): Buffer => {
+      const slot = free.pop() ?? pool.pop() ?? Buffer.allocUnsafeSlow(SLOT_BYTES);
+      if (!taken.includes(slot)) taken.push(slot);
+      return slot;
+    };
+    /** The slot reads land in: bytes `begin..filled` of it are body bytes not yet sent. */
+    let slot = takeSlot();
+    let begin = 0;
+    let filled = 0;
+    let inHeader = true;
+    let remaining = expected;
+    let writing = 0;
+    let paused = false;
+    let settled = false;
 
     const finish = (error?: Error) => {
       if (settled) return;
@@ -65,81 +72,51 @@ export function copyPresignedRange(
       socket.destroy();
       destination.off('close', onClose);
       // A slot whose write failed may still be referenced by a cancelled write: only clean ones go back.
-      if (!error)
-        for (const buffer of [...taken, readBuffer]) if (pool.length < POOL_LIMIT) pool.push(buffer);
+      if (!error) for (const buffer of taken) if (pool.length < POOL_LIMIT) pool.push(buffer);
       if (error) reject(error);
       else resolve();
     };
     const onClose = () => finish(new DownloadError('the destination was closed'));
     destination.once('close', onClose);
 
-    const flush = () => {
-      if (!slot || filled === 0) return;
+    /** Sends the slot's body bytes and moves reads to a free slot; false when the socket must pause. */
+    const flush = (): boolean => {
       const buffer = slot;
-      slot = null;
       writing++;
-      destination.write(buffer.subarray(0, filled), (error) => {
+      destination.write(buffer.subarray(begin, filled), (error) => {
         writing--;
         if (error) return finish(error);
         free.push(buffer);
         if (remaining === 0 && writing === 0) return finish();
-        if (!paused) return;
-        // The bytes kept from the read that found no slot go first, then the socket reads on.
-        const kept = pending;
-        pending = null;
-        if (kept && !body(kept)) return;
-        paused = false;
-        socket.resume();
-      });
-      filled = 0;
-    };
-    const takeSlot = (): Buffer | null => {
-      const reused = free.pop();
-      if (reused) return reused;
-      if (taken.length >= IN_FLIGHT) return null; // every slot is out: wait for a write to finish
-      const fresh = pool.pop() ?? Buffer.allocUnsafeSlow(SLOT_BYTES);
-      taken.push(fresh);
-      return fresh;
-    };
-
-    /** Copies body bytes into slots; false when every slot is being written (pause the socket). */
-    const body = (bytes: Buffer): boolean => {
-      let offset = 0;
-      while (offset < bytes.length) {
-        if (!slot) {
-          slot = takeSlot();
-          if (!slot) {
-            // What is left waits in the read buffer itself: a paused socket reads nothing into it.
-            pending = bytes.subarray(offset);
-            paused = true;
-            return false;
-          }
+        if (paused && writing < IN_FLIGHT && remaining > 0 && !settled) {
+          paused = false;
+          socket.resume();
         }
-        const copied = bytes.copy(slot, filled, offset);
-        filled += copied;
-        offset += copied;
-        remaining -= copied;
-        if (filled === slot.length || remaining === 0) flush();
-      }
-      return true;
+      });
+      slot = takeSlot();
+      begin = 0;
+      filled = 0;
+      paused = writing >= IN_FLIGHT;
+      return !paused;
     };
 
-    const onHeader = (bytes: Buffer): boolean => {
-      header = Buffer.concat([header as Buffer, bytes]);
-      const end = header.indexOf('\r\n\r\n');
+    /** Parses the response head once it is whole; false when the download cannot go on. */
+    const onHeader = (): boolean => {
+      const end = slot.subarray(0, filled).indexOf('\r\n\r\n');
       if (end < 0) {
-        if (header.length > MAX_HEADER_BYTES) finish(new DownloadError('response header too large'));
+        if (filled > MAX_HEADER_BYTES) {
+          finish(new DownloadError('response header too large'));
+          return false;
+        }
         return true;
       }
-      const lines = header.subarray(0, end).toString('latin1').split('\r\n');
+      const lines = slot.subarray(0, end).toString('latin1').split('\r\n');
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1]);
       const fields = new Map<string, string>();
       for (const line of lines.slice(1)) {
         const colon = line.indexOf(':');
         if (colon > 0) fields.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
       }
-      const rest = header.subarray(end + 4);
-      header = null;
       if (status !== 200 && status !== 206) {
         finish(
           new DownloadError(`the store answered ${status || 'garbage'} to a download`, status || undefined),
@@ -152,23 +129,38 @@ export function copyPresignedRange(
         );
         return false;
       }
-      return rest.length === 0 || body(rest);
+      inHeader = false;
+      begin = end + 4;
+      return onBody(filled - begin);
+    };
+
+    /** `length` more body bytes are in the slot; false pauses the socket (or ends the download). */
+    const onBody = (length: number): boolean => {
+      if (length > remaining) {
+        finish(new DownloadError('the store sent more bytes than announced'));
+        return false;
+      }
+      remaining -= length;
+      if (remaining === 0) {
+        if (filled > begin) flush();
+        else if (writing === 0) finish();
+        return false;
+      }
+      return filled < slot.length || flush();
     };
 
     const options = {
       host: target.hostname,
       port,
       onread: {
-        buffer: readBuffer,
-        callback: (length: number, buffer: Uint8Array): boolean => {
+        // Asked before every read: the free end of the slot being filled (never past the body's end
+        // once the head is parsed, so a well-behaved store never overfills it).
+        buffer: () =>
+          slot.subarray(filled, inHeader ? slot.length : Math.min(slot.length, filled + remaining)),
+        callback: (length: number): boolean => {
           if (settled) return false;
-          const bytes = Buffer.from(buffer.buffer, buffer.byteOffset, length);
-          if (header) return onHeader(bytes);
-          if (length > remaining) {
-            finish(new DownloadError('the store sent more bytes than announced'));
-            return false;
-          }
-          return body(bytes);
+          filled += length;
+          return inHeader ? onHeader() : onBody(length);
         },
       },
     };
