@@ -10,6 +10,7 @@ export class Metrics {
   readonly passwordQueueLength: Gauge;
   readonly passwordWorkersBusy: Gauge;
   readonly passwordWorkers: Gauge;
+  readonly passwordThreads: Gauge;
   readonly passwordRefused: Counter;
   readonly gcRuns: Counter<'registry' | 'result'>;
   readonly gcDuration: Histogram<'registry' | 'result'>;
@@ -52,6 +53,11 @@ export class Metrics {
     this.passwordWorkers = new Gauge({
       name: 'wharf_password_workers',
       help: 'bcrypt threads in the pool (0: bcrypt runs on the event loop)',
+      registers: [this.registry],
+    });
+    this.passwordThreads = new Gauge({
+      name: 'wharf_password_threads',
+      help: 'bcrypt threads running now: idle ones stop after a minute and start again on demand',
       registers: [this.registry],
     });
     this.passwordRefused = new Counter({

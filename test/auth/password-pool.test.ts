@@ -305,3 +305,34 @@ it('closing wharf stops the bcrypt threads: a program that closes it ends by its
     await rm(dataDir, { recursive: true, force: true });
   }
 });
+
+it('stops a thread that stayed idle and starts it again for the next check, with a queue of 0', async () => {
+  const { PasswordPool } = await import('../../server/identity/password-pool.ts');
+  const { Metrics } = await import('../../server/observability/metrics.ts');
+  const metrics = new Metrics();
+  const threads = async () =>
+    (await metrics.registry.getSingleMetric('wharf_password_threads')?.get())?.values[0]?.value;
+  // queueLimit 0: a check that finds the thread stopped must wait for its start, not be refused.
+  const pool = await PasswordPool.start({ workers: 1, queueLimit: 0, idleMillis: 100, metrics });
+  try {
+    const hash = await pool.hash('idle-password', 4);
+    expect(await threads()).toBe(1);
+    for (const deadline = Date.now() + 10_000; pool.threads > 0 && Date.now() < deadline; )
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(pool.threads).toBe(0);
+    expect(await threads()).toBe(0);
+    expect(await pool.verify('idle-password', hash)).toBe(true);
+    expect(await pool.verify('wrong-password', hash)).toBe(false);
+    expect(pool.threads).toBe(1);
+    // Two at once on a stopped one-thread pool with no queue: one waits for the start, one is refused.
+    for (const deadline = Date.now() + 10_000; pool.threads > 0 && Date.now() < deadline; )
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    const both = await Promise.allSettled([
+      pool.verify('idle-password', hash),
+      pool.verify('idle-password', hash),
+    ]);
+    expect(both.map((result) => result.status).sort()).toEqual(['fulfilled', 'rejected']);
+  } finally {
+    await pool.close();
+  }
+});
