@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import { parse as parseYaml } from 'yaml';
 import { isTrustedProxyEntry } from '../http/proxies.ts';
 import { configSchema } from './schema.ts';
 import type { WharfConfig } from './types.ts';
@@ -327,6 +327,19 @@ function configFileFrom(argv: string[]): string | undefined {
   return undefined;
 }
 
+/**
+ * JSON (what the operator writes) is parsed as such; anything else goes to the YAML parser, loaded
+ * only then: it weighs about 10 MB in a process that would otherwise never need it.
+ */
+function parseConfigText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    const yaml = createRequire(import.meta.url)('yaml') as typeof import('yaml');
+    return yaml.parse(text);
+  }
+}
+
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
@@ -336,7 +349,7 @@ function readConfigFile(file: string): Record<string, unknown> {
   }
   let parsed: unknown;
   try {
-    parsed = parseYaml(text);
+    parsed = parseConfigText(text);
   } catch (error) {
     throw new ConfigError(
       `configuration file ${file} is not valid YAML or JSON: ${(error as Error).message}`,

@@ -88,7 +88,7 @@ export async function publishCrate(
   const cksum = createHash('sha256').update(crate).digest('hex');
   const line = toIndexLine(meta, cksum, new Date());
   // Rendered once here, not on every read; sanitized before it is stored (readme.ts).
-  const readme = meta.readme ? renderReadme(meta.readme) : null;
+  const readme = meta.readme ? await renderReadme(meta.readme) : null;
   const details = versionDetails(meta, {
     edition: manifestEdition(manifest),
     crateSize: crate.length,

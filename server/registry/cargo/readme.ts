@@ -1,5 +1,4 @@
-import MarkdownIt from 'markdown-it';
-import sanitizeHtml from 'sanitize-html';
+import type sanitizeHtml from 'sanitize-html';
 
 /**
  * A crate's README as crates.io shows it: CommonMark (with GitHub's tables and strikethrough)
@@ -7,11 +6,26 @@ import sanitizeHtml from 'sanitize-html';
  * no script, event handler, `javascript:` URL, style or frame survives. Rendered once at publish
  * and stored; the readme route serves the stored HTML.
  */
-const markdown = new MarkdownIt({ html: true, linkify: true, typographer: false });
+/**
+ * The renderer is loaded on the first README, not at start-up: markdown-it and sanitize-html with
+ * their dependencies add about 25 MB to every registry process, and only a publish needs them.
+ */
+let renderer: Promise<(text: string) => string> | null = null;
 
-const SANITIZE: sanitizeHtml.IOptions = {
+function loadRenderer(): Promise<(text: string) => string> {
+  renderer ??= Promise.all([import('markdown-it'), import('sanitize-html')]).then(
+    ([{ default: MarkdownIt }, { default: sanitize }]) => {
+      const markdown = new MarkdownIt({ html: true, linkify: true, typographer: false });
+      const options = sanitizeOptions(sanitize);
+      return (text: string) => sanitize(markdown.render(text), options);
+    },
+  );
+  return renderer;
+}
+
+const sanitizeOptions = (sanitize: typeof sanitizeHtml): sanitizeHtml.IOptions => ({
   allowedTags: [
-    ...sanitizeHtml.defaults.allowedTags,
+    ...sanitize.defaults.allowedTags,
     'img',
     'picture',
     'source',
@@ -49,11 +63,11 @@ const SANITIZE: sanitizeHtml.IOptions = {
   allowProtocolRelative: false,
   transformTags: {
     // Links from user content must not pass this registry's context (or a session) along.
-    a: sanitizeHtml.simpleTransform('a', { rel: 'nofollow noopener noreferrer' }),
+    a: sanitize.simpleTransform('a', { rel: 'nofollow noopener noreferrer' }),
   },
-};
+});
 
 /** README markdown → sanitized HTML (crates.io shows a README of any size up to the publish limit). */
-export function renderReadme(text: string): string {
-  return sanitizeHtml(markdown.render(text), SANITIZE);
+export async function renderReadme(text: string): Promise<string> {
+  return (await loadRenderer())(text);
 }

@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher, interceptors } from 'undici';
+import type { Dispatcher } from 'undici';
 import { SingleFlight } from '../../single-flight.ts';
 import { MANIFEST_TYPES } from '../storage/manifests.ts';
 
@@ -48,7 +48,12 @@ export type UpstreamObserver = (status: string) => void;
 export class UpstreamRegistry {
   private readonly base: string;
   private readonly settings: UpstreamSettings;
-  private readonly dispatcher: Dispatcher;
+  /**
+   * Made on the first request: undici (a second copy beside Node's own fetch) adds about 25 MB to a
+   * process, which a registry without proxies should not carry.
+   */
+  private dispatcher: Promise<Dispatcher> | null = null;
+  private readonly timeoutMillis: number;
   private readonly observe: UpstreamObserver;
   private readonly tokens = new Map<string, { token: string; expiresAt: number }>();
   private readonly tokenFlights = new SingleFlight<string>();
@@ -59,12 +64,18 @@ export class UpstreamRegistry {
     this.settings = settings;
     this.base = settings.upstream.replace(/\/+$/, '');
     this.observe = observe;
-    const timeout = settings.timeoutSeconds * 1000;
-    this.dispatcher = new Agent({
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-      connectTimeout: timeout,
-    }).compose(interceptors.redirect({ maxRedirections: 5 }));
+    this.timeoutMillis = settings.timeoutSeconds * 1000;
+  }
+
+  private connection(): Promise<Dispatcher> {
+    this.dispatcher ??= import('undici').then(({ Agent, interceptors }) =>
+      new Agent({
+        headersTimeout: this.timeoutMillis,
+        bodyTimeout: this.timeoutMillis,
+        connectTimeout: this.timeoutMillis,
+      }).compose(interceptors.redirect({ maxRedirections: 5 })),
+    );
+    return this.dispatcher;
   }
 
   /** `GET`/`HEAD` of `/v2/<repository>/<path>`; any status is returned, failures to answer throw. */
@@ -95,7 +106,7 @@ export class UpstreamRegistry {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    if (this.dispatcher) await (await this.dispatcher).close();
   }
 
   private authorization(scope: string): Record<string, string> {
@@ -150,7 +161,8 @@ export class UpstreamRegistry {
     headers: Record<string, string>,
   ): Promise<UpstreamResponse> {
     try {
-      const response = await this.dispatcher.request({
+      const dispatcher = await this.connection();
+      const response = await dispatcher.request({
         origin: new URL(url).origin,
         path: `${new URL(url).pathname}${new URL(url).search}`,
         method,
