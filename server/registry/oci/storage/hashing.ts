@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { droppedBytes } from '../../../memory/young-garbage.ts';
 import type { DigestAlgorithm } from '../names.ts';
 
 export const STREAM_CHUNK = 1024 * 1024;
@@ -56,6 +57,7 @@ export class HashingStream extends Transform {
       return;
     }
     this.hash.update(chunk);
+    droppedBytes(chunk.length);
     callback(null, chunk);
   }
 
