@@ -17,7 +17,13 @@ app.kubernetes.io/component: operator
 {{- define "wharf.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}{{ default (include "wharf.operatorName" .) .Values.serviceAccount.name }}{{- else -}}{{ default "default" .Values.serviceAccount.name }}{{- end -}}
 {{- end -}}
-{{- define "wharf.image" -}}{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}{{- end -}}
+{{- /* By digest when image.digest is set (the tag is then ignored), else by tag. */ -}}
+{{- define "wharf.image" -}}
+{{- if .Values.image.digest -}}{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}{{- end -}}
+{{- end -}}
+{{- /* Where the quick start's AuthService and Registry live. */ -}}
+{{- define "wharf.quickstartNamespace" -}}{{ default .Release.Namespace .Values.quickstart.namespace }}{{- end -}}
 {{- /* The quick start's spec.storage (AuthService and Registry alike), from .Values.quickstart.storage. */ -}}
 {{- define "wharf.quickstartStorage" -}}
 mode: {{ .mode }}
