@@ -45,3 +45,28 @@ credentialsSecretRef:
 {{- end }}
 deletionPolicy: {{ .deletionPolicy }}
 {{- end -}}
+
+{{- /* The namespace of the AuthService NetworkPolicy: the quick start's, else watchNamespace. */ -}}
+{{- define "wharf.networkPolicyNamespace" -}}
+{{- if .Values.quickstart.enabled }}{{ include "wharf.quickstartNamespace" . }}{{ else }}{{ .Values.watchNamespace }}{{ end -}}
+{{- end -}}
+{{- /* "true" when the AuthService NetworkPolicy is rendered (values.yaml, networkPolicy.enabled), else "". */ -}}
+{{- define "wharf.networkPolicyEnabled" -}}
+{{- $np := .Values.networkPolicy }}
+{{- $qs := .Values.quickstart }}
+{{- $namespace := include "wharf.networkPolicyNamespace" . }}
+{{- $hosted := and $qs.enabled (or $qs.registry.host $qs.authService.host) }}
+{{- $controllerKnown := or $np.ingressController.namespaceSelector $np.ingressController.podSelector }}
+{{- if eq (toString $np.enabled) "auto" }}
+{{- /* Without the quick start, AuthServices of watchNamespace may have Ingresses the chart cannot see. */ -}}
+{{- if and $namespace (or (and $qs.enabled (not $hosted)) $controllerKnown) }}true{{ end }}
+{{- else if eq (toString $np.enabled) "true" }}
+{{- if not $namespace }}
+{{- fail "networkPolicy.enabled=true needs a namespace to put it in: quickstart.enabled=true or watchNamespace" }}
+{{- end }}
+{{- if and $hosted (not $controllerKnown) }}
+{{- fail "networkPolicy.enabled=true with an Ingress host: set networkPolicy.ingressController (the namespaceSelector and/or podSelector of your Ingress controller's pods), or the policy would shut logins out" }}
+{{- end -}}
+true
+{{- end }}
+{{- end -}}
