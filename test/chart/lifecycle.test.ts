@@ -164,6 +164,12 @@ describe.runIf(canRunPods())('the chart over its life (kubelet stand-in)', () =>
     it('the CRD chart adopts the CRDs the first install made, once told to take them over', async () => {
       const before = (await h.admin.get(CRD('registries')))!;
       expect(before.metadata!.labels?.['helm.sh/chart']).toBeUndefined();
+      // An upgrade of the operator's chart over them says what to do first.
+      const warned = await h.helm('upgrade', 'wharf', 'charts/wharf', '--namespace', NS, '--reuse-values');
+      expect(warned).toContain(
+        'WARNING: the wharf CRDs are those a first install created from crds/, which Helm never upgrades',
+      );
+      expect(warned).toContain('helm upgrade --install wharf-crds charts/wharf-crds --take-ownership');
       await expect(h.helm('install', 'wharf-crds', 'charts/wharf-crds')).rejects.toThrow(
         /exists and cannot be imported into the current release/,
       );
@@ -174,6 +180,9 @@ describe.runIf(canRunPods())('the chart over its life (kubelet stand-in)', () =>
         expect(crd.metadata!.annotations?.['helm.sh/resource-policy']).toBe('keep');
         expect(crd.metadata!.uid).toBe(plural === 'registries' ? before.metadata!.uid : crd.metadata!.uid);
       }
+      expect(
+        await h.helm('upgrade', 'wharf', 'charts/wharf', '--namespace', NS, '--reuse-values'),
+      ).not.toContain('WARNING');
     });
 
     it('helm upgrade to the next version adds the new field and keeps every resource as it was', async () => {
@@ -187,8 +196,13 @@ describe.runIf(canRunPods())('the chart over its life (kubelet stand-in)', () =>
       const specs = new Map<string, unknown>();
       for (const resource of resources()) specs.set(resource, (await h.admin.get<Registry>(resource))!.spec);
 
+      // The operator's chart first: its NOTES say the CRDs are behind.
+      const behind = await h.helm('upgrade', 'wharf', nextChart, '--namespace', NS, '--reuse-values');
+      expect(behind).toContain("WARNING: the wharf CRDs are wharf-crds-0.1.0's,\nnot wharf-crds-0.2.0's");
       await h.helm('upgrade', 'wharf-crds', nextCrds);
-      await h.helm('upgrade', 'wharf', nextChart, '--namespace', NS, '--reuse-values');
+      expect(await h.helm('upgrade', 'wharf', nextChart, '--namespace', NS, '--reuse-values')).not.toContain(
+        'WARNING',
+      );
 
       const crd = (await h.admin.get<Crd>(CRD('registries')))!;
       expect(crd.metadata!.labels?.['helm.sh/chart']).toBe('wharf-crds-0.2.0');

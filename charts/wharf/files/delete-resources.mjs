@@ -26,7 +26,8 @@ function call(method, path) {
         res.setEncoding('utf8');
         res.on('data', (chunk) => (body += chunk));
         res.on('end', () => {
-          if (res.statusCode === 404 && method === 'DELETE') return resolve(undefined);
+          // Gone already, or its CRD is (then there is nothing of that kind to wait for).
+          if (res.statusCode === 404) return resolve(method === 'GET' ? { items: [] } : undefined);
           if (res.statusCode >= 300) return reject(new Error(`${method} ${path}: ${res.statusCode} ${body}`));
           resolve(JSON.parse(body));
         });
