@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end on kind, for hosts WITH a Docker engine (CI; not this project's own machines, which have
-# none). Creates a cluster with ingress-nginx, builds and loads the wharf image, runs MinIO and Dex
+# none). Creates a cluster with ingress-nginx and a local registry, builds the wharf image with
+# hack/build-image.sh, pushes it there and installs it by digest (image.digest), runs MinIO and Dex
 # (OIDC) in the cluster, installs the chart with its quick start, waits for the Registry to be Ready,
 # then drives cargo and docker through the Ingress host.
 #
@@ -9,7 +10,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 CLUSTER=${CLUSTER:-wharf-e2e}
-IMAGE=${IMAGE:-wharf:e2e}
+# The local registry the kind nodes pull from (kind's documented local-registry setup): the chart
+# installs the image by the digest this registry reports, as a production install would.
+REGISTRY_NAME=kind-registry
+REGISTRY_PORT=${REGISTRY_PORT:-5001}
+IMAGE=${IMAGE:-localhost:$REGISTRY_PORT/wharf:e2e}
 HOST=${HOST:-registry.127.0.0.1.nip.io}
 NS=wharf
 
@@ -17,12 +22,24 @@ for tool in docker kind kubectl helm cargo; do
   command -v "$tool" >/dev/null || { echo "e2e-kind: $tool is required" >&2; exit 1; }
 done
 
-cleanup() { [ "${KEEP_CLUSTER:-0}" = 1 ] || kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true; }
+cleanup() {
+  [ "${KEEP_CLUSTER:-0}" = 1 ] && return
+  kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
+  docker rm -f "$REGISTRY_NAME" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
+
+if [ "$(docker inspect -f '{{.State.Running}}' "$REGISTRY_NAME" 2>/dev/null)" != true ]; then
+  docker run -d --restart=always -p "127.0.0.1:$REGISTRY_PORT:5000" --network bridge --name "$REGISTRY_NAME" registry:2
+fi
 
 cat <<KIND | kind create cluster --name "$CLUSTER" --wait 120s --config=-
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
+containerdConfigPatches:
+  - |-
+    [plugins."io.containerd.grpc.v1.cri".registry]
+      config_path = "/etc/containerd/certs.d"
 nodes:
   - role: control-plane
     kubeadmConfigPatches:
@@ -35,9 +52,22 @@ nodes:
       - { containerPort: 80, hostPort: 80, protocol: TCP }
 KIND
 
+# Each node resolves localhost:$REGISTRY_PORT to the registry container on the kind network.
+for node in $(kind get nodes --name "$CLUSTER"); do
+  docker exec "$node" mkdir -p "/etc/containerd/certs.d/localhost:$REGISTRY_PORT"
+  printf '[host."http://%s:5000"]\n' "$REGISTRY_NAME" |
+    docker exec -i "$node" cp /dev/stdin "/etc/containerd/certs.d/localhost:$REGISTRY_PORT/hosts.toml"
+done
+docker network connect kind "$REGISTRY_NAME" 2>/dev/null || true
+
 kubectl apply -f https://raw.githubusercontent.com/kubernetes/ingress-nginx/main/deploy/static/provider/kind/deploy.yaml
-docker build -t "$IMAGE" .
-kind load docker-image "$IMAGE" --name "$CLUSTER"
+# Reproducible build (pinned base, SOURCE_DATE_EPOCH, npm ci) with its SBOM in dist/image/; pushed,
+# then installed by the digest the registry reports (docker push may re-serialise the manifest).
+hack/build-image.sh "$IMAGE" >/dev/null
+docker push "$IMAGE" >/dev/null
+DIGEST=$(docker inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$IMAGE" | sed -n "s#^localhost:$REGISTRY_PORT/wharf@##p" | head -n 1)
+[ -n "$DIGEST" ] || { echo "e2e-kind: no registry digest for $IMAGE" >&2; exit 1; }
+echo "e2e-kind: installing $IMAGE by digest $DIGEST"
 kubectl -n ingress-nginx wait --for=condition=Available deployment/ingress-nginx-controller --timeout=180s
 
 kubectl create namespace "$NS"
@@ -112,10 +142,12 @@ DEX
 kubectl -n "$NS" wait --for=condition=Available deployment/minio deployment/dex --timeout=180s
 
 helm install wharf charts/wharf --namespace "$NS" --wait \
-  --set image.repository="${IMAGE%%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
+  --set image.repository="${IMAGE%:*}" --set image.digest="$DIGEST" \
   --set quickstart.enabled=true \
   --set quickstart.registry.host="$HOST" \
   --set quickstart.ingressClassName=nginx \
+  --set networkPolicy.ingressController.namespaceSelector.matchLabels."kubernetes\.io/metadata\.name"=ingress-nginx \
+  --set networkPolicy.ingressController.podSelector.matchLabels."app\.kubernetes\.io/name"=ingress-nginx \
   --set "quickstart.trustedProxies={10.244.0.0/16}" \
   --set quickstart.storage.endpoint=http://minio.wharf.svc:9000 \
   --set quickstart.storage.credentialsSecretName=wharf-s3 \
@@ -160,4 +192,8 @@ docker tag busybox:latest "$HOST/alice/busybox:e2e"
 docker push "$HOST/alice/busybox:e2e"
 docker rmi "$HOST/alice/busybox:e2e"
 docker pull "$HOST/alice/busybox:e2e"
+# The chart's own check, then the uninstall hook with every resource still present.
+helm test wharf --namespace "$NS"
+helm uninstall wharf --namespace "$NS" --wait
+test -z "$(kubectl get registries,authservices,openidproviders -A -o name)"
 echo "e2e-kind: OK"

@@ -15,7 +15,7 @@ set -euo pipefail
 
 # Order matters on 2 cores: cheap apt installs first, then Go builds one by one,
 # heaviest last. "optional" tools only warn when they fail.
-ALL_TOOLS=(minio skopeo chromium restauthclient distribution conformance crane oras helm etcd kube-apiserver)
+ALL_TOOLS=(minio skopeo chromium restauthclient distribution conformance crane oras helm prometheus-operator-crds etcd kube-apiserver)
 OPTIONAL_TOOLS=" distribution oras "
 
 if [ "$#" -gt 0 ]; then

@@ -1,5 +1,5 @@
 /**
- * `npm run gen:crds`: writes crds/<plural>.yaml and the chart's copies from operator/api/types.ts.
+ * `npm run gen:crds`: writes crds/<plural>.yaml and the charts' copies from operator/api/types.ts.
  * `--check` exits 1 when a committed file differs, for CI.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,7 +10,8 @@ import { ALL_KINDS, customResourceDefinition } from './api/crds.ts';
 import { KINDS } from './api/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const CRD_DIRECTORIES = ['crds', 'charts/wharf/crds'];
+// charts/wharf-crds/files: the CRD chart that `helm upgrade` upgrades (its README).
+export const CRD_DIRECTORIES = ['crds', 'charts/wharf/crds', 'charts/wharf-crds/files'];
 
 /** The files the generator owns and their exact contents. */
 export function generatedCrdFiles(): Map<string, string> {

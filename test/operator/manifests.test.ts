@@ -602,13 +602,20 @@ describe('Helm chart', () => {
           (object: { kind: string; metadata: { name: string } }) => `${object.kind}/${object.metadata.name}`,
         )
         .sort();
+    // The uninstall hook's and `helm test`'s objects too (test/chart/chart.test.ts).
     expect(await kinds()).toEqual([
+      'ClusterRole/w-wharf-cleanup',
       'ClusterRole/w-wharf-operator',
+      'ClusterRoleBinding/w-wharf-cleanup',
       'ClusterRoleBinding/w-wharf-operator',
+      'ConfigMap/w-wharf-cleanup',
       'Deployment/w-wharf-operator',
+      'Job/w-wharf-cleanup',
+      'Pod/w-wharf-test-health',
       'Role/w-wharf-operator-leader-election',
       'RoleBinding/w-wharf-operator-leader-election',
       'Service/w-wharf-operator-metrics',
+      'ServiceAccount/w-wharf-cleanup',
       'ServiceAccount/w-wharf-operator',
     ]);
     const full = await kinds(
