@@ -5,7 +5,13 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { type AuthService, type Registry, VOLUME_REPLICAS_MESSAGE } from '../api/types.ts';
 import { objectPath, resourcePath } from '../kube/client.ts';
-import { type ConditionInput, conditionOf, readyCondition, setConditions } from '../runtime/conditions.ts';
+import {
+  type ConditionInput,
+  condition,
+  conditionOf,
+  readyCondition,
+  setConditions,
+} from '../runtime/conditions.ts';
 import { ensureApplied, ensureStatus, readSecret, setFinalizer } from '../runtime/objects.ts';
 import { deleteBucket, ensureBucket, s3Client, supportsConditionalWrites } from './bucket.ts';
 import type { ReconcileContext, ReconcileResult } from './context.ts';
@@ -116,12 +122,12 @@ export async function reconcileBucket(
   const previous = conditionOf(object.status?.conditions, 'BucketReady');
   const s3 = await s3For(ctx, object);
   if (!s3) {
-    return {
-      type: 'BucketReady',
-      status: false,
-      reason: 'CredentialsMissing',
-      message: `Secret ${object.spec.storage.credentialsSecretRef?.name} is missing or lacks the access key pair`,
-    };
+    return condition(
+      'BucketReady',
+      false,
+      'CredentialsMissing',
+      `Secret ${object.spec.storage.credentialsSecretRef?.name} is missing or lacks the access key pair`,
+    );
   }
   try {
     const report = await ensureBucket(s3, bucket, object.spec.storage.abortIncompleteUploadsAfterDays);
@@ -131,29 +137,19 @@ export async function reconcileBucket(
     const checked =
       previous?.status === 'True' && previous.observedGeneration === generation && !report.created;
     if (!checked && !(await supportsConditionalWrites(s3, bucket))) {
-      return {
-        type: 'BucketReady',
-        status: false,
-        reason: 'ConditionalWritesUnsupported',
-        message: `the S3 endpoint does not honour If-None-Match on bucket ${bucket}; wharf needs conditional writes`,
-      };
+      return condition(
+        'BucketReady',
+        false,
+        'ConditionalWritesUnsupported',
+        `the S3 endpoint does not honour If-None-Match on bucket ${bucket}; wharf needs conditional writes`,
+      );
     }
     const lifecycle = report.lifecycleSupported
       ? 'with a lifecycle rule for abandoned multipart uploads'
       : 'the endpoint rejects lifecycle rules for abandoned multipart uploads (MinIO expires them itself)';
-    return {
-      type: 'BucketReady',
-      status: true,
-      reason: 'BucketReady',
-      message: `bucket ${bucket} is ready, ${lifecycle}`,
-    };
+    return condition('BucketReady', true, 'BucketReady', `bucket ${bucket} is ready, ${lifecycle}`);
   } catch (error) {
-    return {
-      type: 'BucketReady',
-      status: false,
-      reason: 'S3Error',
-      message: `bucket ${bucket}: ${(error as Error).message}`,
-    };
+    return condition('BucketReady', false, 'S3Error', `bucket ${bucket}: ${(error as Error).message}`);
   } finally {
     s3.destroy();
   }
@@ -172,33 +168,27 @@ export async function volumeCondition(
   const claimName = volumeClaimName(object, component);
   if (object.spec.replicas > 1) {
     const modes = volumeSettings(object.spec.storage).accessModes.join(', ');
-    return {
-      type: 'VolumeReady',
-      status: false,
-      reason: 'ReplicasUnsupported',
-      message: `spec.replicas is ${object.spec.replicas} on claim ${claimName} (${modes}): ${VOLUME_REPLICAS_MESSAGE}; running 1`,
-    };
+    return condition(
+      'VolumeReady',
+      false,
+      'ReplicasUnsupported',
+      `spec.replicas is ${object.spec.replicas} on claim ${claimName} (${modes}): ${VOLUME_REPLICAS_MESSAGE}; running 1`,
+    );
   }
   const claim = await ctx.client.get<KubernetesObject & { status?: { phase?: string } }>(
     resourcePath('v1', 'PersistentVolumeClaim', object.metadata.namespace, claimName),
   );
   const phase = claim?.status?.phase ?? 'Pending';
   if (phase === 'Lost')
-    return {
-      type: 'VolumeReady',
-      status: false,
-      reason: 'ClaimLost',
-      message: `PersistentVolumeClaim ${claimName} lost its volume`,
-    };
-  return {
-    type: 'VolumeReady',
-    status: true,
-    reason: phase === 'Bound' ? 'Bound' : 'Pending',
-    message:
-      phase === 'Bound'
-        ? `PersistentVolumeClaim ${claimName} is bound`
-        : `PersistentVolumeClaim ${claimName} waits for a volume (bound when the pod is scheduled, or by the provisioner)`,
-  };
+    return condition('VolumeReady', false, 'ClaimLost', `PersistentVolumeClaim ${claimName} lost its volume`);
+  return condition(
+    'VolumeReady',
+    true,
+    phase === 'Bound' ? 'Bound' : 'Pending',
+    phase === 'Bound'
+      ? `PersistentVolumeClaim ${claimName} is bound`
+      : `PersistentVolumeClaim ${claimName} waits for a volume (bound when the pod is scheduled, or by the provisioner)`,
+  );
 }
 
 /** Applies each object; ComponentsApplied says whether all went through. */
@@ -221,18 +211,13 @@ export async function applyChildren(
     const message = `${name}: ${(result.reason as Error).message}`;
     await ctx.events.record(owner, 'Warning', 'ApplyFailed', message);
     return {
-      condition: { type: 'ComponentsApplied', status: false, reason: 'ApplyFailed', message },
+      condition: condition('ComponentsApplied', false, 'ApplyFailed', message),
       changed,
     };
   }
   if (changed.length) await ctx.events.record(owner, 'Normal', 'Applied', `Applied ${changed.join(', ')}`);
   return {
-    condition: {
-      type: 'ComponentsApplied',
-      status: true,
-      reason: 'Applied',
-      message: `${objects.length} objects applied`,
-    },
+    condition: condition('ComponentsApplied', true, 'Applied', `${objects.length} objects applied`),
     changed,
   };
 }
@@ -270,22 +255,10 @@ export function deploymentCondition(
     | undefined;
   const want = owner.spec.replicas;
   const available = deployment?.status?.availableReplicas ?? 0;
-  if (want === 0)
-    return { type: 'DeploymentAvailable', status: true, reason: 'ScaledToZero', message: 'replicas is 0' };
-  if (available >= want) {
-    return {
-      type: 'DeploymentAvailable',
-      status: true,
-      reason: 'Available',
-      message: `${available}/${want} replicas available`,
-    };
-  }
-  return {
-    type: 'DeploymentAvailable',
-    status: false,
-    reason: 'Progressing',
-    message: `${available}/${want} replicas available`,
-  };
+  if (want === 0) return condition('DeploymentAvailable', true, 'ScaledToZero', 'replicas is 0');
+  if (available >= want)
+    return condition('DeploymentAvailable', true, 'Available', `${available}/${want} replicas available`);
+  return condition('DeploymentAvailable', false, 'Progressing', `${available}/${want} replicas available`);
 }
 
 /** Writes conditions + Ready + extra fields; records an event when Ready flips. */

@@ -1,7 +1,7 @@
 /** The operator's pure parts: work queue, rate limiter, conditions, comparison, hashing. */
 import { describe, expect, it } from 'vitest';
 import { isSubset, stableHash } from '../../operator/runtime/compare.ts';
-import { readyCondition, setConditions } from '../../operator/runtime/conditions.ts';
+import { condition, readyCondition, setCondition, setConditions } from '../../operator/runtime/conditions.ts';
 import { RateLimiter, WorkQueue } from '../../operator/runtime/queue.ts';
 
 describe('WorkQueue', () => {
@@ -92,6 +92,39 @@ describe('conditions', () => {
       new Date('2026-01-03T00:00:00Z'),
     );
     expect(flipped[0]).toMatchObject({ status: 'False', lastTransitionTime: '2026-01-03T00:00:00Z' });
+  });
+
+  it('sets one condition in place, keeping the others and its own transition time while it holds', () => {
+    const start = setConditions(
+      undefined,
+      [condition('Ready', false, 'Progressing', 'rolling out'), condition('BucketReady', true, 'Ok', 'fine')],
+      1,
+      new Date('2026-01-01T00:00:00Z'),
+    );
+    const later = setCondition(
+      start,
+      condition('BucketReady', true, 'Ok', 'still fine'),
+      2,
+      new Date('2026-01-02T00:00:00Z'),
+    );
+    expect(later.map((item) => item.type)).toEqual(['Ready', 'BucketReady']);
+    expect(later[0]).toEqual(start[0]);
+    expect(later[1]).toMatchObject({
+      status: 'True',
+      observedGeneration: 2,
+      lastTransitionTime: '2026-01-01T00:00:00Z',
+      message: 'still fine',
+    });
+    const added = setCondition(later, condition('VolumeReady', 'Unknown', 'Pending', 'no claim yet'), 2);
+    expect(added.map((item) => `${item.type}=${item.status}`)).toEqual([
+      'Ready=False',
+      'BucketReady=True',
+      'VolumeReady=Unknown',
+    ]);
+    // A reconcile that no longer reports a type drops it.
+    expect(
+      setConditions(added, [condition('Ready', true, 'Ready', 'ok')], 3).map((item) => item.type),
+    ).toEqual(['Ready']);
   });
 
   it('derives Ready from the first failing condition', () => {
