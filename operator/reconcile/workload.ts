@@ -15,7 +15,7 @@ import {
 import { ensureApplied, ensureStatus, readSecret, setFinalizer } from '../runtime/objects.ts';
 import { deleteBucket, ensureBucket, s3Client, supportsConditionalWrites } from './bucket.ts';
 import type { ReconcileContext, ReconcileResult } from './context.ts';
-import { volumeSettings } from './desired.ts';
+import { deploymentReplicas, volumeSettings } from './desired.ts';
 import { authNames, BUCKET_FINALIZER, defaultBucketName, registryNames } from './names.ts';
 
 type Workload = AuthService | Registry;
@@ -158,7 +158,7 @@ export async function reconcileBucket(
 /**
  * VolumeReady (volume mode): one replica asked for, and the claim not lost. A claim still Pending
  * is no failure here: a WaitForFirstConsumer class binds it once the pod is scheduled, and
- * DeploymentAvailable reports whether the pod got it.
+ * RolloutComplete reports whether the pod got it.
  */
 export async function volumeCondition(
   ctx: ReconcileContext,
@@ -242,26 +242,81 @@ export async function warnIfProxiesUntrusted(
   );
 }
 
-/** DeploymentAvailable, read from the Deployment's status (the cluster's controllers fill it). */
+interface DeploymentStatus {
+  observedGeneration?: number;
+  replicas?: number;
+  updatedReplicas?: number;
+  readyReplicas?: number;
+  availableReplicas?: number;
+  conditions?: { type: string; status: string; reason?: string; message?: string }[];
+}
+export type DeploymentObject = KubernetesObject & {
+  spec?: { replicas?: number };
+  status?: DeploymentStatus;
+};
+
+/**
+ * RolloutComplete, read from the Deployment's status the way kstatus decides "Current": the
+ * Deployment controller has seen the latest spec (observedGeneration), and every replica runs the
+ * latest template and is available (updated = available = replicas = spec.replicas). A rollout
+ * the controller gave up on (Progressing=False, e.g. ProgressDeadlineExceeded after a bad image)
+ * or pods that are not available carry the Deployment's own reason and message.
+ */
+export function rolloutCondition(deployment: DeploymentObject | undefined, want: number): ConditionInput {
+  const type = 'RolloutComplete';
+  if (!deployment) return condition(type, false, 'DeploymentMissing', 'the Deployment does not exist yet');
+  const name = `Deployment ${deployment.metadata?.name}`;
+  const status = deployment.status ?? {};
+  const generation = deployment.metadata?.generation ?? 0;
+  if ((status.observedGeneration ?? 0) < generation)
+    return condition(
+      type,
+      false,
+      'RolloutPending',
+      `${name}: generation ${generation} not yet observed by the Deployment controller`,
+    );
+  const replicas = deployment.spec?.replicas ?? want;
+  const updated = status.updatedReplicas ?? 0;
+  const available = status.availableReplicas ?? 0;
+  const total = status.replicas ?? 0;
+  const counts = `${updated} updated, ${available} available, ${total} total of ${replicas} wanted`;
+  const stuck = status.conditions?.find((item) => item.type === 'Progressing' && item.status === 'False');
+  if (stuck)
+    return condition(
+      type,
+      false,
+      stuck.reason ?? 'ProgressDeadlineExceeded',
+      `${name}: ${stuck.message ?? ''} (${counts})`,
+    );
+  if (replicas === 0 && total === 0) return condition(type, true, 'ScaledToZero', `${name} has 0 replicas`);
+  if (updated === replicas && available === replicas && total === replicas)
+    return condition(type, true, 'RolledOut', `${name}: ${counts}`);
+  const unavailable = status.conditions?.find((item) => item.type === 'Available' && item.status === 'False');
+  if (unavailable)
+    return condition(
+      type,
+      false,
+      unavailable.reason ?? 'MinimumReplicasUnavailable',
+      `${name}: ${unavailable.message ?? ''} (${counts})`,
+    );
+  if (updated < replicas) return condition(type, false, 'RollingOut', `${name}: ${counts}`);
+  if (total > updated) return condition(type, false, 'OldReplicasPending', `${name}: ${counts}`);
+  return condition(type, false, 'ReplicasUnavailable', `${name}: ${counts}`);
+}
+
+/** RolloutComplete of the owner's Deployment, from the informer cache. */
 export function deploymentCondition(
   ctx: ReconcileContext,
   owner: Workload,
   deploymentName: string,
 ): ConditionInput {
   const deployment = ctx.caches.deployments.get(`${owner.metadata.namespace}/${deploymentName}`) as
-    | (KubernetesObject & {
-        status?: { availableReplicas?: number; updatedReplicas?: number; observedGeneration?: number };
-      })
+    | DeploymentObject
     | undefined;
-  const want = owner.spec.replicas;
-  const available = deployment?.status?.availableReplicas ?? 0;
-  if (want === 0) return condition('DeploymentAvailable', true, 'ScaledToZero', 'replicas is 0');
-  if (available >= want)
-    return condition('DeploymentAvailable', true, 'Available', `${available}/${want} replicas available`);
-  return condition('DeploymentAvailable', false, 'Progressing', `${available}/${want} replicas available`);
+  return rolloutCondition(deployment, deploymentReplicas(owner));
 }
 
-/** Writes conditions + Ready + extra fields; records an event when Ready flips. */
+/** Writes conditions + Ready + extra fields; records an event when Ready flips or fails anew. */
 export async function publishStatus(
   ctx: ReconcileContext,
   object: Workload | (KubernetesObject & { status?: { conditions?: never[] } }),
@@ -276,7 +331,12 @@ export async function publishStatus(
   const status = { ...fields, observedGeneration: generation, conditions };
   const before = conditionOf(typed.status?.conditions, 'Ready');
   const written = await ensureStatus(ctx.client, typed, status);
-  if (before?.status !== conditions[0]!.status) {
+  // An event when Ready flips, and when a not-Ready resource fails for a new reason (a rollout
+  // that was progressing and is now stuck).
+  if (
+    before?.status !== conditions[0]!.status ||
+    (before.status !== 'True' && before.reason !== ready.reason)
+  ) {
     const nowReady = conditions[0]!.status === 'True';
     await ctx.events.record(
       typed,

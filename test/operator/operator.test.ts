@@ -25,6 +25,7 @@ import {
   type RunningOperator,
   startHarness,
   wharfPath,
+  writeDeploymentStatus,
 } from './harness.ts';
 
 const NS = 'team-a';
@@ -206,7 +207,8 @@ describe('AuthService and Registry', () => {
       );
     }, 'AuthService components applied');
     expect(auth.metadata.finalizers).toContain('wharf.dev/bucket');
-    expect(condition(auth, 'Ready')).toMatchObject({ status: 'False', reason: 'Progressing' });
+    // No Deployment controller has looked at the new Deployment yet: the rollout has not begun.
+    expect(condition(auth, 'Ready')).toMatchObject({ status: 'False', reason: 'RolloutPending' });
     expect(auth.status?.observedGeneration).toBe(auth.metadata.generation);
 
     const bucket = auth.status!.bucket!;
@@ -335,15 +337,135 @@ describe('AuthService and Registry', () => {
     const before = await hashOf();
     await h.admin.mergePatch(wharfPath('Registry', NS, 'crates'), { spec: { superusers: ['alice'] } });
     await eventually(async () => (await hashOf()) !== before, 'a new config hash');
+    // The new template is a new rollout: Ready again once the (stand-in) Deployment controller
+    // reports it done.
     const registry = await eventually(async () => {
+      await markDeploymentsAvailable(h.admin, NS);
       const object = await getRegistry('crates');
-      return object?.status?.observedGeneration === object?.metadata.generation && object;
-    }, 'observedGeneration');
-    expect(condition(registry, 'Ready')?.status).toBe('True');
+      return (
+        object?.status?.observedGeneration === object?.metadata.generation &&
+        condition(object, 'Ready')?.status === 'True' &&
+        object
+      );
+    }, 'observedGeneration and Ready');
+    expect(condition(registry, 'RolloutComplete')).toMatchObject({ status: 'True', reason: 'RolledOut' });
     const config = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
       resourcePath('v1', 'ConfigMap', NS, 'crates-registry-config'),
     );
     expect(JSON.parse(config!.data['config.yaml']!).registry.superusers).toEqual(['alice']);
+  });
+
+  it('follows the rollout like kstatus: Ready=False while it runs, with the reason of a stuck one, True when done', async () => {
+    const deploymentPath = resourcePath('apps/v1', 'Deployment', NS, 'crates-registry');
+    const generationOf = async () => (await h.admin.get(deploymentPath))!.metadata!.generation!;
+    const before = await generationOf();
+    // A bad image: the operator rolls the Deployment to it.
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'crates'), {
+      spec: { image: 'wharf:does-not-exist' },
+    });
+    await eventually(async () => (await generationOf()) > before, 'the Deployment gets the new image');
+    const pending = await eventually(async () => {
+      const object = await getRegistry('crates');
+      return condition(object, 'Ready')?.status === 'False' && object;
+    }, 'Ready=False while the new generation is not observed');
+    expect(condition(pending, 'Ready')).toMatchObject({ reason: 'RolloutPending' });
+    expect(condition(pending, 'RolloutComplete')?.message).toMatch(/not yet observed/);
+
+    // What the Deployment controller reports (the stand-in writes it: no kubelet here) while the
+    // surge pod cannot pull its image: one updated replica, not available; the old one still serves.
+    const generation = await generationOf();
+    await writeDeploymentStatus(h.admin, NS, 'crates-registry', {
+      observedGeneration: generation,
+      replicas: 2,
+      updatedReplicas: 1,
+      readyReplicas: 1,
+      availableReplicas: 1,
+      unavailableReplicas: 1,
+      conditions: [
+        {
+          type: 'Available',
+          status: 'True',
+          reason: 'MinimumReplicasAvailable',
+          message: 'Deployment has minimum availability.',
+        },
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'ReplicaSetUpdated',
+          message: 'ReplicaSet "crates-registry-6f9c8d" is progressing.',
+        },
+      ],
+    });
+    const rolling = await eventually(async () => {
+      const object = await getRegistry('crates');
+      return condition(object, 'RolloutComplete')?.reason === 'OldReplicasPending' && object;
+    }, 'a rollout in progress');
+    expect(condition(rolling, 'Ready')).toMatchObject({
+      status: 'False',
+      message: expect.stringContaining('1 updated, 1 available, 2 total of 1 wanted'),
+    });
+
+    // After progressDeadlineSeconds the controller gives up: Progressing=False.
+    const stuckMessage = 'ReplicaSet "crates-registry-6f9c8d" has timed out progressing.';
+    await writeDeploymentStatus(h.admin, NS, 'crates-registry', {
+      conditions: [
+        {
+          type: 'Available',
+          status: 'True',
+          reason: 'MinimumReplicasAvailable',
+          message: 'Deployment has minimum availability.',
+        },
+        { type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: stuckMessage },
+      ],
+    });
+    const stuck = await eventually(async () => {
+      const object = await getRegistry('crates');
+      return condition(object, 'Ready')?.reason === 'ProgressDeadlineExceeded' && object;
+    }, 'the stuck rollout reported');
+    expect(condition(stuck, 'Ready')).toMatchObject({
+      status: 'False',
+      message: expect.stringContaining(stuckMessage),
+    });
+    expect(await events('crates')).toContain('ProgressDeadlineExceeded');
+
+    // Pods of the current generation that are not available (crash-looping after a scale-up, say).
+    await writeDeploymentStatus(h.admin, NS, 'crates-registry', {
+      replicas: 1,
+      updatedReplicas: 1,
+      readyReplicas: 0,
+      availableReplicas: 0,
+      unavailableReplicas: 1,
+      conditions: [
+        {
+          type: 'Available',
+          status: 'False',
+          reason: 'MinimumReplicasUnavailable',
+          message: 'Deployment does not have minimum availability.',
+        },
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'ReplicaSetUpdated',
+          message: 'ReplicaSet "crates-registry-6f9c8d" is progressing.',
+        },
+      ],
+    });
+    const unavailable = await eventually(async () => {
+      const object = await getRegistry('crates');
+      return condition(object, 'Ready')?.reason === 'MinimumReplicasUnavailable' && object;
+    }, 'unavailable pods reported');
+    expect(condition(unavailable, 'Ready')?.message).toContain('does not have minimum availability');
+
+    // The image fixed: a new rollout, Ready once it completes.
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'crates'), { spec: { image: null } });
+    await eventually(async () => {
+      await markDeploymentsAvailable(h.admin, NS);
+      const object = await getRegistry('crates');
+      return (
+        object?.status?.observedGeneration === object?.metadata.generation &&
+        condition(object, 'Ready')?.status === 'True'
+      );
+    }, 'Ready after the fix');
   });
 
   it("tells the Registry and the AuthService behind its host to believe the Ingress's controllers", async () => {
