@@ -2,7 +2,10 @@
  * The part AuthService and Registry share: the bucket with its finalizer, applying the owned
  * objects, reading the Deployment's availability, and writing status and events only on change.
  */
+
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { probeConditionalWrites } from '../../server/store/s3-conditional-probe.ts';
 import { type AuthService, type Registry, VOLUME_REPLICAS_MESSAGE } from '../api/types.ts';
 import { objectPath, resourcePath } from '../kube/client.ts';
 import {
@@ -13,7 +16,7 @@ import {
   setConditions,
 } from '../runtime/conditions.ts';
 import { ensureApplied, ensureStatus, readSecret, setFinalizer } from '../runtime/objects.ts';
-import { deleteBucket, ensureBucket, s3Client, supportsConditionalWrites } from './bucket.ts';
+import { deleteBucket, ensureBucket, s3Client } from './bucket.ts';
 import type { ReconcileContext, ReconcileResult } from './context.ts';
 import { deploymentReplicas, volumeSettings } from './desired.ts';
 import { authNames, BUCKET_FINALIZER, defaultBucketName, registryNames } from './names.ts';
@@ -39,15 +42,23 @@ export function storageStatus(object: Workload, component: 'auth' | 'registry'):
     : { bucket: bucketName(object, component) };
 }
 
-async function s3For(ctx: ReconcileContext, object: Workload) {
+/**
+ * The S3 client for the resource's bucket, or why there is none: a credentialsSecretRef whose
+ * Secret lacks the key pair. Without a reference the SDK's default chain is used (workload identity).
+ */
+async function s3For(
+  ctx: ReconcileContext,
+  object: Workload,
+): Promise<{ s3: S3Client } | { missing: string }> {
   const { storage } = object.spec;
   const ref = storage.credentialsSecretRef;
-  if (!ref) return undefined;
+  if (!ref) return { s3: s3Client(storage, undefined) };
   const secret = await readSecret(ctx.client, object.metadata.namespace, ref.name);
   const accessKeyId = secret?.[ref.accessKeyIdKey];
   const secretAccessKey = secret?.[ref.secretAccessKeyKey];
-  if (!accessKeyId || !secretAccessKey) return undefined;
-  return s3Client(storage, { accessKeyId, secretAccessKey });
+  if (!accessKeyId || !secretAccessKey)
+    return { missing: `Secret ${ref.name} is missing or lacks the access key pair` };
+  return { s3: s3Client(storage, { accessKeyId, secretAccessKey }) };
 }
 
 /**
@@ -83,16 +94,17 @@ export async function finalizeWorkload(
   }
   const bucket = bucketName(object, component);
   if (object.spec.storage.deletionPolicy === 'Delete') {
-    const s3 = await s3For(ctx, object);
-    if (!s3) {
+    const client = await s3For(ctx, object);
+    if ('missing' in client) {
       await ctx.events.record(
         object,
         'Warning',
         'BucketDeleteBlocked',
-        'S3 credentials Secret is missing; cannot delete the bucket',
+        `${client.missing}; cannot delete the bucket`,
       );
       return { requeueAfterMs: 10_000 };
     }
+    const { s3 } = client;
     try {
       await deleteBucket(s3, bucket);
     } finally {
@@ -111,39 +123,41 @@ export async function finalizeWorkload(
   return {};
 }
 
-/** BucketReady: the bucket exists with its lifecycle rule and honours conditional writes. */
+/**
+ * BucketReady: the bucket exists with its lifecycle rule, and passes the servers' own start-up probe
+ * (If-None-Match and If-Match on PUT and on multipart completion): Ready here means a server starts.
+ */
 export async function reconcileBucket(
   ctx: ReconcileContext,
   object: Workload,
   component: 'auth' | 'registry',
 ): Promise<ConditionInput> {
   const bucket = bucketName(object, component);
+  const { storage } = object.spec;
   const generation = object.metadata.generation ?? 0;
   const previous = conditionOf(object.status?.conditions, 'BucketReady');
-  const s3 = await s3For(ctx, object);
-  if (!s3) {
-    return condition(
-      'BucketReady',
-      false,
-      'CredentialsMissing',
-      `Secret ${object.spec.storage.credentialsSecretRef?.name} is missing or lacks the access key pair`,
-    );
-  }
+  const client = await s3For(ctx, object);
+  if ('missing' in client) return condition('BucketReady', false, 'CredentialsMissing', client.missing);
+  const { s3 } = client;
   try {
-    const report = await ensureBucket(s3, bucket, object.spec.storage.abortIncompleteUploadsAfterDays);
+    const report = await ensureBucket(s3, bucket, storage.abortIncompleteUploadsAfterDays);
     if (report.created)
       await ctx.events.record(object, 'Normal', 'BucketCreated', `Created bucket ${bucket}`);
-    // The conditional-write probe writes to the bucket; once per generation is enough.
+    // The probe writes to the bucket; once per generation is enough.
     const checked =
       previous?.status === 'True' && previous.observedGeneration === generation && !report.created;
-    if (!checked && !(await supportsConditionalWrites(s3, bucket))) {
+    const refusal = checked
+      ? undefined
+      : await probeConditionalWrites({ client: s3, bucket, prefix: storage.prefix });
+    if (refusal?.problem === 'bucket-unusable')
+      return condition('BucketReady', false, 'BucketUnusable', `bucket ${bucket}: ${refusal.detail}`);
+    if (refusal)
       return condition(
         'BucketReady',
         false,
         'ConditionalWritesUnsupported',
-        `the S3 endpoint does not honour If-None-Match on bucket ${bucket}; wharf needs conditional writes`,
+        `${storage.endpoint ?? 'the S3 endpoint'} does not honour conditional writes on bucket ${bucket} (${refusal.detail}); the servers refuse to start on it: use an endpoint that supports If-Match and If-None-Match (AWS S3, or a recent MinIO, Ceph RGW or R2)`,
       );
-    }
     const lifecycle = report.lifecycleSupported
       ? 'with a lifecycle rule for abandoned multipart uploads'
       : 'the endpoint rejects lifecycle rules for abandoned multipart uploads (MinIO expires them itself)';

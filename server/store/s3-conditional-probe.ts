@@ -23,37 +23,47 @@ export interface ProbeTarget {
   endpoint: string;
 }
 
+/** Why a bucket cannot hold wharf's state: what is wrong, in words for a person. */
+export type ProbeRefusal =
+  | { problem: 'bucket-unusable'; detail: string }
+  | { problem: 'conditional-writes-unsupported'; detail: string };
+
+/** Thrown inside the probe to stop at the first refusal. */
+class Refused extends Error {
+  readonly refusal: ProbeRefusal;
+  constructor(refusal: ProbeRefusal) {
+    super(refusal.detail);
+    this.refusal = refusal;
+  }
+}
+
 /**
  * Proves, with real writes to a probe object, that the bucket answers and that the endpoint honours
  * If-None-Match: * and If-Match on PutObject and on CompleteMultipartUpload. wharf's read-modify-write
  * (json-doc.ts updateJson) depends on them: an endpoint that ignores them (older S3-compatible
- * gateways do) would let concurrent replicas silently overwrite each other's changes.
+ * gateways do) would let concurrent replicas silently overwrite each other's changes. Returns
+ * undefined when the bucket is fit, otherwise why not. The server refuses to start on a refusal
+ * (verifyConditionalWrites); the operator reports it as BucketReady=False, from the same probe.
  */
-export async function verifyConditionalWrites(target: ProbeTarget): Promise<void> {
-  const { client, bucket, endpoint } = target;
+export async function probeConditionalWrites(
+  target: Omit<ProbeTarget, 'endpoint'>,
+): Promise<ProbeRefusal | undefined> {
+  const { client, bucket } = target;
   try {
     await client.send(new HeadBucketCommand({ Bucket: bucket }));
   } catch (error) {
     const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
-    const why =
+    const detail =
       status === 404
         ? 'the bucket does not exist'
         : status === 403
           ? 'access denied (check the credentials: store.s3.accessKeyId/secretAccessKey or the AWS_* environment)'
           : describe(error);
-    throw new ConfigError(
-      `configuration setting "store.s3.bucket": cannot use bucket "${bucket}" at ${endpoint}: ${why}`,
-    );
+    return { problem: 'bucket-unusable', detail };
   }
 
   const key = `${target.prefix}${PROBE_KEY_PREFIX}${randomUUID()}`;
-  const refuse = (what: string) =>
-    new ConfigError(
-      `configuration setting "store.s3.endpoint": ${endpoint} does not honour conditional writes (${what}). ` +
-        'wharf needs If-Match and If-None-Match: * on PUT to avoid lost updates when replicas change the same ' +
-        'object concurrently, so it refuses to start; use an S3 endpoint that supports conditional writes ' +
-        '(AWS S3, or a recent MinIO, Ceph RGW or R2).',
-    );
+  const refuse = (detail: string) => new Refused({ problem: 'conditional-writes-unsupported', detail });
   const put = (condition: { IfMatch?: string; IfNoneMatch?: string }) =>
     client.send(
       new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'wharf start-up probe', ...condition }),
@@ -110,6 +120,10 @@ export async function verifyConditionalWrites(target: ProbeTarget): Promise<void
         throw refuse(`CompleteMultipartUpload with ${header} answered ${describe(completed.error)}`);
       }
     }
+    return undefined;
+  } catch (error) {
+    if (error instanceof Refused) return error.refusal;
+    throw error;
   } finally {
     for (const uploadId of uploads) {
       await client
@@ -118,6 +132,25 @@ export async function verifyConditionalWrites(target: ProbeTarget): Promise<void
     }
     await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })).catch(() => undefined);
   }
+}
+
+const CONDITIONAL_WRITES_ADVICE =
+  'wharf needs If-Match and If-None-Match: * on PUT to avoid lost updates when replicas change the same ' +
+  'object concurrently, so it refuses to start; use an S3 endpoint that supports conditional writes ' +
+  '(AWS S3, or a recent MinIO, Ceph RGW or R2).';
+
+/** The server's start-up check: the probe, and a ConfigError naming the setting to fix. */
+export async function verifyConditionalWrites(target: ProbeTarget): Promise<void> {
+  const refusal = await probeConditionalWrites(target);
+  if (!refusal) return;
+  const { bucket, endpoint } = target;
+  if (refusal.problem === 'bucket-unusable')
+    throw new ConfigError(
+      `configuration setting "store.s3.bucket": cannot use bucket "${bucket}" at ${endpoint}: ${refusal.detail}`,
+    );
+  throw new ConfigError(
+    `configuration setting "store.s3.endpoint": ${endpoint} does not honour conditional writes (${refusal.detail}). ${CONDITIONAL_WRITES_ADVICE}`,
+  );
 }
 
 type Attempt<T> = { ok: true; value: T } | { ok: false; error: unknown };

@@ -13,6 +13,7 @@ import type { AuthService, Registry } from '../../operator/api/types.ts';
 import { resourcePath } from '../../operator/kube/client.ts';
 import { LIFECYCLE_RULE_ID } from '../../operator/reconcile/bucket.ts';
 import { CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
+import { startS3Gateway } from '../support/s3-gateway.ts';
 import { REPO_ROOT } from '../support/tools.ts';
 import {
   condition,
@@ -548,6 +549,56 @@ describe('AuthService and Registry', () => {
     await eventually(async () => !(await getAuth('kept')), 'AuthService gone');
     await h.minio.client.send(new HeadBucketCommand({ Bucket: kept.status!.bucket! }));
   });
+});
+
+describe("BucketReady: the servers' own conditional-write probe", () => {
+  // A real HTTP proxy in front of MinIO that behaves as an older S3-compatible gateway: it drops the
+  // If-Match / If-None-Match headers (all of them, or only on multipart completion) and forwards
+  // the rest, re-signed. The servers refuse to start behind it; the operator must not say Ready.
+  for (const [dropConditions, expected] of [
+    ['all', 'a second PUT with If-None-Match: * replaced the object instead of failing with 412'],
+    [
+      'complete-multipart',
+      'CompleteMultipartUpload with If-None-Match: * replaced the object instead of failing with 412',
+    ],
+  ] as const) {
+    it(`reports BucketReady=False behind a gateway that ignores conditional writes (${dropConditions})`, async () => {
+      const gateway = await startS3Gateway({ ...h.minio, dropConditions });
+      const name = `gated-${dropConditions === 'all' ? 'all' : 'mpu'}`;
+      try {
+        await h.admin.create({
+          apiVersion: 'wharf.dev/v1alpha1',
+          kind: 'Registry',
+          metadata: { name, namespace: NS },
+          spec: {
+            authServiceRef: { name: 'main' },
+            replicas: 0,
+            storage: { endpoint: gateway.endpoint, credentialsSecretRef: { name: 's3' } },
+          },
+        } as KubernetesObject);
+        const registry = await eventually(async () => {
+          const object = await getRegistry(name);
+          return condition(object, 'BucketReady')?.status === 'False' && object;
+        }, 'BucketReady=False');
+        expect(condition(registry, 'BucketReady')).toMatchObject({
+          reason: 'ConditionalWritesUnsupported',
+          message: expect.stringContaining(expected),
+        });
+        expect(condition(registry, 'BucketReady')?.message).toContain(gateway.endpoint);
+        expect(condition(registry, 'Ready')).toMatchObject({
+          status: 'False',
+          reason: 'ConditionalWritesUnsupported',
+        });
+        expect(gateway.droppedConditions()).toBeGreaterThan(0);
+        // The bucket itself was created through the gateway: only the conditions are missing.
+        await h.minio.client.send(new HeadBucketCommand({ Bucket: registry.status!.bucket! }));
+      } finally {
+        await h.admin.delete(wharfPath('Registry', NS, name));
+        await eventually(async () => !(await getRegistry(name)), `${name} gone`);
+        await gateway.stop();
+      }
+    });
+  }
 });
 
 describe('storage mode volume', () => {
