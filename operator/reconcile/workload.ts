@@ -18,7 +18,7 @@ import {
 import { ensureApplied, ensureStatus, readSecret, setFinalizer } from '../runtime/objects.ts';
 import { deleteBucket, ensureBucket, s3Client } from './bucket.ts';
 import type { ReconcileContext, ReconcileResult } from './context.ts';
-import { deploymentReplicas, volumeSettings } from './desired.ts';
+import { deploymentReplicas, optionalObjects, volumeSettings } from './desired.ts';
 import { authNames, BUCKET_FINALIZER, defaultBucketName, registryNames } from './names.ts';
 
 type Workload = AuthService | Registry;
@@ -230,10 +230,41 @@ export async function applyChildren(
     };
   }
   if (changed.length) await ctx.events.record(owner, 'Normal', 'Applied', `Applied ${changed.join(', ')}`);
+  try {
+    const removed = await removeUnwanted(ctx, owner);
+    if (removed.length) await ctx.events.record(owner, 'Normal', 'Removed', `Removed ${removed.join(', ')}`);
+    changed.push(...removed);
+  } catch (error) {
+    const message = `removing what the spec no longer asks for: ${(error as Error).message}`;
+    await ctx.events.record(owner, 'Warning', 'ApplyFailed', message);
+    return { condition: condition('ComponentsApplied', false, 'ApplyFailed', message), changed };
+  }
   return {
     condition: condition('ComponentsApplied', true, 'Applied', `${objects.length} objects applied`),
     changed,
   };
+}
+
+/**
+ * Deletes the owned objects this spec no longer wants (the PodDisruptionBudget when replicas drop
+ * to one, the ServiceAccount once the spec names its own, the Ingress once `ingress` is removed),
+ * only when this resource is their controller: a same-named object someone else made stays.
+ */
+async function removeUnwanted(ctx: ReconcileContext, owner: Workload): Promise<string[]> {
+  const workloadName = (owner.kind === 'AuthService' ? authNames : registryNames)(
+    owner.metadata.name,
+  ).workload;
+  const removed: string[] = [];
+  for (const object of optionalObjects(owner, workloadName)) {
+    if (object.wanted) continue;
+    const path = resourcePath(object.apiVersion, object.kind, owner.metadata.namespace, object.name);
+    const live = await ctx.client.get(path);
+    const controller = live?.metadata?.ownerReferences?.find((reference) => reference.controller);
+    if (!live || controller?.uid !== owner.metadata.uid) continue;
+    await ctx.client.delete(path);
+    removed.push(`${object.kind}/${object.name}`);
+  }
+  return removed;
 }
 
 /**

@@ -551,6 +551,154 @@ describe('AuthService and Registry', () => {
   });
 });
 
+describe('server pods', () => {
+  type PodDeployment = KubernetesObject & {
+    spec: {
+      replicas: number;
+      template: {
+        metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+        spec: {
+          serviceAccountName: string;
+          automountServiceAccountToken: boolean;
+          topologySpreadConstraints: {
+            topologyKey: string;
+            whenUnsatisfiable: string;
+            maxSkew: number;
+            labelSelector: { matchLabels: Record<string, string> };
+          }[];
+          containers: {
+            env: { name: string }[];
+            resources: { requests?: Record<string, string>; limits?: Record<string, string> };
+            startupProbe: { httpGet: { path: string; port: string } };
+            livenessProbe: { httpGet: { path: string } };
+          }[];
+        };
+      };
+    };
+  };
+  type Budget = KubernetesObject & {
+    spec: { maxUnavailable: number; selector: { matchLabels: Record<string, string> } };
+  };
+  const deploymentPath = resourcePath('apps/v1', 'Deployment', NS, 'irsa-registry');
+  const budgetPath = resourcePath('policy/v1', 'PodDisruptionBudget', NS, 'irsa-registry');
+  const accountPath = resourcePath('v1', 'ServiceAccount', NS, 'irsa-registry');
+
+  it('runs S3 through workload identity: no key Secret, its own annotated ServiceAccount, pod annotations and labels', async () => {
+    // Without credentialsSecretRef the operator uses its own identity through the SDK's default
+    // chain; here that identity comes from the AWS_* environment, one of the chain's sources (on
+    // EKS it would be the IRSA web identity token).
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = h.minio.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = h.minio.secretAccessKey;
+    try {
+      await h.admin.create({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'Registry',
+        metadata: { name: 'irsa', namespace: NS },
+        spec: {
+          authServiceRef: { name: 'main' },
+          replicas: 3,
+          storage: { endpoint: h.minio.endpoint, deletionPolicy: 'Retain' },
+          resources: { limits: { memory: '1Gi' } },
+          serviceAccountAnnotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/wharf' },
+          podAnnotations: { 'example.com/team': 'platform' },
+          podLabels: { 'azure.workload.identity/use': 'true' },
+        },
+      } as KubernetesObject);
+      const registry = await eventually(async () => {
+        await markDeploymentsAvailable(h.admin, NS);
+        const object = await getRegistry('irsa');
+        return condition(object, 'Ready')?.status === 'True' && object;
+      }, 'the workload-identity Registry Ready');
+      expect(condition(registry, 'BucketReady')?.status).toBe('True');
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = saved.id;
+      process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+      if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
+      if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+    }
+
+    const deployment = (await h.admin.get<PodDeployment>(deploymentPath))!;
+    const pod = deployment.spec.template;
+    const container = pod.spec.containers[0]!;
+    expect(pod.spec.serviceAccountName).toBe('irsa-registry');
+    expect(pod.spec.automountServiceAccountToken).toBe(false);
+    // No key pair in the environment: the server's SDK finds the web identity the webhook injects.
+    expect(container.env ?? []).toEqual([]);
+    expect(pod.metadata.annotations).toMatchObject({
+      'example.com/team': 'platform',
+      [CONFIG_HASH_ANNOTATION]: expect.stringMatching(/^[0-9a-f]{32}$/),
+    });
+    expect(pod.metadata.labels).toMatchObject({
+      'azure.workload.identity/use': 'true',
+      'app.kubernetes.io/instance': 'irsa',
+    });
+    const account = (await h.admin.get<KubernetesObject & { automountServiceAccountToken: boolean }>(
+      accountPath,
+    ))!;
+    expect(account.metadata?.annotations?.['eks.amazonaws.com/role-arn']).toBe(
+      'arn:aws:iam::111122223333:role/wharf',
+    );
+    expect(account.automountServiceAccountToken).toBe(false);
+    expect(account.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'Registry', name: 'irsa' });
+
+    // Default cpu request; memory left to Kubernetes (it requests the limit the spec set).
+    expect(container.resources).toEqual({ requests: { cpu: '100m' }, limits: { memory: '1Gi' } });
+    expect(container.startupProbe.httpGet).toMatchObject({ path: '/healthz', port: 'http' });
+    expect(container.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(
+      pod.spec.topologySpreadConstraints.map(({ topologyKey, whenUnsatisfiable, maxSkew }) => ({
+        topologyKey,
+        whenUnsatisfiable,
+        maxSkew,
+      })),
+    ).toEqual([
+      { topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', maxSkew: 1 },
+      { topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', maxSkew: 1 },
+    ]);
+    const selector = { 'app.kubernetes.io/instance': 'irsa', 'app.kubernetes.io/component': 'registry' };
+    expect(pod.spec.topologySpreadConstraints[0]!.labelSelector.matchLabels).toMatchObject(selector);
+
+    const budget = (await h.admin.get<Budget>(budgetPath))!;
+    expect(budget.spec.maxUnavailable).toBe(1);
+    expect(budget.spec.selector.matchLabels).toMatchObject(selector);
+    expect(budget.metadata?.ownerReferences?.[0]).toMatchObject({
+      kind: 'Registry',
+      name: 'irsa',
+      controller: true,
+    });
+  });
+
+  it('removes the PodDisruptionBudget at one replica and its ServiceAccount once the spec names one', async () => {
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'irsa'), { spec: { replicas: 1 } });
+    await eventually(async () => !(await h.admin.get(budgetPath)), 'the budget removed');
+    expect((await h.admin.get<PodDeployment>(deploymentPath))?.spec.replicas).toBe(1);
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'irsa'), {
+      spec: { replicas: 2, serviceAccountName: 'ci-robot', serviceAccountAnnotations: null },
+    });
+    await eventually(async () => !(await h.admin.get(accountPath)), "the operator's ServiceAccount removed");
+    expect((await h.admin.get<PodDeployment>(deploymentPath))?.spec.template.spec.serviceAccountName).toBe(
+      'ci-robot',
+    );
+    expect(await h.admin.get(budgetPath)).toBeTruthy();
+    expect(await events('irsa')).toContain('Removed');
+    // Both at once is refused: annotations would land on an object the operator does not manage.
+    const refused = await h.admin
+      .mergePatch(wharfPath('Registry', NS, 'irsa'), {
+        spec: {
+          serviceAccountAnnotations: { 'iam.gke.io/gcp-service-account': 'wharf@p.iam.gserviceaccount.com' },
+        },
+      })
+      .then(
+        () => 'accepted',
+        (error: Error) => error.message,
+      );
+    expect(refused).toMatch(/with serviceAccountName, annotate that ServiceAccount instead/);
+    await h.admin.delete(wharfPath('Registry', NS, 'irsa'));
+    await eventually(async () => !(await getRegistry('irsa')), 'irsa Registry gone');
+  });
+});
+
 describe("BucketReady: the servers' own conditional-write probe", () => {
   // A real HTTP proxy in front of MinIO that behaves as an older S3-compatible gateway: it drops the
   // If-Match / If-None-Match headers (all of them, or only on multipart completion) and forwards
@@ -630,7 +778,7 @@ describe('storage mode volume', () => {
       (error: Error) => error.message,
     );
 
-  it('refuses replicas > 1 and an s3 mode without credentials at apply time, for every access mode', async () => {
+  it('refuses replicas > 1 at apply time, for every access mode', async () => {
     for (const accessModes of [['ReadWriteOnce'], ['ReadWriteMany']])
       expect(
         await refusal(() =>
@@ -642,11 +790,6 @@ describe('storage mode volume', () => {
           ),
         ),
       ).toMatch(/storage mode volume runs one replica: the fs store is not shared between pods/);
-    expect(
-      await refusal(() =>
-        h.admin.create(volumeRegistry('nocreds', { storage: { mode: 's3' } }) as KubernetesObject),
-      ),
-    ).toMatch(/mode s3 needs credentialsSecretRef/);
     // Scaling an existing one up is refused too.
     await h.admin.create(volumeRegistry('single', { replicas: 1 }) as KubernetesObject);
     expect(
@@ -817,8 +960,10 @@ describe('helm quick start', () => {
     await eventually(
       async () => {
         await markDeploymentsAvailable(h.admin, 'quick');
+        // Both: the AuthService rolls once more when it registers the Registry's credentials.
         return (
-          condition(await h.admin.get(wharfPath('Registry', 'quick', 'wharf')), 'Ready')?.status === 'True'
+          condition(await h.admin.get(wharfPath('Registry', 'quick', 'wharf')), 'Ready')?.status === 'True' &&
+          condition(await h.admin.get(wharfPath('AuthService', 'quick', 'wharf')), 'Ready')?.status === 'True'
         );
       },
       'quick start Ready',
@@ -853,8 +998,12 @@ describe('helm quick start on volumes (the default)', () => {
     await eventually(
       async () => {
         await markDeploymentsAvailable(h.admin, 'quickvol');
+        // Both: the AuthService rolls once more when it registers the Registry's credentials.
         return (
-          condition(await h.admin.get(wharfPath('Registry', 'quickvol', 'wharf')), 'Ready')?.status === 'True'
+          condition(await h.admin.get(wharfPath('Registry', 'quickvol', 'wharf')), 'Ready')?.status ===
+            'True' &&
+          condition(await h.admin.get(wharfPath('AuthService', 'quickvol', 'wharf')), 'Ready')?.status ===
+            'True'
         );
       },
       'volume quick start Ready',
