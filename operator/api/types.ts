@@ -167,6 +167,21 @@ const storageSchema = {
       },
       required: ['name'],
     },
+    webIdentity: {
+      type: 'object',
+      description:
+        "AWS IAM web identity federation from any cluster (GKE, AKS, on-premises): the pods get a projected ServiceAccount token for `audience` and AWS_ROLE_ARN / AWS_WEB_IDENTITY_TOKEN_FILE, which the AWS SDK's default chain exchanges for the role's credentials. The role trusts the cluster's OIDC issuer and the pods' ServiceAccount. Not needed on EKS with IRSA (its webhook does the same from serviceAccountAnnotations).",
+      properties: {
+        roleArn: {
+          type: 'string',
+          minLength: 20,
+          maxLength: 2048,
+          pattern: '^arn:[a-z-]+:iam::[0-9]{12}:role/.+$',
+        },
+        audience: { type: 'string', default: 'sts.amazonaws.com', maxLength: 256 },
+      },
+      required: ['roleArn'],
+    },
     deletionPolicy: {
       type: 'string',
       enum: ['Retain', 'Delete'],
@@ -176,6 +191,12 @@ const storageSchema = {
     },
     abortIncompleteUploadsAfterDays: { type: 'integer', minimum: 1, maximum: 365, default: 1 },
   },
+  'x-kubernetes-validations': [
+    {
+      rule: '!has(self.credentialsSecretRef) || !has(self.webIdentity)',
+      message: 'credentialsSecretRef and webIdentity are two ways to the same credentials: give one',
+    },
+  ],
 } as const;
 
 /**

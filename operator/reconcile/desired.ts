@@ -33,6 +33,8 @@ export const OPENID_DIR = '/etc/wharf/openid';
 export const AUTH_CLIENT_DIR = '/etc/wharf/auth-client';
 /** Upstream credentials of the proxy caches: `<namespace>/username` and `<namespace>/password`. */
 export const PROXIES_DIR = '/etc/wharf/proxies';
+/** The projected ServiceAccount token of storage.webIdentity (AWS_WEB_IDENTITY_TOKEN_FILE). */
+export const WEB_IDENTITY_DIR = '/var/run/secrets/wharf/aws';
 
 /** Permissions a Registry needs at its AuthService: check credentials and group membership. */
 export const REGISTRY_SERVICE_PERMISSIONS = [
@@ -409,6 +411,7 @@ function workloadObjects(shape: WorkloadShape): {
   const storage = owner.spec.storage;
   const onVolume = storage.mode === 'volume';
   const credentials = storage.credentialsSecretRef;
+  const webIdentity = onVolume ? undefined : storage.webIdentity;
   const replicas = deploymentReplicas(owner);
   const configMap = {
     apiVersion: 'v1',
@@ -479,7 +482,13 @@ function workloadObjects(shape: WorkloadShape): {
                         },
                       },
                     ]
-                  : [],
+                  : !onVolume && webIdentity
+                    ? [
+                        { name: 'AWS_ROLE_ARN', value: webIdentity.roleArn },
+                        { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: `${WEB_IDENTITY_DIR}/token` },
+                        { name: 'AWS_ROLE_SESSION_NAME', value: workloadName },
+                      ]
+                    : [],
               // `http` first: what Services, the Ingress and the probes use. `metrics` is only a pod
               // port, so nothing outside the cluster's Prometheus reaches it.
               ports: [
@@ -512,6 +521,9 @@ function workloadObjects(shape: WorkloadShape): {
                 })),
                 { name: 'tmp', mountPath: '/tmp' },
                 ...(onVolume ? [{ name: 'data', mountPath: DATA_DIR }] : []),
+                ...(webIdentity
+                  ? [{ name: 'aws-web-identity', mountPath: WEB_IDENTITY_DIR, readOnly: true }]
+                  : []),
               ],
             },
           ],
@@ -519,6 +531,26 @@ function workloadObjects(shape: WorkloadShape): {
             ...volumes.map((volume) => ({ name: volume.name, ...volume.volume })),
             { name: 'tmp', emptyDir: {} },
             ...(onVolume ? [{ name: 'data', persistentVolumeClaim: { claimName: shape.claimName } }] : []),
+            // A token of the pod's ServiceAccount for STS only (its own audience, short-lived and
+            // rotated by the kubelet): not the API token, which stays unmounted.
+            ...(webIdentity
+              ? [
+                  {
+                    name: 'aws-web-identity',
+                    projected: {
+                      sources: [
+                        {
+                          serviceAccountToken: {
+                            audience: webIdentity.audience,
+                            expirationSeconds: 3600,
+                            path: 'token',
+                          },
+                        },
+                      ],
+                    },
+                  },
+                ]
+              : []),
           ],
         },
       },

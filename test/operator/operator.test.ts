@@ -697,6 +697,65 @@ describe('server pods', () => {
     await h.admin.delete(wharfPath('Registry', NS, 'irsa'));
     await eventually(async () => !(await getRegistry('irsa')), 'irsa Registry gone');
   });
+
+  it("federates to an AWS role from any cluster: a projected token for STS and the SDK's web identity variables", async () => {
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name: 'federated', namespace: NS },
+      spec: {
+        authServiceRef: { name: 'main' },
+        replicas: 0,
+        storage: { webIdentity: { roleArn: 'arn:aws:iam::111122223333:role/wharf-registry' } },
+      },
+    } as KubernetesObject);
+    type Federated = KubernetesObject & {
+      spec: {
+        template: {
+          spec: {
+            automountServiceAccountToken: boolean;
+            serviceAccountName: string;
+            volumes: { name: string; projected?: { sources: { serviceAccountToken?: unknown }[] } }[];
+            containers: {
+              env: { name: string; value: string }[];
+              volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+            }[];
+          };
+        };
+      };
+    };
+    const deployment = await eventually(
+      () => h.admin.get<Federated>(resourcePath('apps/v1', 'Deployment', NS, 'federated-registry')),
+      'the federated Deployment',
+    );
+    const pod = deployment.spec.template.spec;
+    expect(pod.serviceAccountName).toBe('federated-registry');
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(Object.fromEntries(pod.containers[0]!.env.map((item) => [item.name, item.value]))).toEqual({
+      AWS_ROLE_ARN: 'arn:aws:iam::111122223333:role/wharf-registry',
+      AWS_WEB_IDENTITY_TOKEN_FILE: '/var/run/secrets/wharf/aws/token',
+      AWS_ROLE_SESSION_NAME: 'federated-registry',
+    });
+    expect(pod.volumes.find((volume) => volume.name === 'aws-web-identity')?.projected?.sources).toEqual([
+      { serviceAccountToken: { audience: 'sts.amazonaws.com', expirationSeconds: 3600, path: 'token' } },
+    ]);
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({
+      name: 'aws-web-identity',
+      mountPath: '/var/run/secrets/wharf/aws',
+      readOnly: true,
+    });
+    const refused = await h.admin
+      .mergePatch(wharfPath('Registry', NS, 'federated'), {
+        spec: { storage: { credentialsSecretRef: { name: 's3' } } },
+      })
+      .then(
+        () => 'accepted',
+        (error: Error) => error.message,
+      );
+    expect(refused).toMatch(/credentialsSecretRef and webIdentity are two ways to the same credentials/);
+    await h.admin.delete(wharfPath('Registry', NS, 'federated'));
+    await eventually(async () => !(await getRegistry('federated')), 'federated Registry gone');
+  });
 });
 
 describe("BucketReady: the servers' own conditional-write probe", () => {
