@@ -1,5 +1,6 @@
 /** The operator's pure parts: work queue, rate limiter, conditions, comparison, hashing. */
 import { describe, expect, it } from 'vitest';
+import { rolloutCondition } from '../../operator/reconcile/workload.ts';
 import { isSubset, stableHash } from '../../operator/runtime/compare.ts';
 import { condition, readyCondition, setCondition, setConditions } from '../../operator/runtime/conditions.ts';
 import { RateLimiter, WorkQueue } from '../../operator/runtime/queue.ts';
@@ -140,6 +141,57 @@ describe('conditions', () => {
         'serving',
       ),
     ).toEqual({ type: 'Ready', status: false, reason: 'Broken', message: 'B: why' });
+  });
+});
+
+describe('rollout status (kstatus rules)', () => {
+  const deployment = (generation: number, replicas: number, status: Record<string, unknown>) => ({
+    metadata: { name: 'crates-registry', generation },
+    spec: { replicas },
+    status,
+  });
+  const complete = { observedGeneration: 2, replicas: 2, updatedReplicas: 2, availableReplicas: 2 };
+
+  it('is complete only when the latest generation runs on every replica, all available', () => {
+    const cases: [ReturnType<typeof deployment> | undefined, string, boolean][] = [
+      [undefined, 'DeploymentMissing', false],
+      [deployment(3, 2, complete), 'RolloutPending', false],
+      [deployment(2, 2, complete), 'RolledOut', true],
+      [deployment(2, 0, { observedGeneration: 2 }), 'ScaledToZero', true],
+      [deployment(2, 2, { ...complete, updatedReplicas: 1, replicas: 3 }), 'RollingOut', false],
+      [deployment(2, 2, { ...complete, replicas: 3 }), 'OldReplicasPending', false],
+      [deployment(2, 2, { ...complete, availableReplicas: 1 }), 'ReplicasUnavailable', false],
+    ];
+    for (const [object, reason, status] of cases)
+      expect(rolloutCondition(object, 2), reason).toMatchObject({ type: 'RolloutComplete', reason, status });
+  });
+
+  it("carries the Deployment's own reason and message when it gave up or lacks available pods", () => {
+    const stuck = rolloutCondition(
+      deployment(2, 2, {
+        ...complete,
+        updatedReplicas: 1,
+        conditions: [
+          { type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'timed out' },
+        ],
+      }),
+      2,
+    );
+    expect(stuck).toMatchObject({ status: false, reason: 'ProgressDeadlineExceeded' });
+    expect(stuck.message).toBe(
+      'Deployment crates-registry: timed out (1 updated, 2 available, 2 total of 2 wanted)',
+    );
+    const unavailable = rolloutCondition(
+      deployment(2, 2, {
+        ...complete,
+        availableReplicas: 0,
+        conditions: [
+          { type: 'Available', status: 'False', reason: 'MinimumReplicasUnavailable', message: 'no' },
+        ],
+      }),
+      2,
+    );
+    expect(unavailable).toMatchObject({ status: false, reason: 'MinimumReplicasUnavailable' });
   });
 });
 
