@@ -168,7 +168,7 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
   const applied = await applyChildren(ctx, auth, objects);
   await warnIfProxiesUntrusted(ctx, auth, applied.changed);
   conditions.push(applied.condition);
-  conditions.push(deploymentCondition(ctx, auth, names.workload));
+  conditions.push(deploymentCondition(ctx, auth, names.workload, applied.live));
   // Registries check that their credentials are in this configuration: let them look again.
   if (applied.changed.length)
     for (const registry of candidates) ctx.enqueue('Registry', `${namespace}/${registry.metadata.name}`);

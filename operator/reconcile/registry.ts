@@ -119,7 +119,7 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
   const applied = await applyChildren(ctx, registry, objects);
   await warnIfProxiesUntrusted(ctx, registry, applied.changed);
   conditions.push(applied.condition);
-  conditions.push(deploymentCondition(ctx, registry, names.workload));
+  conditions.push(deploymentCondition(ctx, registry, names.workload, applied.live));
 
   const url = publicUrl(registry.spec.ingress);
   await publishStatus(

@@ -210,8 +210,10 @@ export async function applyChildren(
   ctx: ReconcileContext,
   owner: Workload,
   objects: KubernetesObject[],
-): Promise<{ condition: ConditionInput; changed: string[] }> {
+): Promise<{ condition: ConditionInput; changed: string[]; live: Map<string, KubernetesObject> }> {
   const changed: string[] = [];
+  // What the API answered for each object (`Kind/name`): fresher than the informer cache.
+  const live = new Map<string, KubernetesObject>();
   // Independent objects: read and apply them side by side (a Deployment may exist before its
   // ConfigMap for a moment; its pods wait for the volume).
   const results = await Promise.allSettled(objects.map((object) => ensureApplied(ctx.client, object)));
@@ -220,14 +222,12 @@ export async function applyChildren(
     const name = `${object.kind}/${object.metadata?.name}`;
     if (result.status === 'fulfilled') {
       if (result.value.changed) changed.push(name);
+      live.set(name, result.value.object);
       continue;
     }
     const message = `${name}: ${(result.reason as Error).message}`;
     await ctx.events.record(owner, 'Warning', 'ApplyFailed', message);
-    return {
-      condition: condition('ComponentsApplied', false, 'ApplyFailed', message),
-      changed,
-    };
+    return { condition: condition('ComponentsApplied', false, 'ApplyFailed', message), changed, live };
   }
   if (changed.length) await ctx.events.record(owner, 'Normal', 'Applied', `Applied ${changed.join(', ')}`);
   try {
@@ -237,11 +237,12 @@ export async function applyChildren(
   } catch (error) {
     const message = `removing what the spec no longer asks for: ${(error as Error).message}`;
     await ctx.events.record(owner, 'Warning', 'ApplyFailed', message);
-    return { condition: condition('ComponentsApplied', false, 'ApplyFailed', message), changed };
+    return { condition: condition('ComponentsApplied', false, 'ApplyFailed', message), changed, live };
   }
   return {
     condition: condition('ComponentsApplied', true, 'Applied', `${objects.length} objects applied`),
     changed,
+    live,
   };
 }
 
@@ -349,13 +350,19 @@ export function rolloutCondition(deployment: DeploymentObject | undefined, want:
   return condition(type, false, 'ReplicasUnavailable', `${name}: ${counts}`);
 }
 
-/** RolloutComplete of the owner's Deployment, from the informer cache. */
+/**
+ * RolloutComplete of the owner's Deployment: as the API answered this reconcile's apply when it
+ * did (a Deployment just given a new template must not look rolled out from the cache's older
+ * copy), otherwise from the informer cache.
+ */
 export function deploymentCondition(
   ctx: ReconcileContext,
   owner: Workload,
   deploymentName: string,
+  live?: ReadonlyMap<string, KubernetesObject>,
 ): ConditionInput {
-  const deployment = ctx.caches.deployments.get(`${owner.metadata.namespace}/${deploymentName}`) as
+  const deployment = (live?.get(`Deployment/${deploymentName}`) ??
+    ctx.caches.deployments.get(`${owner.metadata.namespace}/${deploymentName}`)) as
     | DeploymentObject
     | undefined;
   return rolloutCondition(deployment, deploymentReplicas(owner));
