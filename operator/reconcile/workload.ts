@@ -216,7 +216,14 @@ export async function applyChildren(
   const live = new Map<string, KubernetesObject>();
   // Independent objects: read and apply them side by side (a Deployment may exist before its
   // ConfigMap for a moment; its pods wait for the volume).
-  const results = await Promise.allSettled(objects.map((object) => ensureApplied(ctx.client, object)));
+  // Objects the spec no longer wants are looked for (and deleted) at the same time.
+  const [results, removal] = await Promise.all([
+    Promise.allSettled(objects.map((object) => ensureApplied(ctx.client, object))),
+    removeUnwanted(ctx, owner).then(
+      (removed) => ({ removed }),
+      (error: unknown) => ({ error: error as Error }),
+    ),
+  ]);
   for (const [index, result] of results.entries()) {
     const object = objects[index]!;
     const name = `${object.kind}/${object.metadata?.name}`;
@@ -230,15 +237,14 @@ export async function applyChildren(
     return { condition: condition('ComponentsApplied', false, 'ApplyFailed', message), changed, live };
   }
   if (changed.length) await ctx.events.record(owner, 'Normal', 'Applied', `Applied ${changed.join(', ')}`);
-  try {
-    const removed = await removeUnwanted(ctx, owner);
-    if (removed.length) await ctx.events.record(owner, 'Normal', 'Removed', `Removed ${removed.join(', ')}`);
-    changed.push(...removed);
-  } catch (error) {
-    const message = `removing what the spec no longer asks for: ${(error as Error).message}`;
+  if ('error' in removal) {
+    const message = `removing what the spec no longer asks for: ${removal.error.message}`;
     await ctx.events.record(owner, 'Warning', 'ApplyFailed', message);
     return { condition: condition('ComponentsApplied', false, 'ApplyFailed', message), changed, live };
   }
+  const { removed } = removal;
+  if (removed.length) await ctx.events.record(owner, 'Normal', 'Removed', `Removed ${removed.join(', ')}`);
+  changed.push(...removed);
   return {
     condition: condition('ComponentsApplied', true, 'Applied', `${objects.length} objects applied`),
     changed,
@@ -256,15 +262,18 @@ async function removeUnwanted(ctx: ReconcileContext, owner: Workload): Promise<s
     owner.metadata.name,
   ).workload;
   const removed: string[] = [];
-  for (const object of optionalObjects(owner, workloadName)) {
-    if (object.wanted) continue;
-    const path = resourcePath(object.apiVersion, object.kind, owner.metadata.namespace, object.name);
-    const live = await ctx.client.get(path);
-    const controller = live?.metadata?.ownerReferences?.find((reference) => reference.controller);
-    if (!live || controller?.uid !== owner.metadata.uid) continue;
-    await ctx.client.delete(path);
-    removed.push(`${object.kind}/${object.name}`);
-  }
+  await Promise.all(
+    optionalObjects(owner, workloadName)
+      .filter((object) => !object.wanted)
+      .map(async (object) => {
+        const path = resourcePath(object.apiVersion, object.kind, owner.metadata.namespace, object.name);
+        const live = await ctx.client.get(path);
+        const controller = live?.metadata?.ownerReferences?.find((reference) => reference.controller);
+        if (!live || controller?.uid !== owner.metadata.uid) return;
+        await ctx.client.delete(path);
+        removed.push(`${object.kind}/${object.name}`);
+      }),
+  );
   return removed;
 }
 
