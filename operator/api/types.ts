@@ -158,13 +158,29 @@ const storageSchema = {
     prefix: { type: 'string', default: '', pattern: '^([^/]+/)*$' },
     credentialsSecretRef: {
       type: 'object',
-      description: 'Secret holding the S3 access key pair (mode s3).',
+      description:
+        "Secret holding the S3 access key pair (mode s3). Without it the servers use the AWS SDK's default credential chain (workload identity: IRSA, GKE, Azure; see serviceAccountName and serviceAccountAnnotations), and the operator its own identity to create and check the bucket.",
       properties: {
         name: dnsName,
         accessKeyIdKey: { type: 'string', default: 'accessKeyId' },
         secretAccessKeyKey: { type: 'string', default: 'secretAccessKey' },
       },
       required: ['name'],
+    },
+    webIdentity: {
+      type: 'object',
+      description:
+        "AWS IAM web identity federation from any cluster (GKE, AKS, on-premises): the pods get a projected ServiceAccount token for `audience` and AWS_ROLE_ARN / AWS_WEB_IDENTITY_TOKEN_FILE, which the AWS SDK's default chain exchanges for the role's credentials. The role trusts the cluster's OIDC issuer and the pods' ServiceAccount. Not needed on EKS with IRSA (its webhook does the same from serviceAccountAnnotations).",
+      properties: {
+        roleArn: {
+          type: 'string',
+          minLength: 20,
+          maxLength: 2048,
+          pattern: '^arn:[a-z-]+:iam::[0-9]{12}:role/.+$',
+        },
+        audience: { type: 'string', default: 'sts.amazonaws.com', maxLength: 256 },
+      },
+      required: ['roleArn'],
     },
     deletionPolicy: {
       type: 'string',
@@ -177,8 +193,8 @@ const storageSchema = {
   },
   'x-kubernetes-validations': [
     {
-      rule: "self.mode != 's3' || has(self.credentialsSecretRef)",
-      message: 'mode s3 needs credentialsSecretRef',
+      rule: '!has(self.credentialsSecretRef) || !has(self.webIdentity)',
+      message: 'credentialsSecretRef and webIdentity are two ways to the same credentials: give one',
     },
   ],
 } as const;
@@ -191,18 +207,45 @@ export const VOLUME_REPLICAS_MESSAGE =
   'storage mode volume runs one replica: the fs store is not shared between pods (use mode s3 to scale out)';
 const specValidations = [
   { rule: "self.storage.mode != 'volume' || self.replicas <= 1", message: VOLUME_REPLICAS_MESSAGE },
+  {
+    rule: '!has(self.serviceAccountName) || !has(self.serviceAccountAnnotations)',
+    message:
+      'serviceAccountAnnotations annotate the ServiceAccount the operator creates; with serviceAccountName, annotate that ServiceAccount instead',
+  },
 ] as const;
+
+const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
 
 const workload = {
   replicas: { type: 'integer', minimum: 0, maximum: 100, default: 1 },
   image: { type: 'string', description: 'Server image; the operator default (WHARF_IMAGE) when omitted.' },
   resources: {
     type: 'object',
-    description: 'Container resource requests/limits (cpu, memory).',
+    description:
+      'Container resource requests/limits (cpu, memory). A resource given neither a request nor a limit here is requested at the default (cpu 100m, memory 256Mi); no limits unless set.',
     properties: {
-      requests: { type: 'object', additionalProperties: { type: 'string' } },
-      limits: { type: 'object', additionalProperties: { type: 'string' } },
+      requests: stringMap,
+      limits: stringMap,
     },
+  },
+  serviceAccountName: {
+    ...dnsName,
+    description:
+      'An existing ServiceAccount the pods run as (e.g. one bound to a cloud IAM role for S3). Omitted: the operator creates <name>-auth or <name>-registry.',
+  },
+  serviceAccountAnnotations: {
+    ...stringMap,
+    description:
+      'Annotations of the ServiceAccount the operator creates, e.g. eks.amazonaws.com/role-arn (IRSA), iam.gke.io/gcp-service-account (GKE) or azure.workload.identity/client-id (Azure).',
+  },
+  podAnnotations: {
+    ...stringMap,
+    description: "Annotations added to the server pods (the operator's own keys win).",
+  },
+  podLabels: {
+    ...stringMap,
+    description:
+      'Labels added to the server pods, e.g. azure.workload.identity/use: "true" (the operator\'s own keys win).',
   },
   ingress: ingressSchema,
   storage: storageSchema,

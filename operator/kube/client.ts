@@ -30,6 +30,8 @@ const RESOURCES: Record<string, { prefix: string; plural: string }> = {
   'v1/PersistentVolumeClaim': { prefix: '/api/v1', plural: 'persistentvolumeclaims' },
   'v1/Service': { prefix: '/api/v1', plural: 'services' },
   'v1/Event': { prefix: '/api/v1', plural: 'events' },
+  'v1/ServiceAccount': { prefix: '/api/v1', plural: 'serviceaccounts' },
+  'policy/v1/PodDisruptionBudget': { prefix: '/apis/policy/v1', plural: 'poddisruptionbudgets' },
   'apps/v1/Deployment': { prefix: '/apis/apps/v1', plural: 'deployments' },
   'networking.k8s.io/v1/Ingress': { prefix: '/apis/networking.k8s.io/v1', plural: 'ingresses' },
   'coordination.k8s.io/v1/Lease': { prefix: '/apis/coordination.k8s.io/v1', plural: 'leases' },

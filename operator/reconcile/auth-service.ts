@@ -3,8 +3,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { AuthService } from '../api/types.ts';
 import { resourcePath } from '../kube/client.ts';
 import { stableHash } from '../runtime/compare.ts';
-import type { ConditionInput } from '../runtime/conditions.ts';
-import { isTrue } from '../runtime/conditions.ts';
+import { type ConditionInput, condition, isTrue } from '../runtime/conditions.ts';
 import { ensureGeneratedSecret, randomPassword, readSecret, setFinalizer } from '../runtime/objects.ts';
 import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
 import {
@@ -73,18 +72,13 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
     digest.admin = data?.password;
     conditions.push(
       data?.password
-        ? {
-            type: 'SecretsReady',
-            status: true,
-            reason: 'SecretsReady',
-            message: 'admin and service credentials exist',
-          }
-        : {
-            type: 'SecretsReady',
-            status: false,
-            reason: 'AdminSecretMissing',
-            message: `Secret ${adminSecret.name} is missing or has no "password" key`,
-          },
+        ? condition('SecretsReady', true, 'SecretsReady', 'admin and service credentials exist')
+        : condition(
+            'SecretsReady',
+            false,
+            'AdminSecretMissing',
+            `Secret ${adminSecret.name} is missing or has no "password" key`,
+          ),
     );
   } else {
     const admin = await ensureGeneratedSecret(ctx.client, {
@@ -93,12 +87,7 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
       keys: { password: randomPassword },
     });
     digest.admin = admin.data.password;
-    conditions.push({
-      type: 'SecretsReady',
-      status: true,
-      reason: 'SecretsReady',
-      message: 'admin and service credentials exist',
-    });
+    conditions.push(condition('SecretsReady', true, 'SecretsReady', 'admin and service credentials exist'));
   }
   if (auth.spec.services.length) {
     const keys = Object.fromEntries(auth.spec.services.map((service) => [service.name, randomPassword]));
@@ -162,13 +151,8 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
   }
   conditions.push(
     problems.length
-      ? { type: 'ProvidersReady', status: false, reason: 'ProviderNotReady', message: problems.join('; ') }
-      : {
-          type: 'ProvidersReady',
-          status: true,
-          reason: 'ProvidersReady',
-          message: `${providers.length} OpenID providers`,
-        },
+      ? condition('ProvidersReady', false, 'ProviderNotReady', problems.join('; '))
+      : condition('ProvidersReady', true, 'ProvidersReady', `${providers.length} OpenID providers`),
   );
 
   const objects = authServiceObjects(auth, {
@@ -184,7 +168,7 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
   const applied = await applyChildren(ctx, auth, objects);
   await warnIfProxiesUntrusted(ctx, auth, applied.changed);
   conditions.push(applied.condition);
-  conditions.push(deploymentCondition(ctx, auth, names.workload));
+  conditions.push(deploymentCondition(ctx, auth, names.workload, applied.live));
   // Registries check that their credentials are in this configuration: let them look again.
   if (applied.changed.length)
     for (const registry of candidates) ctx.enqueue('Registry', `${namespace}/${registry.metadata.name}`);

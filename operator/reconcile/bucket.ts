@@ -1,38 +1,40 @@
 /**
  * The storage bucket behind an AuthService or Registry: created when missing, given a lifecycle
- * rule that aborts abandoned multipart uploads, and checked for conditional writes (the servers
- * refuse to start without them, so the operator says so in status first).
+ * rule that aborts abandoned multipart uploads. Whether it honours conditional writes is checked
+ * by the server's own start-up probe (server/store/s3-conditional-probe.ts), which the workload
+ * reconciler runs: the operator reports BucketReady only where the servers will start.
  */
 import {
   AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
-  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetBucketLifecycleConfigurationCommand,
   HeadBucketCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutBucketLifecycleConfigurationCommand,
-  PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import type { StorageSpec } from '../api/types.ts';
 
 export const LIFECYCLE_RULE_ID = 'wharf-abort-incomplete-multipart-uploads';
-const PROBE_KEY = '.wharf/operator-conditional-write-probe';
 
 export interface S3Credentials {
   accessKeyId: string;
   secretAccessKey: string;
 }
 
-export function s3Client(storage: StorageSpec, credentials: S3Credentials): S3Client {
+/**
+ * A client for the resource's bucket: with the key pair of its Secret, or without one the SDK's
+ * default credential chain, i.e. the operator's own workload identity (IRSA, GKE, Azure).
+ */
+export function s3Client(storage: StorageSpec, credentials: S3Credentials | undefined): S3Client {
   return new S3Client({
     ...(storage.endpoint ? { endpoint: storage.endpoint } : {}),
     region: storage.region,
     forcePathStyle: storage.forcePathStyle,
-    credentials,
+    ...(credentials ? { credentials } : {}),
     maxAttempts: 2,
   });
 }
@@ -102,22 +104,6 @@ export async function ensureBucket(
     lifecycleAdded = true;
   }
   return { created, lifecycleAdded, lifecycleSupported: true };
-}
-
-/** True when the endpoint rejects a create-only write of an existing key (If-None-Match: *). */
-export async function supportsConditionalWrites(s3: S3Client, bucket: string): Promise<boolean> {
-  const key = `${PROBE_KEY}-${Date.now()}`;
-  try {
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'probe', IfNoneMatch: '*' }));
-    try {
-      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'probe', IfNoneMatch: '*' }));
-      return false;
-    } catch (error) {
-      return statusOf(error) === 412;
-    }
-  } finally {
-    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })).catch(() => {});
-  }
 }
 
 /** Empties and removes the bucket (deletionPolicy: Delete); a missing bucket is fine. */

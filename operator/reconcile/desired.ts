@@ -33,6 +33,8 @@ export const OPENID_DIR = '/etc/wharf/openid';
 export const AUTH_CLIENT_DIR = '/etc/wharf/auth-client';
 /** Upstream credentials of the proxy caches: `<namespace>/username` and `<namespace>/password`. */
 export const PROXIES_DIR = '/etc/wharf/proxies';
+/** The projected ServiceAccount token of storage.webIdentity (AWS_WEB_IDENTITY_TOKEN_FILE). */
+export const WEB_IDENTITY_DIR = '/var/run/secrets/wharf/aws';
 
 /** Permissions a Registry needs at its AuthService: check credentials and group membership. */
 export const REGISTRY_SERVICE_PERMISSIONS = [
@@ -354,7 +356,41 @@ interface WorkloadShape {
   claimName: string;
 }
 
+/** Requests of a server container when the spec names neither a request nor a limit for them. */
+export const DEFAULT_REQUESTS = { cpu: '100m', memory: '256Mi' } as const;
+
+/**
+ * The container's resources: the spec's, plus the default request of each resource it leaves out
+ * entirely (a limit alone makes Kubernetes request the limit, so no default is added then).
+ */
+export function containerResources(spec: (AuthService | Registry)['spec']['resources']): {
+  requests: Record<string, string>;
+  limits?: Record<string, string>;
+} {
+  const requests: Record<string, string> = { ...spec?.requests };
+  for (const [name, value] of Object.entries(DEFAULT_REQUESTS))
+    if (requests[name] === undefined && spec?.limits?.[name] === undefined) requests[name] = value;
+  return { requests, ...(spec?.limits && Object.keys(spec.limits).length ? { limits: spec.limits } : {}) };
+}
+
+/** The ServiceAccount the pods run as: the spec's own, or the one the operator creates. */
+export function serviceAccountOf(owner: AuthService | Registry, workloadName: string): string {
+  return owner.spec.serviceAccountName ?? workloadName;
+}
+
+/** Spread by zone, then by node, as far as the scheduler can: never a reason to leave a pod pending. */
+function topologySpread(selector: Record<string, string>) {
+  return ['topology.kubernetes.io/zone', 'kubernetes.io/hostname'].map((topologyKey) => ({
+    maxSkew: 1,
+    topologyKey,
+    whenUnsatisfiable: 'ScheduleAnyway',
+    labelSelector: { matchLabels: selector },
+  }));
+}
+
 function workloadObjects(shape: WorkloadShape): {
+  serviceAccount?: KubernetesObject;
+  podDisruptionBudget?: KubernetesObject;
   configMap: KubernetesObject;
   deployment: KubernetesObject;
   service: KubernetesObject;
@@ -375,7 +411,8 @@ function workloadObjects(shape: WorkloadShape): {
   const storage = owner.spec.storage;
   const onVolume = storage.mode === 'volume';
   const credentials = storage.credentialsSecretRef;
-  const resources = owner.spec.resources;
+  const webIdentity = onVolume ? undefined : storage.webIdentity;
+  const replicas = deploymentReplicas(owner);
   const configMap = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -387,7 +424,7 @@ function workloadObjects(shape: WorkloadShape): {
     kind: 'Deployment',
     metadata: metadata(workloadName),
     spec: {
-      replicas: deploymentReplicas(owner),
+      replicas,
       selector: { matchLabels: selector },
       // On a volume, the old pod lets go of the claim (and the fs store's directory) before the new
       // one starts: a ReadWriteOnce claim cannot be attached to two nodes, nor the store shared.
@@ -396,8 +433,9 @@ function workloadObjects(shape: WorkloadShape): {
         : { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
         metadata: {
-          labels: labels(name, component),
+          labels: { ...owner.spec.podLabels, ...labels(name, component) },
           annotations: {
+            ...owner.spec.podAnnotations,
             [CONFIG_HASH_ANNOTATION]: shape.hash,
             // For Prometheus setups that discover pods by annotation; the chart's PodMonitor
             // selects the port by name instead.
@@ -407,7 +445,11 @@ function workloadObjects(shape: WorkloadShape): {
           },
         },
         spec: {
+          // Its own identity (cloud IAM for S3 through workload identity), never the API's: the
+          // server does not talk to Kubernetes, so no token is mounted.
+          serviceAccountName: serviceAccountOf(owner, workloadName),
           automountServiceAccountToken: false,
+          topologySpreadConstraints: topologySpread(selector),
           enableServiceLinks: false,
           securityContext: {
             runAsNonRoot: true,
@@ -440,20 +482,32 @@ function workloadObjects(shape: WorkloadShape): {
                         },
                       },
                     ]
-                  : [],
+                  : !onVolume && webIdentity
+                    ? [
+                        { name: 'AWS_ROLE_ARN', value: webIdentity.roleArn },
+                        { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: `${WEB_IDENTITY_DIR}/token` },
+                        { name: 'AWS_ROLE_SESSION_NAME', value: workloadName },
+                      ]
+                    : [],
               // `http` first: what Services, the Ingress and the probes use. `metrics` is only a pod
               // port, so nothing outside the cluster's Prometheus reaches it.
               ports: [
                 { name: 'http', containerPort: SERVER_PORT, protocol: 'TCP' },
                 { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
               ],
+              // Start-up (checking the bucket, loading state) may take a while; liveness waits for it.
+              startupProbe: {
+                httpGet: { path: '/healthz', port: 'http' },
+                periodSeconds: 2,
+                failureThreshold: 90,
+              },
               readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
               livenessProbe: {
                 httpGet: { path: '/healthz', port: 'http' },
                 periodSeconds: 10,
                 failureThreshold: 6,
               },
-              ...(resources ? { resources } : {}),
+              resources: containerResources(owner.spec.resources),
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
@@ -467,6 +521,9 @@ function workloadObjects(shape: WorkloadShape): {
                 })),
                 { name: 'tmp', mountPath: '/tmp' },
                 ...(onVolume ? [{ name: 'data', mountPath: DATA_DIR }] : []),
+                ...(webIdentity
+                  ? [{ name: 'aws-web-identity', mountPath: WEB_IDENTITY_DIR, readOnly: true }]
+                  : []),
               ],
             },
           ],
@@ -474,6 +531,26 @@ function workloadObjects(shape: WorkloadShape): {
             ...volumes.map((volume) => ({ name: volume.name, ...volume.volume })),
             { name: 'tmp', emptyDir: {} },
             ...(onVolume ? [{ name: 'data', persistentVolumeClaim: { claimName: shape.claimName } }] : []),
+            // A token of the pod's ServiceAccount for STS only (its own audience, short-lived and
+            // rotated by the kubelet): not the API token, which stays unmounted.
+            ...(webIdentity
+              ? [
+                  {
+                    name: 'aws-web-identity',
+                    projected: {
+                      sources: [
+                        {
+                          serviceAccountToken: {
+                            audience: webIdentity.audience,
+                            expirationSeconds: 3600,
+                            path: 'token',
+                          },
+                        },
+                      ],
+                    },
+                  },
+                ]
+              : []),
           ],
         },
       },
@@ -489,7 +566,70 @@ function workloadObjects(shape: WorkloadShape): {
       ports: [{ name: 'http', port: SERVER_PORT, targetPort: 'http', protocol: 'TCP' }],
     },
   };
-  return { configMap, deployment, service };
+  // Voluntary disruptions (node drains) take one pod at a time; pointless, and blocking drains, for one.
+  const podDisruptionBudget =
+    replicas > 1
+      ? {
+          apiVersion: 'policy/v1',
+          kind: 'PodDisruptionBudget',
+          metadata: metadata(workloadName),
+          spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
+        }
+      : undefined;
+  const serviceAccount = owner.spec.serviceAccountName
+    ? undefined
+    : {
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: {
+          ...metadata(workloadName),
+          ...(owner.spec.serviceAccountAnnotations
+            ? { annotations: owner.spec.serviceAccountAnnotations }
+            : {}),
+        },
+        automountServiceAccountToken: false,
+      };
+  return {
+    configMap,
+    deployment,
+    service,
+    ...(serviceAccount ? { serviceAccount } : {}),
+    ...(podDisruptionBudget ? { podDisruptionBudget } : {}),
+  };
+}
+
+/** Owned objects that exist only under some specs, and whether this spec wants each. */
+export function optionalObjects(
+  owner: AuthService | Registry,
+  workloadName: string,
+): { apiVersion: string; kind: string; name: string; wanted: boolean }[] {
+  return [
+    {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      name: workloadName,
+      wanted: deploymentReplicas(owner) > 1,
+    },
+    { apiVersion: 'v1', kind: 'ServiceAccount', name: workloadName, wanted: !owner.spec.serviceAccountName },
+    {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      name: workloadName,
+      wanted: owner.spec.ingress !== undefined,
+    },
+  ];
+}
+
+/** The objects of a workload in the order they are applied: what the pods need before the pods. */
+function ordered(objects: ReturnType<typeof workloadObjects>): KubernetesObject[] {
+  const { serviceAccount, podDisruptionBudget, configMap, service, deployment } = objects;
+  return [
+    ...(serviceAccount ? [serviceAccount] : []),
+    configMap,
+    service,
+    deployment,
+    ...(podDisruptionBudget ? [podDisruptionBudget] : []),
+  ];
 }
 
 /**
@@ -579,7 +719,7 @@ export const IDENTITY_PATHS = [
 export function authServiceObjects(auth: AuthService, inputs: AuthServiceInputs): KubernetesObject[] {
   const names = authNames(auth.metadata.name);
   const config = authServiceConfig(auth, inputs);
-  const { configMap, deployment, service } = workloadObjects({
+  const workload = workloadObjects({
     owner: auth,
     component: 'auth',
     workloadName: names.workload,
@@ -590,7 +730,7 @@ export function authServiceObjects(auth: AuthService, inputs: AuthServiceInputs)
     volumes: authVolumes(auth, inputs),
     claimName: names.data,
   });
-  const objects: KubernetesObject[] = [configMap, service, deployment];
+  const objects = ordered(workload);
   if (auth.spec.storage.mode === 'volume') objects.unshift(volumeClaimObject(auth, 'auth', names.data));
   if (auth.spec.ingress) {
     objects.push(ingressObject(auth, 'auth', names.workload, [{ path: '/', service: names.workload }]));
@@ -601,7 +741,7 @@ export function authServiceObjects(auth: AuthService, inputs: AuthServiceInputs)
 export function registryObjects(registry: Registry, inputs: RegistryInputs): KubernetesObject[] {
   const names = registryNames(registry.metadata.name);
   const config = registryConfig(registry, inputs);
-  const { configMap, deployment, service } = workloadObjects({
+  const workload = workloadObjects({
     owner: registry,
     component: 'registry',
     workloadName: names.workload,
@@ -612,7 +752,7 @@ export function registryObjects(registry: Registry, inputs: RegistryInputs): Kub
     volumes: registryVolumes(registry),
     claimName: names.data,
   });
-  const objects: KubernetesObject[] = [configMap, service, deployment];
+  const objects = ordered(workload);
   if (registry.spec.storage.mode === 'volume')
     objects.unshift(volumeClaimObject(registry, 'registry', names.data));
   if (registry.spec.ingress) {

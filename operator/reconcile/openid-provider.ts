@@ -4,7 +4,7 @@
  */
 import type { OpenIdProvider } from '../api/types.ts';
 import { resourcePath } from '../kube/client.ts';
-import type { ConditionInput } from '../runtime/conditions.ts';
+import { type ConditionInput, condition } from '../runtime/conditions.ts';
 import { ensureGeneratedSecret, readSecret } from '../runtime/objects.ts';
 import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
 import { ownerReference, providerNames } from './names.ts';
@@ -70,42 +70,24 @@ export async function reconcileOpenIdProvider(ctx: ReconcileContext, key: string
     const issuerMatches = discovery.issuer?.replace(/\/$/, '') === provider.spec.issuerUrl.replace(/\/$/, '');
     conditions.push(
       issuerMatches
-        ? {
-            type: 'Discovered',
-            status: true,
-            reason: 'DiscoveryReachable',
-            message: 'discovery document read',
-          }
-        : {
-            type: 'Discovered',
-            status: false,
-            reason: 'IssuerMismatch',
-            message: `discovery names issuer ${discovery.issuer}`,
-          },
+        ? condition('Discovered', true, 'DiscoveryReachable', 'discovery document read')
+        : condition('Discovered', false, 'IssuerMismatch', `discovery names issuer ${discovery.issuer}`),
     );
   } catch (error) {
-    conditions.push({
-      type: 'Discovered',
-      status: false,
-      reason: 'DiscoveryUnreachable',
-      message: (error as Error).message,
-    });
+    conditions.push(condition('Discovered', false, 'DiscoveryUnreachable', (error as Error).message));
   }
   if (discovery?.userinfo_endpoint) {
     fields.userinfoEndpoint = discovery.userinfo_endpoint;
-    conditions.push({
-      type: 'UserinfoEndpoint',
-      status: true,
-      reason: 'Present',
-      message: discovery.userinfo_endpoint,
-    });
+    conditions.push(condition('UserinfoEndpoint', true, 'Present', discovery.userinfo_endpoint));
   } else {
-    conditions.push({
-      type: 'UserinfoEndpoint',
-      status: discovery ? false : 'Unknown',
-      reason: discovery ? 'Missing' : 'DiscoveryUnreachable',
-      message: discovery ? 'the discovery document has no userinfo_endpoint' : 'discovery failed',
-    });
+    conditions.push(
+      condition(
+        'UserinfoEndpoint',
+        discovery ? false : 'Unknown',
+        discovery ? 'Missing' : 'DiscoveryUnreachable',
+        discovery ? 'the discovery document has no userinfo_endpoint' : 'discovery failed',
+      ),
+    );
   }
   if (discovery?.registration_endpoint) fields.registrationEndpoint = discovery.registration_endpoint;
 
@@ -114,31 +96,25 @@ export async function reconcileOpenIdProvider(ctx: ReconcileContext, key: string
     const data = await readSecret(ctx.client, namespace, ref.name);
     if (data?.client_id && data.client_secret) {
       fields.clientSecretName = ref.name;
-      conditions.push({
-        type: 'ClientCredentials',
-        status: true,
-        reason: 'SecretFound',
-        message: `from Secret ${ref.name}`,
-      });
+      conditions.push(condition('ClientCredentials', true, 'SecretFound', `from Secret ${ref.name}`));
     } else {
-      conditions.push({
-        type: 'ClientCredentials',
-        status: false,
-        reason: 'SecretInvalid',
-        message: `Secret ${ref.name} is missing or lacks client_id/client_secret`,
-      });
+      conditions.push(
+        condition(
+          'ClientCredentials',
+          false,
+          'SecretInvalid',
+          `Secret ${ref.name} is missing or lacks client_id/client_secret`,
+        ),
+      );
     }
   } else {
     const secretName = providerNames(name).client;
     const existing = await readSecret(ctx.client, namespace, secretName);
     if (existing?.client_id && existing.client_secret) {
       fields.clientSecretName = secretName;
-      conditions.push({
-        type: 'ClientCredentials',
-        status: true,
-        reason: 'Registered',
-        message: `registered client in Secret ${secretName}`,
-      });
+      conditions.push(
+        condition('ClientCredentials', true, 'Registered', `registered client in Secret ${secretName}`),
+      );
     } else if (discovery?.registration_endpoint) {
       try {
         const credentials = await registerClient(ctx, provider, discovery.registration_endpoint);
@@ -157,27 +133,23 @@ export async function reconcileOpenIdProvider(ctx: ReconcileContext, key: string
           `Registered client ${credentials.client_id} at ${discovery.registration_endpoint}`,
         );
         fields.clientSecretName = secretName;
-        conditions.push({
-          type: 'ClientCredentials',
-          status: true,
-          reason: 'Registered',
-          message: `registered client in Secret ${secretName}`,
-        });
+        conditions.push(
+          condition('ClientCredentials', true, 'Registered', `registered client in Secret ${secretName}`),
+        );
       } catch (error) {
-        conditions.push({
-          type: 'ClientCredentials',
-          status: false,
-          reason: 'RegistrationFailed',
-          message: (error as Error).message,
-        });
+        conditions.push(
+          condition('ClientCredentials', false, 'RegistrationFailed', (error as Error).message),
+        );
       }
     } else {
-      conditions.push({
-        type: 'ClientCredentials',
-        status: false,
-        reason: 'NoCredentials',
-        message: 'no clientSecretRef, and the provider does not offer dynamic client registration',
-      });
+      conditions.push(
+        condition(
+          'ClientCredentials',
+          false,
+          'NoCredentials',
+          'no clientSecretRef, and the provider does not offer dynamic client registration',
+        ),
+      );
     }
   }
 

@@ -4,7 +4,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { AuthService, Registry } from '../api/types.ts';
 import { resourcePath } from '../kube/client.ts';
 import { stableHash } from '../runtime/compare.ts';
-import { type ConditionInput, isTrue } from '../runtime/conditions.ts';
+import { type ConditionInput, condition, isTrue } from '../runtime/conditions.ts';
 import { ensureGeneratedSecret, randomPassword, readSecret, setFinalizer } from '../runtime/objects.ts';
 import { signingKey } from './auth-service.ts';
 import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
@@ -54,12 +54,8 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
   const storage = (
     onVolume ? volumeCondition(ctx, registry, 'registry') : reconcileBucket(ctx, registry, 'registry')
   ).catch(
-    (error: unknown): ConditionInput => ({
-      type: onVolume ? 'VolumeReady' : 'BucketReady',
-      status: false,
-      reason: 'Error',
-      message: (error as Error).message,
-    }),
+    (error: unknown): ConditionInput =>
+      condition(onVolume ? 'VolumeReady' : 'BucketReady', false, 'Error', (error as Error).message),
   );
   const client = await ensureGeneratedSecret(ctx.client, {
     ...owned,
@@ -77,25 +73,10 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
   const auth = ctx.caches.authServices.get(`${namespace}/${authName}`) as AuthService | undefined;
   conditions.push(
     !auth
-      ? {
-          type: 'AuthServiceReady',
-          status: false,
-          reason: 'AuthServiceNotFound',
-          message: `AuthService ${authName} does not exist`,
-        }
+      ? condition('AuthServiceReady', false, 'AuthServiceNotFound', `AuthService ${authName} does not exist`)
       : isTrue(auth.status?.conditions, 'Ready')
-        ? {
-            type: 'AuthServiceReady',
-            status: true,
-            reason: 'AuthServiceReady',
-            message: `AuthService ${authName} is ready`,
-          }
-        : {
-            type: 'AuthServiceReady',
-            status: false,
-            reason: 'AuthServiceNotReady',
-            message: `AuthService ${authName} is not ready`,
-          },
+        ? condition('AuthServiceReady', true, 'AuthServiceReady', `AuthService ${authName} is ready`)
+        : condition('AuthServiceReady', false, 'AuthServiceNotReady', `AuthService ${authName} is not ready`),
   );
 
   // The AuthService reconciler adds this Registry's credentials to its configuration; confirm it did.
@@ -105,18 +86,18 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
   const registered = authConfig?.data?.['config.yaml']?.includes(JSON.stringify(serviceName)) ?? false;
   conditions.push(
     registered
-      ? {
-          type: 'CredentialsRegistered',
-          status: true,
-          reason: 'Registered',
-          message: `RestAuth service ${serviceName} is configured at ${authName}`,
-        }
-      : {
-          type: 'CredentialsRegistered',
-          status: false,
-          reason: 'Pending',
-          message: `waiting for AuthService ${authName} to configure service ${serviceName}`,
-        },
+      ? condition(
+          'CredentialsRegistered',
+          true,
+          'Registered',
+          `RestAuth service ${serviceName} is configured at ${authName}`,
+        )
+      : condition(
+          'CredentialsRegistered',
+          false,
+          'Pending',
+          `waiting for AuthService ${authName} to configure service ${serviceName}`,
+        ),
   );
 
   // Upstream credentials of the proxy caches: a change rolls the pods (the server reads them at start).
@@ -138,7 +119,7 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
   const applied = await applyChildren(ctx, registry, objects);
   await warnIfProxiesUntrusted(ctx, registry, applied.changed);
   conditions.push(applied.condition);
-  conditions.push(deploymentCondition(ctx, registry, names.workload));
+  conditions.push(deploymentCondition(ctx, registry, names.workload, applied.live));
 
   const url = publicUrl(registry.spec.ingress);
   await publishStatus(
@@ -180,17 +161,12 @@ async function readProxyCredentials(
     digest: stableHash(contents),
     condition:
       missing.length > 0
-        ? {
-            type: 'ProxyCredentialsReady',
-            status: false,
-            reason: 'SecretMissing',
-            message: `proxy credential Secrets missing or lacking their keys: ${missing.join(', ')}`,
-          }
-        : {
-            type: 'ProxyCredentialsReady',
-            status: true,
-            reason: 'Found',
-            message: 'every proxy credential Secret is present',
-          },
+        ? condition(
+            'ProxyCredentialsReady',
+            false,
+            'SecretMissing',
+            `proxy credential Secrets missing or lacking their keys: ${missing.join(', ')}`,
+          )
+        : condition('ProxyCredentialsReady', true, 'Found', 'every proxy credential Secret is present'),
   };
 }

@@ -2,14 +2,23 @@
  * The part AuthService and Registry share: the bucket with its finalizer, applying the owned
  * objects, reading the Deployment's availability, and writing status and events only on change.
  */
+
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { probeConditionalWrites } from '../../server/store/s3-conditional-probe.ts';
 import { type AuthService, type Registry, VOLUME_REPLICAS_MESSAGE } from '../api/types.ts';
 import { objectPath, resourcePath } from '../kube/client.ts';
-import { type ConditionInput, conditionOf, readyCondition, setConditions } from '../runtime/conditions.ts';
+import {
+  type ConditionInput,
+  condition,
+  conditionOf,
+  readyCondition,
+  setConditions,
+} from '../runtime/conditions.ts';
 import { ensureApplied, ensureStatus, readSecret, setFinalizer } from '../runtime/objects.ts';
-import { deleteBucket, ensureBucket, s3Client, supportsConditionalWrites } from './bucket.ts';
+import { deleteBucket, ensureBucket, s3Client } from './bucket.ts';
 import type { ReconcileContext, ReconcileResult } from './context.ts';
-import { volumeSettings } from './desired.ts';
+import { deploymentReplicas, optionalObjects, volumeSettings } from './desired.ts';
 import { authNames, BUCKET_FINALIZER, defaultBucketName, registryNames } from './names.ts';
 
 type Workload = AuthService | Registry;
@@ -33,15 +42,23 @@ export function storageStatus(object: Workload, component: 'auth' | 'registry'):
     : { bucket: bucketName(object, component) };
 }
 
-async function s3For(ctx: ReconcileContext, object: Workload) {
+/**
+ * The S3 client for the resource's bucket, or why there is none: a credentialsSecretRef whose
+ * Secret lacks the key pair. Without a reference the SDK's default chain is used (workload identity).
+ */
+async function s3For(
+  ctx: ReconcileContext,
+  object: Workload,
+): Promise<{ s3: S3Client } | { missing: string }> {
   const { storage } = object.spec;
   const ref = storage.credentialsSecretRef;
-  if (!ref) return undefined;
+  if (!ref) return { s3: s3Client(storage, undefined) };
   const secret = await readSecret(ctx.client, object.metadata.namespace, ref.name);
   const accessKeyId = secret?.[ref.accessKeyIdKey];
   const secretAccessKey = secret?.[ref.secretAccessKeyKey];
-  if (!accessKeyId || !secretAccessKey) return undefined;
-  return s3Client(storage, { accessKeyId, secretAccessKey });
+  if (!accessKeyId || !secretAccessKey)
+    return { missing: `Secret ${ref.name} is missing or lacks the access key pair` };
+  return { s3: s3Client(storage, { accessKeyId, secretAccessKey }) };
 }
 
 /**
@@ -77,16 +94,17 @@ export async function finalizeWorkload(
   }
   const bucket = bucketName(object, component);
   if (object.spec.storage.deletionPolicy === 'Delete') {
-    const s3 = await s3For(ctx, object);
-    if (!s3) {
+    const client = await s3For(ctx, object);
+    if ('missing' in client) {
       await ctx.events.record(
         object,
         'Warning',
         'BucketDeleteBlocked',
-        'S3 credentials Secret is missing; cannot delete the bucket',
+        `${client.missing}; cannot delete the bucket`,
       );
       return { requeueAfterMs: 10_000 };
     }
+    const { s3 } = client;
     try {
       await deleteBucket(s3, bucket);
     } finally {
@@ -105,55 +123,47 @@ export async function finalizeWorkload(
   return {};
 }
 
-/** BucketReady: the bucket exists with its lifecycle rule and honours conditional writes. */
+/**
+ * BucketReady: the bucket exists with its lifecycle rule, and passes the servers' own start-up probe
+ * (If-None-Match and If-Match on PUT and on multipart completion): Ready here means a server starts.
+ */
 export async function reconcileBucket(
   ctx: ReconcileContext,
   object: Workload,
   component: 'auth' | 'registry',
 ): Promise<ConditionInput> {
   const bucket = bucketName(object, component);
+  const { storage } = object.spec;
   const generation = object.metadata.generation ?? 0;
   const previous = conditionOf(object.status?.conditions, 'BucketReady');
-  const s3 = await s3For(ctx, object);
-  if (!s3) {
-    return {
-      type: 'BucketReady',
-      status: false,
-      reason: 'CredentialsMissing',
-      message: `Secret ${object.spec.storage.credentialsSecretRef?.name} is missing or lacks the access key pair`,
-    };
-  }
+  const client = await s3For(ctx, object);
+  if ('missing' in client) return condition('BucketReady', false, 'CredentialsMissing', client.missing);
+  const { s3 } = client;
   try {
-    const report = await ensureBucket(s3, bucket, object.spec.storage.abortIncompleteUploadsAfterDays);
+    const report = await ensureBucket(s3, bucket, storage.abortIncompleteUploadsAfterDays);
     if (report.created)
       await ctx.events.record(object, 'Normal', 'BucketCreated', `Created bucket ${bucket}`);
-    // The conditional-write probe writes to the bucket; once per generation is enough.
+    // The probe writes to the bucket; once per generation is enough.
     const checked =
       previous?.status === 'True' && previous.observedGeneration === generation && !report.created;
-    if (!checked && !(await supportsConditionalWrites(s3, bucket))) {
-      return {
-        type: 'BucketReady',
-        status: false,
-        reason: 'ConditionalWritesUnsupported',
-        message: `the S3 endpoint does not honour If-None-Match on bucket ${bucket}; wharf needs conditional writes`,
-      };
-    }
+    const refusal = checked
+      ? undefined
+      : await probeConditionalWrites({ client: s3, bucket, prefix: storage.prefix });
+    if (refusal?.problem === 'bucket-unusable')
+      return condition('BucketReady', false, 'BucketUnusable', `bucket ${bucket}: ${refusal.detail}`);
+    if (refusal)
+      return condition(
+        'BucketReady',
+        false,
+        'ConditionalWritesUnsupported',
+        `${storage.endpoint ?? 'the S3 endpoint'} does not honour conditional writes on bucket ${bucket} (${refusal.detail}); the servers refuse to start on it: use an endpoint that supports If-Match and If-None-Match (AWS S3, or a recent MinIO, Ceph RGW or R2)`,
+      );
     const lifecycle = report.lifecycleSupported
       ? 'with a lifecycle rule for abandoned multipart uploads'
       : 'the endpoint rejects lifecycle rules for abandoned multipart uploads (MinIO expires them itself)';
-    return {
-      type: 'BucketReady',
-      status: true,
-      reason: 'BucketReady',
-      message: `bucket ${bucket} is ready, ${lifecycle}`,
-    };
+    return condition('BucketReady', true, 'BucketReady', `bucket ${bucket} is ready, ${lifecycle}`);
   } catch (error) {
-    return {
-      type: 'BucketReady',
-      status: false,
-      reason: 'S3Error',
-      message: `bucket ${bucket}: ${(error as Error).message}`,
-    };
+    return condition('BucketReady', false, 'S3Error', `bucket ${bucket}: ${(error as Error).message}`);
   } finally {
     s3.destroy();
   }
@@ -162,7 +172,7 @@ export async function reconcileBucket(
 /**
  * VolumeReady (volume mode): one replica asked for, and the claim not lost. A claim still Pending
  * is no failure here: a WaitForFirstConsumer class binds it once the pod is scheduled, and
- * DeploymentAvailable reports whether the pod got it.
+ * RolloutComplete reports whether the pod got it.
  */
 export async function volumeCondition(
   ctx: ReconcileContext,
@@ -172,33 +182,27 @@ export async function volumeCondition(
   const claimName = volumeClaimName(object, component);
   if (object.spec.replicas > 1) {
     const modes = volumeSettings(object.spec.storage).accessModes.join(', ');
-    return {
-      type: 'VolumeReady',
-      status: false,
-      reason: 'ReplicasUnsupported',
-      message: `spec.replicas is ${object.spec.replicas} on claim ${claimName} (${modes}): ${VOLUME_REPLICAS_MESSAGE}; running 1`,
-    };
+    return condition(
+      'VolumeReady',
+      false,
+      'ReplicasUnsupported',
+      `spec.replicas is ${object.spec.replicas} on claim ${claimName} (${modes}): ${VOLUME_REPLICAS_MESSAGE}; running 1`,
+    );
   }
   const claim = await ctx.client.get<KubernetesObject & { status?: { phase?: string } }>(
     resourcePath('v1', 'PersistentVolumeClaim', object.metadata.namespace, claimName),
   );
   const phase = claim?.status?.phase ?? 'Pending';
   if (phase === 'Lost')
-    return {
-      type: 'VolumeReady',
-      status: false,
-      reason: 'ClaimLost',
-      message: `PersistentVolumeClaim ${claimName} lost its volume`,
-    };
-  return {
-    type: 'VolumeReady',
-    status: true,
-    reason: phase === 'Bound' ? 'Bound' : 'Pending',
-    message:
-      phase === 'Bound'
-        ? `PersistentVolumeClaim ${claimName} is bound`
-        : `PersistentVolumeClaim ${claimName} waits for a volume (bound when the pod is scheduled, or by the provisioner)`,
-  };
+    return condition('VolumeReady', false, 'ClaimLost', `PersistentVolumeClaim ${claimName} lost its volume`);
+  return condition(
+    'VolumeReady',
+    true,
+    phase === 'Bound' ? 'Bound' : 'Pending',
+    phase === 'Bound'
+      ? `PersistentVolumeClaim ${claimName} is bound`
+      : `PersistentVolumeClaim ${claimName} waits for a volume (bound when the pod is scheduled, or by the provisioner)`,
+  );
 }
 
 /** Applies each object; ComponentsApplied says whether all went through. */
@@ -206,35 +210,71 @@ export async function applyChildren(
   ctx: ReconcileContext,
   owner: Workload,
   objects: KubernetesObject[],
-): Promise<{ condition: ConditionInput; changed: string[] }> {
+): Promise<{ condition: ConditionInput; changed: string[]; live: Map<string, KubernetesObject> }> {
   const changed: string[] = [];
+  // What the API answered for each object (`Kind/name`): fresher than the informer cache.
+  const live = new Map<string, KubernetesObject>();
   // Independent objects: read and apply them side by side (a Deployment may exist before its
   // ConfigMap for a moment; its pods wait for the volume).
-  const results = await Promise.allSettled(objects.map((object) => ensureApplied(ctx.client, object)));
+  // Objects the spec no longer wants are looked for (and deleted) at the same time.
+  const [results, removal] = await Promise.all([
+    Promise.allSettled(objects.map((object) => ensureApplied(ctx.client, object))),
+    removeUnwanted(ctx, owner).then(
+      (removed) => ({ removed }),
+      (error: unknown) => ({ error: error as Error }),
+    ),
+  ]);
   for (const [index, result] of results.entries()) {
     const object = objects[index]!;
     const name = `${object.kind}/${object.metadata?.name}`;
     if (result.status === 'fulfilled') {
       if (result.value.changed) changed.push(name);
+      live.set(name, result.value.object);
       continue;
     }
     const message = `${name}: ${(result.reason as Error).message}`;
     await ctx.events.record(owner, 'Warning', 'ApplyFailed', message);
-    return {
-      condition: { type: 'ComponentsApplied', status: false, reason: 'ApplyFailed', message },
-      changed,
-    };
+    return { condition: condition('ComponentsApplied', false, 'ApplyFailed', message), changed, live };
   }
   if (changed.length) await ctx.events.record(owner, 'Normal', 'Applied', `Applied ${changed.join(', ')}`);
+  if ('error' in removal) {
+    const message = `removing what the spec no longer asks for: ${removal.error.message}`;
+    await ctx.events.record(owner, 'Warning', 'ApplyFailed', message);
+    return { condition: condition('ComponentsApplied', false, 'ApplyFailed', message), changed, live };
+  }
+  const { removed } = removal;
+  if (removed.length) await ctx.events.record(owner, 'Normal', 'Removed', `Removed ${removed.join(', ')}`);
+  changed.push(...removed);
   return {
-    condition: {
-      type: 'ComponentsApplied',
-      status: true,
-      reason: 'Applied',
-      message: `${objects.length} objects applied`,
-    },
+    condition: condition('ComponentsApplied', true, 'Applied', `${objects.length} objects applied`),
     changed,
+    live,
   };
+}
+
+/**
+ * Deletes the owned objects this spec no longer wants (the PodDisruptionBudget when replicas drop
+ * to one, the ServiceAccount once the spec names its own, the Ingress once `ingress` is removed),
+ * only when this resource is their controller: a same-named object someone else made stays.
+ */
+async function removeUnwanted(ctx: ReconcileContext, owner: Workload): Promise<string[]> {
+  const workloadName = (owner.kind === 'AuthService' ? authNames : registryNames)(
+    owner.metadata.name,
+  ).workload;
+  const removed: string[] = [];
+  await Promise.all(
+    optionalObjects(owner, workloadName)
+      .filter((object) => !object.wanted)
+      .map(async (object) => {
+        const path = resourcePath(object.apiVersion, object.kind, owner.metadata.namespace, object.name);
+        const live = await ctx.client.get(path);
+        const controller = live?.metadata?.ownerReferences?.find((reference) => reference.controller);
+        if (!live || controller?.uid !== owner.metadata.uid) return;
+        await ctx.client.delete(path);
+        removed.push(`${object.kind}/${object.name}`);
+      }),
+  );
+  return removed;
 }
 
 /**
@@ -257,38 +297,87 @@ export async function warnIfProxiesUntrusted(
   );
 }
 
-/** DeploymentAvailable, read from the Deployment's status (the cluster's controllers fill it). */
+interface DeploymentStatus {
+  observedGeneration?: number;
+  replicas?: number;
+  updatedReplicas?: number;
+  readyReplicas?: number;
+  availableReplicas?: number;
+  conditions?: { type: string; status: string; reason?: string; message?: string }[];
+}
+export type DeploymentObject = KubernetesObject & {
+  spec?: { replicas?: number };
+  status?: DeploymentStatus;
+};
+
+/**
+ * RolloutComplete, read from the Deployment's status the way kstatus decides "Current": the
+ * Deployment controller has seen the latest spec (observedGeneration), and every replica runs the
+ * latest template and is available (updated = available = replicas = spec.replicas). A rollout
+ * the controller gave up on (Progressing=False, e.g. ProgressDeadlineExceeded after a bad image)
+ * or pods that are not available carry the Deployment's own reason and message.
+ */
+export function rolloutCondition(deployment: DeploymentObject | undefined, want: number): ConditionInput {
+  const type = 'RolloutComplete';
+  if (!deployment) return condition(type, false, 'DeploymentMissing', 'the Deployment does not exist yet');
+  const name = `Deployment ${deployment.metadata?.name}`;
+  const status = deployment.status ?? {};
+  const generation = deployment.metadata?.generation ?? 0;
+  if ((status.observedGeneration ?? 0) < generation)
+    return condition(
+      type,
+      false,
+      'RolloutPending',
+      `${name}: generation ${generation} not yet observed by the Deployment controller`,
+    );
+  const replicas = deployment.spec?.replicas ?? want;
+  const updated = status.updatedReplicas ?? 0;
+  const available = status.availableReplicas ?? 0;
+  const total = status.replicas ?? 0;
+  const counts = `${updated} updated, ${available} available, ${total} total of ${replicas} wanted`;
+  const stuck = status.conditions?.find((item) => item.type === 'Progressing' && item.status === 'False');
+  if (stuck)
+    return condition(
+      type,
+      false,
+      stuck.reason ?? 'ProgressDeadlineExceeded',
+      `${name}: ${stuck.message ?? ''} (${counts})`,
+    );
+  if (replicas === 0 && total === 0) return condition(type, true, 'ScaledToZero', `${name} has 0 replicas`);
+  if (updated === replicas && available === replicas && total === replicas)
+    return condition(type, true, 'RolledOut', `${name}: ${counts}`);
+  const unavailable = status.conditions?.find((item) => item.type === 'Available' && item.status === 'False');
+  if (unavailable)
+    return condition(
+      type,
+      false,
+      unavailable.reason ?? 'MinimumReplicasUnavailable',
+      `${name}: ${unavailable.message ?? ''} (${counts})`,
+    );
+  if (updated < replicas) return condition(type, false, 'RollingOut', `${name}: ${counts}`);
+  if (total > updated) return condition(type, false, 'OldReplicasPending', `${name}: ${counts}`);
+  return condition(type, false, 'ReplicasUnavailable', `${name}: ${counts}`);
+}
+
+/**
+ * RolloutComplete of the owner's Deployment: as the API answered this reconcile's apply when it
+ * did (a Deployment just given a new template must not look rolled out from the cache's older
+ * copy), otherwise from the informer cache.
+ */
 export function deploymentCondition(
   ctx: ReconcileContext,
   owner: Workload,
   deploymentName: string,
+  live?: ReadonlyMap<string, KubernetesObject>,
 ): ConditionInput {
-  const deployment = ctx.caches.deployments.get(`${owner.metadata.namespace}/${deploymentName}`) as
-    | (KubernetesObject & {
-        status?: { availableReplicas?: number; updatedReplicas?: number; observedGeneration?: number };
-      })
+  const deployment = (live?.get(`Deployment/${deploymentName}`) ??
+    ctx.caches.deployments.get(`${owner.metadata.namespace}/${deploymentName}`)) as
+    | DeploymentObject
     | undefined;
-  const want = owner.spec.replicas;
-  const available = deployment?.status?.availableReplicas ?? 0;
-  if (want === 0)
-    return { type: 'DeploymentAvailable', status: true, reason: 'ScaledToZero', message: 'replicas is 0' };
-  if (available >= want) {
-    return {
-      type: 'DeploymentAvailable',
-      status: true,
-      reason: 'Available',
-      message: `${available}/${want} replicas available`,
-    };
-  }
-  return {
-    type: 'DeploymentAvailable',
-    status: false,
-    reason: 'Progressing',
-    message: `${available}/${want} replicas available`,
-  };
+  return rolloutCondition(deployment, deploymentReplicas(owner));
 }
 
-/** Writes conditions + Ready + extra fields; records an event when Ready flips. */
+/** Writes conditions + Ready + extra fields; records an event when Ready flips or fails anew. */
 export async function publishStatus(
   ctx: ReconcileContext,
   object: Workload | (KubernetesObject & { status?: { conditions?: never[] } }),
@@ -303,7 +392,12 @@ export async function publishStatus(
   const status = { ...fields, observedGeneration: generation, conditions };
   const before = conditionOf(typed.status?.conditions, 'Ready');
   const written = await ensureStatus(ctx.client, typed, status);
-  if (before?.status !== conditions[0]!.status) {
+  // An event when Ready flips, and when a not-Ready resource fails for a new reason (a rollout
+  // that was progressing and is now stuck).
+  if (
+    before?.status !== conditions[0]!.status ||
+    (before.status !== 'True' && before.reason !== ready.reason)
+  ) {
     const nowReady = conditions[0]!.status === 'True';
     await ctx.events.record(
       typed,

@@ -126,33 +126,71 @@ export const wharfPath = (
   name?: string,
 ) => resourcePath('wharf.dev/v1alpha1', kind, namespace, name);
 
+type DeploymentWithStatus = KubernetesObject & {
+  spec: { replicas: number };
+  status?: {
+    availableReplicas?: number;
+    updatedReplicas?: number;
+    replicas?: number;
+    observedGeneration?: number;
+  };
+};
+
 /**
  * Stand-in for kube-controller-manager's Deployment controller and the kubelet (neither runs in an
- * envtest control plane): reports every replica of the Deployments in a namespace as available.
+ * envtest control plane): reports every Deployment in a namespace as rolled out, its latest
+ * generation observed and every replica updated and available.
  */
 export async function markDeploymentsAvailable(admin: KubeClient, namespace: string): Promise<number> {
-  const list = await admin.list<
-    KubernetesObject & { spec: { replicas: number }; status?: { availableReplicas?: number } }
-  >(resourcePath('apps/v1', 'Deployment', namespace));
+  const list = await admin.list<DeploymentWithStatus>(resourcePath('apps/v1', 'Deployment', namespace));
   let marked = 0;
   for (const deployment of list.items) {
     const replicas = deployment.spec.replicas;
-    if (deployment.status?.availableReplicas === replicas) continue;
-    await admin.mergePatch(
-      `${resourcePath('apps/v1', 'Deployment', namespace, deployment.metadata!.name)}/status`,
-      {
-        status: {
-          replicas,
-          readyReplicas: replicas,
-          availableReplicas: replicas,
-          updatedReplicas: replicas,
-          observedGeneration: deployment.metadata!.generation,
+    const status = deployment.status;
+    if (
+      status?.observedGeneration === deployment.metadata!.generation &&
+      status?.availableReplicas === replicas &&
+      status?.updatedReplicas === replicas &&
+      status?.replicas === replicas
+    )
+      continue;
+    await writeDeploymentStatus(admin, namespace, deployment.metadata!.name!, {
+      replicas,
+      readyReplicas: replicas,
+      availableReplicas: replicas,
+      updatedReplicas: replicas,
+      observedGeneration: deployment.metadata!.generation,
+      conditions: [
+        {
+          type: 'Available',
+          status: 'True',
+          reason: 'MinimumReplicasAvailable',
+          message: 'Deployment has minimum availability.',
         },
-      },
-    );
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'NewReplicaSetAvailable',
+          message: `ReplicaSet "${deployment.metadata!.name}-5d8f7c" has successfully progressed.`,
+        },
+      ],
+    });
     marked++;
   }
   return marked;
+}
+
+/**
+ * Writes a Deployment's status as the Deployment controller would (the stand-in's other half, for
+ * rollouts that do not finish: a status the tests spell out instead of one a kubelet produced).
+ */
+export async function writeDeploymentStatus(
+  admin: KubeClient,
+  namespace: string,
+  name: string,
+  status: Record<string, unknown>,
+): Promise<void> {
+  await admin.mergePatch(`${resourcePath('apps/v1', 'Deployment', namespace, name)}/status`, { status });
 }
 
 export async function createNamespaceWithS3Secret(

@@ -14,7 +14,9 @@ import { registrySchema } from '../../operator/api/types.ts';
 import { generatedCrdFiles } from '../../operator/gen-crds.ts';
 import {
   authServiceObjects,
+  containerResources,
   IDENTITY_PATHS,
+  optionalObjects,
   registryObjects,
   volumeSettings,
 } from '../../operator/reconcile/desired.ts';
@@ -564,6 +566,50 @@ describe('desired objects', () => {
       '/etc/wharf/signing',
     ]);
     expect(mounts.every((mount) => mount.readOnly)).toBe(true);
+  });
+
+  it('requests cpu and memory by default, and leaves to the spec what it sets (a limit alone included)', () => {
+    expect(containerResources(undefined)).toEqual({ requests: { cpu: '100m', memory: '256Mi' } });
+    expect(containerResources({ requests: { memory: '1Gi' } })).toEqual({
+      requests: { cpu: '100m', memory: '1Gi' },
+    });
+    // A memory limit without a request: Kubernetes requests the limit, so no default is added
+    // (a default request above a small limit would be refused).
+    expect(containerResources({ limits: { memory: '128Mi' } })).toEqual({
+      requests: { cpu: '100m' },
+      limits: { memory: '128Mi' },
+    });
+  });
+
+  it('owns a PodDisruptionBudget only with more than one replica, and a ServiceAccount unless the spec names one', () => {
+    const kinds = (spec: Partial<Registry['spec']>) =>
+      registryObjects({ ...registry, spec: { ...registry.spec, ...spec } }, registryInputs).map(
+        (object) => object.kind,
+      );
+    expect(kinds({ replicas: 1 })).toEqual([
+      'ServiceAccount',
+      'ConfigMap',
+      'Service',
+      'Deployment',
+      'Ingress',
+    ]);
+    expect(kinds({ replicas: 3 })).toContain('PodDisruptionBudget');
+    expect(kinds({ replicas: 3, serviceAccountName: 'ci-robot' })).not.toContain('ServiceAccount');
+    // Volume mode runs one pod whatever the spec says: no budget that would block every drain.
+    expect(kinds({ replicas: 3, storage: { ...storage, mode: 'volume' } })).not.toContain(
+      'PodDisruptionBudget',
+    );
+    const wanted = (spec: Partial<Registry['spec']>) =>
+      Object.fromEntries(
+        optionalObjects({ ...registry, spec: { ...registry.spec, ...spec } }, 'crates-registry').map(
+          (object) => [object.kind, object.wanted],
+        ),
+      );
+    expect(wanted({ replicas: 1, ingress: undefined })).toEqual({
+      PodDisruptionBudget: false,
+      ServiceAccount: true,
+      Ingress: false,
+    });
   });
 });
 

@@ -13,6 +13,7 @@ import type { AuthService, Registry } from '../../operator/api/types.ts';
 import { resourcePath } from '../../operator/kube/client.ts';
 import { LIFECYCLE_RULE_ID } from '../../operator/reconcile/bucket.ts';
 import { CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
+import { startS3Gateway } from '../support/s3-gateway.ts';
 import { REPO_ROOT } from '../support/tools.ts';
 import {
   condition,
@@ -25,6 +26,7 @@ import {
   type RunningOperator,
   startHarness,
   wharfPath,
+  writeDeploymentStatus,
 } from './harness.ts';
 
 const NS = 'team-a';
@@ -206,7 +208,8 @@ describe('AuthService and Registry', () => {
       );
     }, 'AuthService components applied');
     expect(auth.metadata.finalizers).toContain('wharf.dev/bucket');
-    expect(condition(auth, 'Ready')).toMatchObject({ status: 'False', reason: 'Progressing' });
+    // No Deployment controller has looked at the new Deployment yet: the rollout has not begun.
+    expect(condition(auth, 'Ready')).toMatchObject({ status: 'False', reason: 'RolloutPending' });
     expect(auth.status?.observedGeneration).toBe(auth.metadata.generation);
 
     const bucket = auth.status!.bucket!;
@@ -335,15 +338,137 @@ describe('AuthService and Registry', () => {
     const before = await hashOf();
     await h.admin.mergePatch(wharfPath('Registry', NS, 'crates'), { spec: { superusers: ['alice'] } });
     await eventually(async () => (await hashOf()) !== before, 'a new config hash');
+    // The new template is a new rollout: Ready again once the (stand-in) Deployment controller
+    // reports it done.
     const registry = await eventually(async () => {
+      await markDeploymentsAvailable(h.admin, NS);
       const object = await getRegistry('crates');
-      return object?.status?.observedGeneration === object?.metadata.generation && object;
-    }, 'observedGeneration');
-    expect(condition(registry, 'Ready')?.status).toBe('True');
+      return (
+        object?.status?.observedGeneration === object?.metadata.generation &&
+        condition(object, 'Ready')?.status === 'True' &&
+        object
+      );
+    }, 'observedGeneration and Ready');
+    expect(condition(registry, 'RolloutComplete')).toMatchObject({ status: 'True', reason: 'RolledOut' });
     const config = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
       resourcePath('v1', 'ConfigMap', NS, 'crates-registry-config'),
     );
     expect(JSON.parse(config!.data['config.yaml']!).registry.superusers).toEqual(['alice']);
+  });
+
+  it('follows the rollout like kstatus: Ready=False while it runs, with the reason of a stuck one, True when done', async () => {
+    const deploymentPath = resourcePath('apps/v1', 'Deployment', NS, 'crates-registry');
+    const generationOf = async () => (await h.admin.get(deploymentPath))!.metadata!.generation!;
+    const before = await generationOf();
+    // A bad image: the operator rolls the Deployment to it.
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'crates'), {
+      spec: { image: 'wharf:does-not-exist' },
+    });
+    await eventually(async () => (await generationOf()) > before, 'the Deployment gets the new image');
+    // The first status for the new generation already says so (the reconcile that applied the new
+    // template does not read the rollout from an older cached copy of the Deployment).
+    const pending = await eventually(async () => {
+      const object = await getRegistry('crates');
+      return object?.status?.observedGeneration === object?.metadata.generation && object;
+    }, 'status for the new generation');
+    expect(condition(pending, 'Ready')).toMatchObject({ reason: 'RolloutPending' });
+    expect(condition(pending, 'RolloutComplete')?.message).toMatch(/not yet observed/);
+
+    // What the Deployment controller reports (the stand-in writes it: no kubelet here) while the
+    // surge pod cannot pull its image: one updated replica, not available; the old one still serves.
+    const generation = await generationOf();
+    await writeDeploymentStatus(h.admin, NS, 'crates-registry', {
+      observedGeneration: generation,
+      replicas: 2,
+      updatedReplicas: 1,
+      readyReplicas: 1,
+      availableReplicas: 1,
+      unavailableReplicas: 1,
+      conditions: [
+        {
+          type: 'Available',
+          status: 'True',
+          reason: 'MinimumReplicasAvailable',
+          message: 'Deployment has minimum availability.',
+        },
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'ReplicaSetUpdated',
+          message: 'ReplicaSet "crates-registry-6f9c8d" is progressing.',
+        },
+      ],
+    });
+    const rolling = await eventually(async () => {
+      const object = await getRegistry('crates');
+      return condition(object, 'RolloutComplete')?.reason === 'OldReplicasPending' && object;
+    }, 'a rollout in progress');
+    expect(condition(rolling, 'Ready')).toMatchObject({
+      status: 'False',
+      message: expect.stringContaining('1 updated, 1 available, 2 total of 1 wanted'),
+    });
+
+    // After progressDeadlineSeconds the controller gives up: Progressing=False.
+    const stuckMessage = 'ReplicaSet "crates-registry-6f9c8d" has timed out progressing.';
+    await writeDeploymentStatus(h.admin, NS, 'crates-registry', {
+      conditions: [
+        {
+          type: 'Available',
+          status: 'True',
+          reason: 'MinimumReplicasAvailable',
+          message: 'Deployment has minimum availability.',
+        },
+        { type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: stuckMessage },
+      ],
+    });
+    const stuck = await eventually(async () => {
+      const object = await getRegistry('crates');
+      return condition(object, 'Ready')?.reason === 'ProgressDeadlineExceeded' && object;
+    }, 'the stuck rollout reported');
+    expect(condition(stuck, 'Ready')).toMatchObject({
+      status: 'False',
+      message: expect.stringContaining(stuckMessage),
+    });
+    expect(await events('crates')).toContain('ProgressDeadlineExceeded');
+
+    // Pods of the current generation that are not available (crash-looping after a scale-up, say).
+    await writeDeploymentStatus(h.admin, NS, 'crates-registry', {
+      replicas: 1,
+      updatedReplicas: 1,
+      readyReplicas: 0,
+      availableReplicas: 0,
+      unavailableReplicas: 1,
+      conditions: [
+        {
+          type: 'Available',
+          status: 'False',
+          reason: 'MinimumReplicasUnavailable',
+          message: 'Deployment does not have minimum availability.',
+        },
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: 'ReplicaSetUpdated',
+          message: 'ReplicaSet "crates-registry-6f9c8d" is progressing.',
+        },
+      ],
+    });
+    const unavailable = await eventually(async () => {
+      const object = await getRegistry('crates');
+      return condition(object, 'Ready')?.reason === 'MinimumReplicasUnavailable' && object;
+    }, 'unavailable pods reported');
+    expect(condition(unavailable, 'Ready')?.message).toContain('does not have minimum availability');
+
+    // The image fixed: a new rollout, Ready once it completes.
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'crates'), { spec: { image: null } });
+    await eventually(async () => {
+      await markDeploymentsAvailable(h.admin, NS);
+      const object = await getRegistry('crates');
+      return (
+        object?.status?.observedGeneration === object?.metadata.generation &&
+        condition(object, 'Ready')?.status === 'True'
+      );
+    }, 'Ready after the fix');
   });
 
   it("tells the Registry and the AuthService behind its host to believe the Ingress's controllers", async () => {
@@ -428,6 +553,263 @@ describe('AuthService and Registry', () => {
   });
 });
 
+describe('server pods', () => {
+  type PodDeployment = KubernetesObject & {
+    spec: {
+      replicas: number;
+      template: {
+        metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+        spec: {
+          serviceAccountName: string;
+          automountServiceAccountToken: boolean;
+          topologySpreadConstraints: {
+            topologyKey: string;
+            whenUnsatisfiable: string;
+            maxSkew: number;
+            labelSelector: { matchLabels: Record<string, string> };
+          }[];
+          containers: {
+            env: { name: string }[];
+            resources: { requests?: Record<string, string>; limits?: Record<string, string> };
+            startupProbe: { httpGet: { path: string; port: string } };
+            livenessProbe: { httpGet: { path: string } };
+          }[];
+        };
+      };
+    };
+  };
+  type Budget = KubernetesObject & {
+    spec: { maxUnavailable: number; selector: { matchLabels: Record<string, string> } };
+  };
+  const deploymentPath = resourcePath('apps/v1', 'Deployment', NS, 'irsa-registry');
+  const budgetPath = resourcePath('policy/v1', 'PodDisruptionBudget', NS, 'irsa-registry');
+  const accountPath = resourcePath('v1', 'ServiceAccount', NS, 'irsa-registry');
+
+  it('runs S3 through workload identity: no key Secret, its own annotated ServiceAccount, pod annotations and labels', async () => {
+    // Without credentialsSecretRef the operator uses its own identity through the SDK's default
+    // chain; here that identity comes from the AWS_* environment, one of the chain's sources (on
+    // EKS it would be the IRSA web identity token).
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = h.minio.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = h.minio.secretAccessKey;
+    try {
+      await h.admin.create({
+        apiVersion: 'wharf.dev/v1alpha1',
+        kind: 'Registry',
+        metadata: { name: 'irsa', namespace: NS },
+        spec: {
+          authServiceRef: { name: 'main' },
+          replicas: 3,
+          storage: { endpoint: h.minio.endpoint, deletionPolicy: 'Retain' },
+          resources: { limits: { memory: '1Gi' } },
+          serviceAccountAnnotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/wharf' },
+          podAnnotations: { 'example.com/team': 'platform' },
+          podLabels: { 'azure.workload.identity/use': 'true' },
+        },
+      } as KubernetesObject);
+      const registry = await eventually(async () => {
+        await markDeploymentsAvailable(h.admin, NS);
+        const object = await getRegistry('irsa');
+        return condition(object, 'Ready')?.status === 'True' && object;
+      }, 'the workload-identity Registry Ready');
+      expect(condition(registry, 'BucketReady')?.status).toBe('True');
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = saved.id;
+      process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+      if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
+      if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+    }
+
+    const deployment = (await h.admin.get<PodDeployment>(deploymentPath))!;
+    const pod = deployment.spec.template;
+    const container = pod.spec.containers[0]!;
+    expect(pod.spec.serviceAccountName).toBe('irsa-registry');
+    expect(pod.spec.automountServiceAccountToken).toBe(false);
+    // No key pair in the environment: the server's SDK finds the web identity the webhook injects.
+    expect(container.env ?? []).toEqual([]);
+    expect(pod.metadata.annotations).toMatchObject({
+      'example.com/team': 'platform',
+      [CONFIG_HASH_ANNOTATION]: expect.stringMatching(/^[0-9a-f]{32}$/),
+    });
+    expect(pod.metadata.labels).toMatchObject({
+      'azure.workload.identity/use': 'true',
+      'app.kubernetes.io/instance': 'irsa',
+    });
+    const account = (await h.admin.get<KubernetesObject & { automountServiceAccountToken: boolean }>(
+      accountPath,
+    ))!;
+    expect(account.metadata?.annotations?.['eks.amazonaws.com/role-arn']).toBe(
+      'arn:aws:iam::111122223333:role/wharf',
+    );
+    expect(account.automountServiceAccountToken).toBe(false);
+    expect(account.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'Registry', name: 'irsa' });
+
+    // Default cpu request; memory left to Kubernetes (it requests the limit the spec set).
+    expect(container.resources).toEqual({ requests: { cpu: '100m' }, limits: { memory: '1Gi' } });
+    expect(container.startupProbe.httpGet).toMatchObject({ path: '/healthz', port: 'http' });
+    expect(container.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(
+      pod.spec.topologySpreadConstraints.map(({ topologyKey, whenUnsatisfiable, maxSkew }) => ({
+        topologyKey,
+        whenUnsatisfiable,
+        maxSkew,
+      })),
+    ).toEqual([
+      { topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway', maxSkew: 1 },
+      { topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', maxSkew: 1 },
+    ]);
+    const selector = { 'app.kubernetes.io/instance': 'irsa', 'app.kubernetes.io/component': 'registry' };
+    expect(pod.spec.topologySpreadConstraints[0]!.labelSelector.matchLabels).toMatchObject(selector);
+
+    const budget = (await h.admin.get<Budget>(budgetPath))!;
+    expect(budget.spec.maxUnavailable).toBe(1);
+    expect(budget.spec.selector.matchLabels).toMatchObject(selector);
+    expect(budget.metadata?.ownerReferences?.[0]).toMatchObject({
+      kind: 'Registry',
+      name: 'irsa',
+      controller: true,
+    });
+  });
+
+  it('removes the PodDisruptionBudget at one replica and its ServiceAccount once the spec names one', async () => {
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'irsa'), { spec: { replicas: 1 } });
+    await eventually(async () => !(await h.admin.get(budgetPath)), 'the budget removed');
+    expect((await h.admin.get<PodDeployment>(deploymentPath))?.spec.replicas).toBe(1);
+    await h.admin.mergePatch(wharfPath('Registry', NS, 'irsa'), {
+      spec: { replicas: 2, serviceAccountName: 'ci-robot', serviceAccountAnnotations: null },
+    });
+    await eventually(async () => !(await h.admin.get(accountPath)), "the operator's ServiceAccount removed");
+    expect((await h.admin.get<PodDeployment>(deploymentPath))?.spec.template.spec.serviceAccountName).toBe(
+      'ci-robot',
+    );
+    expect(await h.admin.get(budgetPath)).toBeTruthy();
+    expect(await events('irsa')).toContain('Removed');
+    // Both at once is refused: annotations would land on an object the operator does not manage.
+    const refused = await h.admin
+      .mergePatch(wharfPath('Registry', NS, 'irsa'), {
+        spec: {
+          serviceAccountAnnotations: { 'iam.gke.io/gcp-service-account': 'wharf@p.iam.gserviceaccount.com' },
+        },
+      })
+      .then(
+        () => 'accepted',
+        (error: Error) => error.message,
+      );
+    expect(refused).toMatch(/with serviceAccountName, annotate that ServiceAccount instead/);
+    await h.admin.delete(wharfPath('Registry', NS, 'irsa'));
+    await eventually(async () => !(await getRegistry('irsa')), 'irsa Registry gone');
+  });
+
+  it("federates to an AWS role from any cluster: a projected token for STS and the SDK's web identity variables", async () => {
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name: 'federated', namespace: NS },
+      spec: {
+        authServiceRef: { name: 'main' },
+        replicas: 0,
+        storage: { webIdentity: { roleArn: 'arn:aws:iam::111122223333:role/wharf-registry' } },
+      },
+    } as KubernetesObject);
+    type Federated = KubernetesObject & {
+      spec: {
+        template: {
+          spec: {
+            automountServiceAccountToken: boolean;
+            serviceAccountName: string;
+            volumes: { name: string; projected?: { sources: { serviceAccountToken?: unknown }[] } }[];
+            containers: {
+              env: { name: string; value: string }[];
+              volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
+            }[];
+          };
+        };
+      };
+    };
+    const deployment = await eventually(
+      () => h.admin.get<Federated>(resourcePath('apps/v1', 'Deployment', NS, 'federated-registry')),
+      'the federated Deployment',
+    );
+    const pod = deployment.spec.template.spec;
+    expect(pod.serviceAccountName).toBe('federated-registry');
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(Object.fromEntries(pod.containers[0]!.env.map((item) => [item.name, item.value]))).toEqual({
+      AWS_ROLE_ARN: 'arn:aws:iam::111122223333:role/wharf-registry',
+      AWS_WEB_IDENTITY_TOKEN_FILE: '/var/run/secrets/wharf/aws/token',
+      AWS_ROLE_SESSION_NAME: 'federated-registry',
+    });
+    expect(pod.volumes.find((volume) => volume.name === 'aws-web-identity')?.projected?.sources).toEqual([
+      { serviceAccountToken: { audience: 'sts.amazonaws.com', expirationSeconds: 3600, path: 'token' } },
+    ]);
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({
+      name: 'aws-web-identity',
+      mountPath: '/var/run/secrets/wharf/aws',
+      readOnly: true,
+    });
+    const refused = await h.admin
+      .mergePatch(wharfPath('Registry', NS, 'federated'), {
+        spec: { storage: { credentialsSecretRef: { name: 's3' } } },
+      })
+      .then(
+        () => 'accepted',
+        (error: Error) => error.message,
+      );
+    expect(refused).toMatch(/credentialsSecretRef and webIdentity are two ways to the same credentials/);
+    await h.admin.delete(wharfPath('Registry', NS, 'federated'));
+    await eventually(async () => !(await getRegistry('federated')), 'federated Registry gone');
+  });
+});
+
+describe("BucketReady: the servers' own conditional-write probe", () => {
+  // A real HTTP proxy in front of MinIO that behaves as an older S3-compatible gateway: it drops the
+  // If-Match / If-None-Match headers (all of them, or only on multipart completion) and forwards
+  // the rest, re-signed. The servers refuse to start behind it; the operator must not say Ready.
+  for (const [dropConditions, expected] of [
+    ['all', 'a second PUT with If-None-Match: * replaced the object instead of failing with 412'],
+    [
+      'complete-multipart',
+      'CompleteMultipartUpload with If-None-Match: * replaced the object instead of failing with 412',
+    ],
+  ] as const) {
+    it(`reports BucketReady=False behind a gateway that ignores conditional writes (${dropConditions})`, async () => {
+      const gateway = await startS3Gateway({ ...h.minio, dropConditions });
+      const name = `gated-${dropConditions === 'all' ? 'all' : 'mpu'}`;
+      try {
+        await h.admin.create({
+          apiVersion: 'wharf.dev/v1alpha1',
+          kind: 'Registry',
+          metadata: { name, namespace: NS },
+          spec: {
+            authServiceRef: { name: 'main' },
+            replicas: 0,
+            storage: { endpoint: gateway.endpoint, credentialsSecretRef: { name: 's3' } },
+          },
+        } as KubernetesObject);
+        const registry = await eventually(async () => {
+          const object = await getRegistry(name);
+          return condition(object, 'BucketReady')?.status === 'False' && object;
+        }, 'BucketReady=False');
+        expect(condition(registry, 'BucketReady')).toMatchObject({
+          reason: 'ConditionalWritesUnsupported',
+          message: expect.stringContaining(expected),
+        });
+        expect(condition(registry, 'BucketReady')?.message).toContain(gateway.endpoint);
+        expect(condition(registry, 'Ready')).toMatchObject({
+          status: 'False',
+          reason: 'ConditionalWritesUnsupported',
+        });
+        expect(gateway.droppedConditions()).toBeGreaterThan(0);
+        // The bucket itself was created through the gateway: only the conditions are missing.
+        await h.minio.client.send(new HeadBucketCommand({ Bucket: registry.status!.bucket! }));
+      } finally {
+        await h.admin.delete(wharfPath('Registry', NS, name));
+        await eventually(async () => !(await getRegistry(name)), `${name} gone`);
+        await gateway.stop();
+      }
+    });
+  }
+});
+
 describe('storage mode volume', () => {
   type Claim = KubernetesObject & {
     spec: { accessModes: string[]; storageClassName?: string; resources: { requests: { storage: string } } };
@@ -457,7 +839,7 @@ describe('storage mode volume', () => {
       (error: Error) => error.message,
     );
 
-  it('refuses replicas > 1 and an s3 mode without credentials at apply time, for every access mode', async () => {
+  it('refuses replicas > 1 at apply time, for every access mode', async () => {
     for (const accessModes of [['ReadWriteOnce'], ['ReadWriteMany']])
       expect(
         await refusal(() =>
@@ -469,11 +851,6 @@ describe('storage mode volume', () => {
           ),
         ),
       ).toMatch(/storage mode volume runs one replica: the fs store is not shared between pods/);
-    expect(
-      await refusal(() =>
-        h.admin.create(volumeRegistry('nocreds', { storage: { mode: 's3' } }) as KubernetesObject),
-      ),
-    ).toMatch(/mode s3 needs credentialsSecretRef/);
     // Scaling an existing one up is refused too.
     await h.admin.create(volumeRegistry('single', { replicas: 1 }) as KubernetesObject);
     expect(
@@ -644,8 +1021,10 @@ describe('helm quick start', () => {
     await eventually(
       async () => {
         await markDeploymentsAvailable(h.admin, 'quick');
+        // Both: the AuthService rolls once more when it registers the Registry's credentials.
         return (
-          condition(await h.admin.get(wharfPath('Registry', 'quick', 'wharf')), 'Ready')?.status === 'True'
+          condition(await h.admin.get(wharfPath('Registry', 'quick', 'wharf')), 'Ready')?.status === 'True' &&
+          condition(await h.admin.get(wharfPath('AuthService', 'quick', 'wharf')), 'Ready')?.status === 'True'
         );
       },
       'quick start Ready',
@@ -680,8 +1059,12 @@ describe('helm quick start on volumes (the default)', () => {
     await eventually(
       async () => {
         await markDeploymentsAvailable(h.admin, 'quickvol');
+        // Both: the AuthService rolls once more when it registers the Registry's credentials.
         return (
-          condition(await h.admin.get(wharfPath('Registry', 'quickvol', 'wharf')), 'Ready')?.status === 'True'
+          condition(await h.admin.get(wharfPath('Registry', 'quickvol', 'wharf')), 'Ready')?.status ===
+            'True' &&
+          condition(await h.admin.get(wharfPath('AuthService', 'quickvol', 'wharf')), 'Ready')?.status ===
+            'True'
         );
       },
       'volume quick start Ready',

@@ -1,7 +1,8 @@
 /** The operator's pure parts: work queue, rate limiter, conditions, comparison, hashing. */
 import { describe, expect, it } from 'vitest';
+import { rolloutCondition } from '../../operator/reconcile/workload.ts';
 import { isSubset, stableHash } from '../../operator/runtime/compare.ts';
-import { readyCondition, setConditions } from '../../operator/runtime/conditions.ts';
+import { condition, readyCondition, setCondition, setConditions } from '../../operator/runtime/conditions.ts';
 import { RateLimiter, WorkQueue } from '../../operator/runtime/queue.ts';
 
 describe('WorkQueue', () => {
@@ -94,6 +95,39 @@ describe('conditions', () => {
     expect(flipped[0]).toMatchObject({ status: 'False', lastTransitionTime: '2026-01-03T00:00:00Z' });
   });
 
+  it('sets one condition in place, keeping the others and its own transition time while it holds', () => {
+    const start = setConditions(
+      undefined,
+      [condition('Ready', false, 'Progressing', 'rolling out'), condition('BucketReady', true, 'Ok', 'fine')],
+      1,
+      new Date('2026-01-01T00:00:00Z'),
+    );
+    const later = setCondition(
+      start,
+      condition('BucketReady', true, 'Ok', 'still fine'),
+      2,
+      new Date('2026-01-02T00:00:00Z'),
+    );
+    expect(later.map((item) => item.type)).toEqual(['Ready', 'BucketReady']);
+    expect(later[0]).toEqual(start[0]);
+    expect(later[1]).toMatchObject({
+      status: 'True',
+      observedGeneration: 2,
+      lastTransitionTime: '2026-01-01T00:00:00Z',
+      message: 'still fine',
+    });
+    const added = setCondition(later, condition('VolumeReady', 'Unknown', 'Pending', 'no claim yet'), 2);
+    expect(added.map((item) => `${item.type}=${item.status}`)).toEqual([
+      'Ready=False',
+      'BucketReady=True',
+      'VolumeReady=Unknown',
+    ]);
+    // A reconcile that no longer reports a type drops it.
+    expect(
+      setConditions(added, [condition('Ready', true, 'Ready', 'ok')], 3).map((item) => item.type),
+    ).toEqual(['Ready']);
+  });
+
   it('derives Ready from the first failing condition', () => {
     expect(readyCondition([{ type: 'A', status: true, reason: 'Ok', message: '' }], 'serving')).toMatchObject(
       { status: true, reason: 'Ready' },
@@ -107,6 +141,57 @@ describe('conditions', () => {
         'serving',
       ),
     ).toEqual({ type: 'Ready', status: false, reason: 'Broken', message: 'B: why' });
+  });
+});
+
+describe('rollout status (kstatus rules)', () => {
+  const deployment = (generation: number, replicas: number, status: Record<string, unknown>) => ({
+    metadata: { name: 'crates-registry', generation },
+    spec: { replicas },
+    status,
+  });
+  const complete = { observedGeneration: 2, replicas: 2, updatedReplicas: 2, availableReplicas: 2 };
+
+  it('is complete only when the latest generation runs on every replica, all available', () => {
+    const cases: [ReturnType<typeof deployment> | undefined, string, boolean][] = [
+      [undefined, 'DeploymentMissing', false],
+      [deployment(3, 2, complete), 'RolloutPending', false],
+      [deployment(2, 2, complete), 'RolledOut', true],
+      [deployment(2, 0, { observedGeneration: 2 }), 'ScaledToZero', true],
+      [deployment(2, 2, { ...complete, updatedReplicas: 1, replicas: 3 }), 'RollingOut', false],
+      [deployment(2, 2, { ...complete, replicas: 3 }), 'OldReplicasPending', false],
+      [deployment(2, 2, { ...complete, availableReplicas: 1 }), 'ReplicasUnavailable', false],
+    ];
+    for (const [object, reason, status] of cases)
+      expect(rolloutCondition(object, 2), reason).toMatchObject({ type: 'RolloutComplete', reason, status });
+  });
+
+  it("carries the Deployment's own reason and message when it gave up or lacks available pods", () => {
+    const stuck = rolloutCondition(
+      deployment(2, 2, {
+        ...complete,
+        updatedReplicas: 1,
+        conditions: [
+          { type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: 'timed out' },
+        ],
+      }),
+      2,
+    );
+    expect(stuck).toMatchObject({ status: false, reason: 'ProgressDeadlineExceeded' });
+    expect(stuck.message).toBe(
+      'Deployment crates-registry: timed out (1 updated, 2 available, 2 total of 2 wanted)',
+    );
+    const unavailable = rolloutCondition(
+      deployment(2, 2, {
+        ...complete,
+        availableReplicas: 0,
+        conditions: [
+          { type: 'Available', status: 'False', reason: 'MinimumReplicasUnavailable', message: 'no' },
+        ],
+      }),
+      2,
+    );
+    expect(unavailable).toMatchObject({ status: false, reason: 'MinimumReplicasUnavailable' });
   });
 });
 
