@@ -42,6 +42,8 @@ export class LeaderElector {
   private leading = false;
   private lastRenew = 0;
   private stopped = false;
+  /** The election round in progress: stop() waits for it, so a renewal cannot land after the release. */
+  private ticking: Promise<void> = Promise.resolve();
 
   constructor(options: LeaderElectionOptions) {
     this.options = options;
@@ -52,32 +54,38 @@ export class LeaderElector {
   }
 
   start(): void {
-    void this.tick();
+    this.ticking = this.tick();
   }
 
   /** Gives the Lease up (so a standby takes over at once) and stops. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    if (this.leading) {
-      this.setLeading(false);
+    // A renewal still in flight would otherwise change the Lease under the release (a conflict,
+    // so the Lease stays held until it expires) or, landing after it, take the Lease back.
+    await this.ticking;
+    if (!this.leading) return;
+    this.setLeading(false);
+    for (let attempt = 1; ; attempt++) {
       try {
         const lease = await this.read();
-        if (lease?.spec?.holderIdentity === this.options.identity) {
-          await this.options.client.request('PUT', this.path(), {
-            body: {
-              ...lease,
-              spec: {
-                ...lease.spec,
-                holderIdentity: '',
-                leaseDurationSeconds: 1,
-                renewTime: microTime(new Date()),
-              },
+        if (lease?.spec?.holderIdentity !== this.options.identity) return;
+        await this.options.client.request('PUT', this.path(), {
+          body: {
+            ...lease,
+            spec: {
+              ...lease.spec,
+              holderIdentity: '',
+              leaseDurationSeconds: 1,
+              renewTime: microTime(new Date()),
             },
-          });
-        }
+          },
+        });
+        return;
       } catch (error) {
+        if (isConflict(error) && attempt < 3) continue;
         this.options.log.warn({ err: error }, 'could not release the leader Lease');
+        return;
       }
     }
   }
@@ -103,7 +111,9 @@ export class LeaderElector {
       }
     }
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), retryPeriodSeconds * 1000);
+    this.timer = setTimeout(() => {
+      this.ticking = this.tick();
+    }, retryPeriodSeconds * 1000);
   }
 
   private async tryAcquireOrRenew(): Promise<void> {
@@ -149,7 +159,7 @@ export class LeaderElector {
       },
     });
     this.lastRenew = Date.now();
-    this.setLeading(true);
+    if (!this.stopped) this.setLeading(true);
   }
 
   private setLeading(leading: boolean): void {
