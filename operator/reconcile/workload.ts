@@ -37,7 +37,7 @@ async function s3For(ctx: ReconcileContext, object: Workload) {
   const { storage } = object.spec;
   const ref = storage.credentialsSecretRef;
   if (!ref) return undefined;
-  const secret = await readSecret(ctx.client, object.metadata.namespace, ref.name);
+  const secret = readSecret(ctx, object.metadata.namespace, ref.name);
   const accessKeyId = secret?.[ref.accessKeyIdKey];
   const secretAccessKey = secret?.[ref.secretAccessKeyKey];
   if (!accessKeyId || !secretAccessKey) return undefined;
@@ -179,9 +179,7 @@ export async function volumeCondition(
       message: `spec.replicas is ${object.spec.replicas} on claim ${claimName} (${modes}): ${VOLUME_REPLICAS_MESSAGE}; running 1`,
     };
   }
-  const claim = await ctx.client.get<KubernetesObject & { status?: { phase?: string } }>(
-    resourcePath('v1', 'PersistentVolumeClaim', object.metadata.namespace, claimName),
-  );
+  const claim = ctx.caches.volumeClaims.get(`${object.metadata.namespace}/${claimName}`);
   const phase = claim?.status?.phase ?? 'Pending';
   if (phase === 'Lost')
     return {
@@ -210,7 +208,7 @@ export async function applyChildren(
   const changed: string[] = [];
   // Independent objects: read and apply them side by side (a Deployment may exist before its
   // ConfigMap for a moment; its pods wait for the volume).
-  const results = await Promise.allSettled(objects.map((object) => ensureApplied(ctx.client, object)));
+  const results = await Promise.allSettled(objects.map((object) => ensureApplied(ctx, object)));
   for (const [index, result] of results.entries()) {
     const object = objects[index]!;
     const name = `${object.kind}/${object.metadata?.name}`;
