@@ -215,9 +215,17 @@ export const authServiceController = new ControllerBuilder<Caches, ReconcileCont
   .owns('deployments', 'services', 'ingresses', 'configMaps', 'secrets')
   .watches('volumeClaims', (claim) => keysOfComponent(claim, 'auth'))
   // Its Registries become RestAuth services (their credentialsHash), lend it a public URL and proxies.
-  .watches('registries', (registry) => [
-    `${registry.metadata.namespace}/${registry.spec.authServiceRef.name}`,
-  ])
+  .watches(
+    'registries',
+    (registry) => [`${registry.metadata.namespace}/${registry.spec.authServiceRef.name}`],
+    // What reconcileAuthService reads of a Registry (not its conditions, which change often).
+    (registry) => ({
+      ref: registry.spec.authServiceRef.name,
+      deleting: Boolean(registry.metadata.deletionTimestamp),
+      credentialsHash: registry.status?.credentialsHash,
+      ingress: registry.spec.ingress,
+    }),
+  )
   .watches('providers', (provider, caches) =>
     caches.authServices
       .list()

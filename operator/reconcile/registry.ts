@@ -194,15 +194,24 @@ export const registryController = new ControllerBuilder<Caches, ReconcileContext
   // The volume mode's claim carries no owner reference (it may outlive the Registry): its labels say whose it is.
   .watches('volumeClaims', (claim) => keysOfComponent(claim, 'registry'))
   // The AuthService publishes which credentials it has registered, and whether it is Ready.
-  .watches('authServices', (auth, caches) =>
-    caches.registries
-      .list()
-      .filter(
-        (registry) =>
-          registry.metadata.namespace === auth.metadata.namespace &&
-          registry.spec.authServiceRef.name === auth.metadata.name,
-      )
-      .map(keyOf),
+  .watches(
+    'authServices',
+    (auth, caches) =>
+      caches.registries
+        .list()
+        .filter(
+          (registry) =>
+            registry.metadata.namespace === auth.metadata.namespace &&
+            registry.spec.authServiceRef.name === auth.metadata.name,
+        )
+        .map(keyOf),
+    // What reconcileRegistry reads of its AuthService.
+    (auth) => ({
+      exists: !auth.metadata.deletionTimestamp,
+      ready: isTrue(auth.status?.conditions, 'Ready'),
+      registered: auth.status?.registeredServices,
+      prefix: auth.spec.restauthPathPrefix,
+    }),
   )
   .watches('secrets', (secret, caches) =>
     caches.registries

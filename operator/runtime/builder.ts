@@ -7,6 +7,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { type Informer, keyOf } from '../kube/informer.ts';
 import type { ReconcileResult } from '../reconcile/context.ts';
+import { canonicalJson } from './compare.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: an informer of any object type; handlers are typed per source.
 export type CacheSet = Record<string, Informer<any>>;
@@ -18,11 +19,23 @@ export type MapFunction<C extends CacheSet, K extends keyof C> = (
   caches: C,
 ) => string[];
 
+/**
+ * For an update, whether it concerns the watcher at all (controller-runtime's predicates): a
+ * projection of what the watcher reads, compared between the old and new versions.
+ */
+export type Projection<T> = (object: T) => unknown;
+
+interface Watch<C extends CacheSet> {
+  source: keyof C;
+  map: MapFunction<C, keyof C>;
+  reads?: Projection<KubernetesObject> | undefined;
+}
+
 export interface ControllerDefinition<C extends CacheSet, Context> {
   kind: string;
   primary: keyof C;
   owns: readonly (keyof C)[];
-  watches: readonly { source: keyof C; map: MapFunction<C, keyof C> }[];
+  watches: readonly Watch<C>[];
   reconcile: (ctx: Context, key: string) => Promise<ReconcileResult>;
 }
 
@@ -30,7 +43,7 @@ export class ControllerBuilder<C extends CacheSet, Context> {
   private readonly kind: string;
   private readonly primary: keyof C;
   private readonly owned: (keyof C)[] = [];
-  private readonly watched: { source: keyof C; map: MapFunction<C, keyof C> }[] = [];
+  private readonly watched: Watch<C>[] = [];
 
   constructor(kind: string, primary: keyof C) {
     this.kind = kind;
@@ -43,9 +56,17 @@ export class ControllerBuilder<C extends CacheSet, Context> {
     return this;
   }
 
-  /** Objects of `source` queue the keys `map` returns (for an update, those of the old version too). */
-  watches<K extends keyof C>(source: K, map: MapFunction<C, K>): this {
-    this.watched.push({ source, map: map as MapFunction<C, keyof C> });
+  /**
+   * Objects of `source` queue the keys `map` returns (for an update, those of the old version too).
+   * With `reads`, an update queues nothing unless that projection of the object changed: a status
+   * write of one AuthService need not wake a thousand Registries that read only two of its fields.
+   */
+  watches<K extends keyof C>(source: K, map: MapFunction<C, K>, reads?: Projection<ItemOf<C[K]>>): this {
+    this.watched.push({
+      source,
+      map: map as MapFunction<C, keyof C>,
+      reads: reads as Projection<KubernetesObject> | undefined,
+    });
     return this;
   }
 
@@ -75,8 +96,9 @@ export function wireController<C extends CacheSet, Context>(
       if (previous) for (const key of ownerKeys(previous, definition.kind)) enqueue(key);
     });
   }
-  for (const { source, map } of definition.watches) {
+  for (const { source, map, reads } of definition.watches) {
     caches[source]!.on((_event, object: KubernetesObject, previous?: KubernetesObject) => {
+      if (reads && previous && canonicalJson(reads(object)) === canonicalJson(reads(previous))) return;
       for (const key of map(object as never, caches)) enqueue(key);
       if (previous) for (const key of map(previous as never, caches)) enqueue(key);
     });
