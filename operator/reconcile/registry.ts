@@ -205,12 +205,13 @@ export const registryController = new ControllerBuilder<Caches, ReconcileContext
             registry.spec.authServiceRef.name === auth.metadata.name,
         )
         .map(keyOf),
-    // What reconcileRegistry reads of its AuthService.
-    (auth) => ({
-      exists: !auth.metadata.deletionTimestamp,
+    // What reconcileRegistry reads of its AuthService: Ready, the prefix, and its own registration.
+    (auth, key) => ({
       ready: isTrue(auth.status?.conditions, 'Ready'),
-      registered: auth.status?.registeredServices,
       prefix: auth.spec.restauthPathPrefix,
+      registration: auth.status?.registeredServices?.find(
+        (service) => service.name === registryServiceName(splitKey(key).name),
+      ),
     }),
   )
   .watches('secrets', (secret, caches) =>

@@ -20,10 +20,10 @@ export type MapFunction<C extends CacheSet, K extends keyof C> = (
 ) => string[];
 
 /**
- * For an update, whether it concerns the watcher at all (controller-runtime's predicates): a
- * projection of what the watcher reads, compared between the old and new versions.
+ * What the object with `key` reads of a watched object: for an update, the key is queued only when
+ * this differs between the old and new versions (controller-runtime's predicates, per target).
  */
-export type Projection<T> = (object: T) => unknown;
+export type Projection<T> = (object: T, key: string) => unknown;
 
 interface Watch<C extends CacheSet> {
   source: keyof C;
@@ -58,8 +58,8 @@ export class ControllerBuilder<C extends CacheSet, Context> {
 
   /**
    * Objects of `source` queue the keys `map` returns (for an update, those of the old version too).
-   * With `reads`, an update queues nothing unless that projection of the object changed: a status
-   * write of one AuthService need not wake a thousand Registries that read only two of its fields.
+   * With `reads`, an update queues a key only when what that key reads of the object changed: an
+   * AuthService registering one more Registry need not wake the thousand others.
    */
   watches<K extends keyof C>(source: K, map: MapFunction<C, K>, reads?: Projection<ItemOf<C[K]>>): this {
     this.watched.push({
@@ -98,9 +98,13 @@ export function wireController<C extends CacheSet, Context>(
   }
   for (const { source, map, reads } of definition.watches) {
     caches[source]!.on((_event, object: KubernetesObject, previous?: KubernetesObject) => {
-      if (reads && previous && canonicalJson(reads(object)) === canonicalJson(reads(previous))) return;
-      for (const key of map(object as never, caches)) enqueue(key);
-      if (previous) for (const key of map(previous as never, caches)) enqueue(key);
+      const keys = new Set(map(object as never, caches));
+      if (previous) for (const key of map(previous as never, caches)) keys.add(key);
+      for (const key of keys) {
+        const unchanged =
+          reads && previous && canonicalJson(reads(object, key)) === canonicalJson(reads(previous, key));
+        if (!unchanged) enqueue(key);
+      }
     });
   }
 }
