@@ -331,6 +331,14 @@ describe('AuthService and Registry', () => {
     expect(requestsInAudit).toEqual([]);
   });
 
+  it('keeps idle watches open: a quiet operator makes no request at all for 40 s', async () => {
+    // An informer with nothing to report (no OpenIdProvider exists yet) must not relist: the
+    // apiserver sends no event and may send no bookmark for longer than a client's idle timeout.
+    const before = operator.requests.length;
+    await new Promise((resolve) => setTimeout(resolve, 40_000));
+    expect(operator.requests.slice(before)).toEqual([]);
+  }, 60_000);
+
   it('rolls the pods when the configuration changes', async () => {
     const hashOf = async () =>
       (await h.admin.get<Deployment>(resourcePath('apps/v1', 'Deployment', NS, 'crates-registry')))!.spec
