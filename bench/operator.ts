@@ -187,8 +187,10 @@ try {
       WHARF_IMAGE: 'wharf:test',
       WHARF_RESYNC_SECONDS: '3600',
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Its warnings (pino writes to stdout) go to stderr, apart from the figures.
+  child.stdout!.pipe(process.stderr);
   try {
     stopStandIn = standIn(1000);
     const programStarted = performance.now();
