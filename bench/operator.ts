@@ -1,26 +1,145 @@
 /**
  * Operator benchmark against a real kube-apiserver + etcd (and MinIO for the buckets):
  *  1. time from applying N Registry resources (one shared AuthService) to all of them Ready;
- *  2. API calls per steady-state resync (every resource reconciled once more, nothing changed).
- * Run: npx node bench/operator.ts [N=100]
+ *  2. API calls per steady-state resync (every resource reconciled once more, nothing changed):
+ *     every read is served by the informer caches, so this must be 0;
+ *  3. the operator's memory with M Registries (the first N on S3, the rest on claims): the operator
+ *     program (`node operator/main.ts`) in its own process, its resident set read from /proc once
+ *     all M are Ready and it is idle.
+ * Run: npx node bench/operator.ts [N=100] [M=1000]   (M <= N skips the memory part)
  * There is no peer operator to compare with; the figures stand alone. A stand-in for the Deployment
  * controller/kubelet marks Deployments available (envtest has neither), polling every 200 ms.
  */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { WRITE_VERBS } from '../operator/kube/client.ts';
 import {
   condition,
   createNamespaceWithS3Secret,
   eventually,
+  type Harness,
   markDeploymentsAvailable,
   OPERATOR_NAMESPACE,
+  OPERATOR_USER,
+  type RunningOperator,
   startHarness,
   wharfPath,
 } from '../test/operator/harness.ts';
+import { REPO_ROOT } from '../test/support/tools.ts';
 
 const count = Number(process.argv[2] ?? 100);
+const memoryCount = Number(process.argv[3] ?? 1000);
 const NS = 'bench';
 const h = await startHarness();
+
+/** Marks the namespace's Deployments available every `intervalMs` until stopped. */
+function standIn(intervalMs: number) {
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      await markDeploymentsAvailable(h.admin, NS).catch(() => 0);
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  })();
+  return async () => {
+    running = false;
+    await loop;
+  };
+}
+
+async function createRegistries(from: number, to: number, storage: Record<string, unknown>) {
+  // A few at a time: the apiserver is on the same busy machine.
+  for (let start = from; start < to; start += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, to - start) }, (_, i) =>
+        h.admin.create({
+          apiVersion: 'wharf.dev/v1alpha1',
+          kind: 'Registry',
+          metadata: { name: `r${start + i}`, namespace: NS },
+          spec: {
+            authServiceRef: { name: 'main' },
+            storage,
+            ingress: { host: `r${start + i}.example.com` },
+          },
+        } as KubernetesObject),
+      ),
+    );
+  }
+}
+
+async function allReady(h: Harness, expected: number): Promise<boolean> {
+  const list = await h.admin.list<KubernetesObject>(wharfPath('Registry', NS));
+  return (
+    list.items.length === expected && list.items.every((item) => condition(item, 'Ready')?.status === 'True')
+  );
+}
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+
+const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
+function memoryOf(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+  return { rss: field('VmRSS'), peak: field('VmHWM') };
+}
+
+async function measureMemory(operator: RunningOperator): Promise<void> {
+  await operator.stop();
+  // On claims: the bucket work is outside the operator's memory, and on this machine MinIO would
+  // make the wait for 900 more Ready Registries far longer than the figure is worth.
+  await createRegistries(count, memoryCount, { mode: 'volume' });
+  const port = await freePort();
+  const child = spawn(process.execPath, ['operator/main.ts'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      KUBECONFIG: h.plane.kubeconfigFor(OPERATOR_USER),
+      WHARF_LEADER_ELECT: 'false',
+      WHARF_OPERATOR_HOST: '127.0.0.1',
+      WHARF_OPERATOR_PORT: String(port),
+      WHARF_OPERATOR_LOG_LEVEL: 'warn',
+      WHARF_IMAGE: 'wharf:test',
+      WHARF_RESYNC_SECONDS: '3600',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  // Its warnings (pino writes to stdout) go to stderr, apart from the figures.
+  child.stdout!.pipe(process.stderr);
+  try {
+    const stopStandIn = standIn(1000);
+    const programStarted = performance.now();
+    // Polled every 2 s: listing 1,000 Registries is itself work for the apiserver.
+    const deadline = Date.now() + 1_800_000;
+    while (!(await allReady(h, memoryCount).catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`not all ${memoryCount} Registries Ready in 30 min`);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    const programReady = performance.now();
+    await stopStandIn();
+    // Idle: the queues drained, then a collection would not have run yet; read what the kernel says.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const memory = memoryOf(child.pid!);
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const heap = Number(/^wharf_operator_nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? 0);
+    console.log(
+      `operator program with ${memoryCount} Registries (${count} on S3, ${memoryCount - count} on claims; +1 AuthService, and what they own in its caches): ` +
+        `RSS ${mib(memory.rss)}, peak RSS ${mib(memory.peak)}, heap used ${mib(heap / 1024)} ` +
+        `(${memoryCount - count} new ones Ready ${((programReady - programStarted) / 1000).toFixed(1)} s after it started)`,
+    );
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
 try {
   await h.helm('install', 'wharf', 'charts/wharf', '--namespace', OPERATOR_NAMESPACE, '--create-namespace');
   await createNamespaceWithS3Secret(h, NS);
@@ -36,13 +155,7 @@ try {
     metadata: { name: 'main', namespace: NS },
     spec: { storage },
   } as KubernetesObject);
-  let standIn = true;
-  const standInLoop = (async () => {
-    while (standIn) {
-      await markDeploymentsAvailable(h.admin, NS).catch(() => 0);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  })();
+  const stopStandIn = standIn(200);
   await eventually(
     async () =>
       condition(await h.admin.get(wharfPath('AuthService', NS, 'main')), 'Ready')?.status === 'True',
@@ -50,28 +163,11 @@ try {
     60_000,
   );
 
+  // 1. N Registries applied → all Ready.
   const started = performance.now();
-  await Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      h.admin.create({
-        apiVersion: 'wharf.dev/v1alpha1',
-        kind: 'Registry',
-        metadata: { name: `r${i}`, namespace: NS },
-        spec: { authServiceRef: { name: 'main' }, storage, ingress: { host: `r${i}.example.com` } },
-      } as KubernetesObject),
-    ),
-  );
+  await createRegistries(0, count, storage);
   const applied = performance.now();
-  await eventually(
-    async () => {
-      const list = await h.admin.list<KubernetesObject>(wharfPath('Registry', NS));
-      return (
-        list.items.length === count && list.items.every((item) => condition(item, 'Ready')?.status === 'True')
-      );
-    },
-    'all Registries Ready',
-    600_000,
-  );
+  await eventually(() => allReady(h, count), 'all Registries Ready', 600_000);
   const ready = performance.now();
   const durations = await operator.manager.metrics.durations.get();
   const reconcileSummary = ['AuthService', 'Registry'].map((kind) => {
@@ -81,26 +177,32 @@ try {
       durations.values.find((v) => v.metricName?.endsWith('_count') && v.labels.kind === kind)?.value ?? 0;
     return `${kind}: ${n} reconciles, mean ${n ? ((sum / n) * 1000).toFixed(0) : 0} ms`;
   });
-  standIn = false;
-  await standInLoop;
+  await stopStandIn();
 
-  // Quiet period, then one full resync.
-  let calls: string[] = [];
-  operator.client.observe((verb, path) =>
-    calls.push(`${verb} ${path.includes('/leases') ? 'lease' : ''}`.trim()),
+  // 2. Quiet period, then one full resync: every request but the informers' open watches counts.
+  let before = operator.requests.length;
+  await eventually(
+    async () => {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const settled = operator.requests.length === before;
+      before = operator.requests.length;
+      return settled;
+    },
+    'a quiet operator',
+    120_000,
   );
-  await new Promise((resolve) => setTimeout(resolve, 2000));
-  calls = [];
   const metric = async () =>
     (await operator.manager.metrics.reconciles.get()).values.reduce((sum, v) => sum + v.value, 0);
-  const before = await metric();
+  const reconcilesBefore = await metric();
   const resyncStarted = performance.now();
   await operator.manager.resyncNow();
-  await eventually(async () => (await metric()) >= before + count + 1, 'resync finished', 300_000);
+  await eventually(async () => (await metric()) >= reconcilesBefore + count + 1, 'resync finished', 300_000);
   const resyncMs = performance.now() - resyncStarted;
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const calls = operator.requests.slice(before);
   const byVerb = new Map<string, number>();
-  for (const call of calls) byVerb.set(call, (byVerb.get(call) ?? 0) + 1);
-  const writes = calls.filter((call) => WRITE_VERBS.has(call.split(' ')[0] as never)).length;
+  for (const { verb } of calls) byVerb.set(verb, (byVerb.get(verb) ?? 0) + 1);
+  const writes = calls.filter(({ verb }) => WRITE_VERBS.has(verb as never)).length;
 
   console.log(
     `Registries: ${count} (one shared AuthService), kube-apiserver + etcd on 127.0.0.1, MinIO buckets`,
@@ -113,7 +215,11 @@ try {
   console.log(
     `steady-state resync of ${count + 1} resources: ${calls.length} API calls (${(calls.length / (count + 1)).toFixed(1)} per resource), ${writes} writes, ${(resyncMs / 1000).toFixed(2)} s`,
   );
-  console.log(`calls by verb: ${[...byVerb].map(([verb, n]) => `${verb}=${n}`).join(', ')}`);
+  if (calls.length)
+    console.log(`calls by verb: ${[...byVerb].map(([verb, n]) => `${verb}=${n}`).join(', ')}`);
+
+  // 3. M Registries, the operator program in its own process (skipped when M <= N).
+  if (memoryCount > count) await measureMemory(operator);
 } finally {
   await h.stop();
 }

@@ -5,18 +5,26 @@
 import { createServer, type Server } from 'node:http';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { AuthService, OpenIdProvider, Registry } from './api/types.ts';
-import { type KubeClient, resourcePath } from './kube/client.ts';
-import { Informer, keyOf } from './kube/informer.ts';
+import type { KubeClient } from './kube/client.ts';
+import type { Informer } from './kube/informer.ts';
 import { LeaderElector, type LeaseSettings } from './kube/leader.ts';
-import { reconcileAuthService } from './reconcile/auth-service.ts';
+import { authServiceController } from './reconcile/auth-service.ts';
+import { type Caches, createCaches } from './reconcile/caches.ts';
 import type { ReconcileContext } from './reconcile/context.ts';
 import { FIELD_MANAGER } from './reconcile/names.ts';
-import { reconcileOpenIdProvider } from './reconcile/openid-provider.ts';
-import { reconcileRegistry } from './reconcile/registry.ts';
+import { openIdProviderController } from './reconcile/openid-provider.ts';
+import { registryController } from './reconcile/registry.ts';
+import { type ControllerDefinition, resyncKeys, wireController } from './runtime/builder.ts';
 import { Controller } from './runtime/controller.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { createMetrics } from './runtime/metrics.ts';
+
+/** Every controller the operator runs, each declaring its own watches beside its reconciler. */
+const CONTROLLERS: ControllerDefinition<Caches, ReconcileContext>[] = [
+  openIdProviderController,
+  authServiceController,
+  registryController,
+];
 
 export interface ManagerOptions {
   client: KubeClient;
@@ -32,12 +40,10 @@ export interface ManagerOptions {
   leaderElection?: LeaseSettings;
 }
 
-type Kind = 'OpenIdProvider' | 'AuthService' | 'Registry';
-
 /** The running controllers and caches while this replica leads. */
 interface Session {
   context: ReconcileContext;
-  controllers: Record<Kind, Controller>;
+  controllers: Controller[];
   informers: Informer<KubernetesObject>[];
   resync: NodeJS.Timeout;
   resyncAll: () => void;
@@ -51,6 +57,8 @@ export class Manager {
   private server: Server | undefined;
   private session: Session | undefined;
   private stopping = false;
+  /** Full resyncs so far (periodic or asked for): tests tell a watch-driven repair from a resync. */
+  resyncCount = 0;
 
   constructor(options: ManagerOptions) {
     this.options = options;
@@ -106,79 +114,36 @@ export class Manager {
     if (this.session || this.stopping) return;
     const { client, log, watchNamespace } = this.options;
     this.metrics.leader.set(1);
-    const onError = (error: unknown) =>
-      log.warn({ err: (error as Error).message }, 'watch failed; relisting');
-    const informer = <T extends KubernetesObject>(apiVersion: string, kind: string, labelSelector?: string) =>
-      new Informer<T>(client, resourcePath(apiVersion, kind, watchNamespace), {
-        onError,
-        ...(labelSelector ? { labelSelector } : {}),
-      });
-    const caches = {
-      providers: informer<OpenIdProvider>('wharf.dev/v1alpha1', 'OpenIdProvider'),
-      authServices: informer<AuthService>('wharf.dev/v1alpha1', 'AuthService'),
-      registries: informer<Registry>('wharf.dev/v1alpha1', 'Registry'),
-      deployments: informer<KubernetesObject>(
-        'apps/v1',
-        'Deployment',
-        `app.kubernetes.io/managed-by=${FIELD_MANAGER}`,
-      ),
-    };
-    const controllers = {} as Record<Kind, Controller>;
+    const { caches, cache } = createCaches(client, watchNamespace, (error) =>
+      log.warn({ err: (error as Error).message }, 'watch failed; relisting'),
+    );
     const context: ReconcileContext = {
       client,
-      log,
+      cache,
       caches,
+      log,
       events: new EventRecorder(client, FIELD_MANAGER, (error) =>
         log.warn({ err: error }, 'could not record an event'),
       ),
       defaultImage: this.options.defaultImage,
       externalRecheckMs: this.options.externalRecheckSeconds * 1000,
       fetch: globalThis.fetch,
-      enqueue: (kind, key) => controllers[kind].enqueue(key),
     };
-    const reconcilers: Record<Kind, (key: string) => Promise<{ requeueAfterMs?: number }>> = {
-      OpenIdProvider: (key) => reconcileOpenIdProvider(context, key),
-      AuthService: (key) => reconcileAuthService(context, key),
-      Registry: (key) => reconcileRegistry(context, key),
-    };
-    for (const kind of Object.keys(reconcilers) as Kind[]) {
-      controllers[kind] = new Controller({ kind, reconcile: reconcilers[kind], metrics: this.metrics, log });
-    }
-    // Each resource queues itself, and the resources whose status depends on it.
-    caches.providers.on((_event, provider) => {
-      controllers.OpenIdProvider.enqueue(keyOf(provider));
-      for (const auth of caches.authServices.list()) {
-        if (
-          auth.metadata.namespace === provider.metadata.namespace &&
-          auth.spec.openIdProviders.some((ref) => ref.name === provider.metadata.name)
-        )
-          controllers.AuthService.enqueue(keyOf(auth));
-      }
-    });
-    caches.authServices.on((_event, auth) => {
-      controllers.AuthService.enqueue(keyOf(auth));
-      for (const registry of caches.registries.list()) {
-        if (
-          registry.metadata.namespace === auth.metadata.namespace &&
-          registry.spec.authServiceRef.name === auth.metadata.name
-        )
-          controllers.Registry.enqueue(keyOf(registry));
-      }
-    });
-    caches.registries.on((_event, registry) => {
-      controllers.Registry.enqueue(keyOf(registry));
-      controllers.AuthService.enqueue(`${registry.metadata.namespace}/${registry.spec.authServiceRef.name}`);
-    });
-    caches.deployments.on((_event, deployment) => {
-      const owner = deployment.metadata?.ownerReferences?.find((ref) => ref.controller);
-      if (owner && (owner.kind === 'AuthService' || owner.kind === 'Registry'))
-        controllers[owner.kind].enqueue(`${deployment.metadata?.namespace}/${owner.name}`);
+    const controllers = CONTROLLERS.map((definition) => {
+      const controller = new Controller({
+        kind: definition.kind,
+        reconcile: (key) => definition.reconcile(context, key),
+        metrics: this.metrics,
+        log,
+      });
+      wireController(definition, caches, (key) => controller.enqueue(key));
+      return controller;
     });
     const informers = Object.values(caches) as Informer<KubernetesObject>[];
     const resyncAll = () => {
-      for (const provider of caches.providers.list()) controllers.OpenIdProvider.enqueue(keyOf(provider));
-      for (const auth of caches.authServices.list()) controllers.AuthService.enqueue(keyOf(auth));
-      for (const registry of caches.registries.list()) controllers.Registry.enqueue(keyOf(registry));
+      this.resyncCount++;
+      for (const [index, definition] of CONTROLLERS.entries())
+        for (const key of resyncKeys(definition, caches)) controllers[index]!.enqueue(key);
     };
     const session: Session = {
       context,
@@ -190,11 +155,11 @@ export class Manager {
       resync: setInterval(resyncAll, this.options.resyncSeconds * 1000),
     };
     this.session = session;
-    for (const cache of informers) cache.start();
-    void Promise.all(informers.map((cache) => cache.waitForSync())).then(() => {
+    for (const informer of informers) informer.start();
+    void Promise.all(informers.map((informer) => informer.waitForSync())).then(() => {
       if (this.session !== session) return;
       session.synced = true;
-      for (const controller of Object.values(controllers)) controller.start();
+      for (const controller of controllers) controller.start();
       log.info('caches synced; controllers started');
     });
   }
@@ -211,7 +176,7 @@ export class Manager {
     this.metrics.leader.set(0);
     clearInterval(session.resync);
     for (const cache of session.informers) cache.stop();
-    await Promise.all(Object.values(session.controllers).map((controller) => controller.stop()));
+    await Promise.all(session.controllers.map((controller) => controller.stop()));
   }
 
   /** Graceful shutdown: finish reconciles in progress, release the Lease, close the HTTP server. */

@@ -400,7 +400,25 @@ export const authServiceSchema = {
     },
     status: {
       type: 'object',
-      properties: { ...baseStatus, adminSecretName: { type: 'string' } },
+      properties: {
+        ...baseStatus,
+        adminSecretName: { type: 'string' },
+        registeredServices: {
+          type: 'array',
+          description:
+            'RestAuth services in the configuration the AuthService has applied, each with the SHA-256 of its password: a Registry is registered once its own credentialsHash is here.',
+          items: {
+            type: 'object',
+            properties: {
+              name: { type: 'string' },
+              credentialsHash: { type: 'string' },
+            },
+            required: ['name', 'credentialsHash'],
+          },
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['name'],
+        },
+      },
     },
   },
 } as const;

@@ -3,7 +3,7 @@
  * config) and undici. One place for every call the operator makes, so each one is counted (the
  * `api requests` metric, and the zero-writes-on-resync proof) and errors carry the HTTP status.
  */
-import { KubeConfig, type KubernetesObject, RequestContext, Watch } from '@kubernetes/client-node';
+import { KubeConfig, type KubernetesObject, RequestContext } from '@kubernetes/client-node';
 import { fetch } from 'undici';
 
 export class KubeError extends Error {
@@ -176,15 +176,74 @@ export class KubeClient {
     }
   }
 
-  /** A watch stream (client-node's Watch); `done` is called once when it ends, with the error if any. */
-  watch(
+  /**
+   * A watch stream: `onEvent` for each event, `done` once when it ends (with the error if any). The
+   * server closes it after `timeoutSeconds`; a stream silent well beyond that is a dead connection
+   * and is given up. (client-node's Watch gives up after 30 s of silence, and an idle watch sees
+   * no event nor bookmark for longer than that, so each idle informer relisted every 30 s.)
+   */
+  async watch(
     path: string,
     query: Record<string, string | number | boolean>,
     onEvent: (type: string, object: KubernetesObject) => void,
     done: (error?: unknown) => void,
   ): Promise<AbortController> {
     this.notify('watch', path, 200);
-    return new Watch(this.kubeConfig).watch(path, query, onEvent, done);
+    const url = new URL(this.server + path);
+    url.searchParams.set('watch', 'true');
+    for (const [key, value] of Object.entries(query)) url.searchParams.set(key, String(value));
+    const context = new RequestContext(url.toString(), 'GET' as never);
+    await this.kubeConfig.applySecurityAuthentication(context);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    for (const [key, value] of Object.entries(context.getHeaders())) headers[key] = String(value);
+
+    const controller = new AbortController();
+    const idleMs = (Number(query.timeoutSeconds ?? 300) + 30) * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => controller.abort(new Error(`watch ${path}: silent for ${idleMs} ms`)), idleMs);
+      timer.unref();
+    };
+    let ended = false;
+    const finish = (error?: unknown) => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      controller.abort();
+      done(error);
+    };
+    arm();
+    const stream = async () => {
+      const response = await fetch(url, {
+        headers,
+        dispatcher: context.getDispatcher() as never,
+        signal: controller.signal,
+      });
+      if (!response.ok || !response.body) {
+        const text = await response.text();
+        throw new KubeError(
+          response.status,
+          response.statusText,
+          `watch ${path}: ${response.status} ${text.slice(0, 500)}`,
+        );
+      }
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of response.body) {
+        arm();
+        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
+          const line = buffer.slice(0, newline);
+          buffer = buffer.slice(newline + 1);
+          if (!line.trim()) continue;
+          const event = JSON.parse(line) as { type: string; object: KubernetesObject };
+          onEvent(event.type, event.object);
+        }
+      }
+    };
+    stream().then(() => finish(), finish);
+    return controller;
   }
 }
 

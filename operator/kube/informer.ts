@@ -6,7 +6,14 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { KubeClient } from './client.ts';
 
-export type InformerHandler<T> = (event: 'upsert' | 'delete', object: T) => void;
+/** `previous` is the cached version an update replaces, so a handler can map the old references too. */
+export type InformerHandler<T> = (event: 'upsert' | 'delete', object: T, previous?: T) => void;
+
+export interface InformerOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  onError?: (error: unknown) => void;
+}
 
 export function keyOf(object: KubernetesObject): string {
   return `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
@@ -30,15 +37,15 @@ export class Informer<T extends KubernetesObject> {
   constructor(
     client: KubeClient,
     path: string,
-    {
-      labelSelector,
-      onError = () => {},
-    }: { labelSelector?: string; onError?: (error: unknown) => void } = {},
+    { labelSelector, fieldSelector, onError = () => {} }: InformerOptions = {},
   ) {
     this.client = client;
     this.path = path;
     this.onError = onError;
-    this.query = labelSelector ? { labelSelector } : {};
+    this.query = {
+      ...(labelSelector ? { labelSelector } : {}),
+      ...(fieldSelector ? { fieldSelector } : {}),
+    };
   }
 
   on(handler: InformerHandler<T>): void {
@@ -74,8 +81,16 @@ export class Informer<T extends KubernetesObject> {
     this.abort?.abort();
   }
 
-  private emit(event: 'upsert' | 'delete', object: T): void {
-    for (const handler of this.handlers) handler(event, object);
+  private emit(event: 'upsert' | 'delete', object: T, previous?: T): void {
+    for (const handler of this.handlers) handler(event, object, previous);
+  }
+
+  /** Stores an object without its managedFields: nothing reads them, and they are most of its size. */
+  private store(key: string, object: T): T | undefined {
+    const previous = this.cache.get(key);
+    if (object.metadata?.managedFields) delete object.metadata.managedFields;
+    this.cache.set(key, object);
+    return previous;
   }
 
   private async listAndWatch(): Promise<void> {
@@ -88,8 +103,7 @@ export class Informer<T extends KubernetesObject> {
       for (const item of list.items) {
         const key = keyOf(item);
         seen.add(key);
-        this.cache.set(key, item);
-        this.emit('upsert', item);
+        this.emit('upsert', item, this.store(key, item));
       }
       for (const [key, object] of this.cache) {
         if (!seen.has(key)) {
@@ -143,10 +157,7 @@ export class Informer<T extends KubernetesObject> {
           if (type === 'DELETED') {
             this.cache.delete(key);
             this.emit('delete', typed);
-          } else {
-            this.cache.set(key, typed);
-            this.emit('upsert', typed);
-          }
+          } else this.emit('upsert', typed, this.store(key, typed));
         },
         done,
       )

@@ -1,10 +1,12 @@
 /** AuthService → bucket, generated Secrets, ConfigMap, Deployment, Service, Ingress, status. */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { AuthService } from '../api/types.ts';
-import { resourcePath } from '../kube/client.ts';
+import { keyOf } from '../kube/informer.ts';
+import { ControllerBuilder } from '../runtime/builder.ts';
 import { stableHash } from '../runtime/compare.ts';
 import { type ConditionInput, condition, isTrue } from '../runtime/conditions.ts';
-import { ensureGeneratedSecret, randomPassword, readSecret, setFinalizer } from '../runtime/objects.ts';
+import { ensureGeneratedSecret, randomPassword, readSecret } from '../runtime/objects.ts';
+import { type Caches, keysOfComponent } from './caches.ts';
 import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
 import {
   authServiceObjects,
@@ -14,19 +16,12 @@ import {
   serviceUrl,
   TOKEN_KEY,
 } from './desired.ts';
-import {
-  authNames,
-  BUCKET_FINALIZER,
-  labels,
-  ownerReference,
-  registryNames,
-  registryServiceName,
-} from './names.ts';
+import { authNames, registryNames, registryServiceName } from './names.ts';
+import { openWorkload } from './opening.ts';
 import {
   applyChildren,
   bucketName,
   deploymentCondition,
-  finalizeWorkload,
   publishStatus,
   reconcileBucket,
   storageStatus,
@@ -39,36 +34,31 @@ export const signingKey = () =>
     .privateKey.export({ type: 'pkcs8', format: 'pem' })
     .toString();
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
 export async function reconcileAuthService(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
+  const opening = await openWorkload(ctx, ctx.caches.authServices, key, 'auth');
+  if ('done' in opening) return opening.done;
+  const { object: auth, owned } = opening;
   const { namespace, name } = splitKey(key);
-  const auth = await ctx.client.get<AuthService>(
-    resourcePath('wharf.dev/v1alpha1', 'AuthService', namespace, name),
-  );
-  if (!auth) return {};
-  if (auth.metadata.deletionTimestamp) return finalizeWorkload(ctx, auth, 'auth');
-  await setFinalizer(ctx.client, auth, BUCKET_FINALIZER, true);
 
   const names = authNames(name);
-  const owned = {
-    namespace,
-    owner: auth,
-    labels: labels(name, 'auth'),
-    ownerReference: ownerReference(auth),
-  };
   const conditions: ConditionInput[] = [];
   const digest: Record<string, unknown> = {};
+  /** Every RestAuth service this configuration holds, with the SHA-256 of its password. */
+  const services: { name: string; credentialsHash: string }[] = [];
 
-  conditions.push(
+  const storageCondition =
     auth.spec.storage.mode === 'volume'
       ? await volumeCondition(ctx, auth, 'auth')
-      : await reconcileBucket(ctx, auth, 'auth'),
-  );
+      : await reconcileBucket(ctx, auth, 'auth');
+  conditions.push(storageCondition);
 
   // Bootstrap admin: a referenced Secret, or one the operator generates once.
   let adminSecret = { name: names.admin, key: 'password' };
   if (auth.spec.adminSecretRef) {
     adminSecret = { name: auth.spec.adminSecretRef.name, key: 'password' };
-    const data = await readSecret(ctx.client, namespace, adminSecret.name);
+    const data = readSecret(ctx, namespace, adminSecret.name);
     digest.admin = data?.password;
     conditions.push(
       data?.password
@@ -81,7 +71,7 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
           ),
     );
   } else {
-    const admin = await ensureGeneratedSecret(ctx.client, {
+    const admin = await ensureGeneratedSecret(ctx, {
       ...owned,
       name: names.admin,
       keys: { password: randomPassword },
@@ -91,13 +81,14 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
   }
   if (auth.spec.services.length) {
     const keys = Object.fromEntries(auth.spec.services.map((service) => [service.name, randomPassword]));
-    digest.services = (
-      await ensureGeneratedSecret(ctx.client, { ...owned, name: names.services, keys })
-    ).data;
+    const passwords = (await ensureGeneratedSecret(ctx, { ...owned, name: names.services, keys })).data;
+    digest.services = passwords;
+    for (const service of auth.spec.services)
+      services.push({ name: service.name, credentialsHash: sha256(passwords[service.name] ?? '') });
   }
   digest.signing = stableHash(
     (
-      await ensureGeneratedSecret(ctx.client, {
+      await ensureGeneratedSecret(ctx, {
         ...owned,
         name: names.signing,
         keys: { 'private.pem': signingKey, [TOKEN_KEY]: () => randomBytes(32).toString('base64') },
@@ -120,10 +111,9 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
     // The Registry publishes a hash of its password once its client Secret exists: no Secret reads here.
     const hash = registry.status?.credentialsHash;
     if (!hash) continue;
-    registries.push({
-      serviceName: registryServiceName(registry.metadata.name),
-      secretName: registryNames(registry.metadata.name).client,
-    });
+    const serviceName = registryServiceName(registry.metadata.name);
+    registries.push({ serviceName, secretName: registryNames(registry.metadata.name).client });
+    services.push({ name: serviceName, credentialsHash: hash });
     digest[`registry:${registry.metadata.name}`] = hash;
   }
 
@@ -136,7 +126,7 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
     else if (!isTrue(provider.status?.conditions, 'Ready') || !provider.status?.clientSecretName)
       problems.push(`${ref.name}: not ready`);
     else {
-      const credentials = await readSecret(ctx.client, namespace, provider.status.clientSecretName);
+      const credentials = readSecret(ctx, namespace, provider.status.clientSecretName);
       if (!credentials?.client_id || !credentials.client_secret)
         problems.push(`${ref.name}: client Secret incomplete`);
       else {
@@ -169,9 +159,12 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
   await warnIfProxiesUntrusted(ctx, auth, applied.changed);
   conditions.push(applied.condition);
   conditions.push(deploymentCondition(ctx, auth, names.workload, applied.live));
-  // Registries check that their credentials are in this configuration: let them look again.
-  if (applied.changed.length)
-    for (const registry of candidates) ctx.enqueue('Registry', `${namespace}/${registry.metadata.name}`);
+  // What Registries read to know their credentials are configured (a watch on this resource tells
+  // them): the services just applied, or, when applying failed, those registered before.
+  const registeredServices =
+    applied.condition.status === true
+      ? services.filter((service, index) => services.findIndex((s) => s.name === service.name) === index)
+      : (auth.status?.registeredServices ?? []);
 
   const url =
     publicUrl(auth.spec.ingress) ??
@@ -185,9 +178,69 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
       ...(url ? { publicUrl: url } : {}),
       ...storageStatus(auth, 'auth'),
       adminSecretName: adminSecret.name,
+      registeredServices,
     },
     'AuthService is serving',
   );
-  const storageReady = conditions[0]?.status === true;
-  return storageReady ? {} : { requeueAfterMs: 15_000 };
+  return storageCondition.status === true ? {} : { requeueAfterMs: 15_000 };
 }
+
+/** Secrets an AuthService names itself (S3 credentials, the admin password). */
+function secretsReferencedBy(auth: AuthService): string[] {
+  return [auth.spec.storage.credentialsSecretRef?.name, auth.spec.adminSecretRef?.name].filter(
+    (name): name is string => Boolean(name),
+  );
+}
+
+export const authServiceController = new ControllerBuilder<Caches, ReconcileContext>(
+  'AuthService',
+  'authServices',
+)
+  .owns(
+    'deployments',
+    'services',
+    'ingresses',
+    'configMaps',
+    'secrets',
+    'serviceAccounts',
+    'disruptionBudgets',
+  )
+  .watches('volumeClaims', (claim) => keysOfComponent(claim, 'auth'))
+  // Its Registries become RestAuth services (their credentialsHash), lend it a public URL and proxies.
+  .watches(
+    'registries',
+    (registry) => [`${registry.metadata.namespace}/${registry.spec.authServiceRef.name}`],
+    // What reconcileAuthService reads of a Registry (not its conditions, which change often).
+    (registry) => ({
+      ref: registry.spec.authServiceRef.name,
+      deleting: Boolean(registry.metadata.deletionTimestamp),
+      credentialsHash: registry.status?.credentialsHash,
+      ingress: registry.spec.ingress,
+    }),
+  )
+  .watches('providers', (provider, caches) =>
+    caches.authServices
+      .list()
+      .filter(
+        (auth) =>
+          auth.metadata.namespace === provider.metadata.namespace &&
+          auth.spec.openIdProviders.some((ref) => ref.name === provider.metadata.name),
+      )
+      .map(keyOf),
+  )
+  // Its own Secrets, and the OpenID client credentials of its providers.
+  .watches('secrets', (secret, caches) => {
+    const { namespace, name = '' } = secret.metadata ?? {};
+    return caches.authServices
+      .list()
+      .filter(
+        (auth) =>
+          auth.metadata.namespace === namespace &&
+          (secretsReferencedBy(auth).includes(name) ||
+            auth.spec.openIdProviders.some(
+              (ref) => caches.providers.get(`${namespace}/${ref.name}`)?.status?.clientSecretName === name,
+            )),
+      )
+      .map(keyOf);
+  })
+  .complete(reconcileAuthService);

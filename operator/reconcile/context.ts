@@ -1,29 +1,26 @@
-/** What every reconciler gets: the client, the caches, the event recorder and the defaults. */
-import type { KubernetesObject } from '@kubernetes/client-node';
+/**
+ * What every reconciler gets: the client (for writes), the caches (for every read), the event
+ * recorder and the defaults.
+ */
 import type { Logger } from 'pino';
-import type { AuthService, OpenIdProvider, Registry } from '../api/types.ts';
+import type { ObjectCache } from '../kube/cache.ts';
 import type { KubeClient } from '../kube/client.ts';
-import type { Informer } from '../kube/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
+import type { Caches } from './caches.ts';
 
 export interface ReconcileContext {
   client: KubeClient;
+  /** Reads by kind and name, served by `caches`. */
+  cache: ObjectCache;
+  caches: Caches;
   events: EventRecorder;
   log: Logger;
-  caches: {
-    providers: Informer<OpenIdProvider>;
-    authServices: Informer<AuthService>;
-    registries: Informer<Registry>;
-    deployments: Informer<KubernetesObject>;
-  };
   /** Image used when a resource does not name one. */
   defaultImage: string;
   /** How often external state (buckets, OpenID discovery) is re-checked. */
   externalRecheckMs: number;
   /** Lets the OpenIdProvider reconciler reach plain-http issuers (tests, in-cluster providers). */
   fetch: typeof fetch;
-  /** Queues another resource, for changes its watch would not show (e.g. a ConfigMap it reads). */
-  enqueue: (kind: 'OpenIdProvider' | 'AuthService' | 'Registry', key: string) => void;
 }
 
 export interface ReconcileResult {

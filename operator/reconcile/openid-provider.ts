@@ -3,9 +3,11 @@
  * referenced Secret, or a client registered dynamically and kept in an owned Secret), status.
  */
 import type { OpenIdProvider } from '../api/types.ts';
-import { resourcePath } from '../kube/client.ts';
+import { keyOf } from '../kube/informer.ts';
+import { ControllerBuilder } from '../runtime/builder.ts';
 import { type ConditionInput, condition } from '../runtime/conditions.ts';
 import { ensureGeneratedSecret, readSecret } from '../runtime/objects.ts';
+import type { Caches } from './caches.ts';
 import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
 import { ownerReference, providerNames } from './names.ts';
 import { publishStatus } from './workload.ts';
@@ -30,7 +32,7 @@ async function registerClient(ctx: ReconcileContext, provider: OpenIdProvider, e
   const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
   const tokenRef = provider.spec.initialAccessTokenSecretRef;
   if (tokenRef) {
-    const token = (await readSecret(ctx.client, provider.metadata.namespace, tokenRef.name))?.token;
+    const token = readSecret(ctx, provider.metadata.namespace, tokenRef.name)?.token;
     if (!token) throw new Error(`Secret ${tokenRef.name} has no "token" key`);
     headers.authorization = `Bearer ${token}`;
   }
@@ -57,9 +59,7 @@ async function registerClient(ctx: ReconcileContext, provider: OpenIdProvider, e
 
 export async function reconcileOpenIdProvider(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
   const { namespace, name } = splitKey(key);
-  const provider = await ctx.client.get<OpenIdProvider>(
-    resourcePath('wharf.dev/v1alpha1', 'OpenIdProvider', namespace, name),
-  );
+  const provider = ctx.caches.providers.get(key);
   if (!provider || provider.metadata.deletionTimestamp) return {};
   const conditions: ConditionInput[] = [];
   const fields: Record<string, unknown> = {};
@@ -93,7 +93,7 @@ export async function reconcileOpenIdProvider(ctx: ReconcileContext, key: string
 
   const ref = provider.spec.clientSecretRef;
   if (ref) {
-    const data = await readSecret(ctx.client, namespace, ref.name);
+    const data = readSecret(ctx, namespace, ref.name);
     if (data?.client_id && data.client_secret) {
       fields.clientSecretName = ref.name;
       conditions.push(condition('ClientCredentials', true, 'SecretFound', `from Secret ${ref.name}`));
@@ -109,7 +109,7 @@ export async function reconcileOpenIdProvider(ctx: ReconcileContext, key: string
     }
   } else {
     const secretName = providerNames(name).client;
-    const existing = await readSecret(ctx.client, namespace, secretName);
+    const existing = readSecret(ctx, namespace, secretName);
     if (existing?.client_id && existing.client_secret) {
       fields.clientSecretName = secretName;
       conditions.push(
@@ -118,7 +118,7 @@ export async function reconcileOpenIdProvider(ctx: ReconcileContext, key: string
     } else if (discovery?.registration_endpoint) {
       try {
         const credentials = await registerClient(ctx, provider, discovery.registration_endpoint);
-        await ensureGeneratedSecret(ctx.client, {
+        await ensureGeneratedSecret(ctx, {
           name: secretName,
           namespace,
           owner: provider,
@@ -158,3 +158,22 @@ export async function reconcileOpenIdProvider(ctx: ReconcileContext, key: string
   const healthy = conditions.every((condition) => condition.status === true);
   return { requeueAfterMs: healthy ? ctx.externalRecheckMs : Math.min(ctx.externalRecheckMs, 30_000) };
 }
+
+export const openIdProviderController = new ControllerBuilder<Caches, ReconcileContext>(
+  'OpenIdProvider',
+  'providers',
+)
+  .owns('secrets')
+  .watches('secrets', (secret, caches) =>
+    caches.providers
+      .list()
+      .filter(
+        (provider) =>
+          provider.metadata.namespace === secret.metadata?.namespace &&
+          [provider.spec.clientSecretRef?.name, provider.spec.initialAccessTokenSecretRef?.name].includes(
+            secret.metadata?.name,
+          ),
+      )
+      .map(keyOf),
+  )
+  .complete(reconcileOpenIdProvider);

@@ -1,27 +1,21 @@
 /** Registry → bucket, its RestAuth credentials, ConfigMap, Deployment, Service, one Ingress, status. */
 import { createHash } from 'node:crypto';
-import type { KubernetesObject } from '@kubernetes/client-node';
-import type { AuthService, Registry } from '../api/types.ts';
-import { resourcePath } from '../kube/client.ts';
+import type { Registry } from '../api/types.ts';
+import { keyOf } from '../kube/informer.ts';
+import { ControllerBuilder } from '../runtime/builder.ts';
 import { stableHash } from '../runtime/compare.ts';
 import { type ConditionInput, condition, isTrue } from '../runtime/conditions.ts';
-import { ensureGeneratedSecret, randomPassword, readSecret, setFinalizer } from '../runtime/objects.ts';
+import { ensureGeneratedSecret, randomPassword, readSecret } from '../runtime/objects.ts';
 import { signingKey } from './auth-service.ts';
+import { type Caches, keysOfComponent } from './caches.ts';
 import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
 import { publicUrl, registryObjects, serviceUrl } from './desired.ts';
-import {
-  authNames,
-  BUCKET_FINALIZER,
-  labels,
-  ownerReference,
-  registryNames,
-  registryServiceName,
-} from './names.ts';
+import { registryNames, registryServiceName } from './names.ts';
+import { openWorkload } from './opening.ts';
 import {
   applyChildren,
   bucketName,
   deploymentCondition,
-  finalizeWorkload,
   publishStatus,
   reconcileBucket,
   storageStatus,
@@ -30,23 +24,14 @@ import {
 } from './workload.ts';
 
 export async function reconcileRegistry(ctx: ReconcileContext, key: string): Promise<ReconcileResult> {
+  const opening = await openWorkload(ctx, ctx.caches.registries, key, 'registry');
+  if ('done' in opening) return opening.done;
+  const { object: registry, owned } = opening;
   const { namespace, name } = splitKey(key);
-  const registry = await ctx.client.get<Registry>(
-    resourcePath('wharf.dev/v1alpha1', 'Registry', namespace, name),
-  );
-  if (!registry) return {};
-  if (registry.metadata.deletionTimestamp) return finalizeWorkload(ctx, registry, 'registry');
-  await setFinalizer(ctx.client, registry, BUCKET_FINALIZER, true);
 
   const names = registryNames(name);
   const authName = registry.spec.authServiceRef.name;
   const serviceName = registryServiceName(name);
-  const owned = {
-    namespace,
-    owner: registry,
-    labels: labels(name, 'registry'),
-    ownerReference: ownerReference(registry),
-  };
   const conditions: ConditionInput[] = [];
 
   // The bucket (S3) or claim and the Secrets (API) are independent: check them side by side.
@@ -57,20 +42,21 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
     (error: unknown): ConditionInput =>
       condition(onVolume ? 'VolumeReady' : 'BucketReady', false, 'Error', (error as Error).message),
   );
-  const client = await ensureGeneratedSecret(ctx.client, {
+  const client = await ensureGeneratedSecret(ctx, {
     ...owned,
     name: names.client,
     keys: { password: randomPassword },
   });
-  const signing = await ensureGeneratedSecret(ctx.client, {
+  const signing = await ensureGeneratedSecret(ctx, {
     ...owned,
     name: names.signing,
     keys: { 'private.pem': signingKey },
   });
 
-  conditions.push(await storage);
+  const storageCondition = await storage;
+  conditions.push(storageCondition);
 
-  const auth = ctx.caches.authServices.get(`${namespace}/${authName}`) as AuthService | undefined;
+  const auth = ctx.caches.authServices.get(`${namespace}/${authName}`);
   conditions.push(
     !auth
       ? condition('AuthServiceReady', false, 'AuthServiceNotFound', `AuthService ${authName} does not exist`)
@@ -79,29 +65,37 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
         : condition('AuthServiceReady', false, 'AuthServiceNotReady', `AuthService ${authName} is not ready`),
   );
 
-  // The AuthService reconciler adds this Registry's credentials to its configuration; confirm it did.
-  const authConfig = await ctx.client.get<KubernetesObject & { data?: Record<string, string> }>(
-    resourcePath('v1', 'ConfigMap', namespace, authNames(authName).config),
-  );
-  const registered = authConfig?.data?.['config.yaml']?.includes(JSON.stringify(serviceName)) ?? false;
+  // The AuthService configures this Registry's credentials once it sees credentialsHash in our
+  // status, and says so in its own: registered means this very password, not an older one.
+  const credentialsHash = createHash('sha256')
+    .update(client.data.password ?? '')
+    .digest('hex');
+  const registration = auth?.status?.registeredServices?.find((service) => service.name === serviceName);
   conditions.push(
-    registered
+    registration?.credentialsHash === credentialsHash
       ? condition(
           'CredentialsRegistered',
           true,
           'Registered',
           `RestAuth service ${serviceName} is configured at ${authName}`,
         )
-      : condition(
-          'CredentialsRegistered',
-          false,
-          'Pending',
-          `waiting for AuthService ${authName} to configure service ${serviceName}`,
-        ),
+      : registration
+        ? condition(
+            'CredentialsRegistered',
+            false,
+            'Outdated',
+            `AuthService ${authName} still has an older password for service ${serviceName}`,
+          )
+        : condition(
+            'CredentialsRegistered',
+            false,
+            'Pending',
+            `waiting for AuthService ${authName} to configure service ${serviceName}`,
+          ),
   );
 
   // Upstream credentials of the proxy caches: a change rolls the pods (the server reads them at start).
-  const proxyCredentials = await readProxyCredentials(ctx, registry);
+  const proxyCredentials = readProxyCredentials(ctx, registry);
   if (proxyCredentials.condition) conditions.push(proxyCredentials.condition);
 
   const objects = registryObjects(registry, {
@@ -131,27 +125,24 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
       ...(url ? { publicUrl: url } : {}),
       ...storageStatus(registry, 'registry'),
       serviceName,
-      credentialsHash: createHash('sha256')
-        .update(client.data.password ?? '')
-        .digest('hex'),
+      credentialsHash,
     },
     'Registry is serving',
   );
-  const storageReady = conditions[0]?.status === true;
-  return storageReady ? {} : { requeueAfterMs: 15_000 };
+  return storageCondition.status === true ? {} : { requeueAfterMs: 15_000 };
 }
 
 /** The proxies' credential Secrets: a digest of their contents, and a condition when one is missing. */
-async function readProxyCredentials(
+function readProxyCredentials(
   ctx: ReconcileContext,
   registry: Registry,
-): Promise<{ digest: string; condition?: ConditionInput }> {
+): { digest: string; condition?: ConditionInput } {
   const contents: Record<string, string> = {};
   const missing: string[] = [];
   for (const proxy of registry.spec.oci.proxies) {
     const ref = proxy.credentialsSecretRef;
     if (!ref) continue;
-    const secret = await readSecret(ctx.client, registry.metadata.namespace, ref.name);
+    const secret = readSecret(ctx, registry.metadata.namespace, ref.name);
     if (!secret?.[ref.usernameKey] || !secret[ref.passwordKey])
       missing.push(`${proxy.namespace}: ${ref.name}`);
     contents[proxy.namespace] = stableHash(secret ?? {});
@@ -170,3 +161,56 @@ async function readProxyCredentials(
         : condition('ProxyCredentialsReady', true, 'Found', 'every proxy credential Secret is present'),
   };
 }
+
+/** Secrets a Registry names (S3 and proxy credentials): a change to one reaches it at once. */
+export function secretsReferencedBy(registry: Registry): string[] {
+  return [
+    registry.spec.storage.credentialsSecretRef?.name,
+    ...registry.spec.oci.proxies.map((proxy) => proxy.credentialsSecretRef?.name),
+  ].filter((name): name is string => Boolean(name));
+}
+
+export const registryController = new ControllerBuilder<Caches, ReconcileContext>('Registry', 'registries')
+  .owns(
+    'deployments',
+    'services',
+    'ingresses',
+    'configMaps',
+    'secrets',
+    'serviceAccounts',
+    'disruptionBudgets',
+  )
+  // The volume mode's claim carries no owner reference (it may outlive the Registry): its labels say whose it is.
+  .watches('volumeClaims', (claim) => keysOfComponent(claim, 'registry'))
+  // The AuthService publishes which credentials it has registered, and whether it is Ready.
+  .watches(
+    'authServices',
+    (auth, caches) =>
+      caches.registries
+        .list()
+        .filter(
+          (registry) =>
+            registry.metadata.namespace === auth.metadata.namespace &&
+            registry.spec.authServiceRef.name === auth.metadata.name,
+        )
+        .map(keyOf),
+    // What reconcileRegistry reads of its AuthService: Ready, the prefix, and its own registration.
+    (auth, key) => ({
+      ready: isTrue(auth.status?.conditions, 'Ready'),
+      prefix: auth.spec.restauthPathPrefix,
+      registration: auth.status?.registeredServices?.find(
+        (service) => service.name === registryServiceName(splitKey(key).name),
+      ),
+    }),
+  )
+  .watches('secrets', (secret, caches) =>
+    caches.registries
+      .list()
+      .filter(
+        (registry) =>
+          registry.metadata.namespace === secret.metadata?.namespace &&
+          secretsReferencedBy(registry).includes(secret.metadata?.name ?? ''),
+      )
+      .map(keyOf),
+  )
+  .complete(reconcileRegistry);

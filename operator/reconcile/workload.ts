@@ -7,7 +7,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { probeConditionalWrites } from '../../server/store/s3-conditional-probe.ts';
 import { type AuthService, type Registry, VOLUME_REPLICAS_MESSAGE } from '../api/types.ts';
-import { objectPath, resourcePath } from '../kube/client.ts';
+import { resourcePath } from '../kube/client.ts';
 import {
   type ConditionInput,
   condition,
@@ -53,7 +53,7 @@ async function s3For(
   const { storage } = object.spec;
   const ref = storage.credentialsSecretRef;
   if (!ref) return { s3: s3Client(storage, undefined) };
-  const secret = await readSecret(ctx.client, object.metadata.namespace, ref.name);
+  const secret = readSecret(ctx, object.metadata.namespace, ref.name);
   const accessKeyId = secret?.[ref.accessKeyIdKey];
   const secretAccessKey = secret?.[ref.secretAccessKeyKey];
   if (!accessKeyId || !secretAccessKey)
@@ -189,9 +189,7 @@ export async function volumeCondition(
       `spec.replicas is ${object.spec.replicas} on claim ${claimName} (${modes}): ${VOLUME_REPLICAS_MESSAGE}; running 1`,
     );
   }
-  const claim = await ctx.client.get<KubernetesObject & { status?: { phase?: string } }>(
-    resourcePath('v1', 'PersistentVolumeClaim', object.metadata.namespace, claimName),
-  );
+  const claim = ctx.caches.volumeClaims.get(`${object.metadata.namespace}/${claimName}`);
   const phase = claim?.status?.phase ?? 'Pending';
   if (phase === 'Lost')
     return condition('VolumeReady', false, 'ClaimLost', `PersistentVolumeClaim ${claimName} lost its volume`);
@@ -218,7 +216,7 @@ export async function applyChildren(
   // ConfigMap for a moment; its pods wait for the volume).
   // Objects the spec no longer wants are looked for (and deleted) at the same time.
   const [results, removal] = await Promise.all([
-    Promise.allSettled(objects.map((object) => ensureApplied(ctx.client, object))),
+    Promise.allSettled(objects.map((object) => ensureApplied(ctx, object))),
     removeUnwanted(ctx, owner).then(
       (removed) => ({ removed }),
       (error: unknown) => ({ error: error as Error }),
@@ -266,10 +264,12 @@ async function removeUnwanted(ctx: ReconcileContext, owner: Workload): Promise<s
     optionalObjects(owner, workloadName)
       .filter((object) => !object.wanted)
       .map(async (object) => {
+        // From the cache: an object that is already gone costs no request on every resync.
+        const live = ctx.cache.get(object.apiVersion, object.kind, owner.metadata.namespace, object.name);
+        if (!live) return;
         const path = resourcePath(object.apiVersion, object.kind, owner.metadata.namespace, object.name);
-        const live = await ctx.client.get(path);
         const controller = live?.metadata?.ownerReferences?.find((reference) => reference.controller);
-        if (!live || controller?.uid !== owner.metadata.uid) return;
+        if (controller?.uid !== owner.metadata.uid) return;
         await ctx.client.delete(path);
         removed.push(`${object.kind}/${object.name}`);
       }),
@@ -407,11 +407,4 @@ export async function publishStatus(
     );
   }
   return written;
-}
-
-export async function freshObject<T extends KubernetesObject>(
-  ctx: ReconcileContext,
-  cached: T,
-): Promise<T | undefined> {
-  return ctx.client.get<T>(objectPath(cached));
 }

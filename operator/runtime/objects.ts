@@ -1,20 +1,29 @@
 /**
  * Writing to the cluster only when something differs: server-side apply for owned objects, create
  * for generated Secrets (their random content must never be regenerated), merge patches for status
- * and finalizers. Each helper reads first and reports whether it wrote.
+ * and finalizers. Each helper reads from the informer caches first and reports whether it wrote.
  */
 import { randomBytes } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { ObjectCache } from '../kube/cache.ts';
 import { isConflict, type KubeClient, objectPath, resourcePath } from '../kube/client.ts';
 import { DESIRED_HASH_ANNOTATION, FIELD_MANAGER } from '../reconcile/names.ts';
 import { canonicalJson, isSubset, stableHash } from './compare.ts';
+
+/** Writes go to the API, reads to the caches. */
+export interface Kube {
+  client: KubeClient;
+  cache: ObjectCache;
+}
+
+type SecretObject = KubernetesObject & { data?: Record<string, string> };
 
 /**
  * Applies `desired` unless the live object already matches it: same desired-hash annotation (so a
  * field dropped from `desired` is noticed) and every desired field equal.
  */
 export async function ensureApplied(
-  client: KubeClient,
+  { client, cache }: Kube,
   desired: KubernetesObject,
 ): Promise<{ changed: boolean; object: KubernetesObject }> {
   const hash = stableHash(desired).slice(0, 32);
@@ -25,7 +34,7 @@ export async function ensureApplied(
       annotations: { ...desired.metadata?.annotations, [DESIRED_HASH_ANNOTATION]: hash },
     },
   };
-  const observed = await client.get(objectPath(desired));
+  const observed = cache.getLike(desired);
   if (observed && isSubset(withHash, observed)) return { changed: false, object: observed };
   return { changed: true, object: await client.apply(withHash) };
 }
@@ -47,12 +56,19 @@ export const randomPassword = () => randomBytes(32).toString('base64url');
  * Makes sure the Secret exists with every key; existing values are kept. Returns the decoded data
  * and whether it wrote.
  */
-export async function ensureGeneratedSecret(
-  client: KubeClient,
+export function ensureGeneratedSecret(
+  { client, cache }: Kube,
   secret: GeneratedSecret,
 ): Promise<{ changed: boolean; data: Record<string, string> }> {
+  return fillSecret(client, secret, cache.get<SecretObject>('v1', 'Secret', secret.namespace, secret.name));
+}
+
+async function fillSecret(
+  client: KubeClient,
+  secret: GeneratedSecret,
+  observed: SecretObject | undefined,
+): Promise<{ changed: boolean; data: Record<string, string> }> {
   const path = resourcePath('v1', 'Secret', secret.namespace, secret.name);
-  const observed = await client.get<KubernetesObject & { data?: Record<string, string> }>(path);
   const data = decode(observed?.data);
   const missing = Object.keys(secret.keys).filter((key) => !data[key]);
   if (observed && missing.length === 0) return { changed: false, data };
@@ -73,9 +89,12 @@ export async function ensureGeneratedSecret(
         stringData,
       } as KubernetesObject);
     } catch (error) {
-      // Another worker created it first: use what is there, never overwrite a generated value.
+      // It exists though the cache has not seen it yet (just created by an earlier reconcile): read
+      // it from the API, use what is there, never overwrite a generated value.
       if (!isConflict(error)) throw error;
-      return ensureGeneratedSecret(client, secret);
+      const live = await client.get<SecretObject>(path);
+      if (!live) throw error;
+      return fillSecret(client, secret, live);
     }
   } else {
     await client.mergePatch(path, { stringData });
@@ -89,15 +108,23 @@ export function decode(data: Record<string, string> | undefined): Record<string,
   );
 }
 
-/** Reads a Secret's decoded data; undefined when it does not exist. */
-export async function readSecret(
+/** A Secret's decoded data read from the API (for tools and tests; reconcilers read the cache). */
+export async function fetchSecret(
   client: KubeClient,
   namespace: string,
   name: string,
 ): Promise<Record<string, string> | undefined> {
-  const secret = await client.get<KubernetesObject & { data?: Record<string, string> }>(
-    resourcePath('v1', 'Secret', namespace, name),
-  );
+  const secret = await client.get<SecretObject>(resourcePath('v1', 'Secret', namespace, name));
+  return secret ? decode(secret.data) : undefined;
+}
+
+/** A Secret's decoded data from the cache; undefined when it does not exist. */
+export function readSecret(
+  { cache }: Pick<Kube, 'cache'>,
+  namespace: string,
+  name: string,
+): Record<string, string> | undefined {
+  const secret = cache.get<SecretObject>('v1', 'Secret', namespace, name);
   return secret ? decode(secret.data) : undefined;
 }
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resourcePath } from '../../operator/kube/client.ts';
-import { readSecret } from '../../operator/runtime/objects.ts';
+import { fetchSecret } from '../../operator/runtime/objects.ts';
 import { CARGO, cargoHome, registryToml, writeCrate } from '../cargo/cargo-cli.ts';
 import { writeOciLayout } from '../oci/layout.ts';
 import { type IngressObject, startIngressProxy } from '../support/ingress-proxy.ts';
@@ -166,7 +166,7 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
   });
 
   it('creates a user through the Ingress host; the AuthService keeps it on its own volume', async () => {
-    const admin = await readSecret(h.admin, NS, 'wharf-auth-admin');
+    const admin = await fetchSecret(h.admin, NS, 'wharf-auth-admin');
     const created = await viaIngress(
       'POST',
       '/ktra/api/v1/new_user/alice',
@@ -185,7 +185,7 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
       `PASSWORD=$(kubectl -n ${NS} get secret wharf-auth-admin -o jsonpath='{.data.password}' | base64 -d)`,
     );
     expect(notes).toContain(`index = "sparse+http://${HOST}/index/"`);
-    const password = (await readSecret(h.admin, NS, 'wharf-auth-admin'))!.password!;
+    const password = (await fetchSecret(h.admin, NS, 'wharf-auth-admin'))!.password!;
     const loginCommand = /^ {2}curl [\s\S]*?cargo login --registry wharf$/m.exec(notes)?.[0];
     expect(loginCommand).toBeDefined();
     const work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-volume-cargo-'));
@@ -259,7 +259,7 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
           env: {
             PATH: process.env.PATH ?? '',
             HOME: work,
-            PASSWORD: (await readSecret(h.admin, NS, 'wharf-auth-admin'))!.password!,
+            PASSWORD: (await fetchSecret(h.admin, NS, 'wharf-auth-admin'))!.password!,
           },
         },
       );

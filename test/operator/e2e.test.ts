@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resourcePath } from '../../operator/kube/client.ts';
-import { readSecret } from '../../operator/runtime/objects.ts';
+import { fetchSecret } from '../../operator/runtime/objects.ts';
 import { CARGO, cargoHome, registryToml, writeCrate } from '../cargo/cargo-cli.ts';
 import { writeOciLayout } from '../oci/layout.ts';
 import { type IngressObject, startIngressProxy } from '../support/ingress-proxy.ts';
@@ -168,7 +168,7 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
   });
 
   it('routes the Ktra user endpoints on the Registry host to the AuthService', async () => {
-    const admin = await readSecret(h.admin, NS, 'main-auth-admin');
+    const admin = await fetchSecret(h.admin, NS, 'main-auth-admin');
     const created = await viaIngress(
       'POST',
       '/ktra/api/v1/new_user/alice',
@@ -248,7 +248,7 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
   });
 
   it('gives the Registry working RestAuth credentials at its AuthService', async () => {
-    const client = await readSecret(h.admin, NS, 'crates-registry-client');
+    const client = await fetchSecret(h.admin, NS, 'crates-registry-client');
     const auth = pods.find((pod) => pod.name === 'main-auth')!;
     const verify = await fetch(`http://${auth.ip}:${auth.port}/restauth/users/alice/`, {
       method: 'POST',
@@ -418,7 +418,7 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
       const location = new URL(me.headers.location ?? '');
       expect(location.origin).toBe(issuer);
       expect(location.searchParams.get('redirect_uri')).toBe(`http://${HOST}/ktra/api/v1/openid/me`);
-      const secret = await readSecret(h.admin, NS, 'sso-oidc-client');
+      const secret = await fetchSecret(h.admin, NS, 'sso-oidc-client');
       expect(location.searchParams.get('client_id')).toBe(secret!.client_id);
     } finally {
       server.close();

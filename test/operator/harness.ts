@@ -32,6 +32,8 @@ export interface RunningOperator {
   client: KubeClient;
   /** Write calls (create/update/patch/delete) this operator made, leases excepted. */
   writes: { verb: string; path: string }[];
+  /** Every request but watches (long-lived streams) and leader election, reads included. */
+  requests: { verb: string; path: string }[];
   stop: () => Promise<void>;
 }
 
@@ -66,8 +68,11 @@ export async function startHarness(): Promise<Harness> {
     async startOperator(overrides = {}) {
       const client = operatorClient();
       const writes: { verb: string; path: string }[] = [];
+      const requests: { verb: string; path: string }[] = [];
       client.observe((verb, path) => {
-        if (WRITE_VERBS.has(verb) && !path.includes('/leases')) writes.push({ verb, path });
+        if (path.includes('/leases') || verb === 'watch') return;
+        requests.push({ verb, path });
+        if (WRITE_VERBS.has(verb)) writes.push({ verb, path });
       });
       const manager = new Manager({
         client,
@@ -80,7 +85,7 @@ export async function startHarness(): Promise<Harness> {
         ...overrides,
       });
       await manager.start();
-      const handle = { manager, client, writes, stop: () => manager.stop() };
+      const handle = { manager, client, writes, requests, stop: () => manager.stop() };
       running.push(handle);
       return handle;
     },

@@ -4,6 +4,7 @@
  */
 
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GetBucketLifecycleConfigurationCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
@@ -298,13 +299,13 @@ describe('AuthService and Registry', () => {
     expect(service!.spec.ports.map((port) => port.name)).toEqual(['http']);
   });
 
-  it('makes zero write calls when resyncing resources that did not change', async () => {
-    // Settle: no writes for a while.
-    let before = operator.writes.length;
+  it('makes zero API calls when resyncing resources that did not change: every read is served by the caches', async () => {
+    // Settle: no requests for a while.
+    let before = operator.requests.length;
     await eventually(async () => {
       await new Promise((resolve) => setTimeout(resolve, 1500));
-      const settled = operator.writes.length === before;
-      before = operator.writes.length;
+      const settled = operator.requests.length === before;
+      before = operator.requests.length;
       return settled;
     }, 'a quiet operator');
     const auditBefore = h.plane.audit().length;
@@ -318,18 +319,28 @@ describe('AuthService and Registry', () => {
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(operator.writes.slice(before)).toEqual([]);
-    const writesInAudit = h.plane
+    expect(await reconcileCount(operator)).toBeGreaterThanOrEqual(reconcilesBefore + 4);
+    expect(operator.requests.slice(before)).toEqual([]);
+    // The apiserver agrees: not one request from the operator's user but its open watches.
+    const requestsInAudit = h.plane
       .audit()
       .slice(auditBefore)
       .filter(
         (event) =>
           event.user.username === OPERATOR_USER &&
-          ['create', 'update', 'patch', 'delete'].includes(event.verb) &&
+          event.verb !== 'watch' &&
           event.objectRef?.resource !== 'leases',
       );
-    expect(writesInAudit).toEqual([]);
+    expect(requestsInAudit).toEqual([]);
   });
+
+  it('keeps idle watches open: a quiet operator makes no request at all for 40 s', async () => {
+    // An informer with nothing to report (no OpenIdProvider exists yet) must not relist: the
+    // apiserver sends no event and may send no bookmark for longer than a client's idle timeout.
+    const before = operator.requests.length;
+    await new Promise((resolve) => setTimeout(resolve, 40_000));
+    expect(operator.requests.slice(before)).toEqual([]);
+  }, 60_000);
 
   it('rolls the pods when the configuration changes', async () => {
     const hashOf = async () =>
@@ -494,14 +505,111 @@ describe('AuthService and Registry', () => {
     );
   });
 
-  it('repairs an owned object someone changed by hand', async () => {
+  it("puts back a Deployment's spec edited by hand at once: its watch event queues the Registry", async () => {
+    const resyncs = operator.manager.resyncCount;
     const path = resourcePath('apps/v1', 'Deployment', NS, 'crates-registry');
+    type Scaled = KubernetesObject & { spec: { replicas: number; template: Deployment['spec']['template'] } };
+    const image = (await h.admin.get<Scaled>(path))!.spec.template.spec.containers[0]!;
     await h.admin.mergePatch(path, { spec: { replicas: 5 } });
-    await operator.manager.resyncNow();
+    await eventually(
+      async () => (await h.admin.get<Scaled>(path))?.spec.replicas === 1,
+      'replicas restored',
+      10_000,
+    );
+    // A container edited through a strategic merge (as `kubectl edit` does) is put back too.
+    await h.admin.request('PATCH', path, {
+      body: { spec: { template: { spec: { containers: [{ name: 'wharf', args: ['--evil'] }] } } } },
+      contentType: 'application/strategic-merge-patch+json',
+    });
     await eventually(
       async () =>
-        (await h.admin.get<KubernetesObject & { spec: { replicas: number } }>(path))?.spec.replicas === 1,
-      'replicas restored',
+        JSON.stringify((await h.admin.get<Scaled>(path))?.spec.template.spec.containers[0]?.args) ===
+        JSON.stringify(image.args),
+      'container args restored',
+      10_000,
+    );
+    expect(operator.manager.resyncCount).toBe(resyncs);
+  });
+
+  it('recreates a Service deleted by hand without waiting for the periodic resync', async () => {
+    const resyncs = operator.manager.resyncCount;
+    const path = resourcePath('v1', 'Service', NS, 'crates-registry');
+    const before = (await h.admin.get(path))!;
+    await h.admin.delete(path);
+    const after = await eventually(
+      async () => {
+        const service = await h.admin.get(path);
+        return service && service.metadata?.uid !== before.metadata?.uid && service;
+      },
+      'the Service back',
+      10_000,
+    );
+    expect(after.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'Registry', name: 'crates' });
+    expect(operator.manager.resyncCount).toBe(resyncs);
+  });
+
+  it('hands RestAuth credentials over through status: the AuthService publishes what it registered, the Registry reads it', async () => {
+    const [auth, registry] = [(await getAuth('main'))!, (await getRegistry('crates'))!];
+    expect(auth.status?.registeredServices).toEqual(
+      expect.arrayContaining([
+        { name: 'registry-crates', credentialsHash: registry.status!.credentialsHash },
+        { name: 'wiki', credentialsHash: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      ]),
+    );
+    // A Registry whose AuthService does not exist yet waits, and learns of it from the watch.
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name: 'early', namespace: NS },
+      spec: { authServiceRef: { name: 'late' }, storage: storage() },
+    } as KubernetesObject);
+    await eventually(async () => {
+      const object = await getRegistry('early');
+      return (
+        condition(object, 'AuthServiceReady')?.reason === 'AuthServiceNotFound' &&
+        condition(object, 'CredentialsRegistered')?.reason === 'Pending'
+      );
+    }, 'the Registry waiting for its AuthService');
+    const resyncs = operator.manager.resyncCount;
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'AuthService',
+      metadata: { name: 'late', namespace: NS },
+      spec: { storage: storage() },
+    } as KubernetesObject);
+    const registered = await eventually(async () => {
+      const object = await getRegistry('early');
+      return condition(object, 'CredentialsRegistered')?.status === 'True' && object;
+    }, 'the Registry registered at the new AuthService');
+    expect((await getAuth('late'))!.status?.registeredServices).toEqual([
+      { name: 'registry-early', credentialsHash: registered.status!.credentialsHash },
+    ]);
+
+    // A password changed by hand: the Registry publishes its new hash, the AuthService configures it
+    // and says so, and only then is the Registry registered again.
+    const secretPath = resourcePath('v1', 'Secret', NS, 'early-registry-client');
+    await h.admin.mergePatch(secretPath, { stringData: { password: 'rotated-by-hand' } });
+    const rotatedHash = createHash('sha256').update('rotated-by-hand').digest('hex');
+    await eventually(async () => {
+      const [object, late] = [await getRegistry('early'), await getAuth('late')];
+      return (
+        object?.status?.credentialsHash === rotatedHash &&
+        condition(object, 'CredentialsRegistered')?.status === 'True' &&
+        late?.status?.registeredServices?.[0]?.credentialsHash === rotatedHash
+      );
+    }, 'the rotated password registered');
+    const config = await h.admin.get<KubernetesObject & { data: Record<string, string> }>(
+      resourcePath('v1', 'ConfigMap', NS, 'late-auth-config'),
+    );
+    expect(
+      JSON.parse(config!.data['config.yaml']!).auth.services.map((s: { name: string }) => s.name),
+    ).toEqual(['registry-early']);
+    expect(operator.manager.resyncCount).toBe(resyncs);
+    await h.admin.delete(wharfPath('Registry', NS, 'early'));
+    await h.admin.delete(wharfPath('AuthService', NS, 'late'));
+    await eventually(
+      async () => !(await getRegistry('early')) && !(await getAuth('late')),
+      'the Registry and AuthService gone',
     );
   });
 

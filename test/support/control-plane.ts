@@ -216,7 +216,8 @@ export async function startControlPlane(): Promise<ControlPlane> {
     '--bind-address=127.0.0.1',
     '--advertise-address=127.0.0.1',
     '--authorization-mode=RBAC',
-    '--service-cluster-ip-range=10.0.0.0/24',
+    // Room for a Service per Registry in bench/operator.ts's 1,000 (a /24 runs out at 254).
+    '--service-cluster-ip-range=10.0.0.0/16',
     '--allow-privileged=true',
     '--disable-admission-plugins=ServiceAccount',
     `--service-account-issuer=${server}/`,
