@@ -51,6 +51,7 @@ const VALUE_SETS: Record<string, string[]> = {
     'networkPolicy.enabled=true',
     'metrics.serverPodMonitor.enabled=true',
     'image.tag=1.2.3',
+    'serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/wharf-operator',
   ],
   'quick start on s3 in another namespace': [
     'quickstart.enabled=true',
@@ -192,6 +193,22 @@ describe('RBAC', () => {
     expect(binding.subjects).toEqual([
       { kind: 'ServiceAccount', name: 'w-wharf-operator', namespace: 'ops' },
     ]);
+  });
+
+  it("puts serviceAccount.annotations on the operator's ServiceAccount (workload identity for the buckets it creates)", async () => {
+    const role = 'arn:aws:iam::123456789012:role/wharf-operator';
+    const objects = await renderChart('charts/wharf', {
+      set: [`serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=${role}`],
+    });
+    const account = byKind(objects, 'ServiceAccount').find(
+      (object) => object.metadata!.name === 'w-wharf-operator',
+    )!;
+    expect(account.metadata!.annotations).toEqual({ 'eks.amazonaws.com/role-arn': role });
+    const plain = await renderChart('charts/wharf');
+    expect(
+      byKind(plain, 'ServiceAccount').find((object) => object.metadata!.name === 'w-wharf-operator')!
+        .metadata!.annotations,
+    ).toBeUndefined();
   });
 
   it('never lets the operator delete its own kinds, nor touch a CRD; only the uninstall hook deletes them', async () => {
