@@ -6,7 +6,7 @@ import { ControllerBuilder } from '../runtime/builder.ts';
 import { stableHash } from '../runtime/compare.ts';
 import { type ConditionInput, condition, isTrue } from '../runtime/conditions.ts';
 import { ensureGeneratedSecret, randomPassword, readSecret } from '../runtime/objects.ts';
-import { type Caches, keysOfComponent } from './caches.ts';
+import { type Caches, keysOfComponent, WORKLOAD_OWNED } from './caches.ts';
 import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
 import {
   authServiceObjects,
@@ -196,15 +196,7 @@ export const authServiceController = new ControllerBuilder<Caches, ReconcileCont
   'AuthService',
   'authServices',
 )
-  .owns(
-    'deployments',
-    'services',
-    'ingresses',
-    'configMaps',
-    'secrets',
-    'serviceAccounts',
-    'disruptionBudgets',
-  )
+  .owns(...WORKLOAD_OWNED)
   .watches('volumeClaims', (claim) => keysOfComponent(claim, 'auth'))
   // Its Registries become RestAuth services (their credentialsHash), lend it a public URL and proxies.
   .watches(

@@ -39,6 +39,17 @@ export type Caches = {
   secrets: Informer<SecretObject>;
 };
 
+/** What an AuthService or a Registry owns: a change to any of them wakes its owner. */
+export const WORKLOAD_OWNED = [
+  'deployments',
+  'services',
+  'ingresses',
+  'configMaps',
+  'secrets',
+  'serviceAccounts',
+  'disruptionBudgets',
+] as const satisfies readonly (keyof Caches)[];
+
 const SOURCES: Record<
   keyof Caches,
   { apiVersion: string; kind: string; labelSelector?: string; fieldSelector?: string }

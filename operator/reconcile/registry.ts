@@ -7,7 +7,7 @@ import { stableHash } from '../runtime/compare.ts';
 import { type ConditionInput, condition, isTrue } from '../runtime/conditions.ts';
 import { ensureGeneratedSecret, randomPassword, readSecret } from '../runtime/objects.ts';
 import { signingKey } from './auth-service.ts';
-import { type Caches, keysOfComponent } from './caches.ts';
+import { type Caches, keysOfComponent, WORKLOAD_OWNED } from './caches.ts';
 import { type ReconcileContext, type ReconcileResult, splitKey } from './context.ts';
 import { publicUrl, registryObjects, serviceUrl } from './desired.ts';
 import { registryNames, registryServiceName } from './names.ts';
@@ -171,15 +171,7 @@ export function secretsReferencedBy(registry: Registry): string[] {
 }
 
 export const registryController = new ControllerBuilder<Caches, ReconcileContext>('Registry', 'registries')
-  .owns(
-    'deployments',
-    'services',
-    'ingresses',
-    'configMaps',
-    'secrets',
-    'serviceAccounts',
-    'disruptionBudgets',
-  )
+  .owns(...WORKLOAD_OWNED)
   // The volume mode's claim carries no owner reference (it may outlive the Registry): its labels say whose it is.
   .watches('volumeClaims', (claim) => keysOfComponent(claim, 'registry'))
   // The AuthService publishes which credentials it has registered, and whether it is Ready.
