@@ -58,6 +58,24 @@ export function CopyLine({ label, text }: { label: string; text: string }) {
   );
 }
 
+/** A table's column headers, and the unlabelled column of per-row buttons (named for screen readers). */
+export function TableHead({ columns }: { columns: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((column) => (
+          <th scope="col" key={column}>
+            {column}
+          </th>
+        ))}
+        <th scope="col">
+          <span class="visually-hidden">Actions</span>
+        </th>
+      </tr>
+    </thead>
+  );
+}
+
 export function EmptyState({ title, children }: { title: string; children: ComponentChildren }) {
   return (
     <section class="empty" aria-label={title}>

@@ -32,6 +32,12 @@ const crateParams = {
   required: ['crate'],
 } as const;
 
+/** `?include=` as crates.io takes it on a crate and its downloads: a comma-separated list. */
+const includeQuery = {
+  type: 'object',
+  properties: { include: { type: 'string', maxLength: 200 } },
+} as const;
+
 const paging = {
   per_page: { type: 'integer', minimum: 1, maximum: 100 },
   page: { type: 'integer', minimum: 1, maximum: 100_000 },
@@ -97,10 +103,7 @@ export async function crateRoutes(app: FastifyInstance, context: CargoContext): 
     '/api/v1/crates/:crate',
     {
       ...route,
-      schema: {
-        params: crateParams,
-        querystring: { type: 'object', properties: { include: { type: 'string', maxLength: 200 } } },
-      },
+      schema: { params: crateParams, querystring: includeQuery },
     },
     async (request) => {
       const { meta, lines, downloads: counts } = await loadCrate(request.params.crate);
@@ -234,10 +237,7 @@ export async function crateRoutes(app: FastifyInstance, context: CargoContext): 
     '/api/v1/crates/:crate/downloads',
     {
       ...route,
-      schema: {
-        params: crateParams,
-        querystring: { type: 'object', properties: { include: { type: 'string', maxLength: 200 } } },
-      },
+      schema: { params: crateParams, querystring: includeQuery },
     },
     async (request) => {
       const { meta, lines, downloads: counts } = await loadCrate(request.params.crate);

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { call, get } from '../api.ts';
 import { useAppState } from '../state.ts';
 import type { RepositorySummary } from '../types.ts';
-import { EmptyState, Failure, Loading, Pager, useLoad } from '../ui.tsx';
+import { EmptyState, Failure, Loading, Pager, TableHead, useLoad } from '../ui.tsx';
 import { AccountSessionMissing, SignInFirst } from './tokens.tsx';
 
 interface User {
@@ -100,17 +100,7 @@ function Users() {
       {users.data && (
         <div class="table-wrap">
           <table>
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Sign-in</th>
-                <th scope="col">Tokens</th>
-                <th scope="col">State</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['User', 'Sign-in', 'Tokens', 'State']} />
             <tbody>
               {users.data.details.map((user) => (
                 <tr key={user.username}>
@@ -324,15 +314,7 @@ function Services() {
       {list.length === 0 && !services.loading && <p class="muted">No services.</p>}
       {list.length > 0 && (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Service</th>
-              <th scope="col">Permissions</th>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={['Service', 'Permissions']} />
           <tbody>
             {list.map((service) => (
               <tr key={service.name}>

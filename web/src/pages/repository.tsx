@@ -13,6 +13,7 @@ import {
   Loading,
   Pager,
   shortDigest,
+  TableHead,
   useLoad,
 } from '../ui.tsx';
 
@@ -161,18 +162,7 @@ function Tags({ name, canWrite }: { name: string; canWrite: boolean }) {
       ) : (
         <div class="table-wrap">
           <table class="tags">
-            <thead>
-              <tr>
-                <th scope="col">Tag</th>
-                <th scope="col">Digest</th>
-                <th scope="col">Size</th>
-                <th scope="col">Age</th>
-                <th scope="col">Platforms</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Tag', 'Digest', 'Size', 'Age', 'Platforms']} />
             <tbody>
               {list.map((tag) => (
                 <Fragment key={tag.name}>
@@ -271,16 +261,7 @@ function Permissions({ name }: { name: string }) {
         <p class="muted">Nobody else has a role here yet.</p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Who</th>
-              <th scope="col">Kind</th>
-              <th scope="col">Role</th>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={['Who', 'Kind', 'Role']} />
           <tbody>
             {rows.map((row) => (
               <tr key={`${row.kind}:${row.name}`}>

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { call, get } from '../api.ts';
 import { useAppState } from '../state.ts';
 import type { Robot } from '../types.ts';
-import { age, CopyLine, EmptyState, Failure, Loading, useLoad } from '../ui.tsx';
+import { age, CopyLine, EmptyState, Failure, Loading, TableHead, useLoad } from '../ui.tsx';
 import { SignInFirst } from './tokens.tsx';
 
 /** Robot accounts (`namespace+name`) of the user's namespace or of a group namespace it belongs to. */
@@ -112,16 +112,7 @@ export function RobotsPage() {
         )}
         {list.length > 0 && (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Robot</th>
-                <th scope="col">Description</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span class="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Robot', 'Description', 'Created']} />
             <tbody>
               {list.map((robot) => (
                 <tr key={robot.name}>

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { call, get } from '../api.ts';
 import { useAppState } from '../state.ts';
 import type { Token } from '../types.ts';
-import { age, CopyLine, EmptyState, Failure, GettingStarted, Loading, useLoad } from '../ui.tsx';
+import { age, CopyLine, EmptyState, Failure, GettingStarted, Loading, TableHead, useLoad } from '../ui.tsx';
 
 /** server/identity/scopes.ts: what a token may do; none selected means everything the account may. */
 const SCOPES: [string, string][] = [
@@ -178,17 +178,7 @@ export function TokensPage() {
         {list.length > 0 && (
           <div class="table-wrap">
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Scopes</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
+              <TableHead columns={['Name', 'Scopes', 'Created', 'Expires']} />
               <tbody>
                 {list.map((token) => (
                   <tr key={token.id}>
