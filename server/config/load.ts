@@ -68,6 +68,8 @@ const ENVIRONMENT: Record<string, { path: string; type: 'string' | 'integer' | '
   WHARF_OCI_GC_UNTAGGED_RETENTION_HOURS: { path: 'registry.oci.gc.untaggedRetentionHours', type: 'integer' },
   WHARF_OCI_GC_DRY_RUN: { path: 'registry.oci.gc.dryRun', type: 'boolean' },
   WHARF_OCI_METADATA_CACHE_MILLIS: { path: 'registry.oci.metadataCacheMillis', type: 'integer' },
+  WHARF_OCI_BLOB_CACHE_DIR: { path: 'registry.oci.blobCache.directory', type: 'string' },
+  WHARF_OCI_BLOB_CACHE_MAX_BYTES: { path: 'registry.oci.blobCache.maxBytes', type: 'integer' },
   WHARF_OCI_SERVICE: { path: 'registry.oci.service', type: 'string' },
   WHARF_OCI_REALM: { path: 'registry.oci.realm', type: 'string' },
   WHARF_OCI_SIGNING_KEY_FILE: { path: 'registry.oci.signingKeyFile', type: 'string' },

@@ -530,6 +530,32 @@ const ociSchema = {
       description:
         'How long a replica serves tags, manifests, blob links and repository records (their grants) from memory before revalidating them with the store by ETag (0: every request). The replica that made a change sees it at once; others within this bound, deletions included (docs/oci.md, "Caching").',
     },
+    blobCache: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'Blob bytes pulled from S3 kept on local disk, so repeated pulls of a layer need no store request (docs/oci.md, "Local blob cache"). Ignored on the fs store.',
+      properties: {
+        directory: {
+          type: 'string',
+          minLength: 1,
+          description: 'Where the cached blobs are kept (a volume of their own); unset: no cache',
+        },
+        maxBytes: {
+          type: 'integer',
+          minimum: 0,
+          default: 10 * 1024 ** 3,
+          description: 'The least recently pulled blobs are dropped beyond this many bytes',
+        },
+        minBlobBytes: {
+          type: 'integer',
+          minimum: 0,
+          default: 1024 * 1024,
+          description: 'Smaller blobs (configs, signatures) are always read from the store',
+        },
+      },
+      default: {},
+    },
   },
   default: {},
 } as const;

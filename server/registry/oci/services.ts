@@ -15,6 +15,7 @@ import type { OciSettings } from './settings.ts';
 import { ActivityLog, PullRecorder } from './storage/activity.ts';
 import { BlobStore } from './storage/blobs.ts';
 import { DocCache } from './storage/doc-cache.ts';
+import { LocalBlobCache } from './storage/local-blob-cache.ts';
 import { ManifestStore } from './storage/manifests.ts';
 import { UploadManager } from './storage/uploads.ts';
 import { SigningKeys } from './token/keys.ts';
@@ -48,6 +49,8 @@ export interface OciServices {
   proxyMetrics: ProxyMetrics;
   /** Set by the plugin once background maintenance is started. */
   maintenance: Maintenance;
+  /** Blob bytes from S3 on local disk (`registry.oci.blobCache.directory`); undefined when off. */
+  blobCache: LocalBlobCache | undefined;
 }
 
 export async function createOciServices(options: {
@@ -96,7 +99,22 @@ export async function createOciServices(options: {
     maxBlobBytes: settings.maxBlobBytes,
   });
   void warnNamespaceCollisions(settings.proxies, options.identity, options.logger);
+  const { directory } = settings.blobCache;
+  // On the fs store the blobs are on a local disk already: a second copy would gain nothing.
+  if (directory && options.store.kind === 'fs')
+    options.logger.info('registry.oci.blobCache is ignored on the fs store: blobs are local files already');
+  const blobCache =
+    directory && options.store.kind !== 'fs'
+      ? await LocalBlobCache.open(
+          directory,
+          options.store,
+          settings.blobCache,
+          options.logger,
+          options.metrics,
+        )
+      : undefined;
   return {
+    blobCache,
     settings,
     publicUrl: options.publicUrl,
     store,

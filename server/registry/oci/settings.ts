@@ -1,3 +1,5 @@
+import type { BlobCacheSettings } from './storage/local-blob-cache.ts';
+
 /** The `registry.oci` settings (schema and defaults in server/config/schema.ts). */
 export interface OciSettings {
   anonymousPull: boolean;
@@ -25,6 +27,8 @@ export interface OciSettings {
    * conditional GET revalidates them (storage/doc-cache.ts): the staleness bound between replicas.
    */
   metadataCacheMillis: number;
+  /** Blob bytes pulled from S3 kept on local disk (storage/local-blob-cache.ts). */
+  blobCache: BlobCacheSettings;
 }
 
 /** `registry.oci.proxies[]`: one upstream registry served read-only under a namespace of this one. */
@@ -90,6 +94,7 @@ export const OCI_DEFAULTS: OciSettings = {
   keyRotationHours: 30 * 24,
   proxies: [],
   metadataCacheMillis: 1000,
+  blobCache: { maxBytes: 10 * 1024 ** 3, minBlobBytes: 1024 * 1024 },
 };
 
 export const PROXY_DEFAULTS = {
@@ -108,6 +113,7 @@ export function ociSettings(partial: Partial<OciSettings> | Record<string, unkno
     ...OCI_DEFAULTS,
     ...given,
     gc: { ...OCI_DEFAULTS.gc, ...(given.gc ?? {}) },
+    blobCache: { ...OCI_DEFAULTS.blobCache, ...(given.blobCache ?? {}) },
     proxies: (given.proxies ?? []).map((proxy) => ({ ...PROXY_DEFAULTS, ...proxy })),
   };
 }

@@ -300,7 +300,9 @@ async function blob(
     const url = await services.store.presignGet(link.dataKey, 600);
     if (url) return reply.code(307).header('Location', url).header('Content-Length', 0).send();
   }
-  const data = await services.blobs.read(link, range ? { range } : {});
+  const data =
+    (await services.blobCache?.read(digest, link, range)) ??
+    (await services.blobs.read(link, range ? { range } : {}));
   if (!data) throw new OciError('BLOB_UNKNOWN', 'blob unknown', { detail: { digest: digest.text } });
   const start = data.range?.start ?? 0;
   const end = data.range?.end ?? data.size - 1;
