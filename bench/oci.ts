@@ -6,7 +6,8 @@
  * request counter).
  *
  *   npx node bench/oci.ts                  # fs store; BENCH_GIB=1 BENCH_SECONDS=5 BENCH_RUNS=3
- *   npx node bench/oci.ts --store s3       # both on one MinIO (a bucket each), + wharf with presigned redirects
+ *   npx node bench/oci.ts --store s3       # both on one MinIO (a bucket each), + wharf with presigned
+ *                                          # redirects and + wharf with a local blob cache (pulls only)
  *   BENCH_PEERS=v3,v2 ...                  # also distribution 2.8 (Debian docker-registry)
  *   BENCH_CHUNK_MIB=16                     # chunk size of the chunked push
  */
@@ -51,8 +52,12 @@ interface Target {
   storeRequests?: () => Promise<Record<string, number>>;
   /** Seconds to wait before storeRequests() shows the last requests (MinIO refreshes its metrics lazily). */
   countLag: number;
-  /** Only downloads are measured (a second wharf on the same bucket, with presigned redirects). */
+  /** Only downloads are measured (another wharf on the same bucket: presigned redirects, or a blob cache). */
   pullOnly?: boolean;
+  /** Run once before its first measured pull, unmeasured (fills wharf's local blob cache). */
+  warm?: (digest: string) => Promise<void>;
+  /** The metrics text (wharf). */
+  metrics?: () => Promise<string>;
 }
 
 function request(
@@ -201,6 +206,7 @@ async function startWharf(name: string, dir: string, storeEnv: Record<string, st
       cached = { authorization: `Bearer ${((await response.json()) as { token: string }).token}` };
       return cached;
     },
+    metrics: async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(),
     storeRequests: async () => {
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       const counts: Record<string, number> = {};
@@ -552,6 +558,21 @@ async function main(): Promise<void> {
       targets.push(await startWharf('wharf', dir, env));
       targets.push(await startWharf('wharf presigned', dir, { ...env, WHARF_S3_PRESIGN_DOWNLOADS: 'true' }));
       (targets[1] as Target).pullOnly = true;
+      const cached = await startWharf('wharf cached', dir, {
+        ...env,
+        WHARF_OCI_BLOB_CACHE_DIR: path.join(dir, 'blob-cache'),
+      });
+      cached.pullOnly = true;
+      cached.warm = async (digest) => {
+        await pull(cached, digest);
+        const copied = /^wharf_oci_blob_cache_copies_total\{result="stored"\} (\d+)/m;
+        for (const deadline = Date.now() + 120_000; Date.now() < deadline; ) {
+          if (Number(copied.exec((await cached.metrics?.()) ?? '')?.[1] ?? 0) > 0) return;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        throw new Error('wharf cached: the blob was not copied into the local cache');
+      };
+      targets.push(cached);
       const bucket = await minio.createBucket('distribution-bench');
       const storage = `s3: { accesskey: ${minio.accessKeyId}, secretkey: ${minio.secretAccessKey}, region: ${minio.region}, regionendpoint: "${minio.endpoint}", bucket: ${bucket}, forcepathstyle: true, secure: false, v4auth: true }`;
       peers.push(
@@ -613,6 +634,10 @@ async function main(): Promise<void> {
           ['pullCurl', () => pullWithCurl(target, digest)],
         ];
         const line: string[] = [];
+        if (target.warm) {
+          await target.warm(digest);
+          target.warm = undefined;
+        }
         for (const [name, operation] of operations) {
           if (target.pullOnly && name.startsWith('push')) continue;
           if (!OPS.includes(name) && !(run === 0 && name === 'pushMonolithic')) continue;
@@ -674,7 +699,8 @@ async function main(): Promise<void> {
       ['pull (curl)', 'pullCurl', 'mb', STORE === 's3' ? '>= 1.2x' : '>= 1.0x'],
       ['manifest GET (bearer vs none)', 'manifestGet', 'rate', STORE === 's3' ? '>= 3x' : '>= 1.5x'],
     ];
-    const presigned = targets.find((target) => target.pullOnly);
+    const presigned = targets.find((target) => target.name === 'wharf presigned');
+    const cached = targets.find((target) => target.name === 'wharf cached');
     for (const peer of peers) {
       console.log('');
       console.log(
@@ -708,6 +734,23 @@ async function main(): Promise<void> {
       console.log(
         `${'wharf max RssAnon'.padEnd(32)} ${`${((anon.get(wharf) ?? 0) / 1e6).toFixed(0)} MB`.padStart(11)}`,
       );
+      if (cached) {
+        // A third wharf on the same bucket with registry.oci.blobCache: pulls after the first one.
+        console.log(
+          `${'from the local blob cache (warm)'.padEnd(32)} ${'wharf'.padStart(11)} ${''.padStart(11)} ${peer.name.replace('distribution', 'dist').padStart(11)}`,
+        );
+        for (const [label, name] of [
+          ['pull (node client)', 'pull'],
+          ['pull (curl)', 'pullCurl'],
+        ] as const) {
+          const ours = figure(cached, name);
+          const theirs = figure(peer, name);
+          const cpuOurs = median(cpu.get(cached)?.[name] ?? []);
+          console.log(
+            `${label.padEnd(32)} ${cell(ours, 'mb').padStart(11)} ${''.padStart(11)} ${cell(theirs, 'mb').padStart(11)} ${`${(ours / theirs).toFixed(2)}x`.padStart(7)}   peak ${((peak.get(cached)?.[name] ?? 0) / 1e6).toFixed(0)} MB, ${cpuOurs.toFixed(2)} s CPU/GiB`,
+          );
+        }
+      }
     }
     console.log(`${'token issuance req/s'.padEnd(32)} ${tokens.toFixed(0).padStart(11)}`);
     if (counts.size > 0) {
