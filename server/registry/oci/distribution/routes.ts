@@ -301,7 +301,7 @@ async function blob(
     if (url) return reply.code(307).header('Location', url).header('Content-Length', 0).send();
   }
   const data =
-    (await services.blobCache?.read(digest, link, range)) ??
+    (await services.blobCache?.read(digest, link, range, reply.raw)) ??
     (await services.blobs.read(link, range ? { range } : {}));
   if (!data) throw new OciError('BLOB_UNKNOWN', 'blob unknown', { detail: { digest: digest.text } });
   const start = data.range?.start ?? 0;

@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import type { Metrics } from '../../../observability/metrics.ts';
@@ -27,9 +28,9 @@ const CONCURRENT_FILLS = 2;
  * after the repository's link to it was found, exactly as one read from the store would be, and the
  * same digest can only ever stand for the same bytes.
  *
- * A miss is served from the store as before; a copy is then made in the background (a second read
- * of the store, not the client's stream, so a slow or vanished client costs the copy nothing), its
- * digest verified before it is published by rename. The least recently pulled blobs are dropped
+ * A miss is served from the store as before; once that response is over, a copy is made in the
+ * background (a second read of the store, not the client's stream, so a slow or vanished client
+ * costs the copy nothing), its digest verified before it is published by rename. The least recently pulled blobs are dropped
  * beyond `maxBytes`. The files are a cache: nothing is synced, and what a restart finds is used
  * again (a half-written copy never has a name).
  */
@@ -96,12 +97,14 @@ export class LocalBlobCache {
 
   /**
    * The blob's bytes (a `range` of them) from local disk, or null when they are not here: then the
-   * caller reads the store, and a full read of a big enough blob starts a copy into the cache.
+   * caller serves them from the store, and after a full read of a big enough blob a copy into the
+   * cache starts once `response` is over (so a cold pull does not share the bucket with it).
    */
   async read(
     digest: Digest,
     link: BlobLink,
-    range?: { start: number; end?: number },
+    range: { start: number; end?: number } | undefined,
+    response: Pick<EventEmitter, 'once'>,
   ): Promise<GetResult | null> {
     const key = keyOf(digest);
     const cached = this.entries.get(key);
@@ -122,7 +125,7 @@ export class LocalBlobCache {
     }
     if (cached !== undefined) await this.drop(key);
     this.reads.inc({ result: 'miss' });
-    if (!range) this.copy(digest, link);
+    if (!range) response.once('close', () => this.copy(digest, link));
     return null;
   }
 
