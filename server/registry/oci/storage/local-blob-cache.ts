@@ -42,6 +42,8 @@ export class LocalBlobCache {
   /** Cached blobs by key, least recently used first (a use moves an entry to the end). */
   private readonly entries = new Map<string, number>();
   private bytes = 0;
+  /** Bytes of the copies in progress. */
+  private reserved = 0;
   private readonly fills = new Map<string, Promise<void>>();
   /** Blobs whose stored bytes did not match their digest: not copied again on every pull. */
   private readonly mismatched = new Set<string>();
@@ -131,18 +133,26 @@ export class LocalBlobCache {
 
   private copy(digest: Digest, link: BlobLink): void {
     const key = keyOf(digest);
-    if (link.size < this.settings.minBlobBytes || link.size > this.settings.maxBytes) return;
+    if (link.size < this.settings.minBlobBytes) return;
     if (this.fills.has(key) || this.fills.size >= CONCURRENT_FILLS || this.mismatched.has(key)) return;
+    // Room is taken before the copy starts, so the directory never holds more than maxBytes,
+    // half-written copies included (a volume's size limit can be set just above it).
+    if (this.reserved + link.size > this.settings.maxBytes) return;
+    this.reserved += link.size;
     const fill = this.store(key, digest, link)
       .catch((error: unknown) => {
         this.copies.inc({ result: 'failed' });
         this.logger.warn({ err: error, digest: digest.text }, 'could not copy a blob into the local cache');
       })
-      .finally(() => this.fills.delete(key));
+      .finally(() => {
+        this.reserved -= link.size;
+        this.fills.delete(key);
+      });
     this.fills.set(key, fill);
   }
 
   private async store(key: string, digest: Digest, link: BlobLink): Promise<void> {
+    await this.evict();
     const object = await this.source.get(link.dataKey);
     if (!object) return; // deleted meanwhile (GC): nothing to keep
     const hashing = new HashingStream(digest.algorithm, Number.POSITIVE_INFINITY, link.size);
@@ -162,7 +172,6 @@ export class LocalBlobCache {
     }
     this.remember(key, link.size);
     this.copies.inc({ result: 'stored' });
-    await this.evict();
   }
 
   private remember(key: string, size: number): void {
@@ -183,9 +192,10 @@ export class LocalBlobCache {
     await this.local.delete(key);
   }
 
+  /** Drops the least recently pulled blobs until the cached ones and the copies in progress fit. */
   private async evict(): Promise<void> {
     for (const key of this.entries.keys()) {
-      if (this.bytes <= this.settings.maxBytes) return;
+      if (this.bytes + this.reserved <= this.settings.maxBytes) return;
       await this.drop(key);
     }
   }
