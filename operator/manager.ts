@@ -14,6 +14,7 @@ import type { ReconcileContext } from './reconcile/context.ts';
 import { FIELD_MANAGER } from './reconcile/names.ts';
 import { openIdProviderController } from './reconcile/openid-provider.ts';
 import { registryController } from './reconcile/registry.ts';
+import { S3Clients } from './reconcile/s3-clients.ts';
 import { type ControllerDefinition, resyncKeys, wireController } from './runtime/builder.ts';
 import { Controller } from './runtime/controller.ts';
 import { EventRecorder } from './runtime/events.ts';
@@ -127,6 +128,7 @@ export class Manager {
       ),
       defaultImage: this.options.defaultImage,
       externalRecheckMs: this.options.externalRecheckSeconds * 1000,
+      s3: new S3Clients({ recheckMs: this.options.externalRecheckSeconds * 1000 }),
       fetch: globalThis.fetch,
     };
     const controllers = CONTROLLERS.map((definition) => {
@@ -177,6 +179,7 @@ export class Manager {
     clearInterval(session.resync);
     for (const cache of session.informers) cache.stop();
     await Promise.all(session.controllers.map((controller) => controller.stop()));
+    session.context.s3.destroy();
   }
 
   /** Graceful shutdown: finish reconciles in progress, release the Lease, close the HTTP server. */

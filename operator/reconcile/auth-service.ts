@@ -24,6 +24,7 @@ import {
   deploymentCondition,
   publishStatus,
   reconcileBucket,
+  storageRequeue,
   storageStatus,
   volumeCondition,
   warnIfProxiesUntrusted,
@@ -182,7 +183,7 @@ export async function reconcileAuthService(ctx: ReconcileContext, key: string): 
     },
     'AuthService is serving',
   );
-  return storageCondition.status === true ? {} : { requeueAfterMs: 15_000 };
+  return storageRequeue(ctx, auth, storageCondition);
 }
 
 /** Secrets an AuthService names itself (S3 credentials, the admin password). */

@@ -18,6 +18,7 @@ import {
   deploymentCondition,
   publishStatus,
   reconcileBucket,
+  storageRequeue,
   storageStatus,
   volumeCondition,
   warnIfProxiesUntrusted,
@@ -129,7 +130,7 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
     },
     'Registry is serving',
   );
-  return storageCondition.status === true ? {} : { requeueAfterMs: 15_000 };
+  return storageRequeue(ctx, registry, storageCondition);
 }
 
 /** The proxies' credential Secrets: a digest of their contents, and a condition when one is missing. */

@@ -1,5 +1,6 @@
 /** The operator's pure parts: work queue, rate limiter, conditions, comparison, hashing. */
 import { describe, expect, it } from 'vitest';
+import { S3Clients } from '../../operator/reconcile/s3-clients.ts';
 import { rolloutCondition } from '../../operator/reconcile/workload.ts';
 import { isSubset, stableHash } from '../../operator/runtime/compare.ts';
 import { condition, readyCondition, setCondition, setConditions } from '../../operator/runtime/conditions.ts';
@@ -221,5 +222,44 @@ describe('comparison', () => {
   it('hashes equal content alike whatever the key order', () => {
     expect(stableHash({ a: 1, b: [1, { c: 2, d: 3 }] })).toBe(stableHash({ b: [1, { d: 3, c: 2 }], a: 1 }));
     expect(stableHash({ a: 1 })).not.toBe(stableHash({ a: 2 }));
+  });
+});
+
+describe('S3 clients and bucket checks', () => {
+  const storage = (endpoint: string) =>
+    ({ mode: 's3', endpoint, region: 'us-east-1', forcePathStyle: true }) as never;
+  const keys = { accessKeyId: 'a', secretAccessKey: 's' };
+
+  it('shares one client per endpoint and key pair, and never puts the secret in its identity', () => {
+    const clients = new S3Clients({ recheckMs: 1000 });
+    try {
+      const first = clients.get(storage('http://s3.test'), keys);
+      expect(clients.get(storage('http://s3.test'), { ...keys }).client).toBe(first.client);
+      expect(clients.get(storage('http://s3.test'), { ...keys, secretAccessKey: 't' }).client).not.toBe(
+        first.client,
+      );
+      expect(clients.get(storage('http://other.test'), keys).client).not.toBe(first.client);
+      expect(first.identity).not.toContain('s3.test');
+      expect(first.identity).toMatch(/^[0-9a-f]{64}$/);
+    } finally {
+      clients.destroy();
+    }
+  });
+
+  it('trusts a passed check for the recheck period only, and drops clients left unused', () => {
+    let now = 0;
+    const clients = new S3Clients({ recheckMs: 300_000, idleMs: 600_000, now: () => now });
+    try {
+      clients.markPassed('bucket', 'bucket b is ready');
+      now += 299_999;
+      expect(clients.recentlyPassed('bucket')).toBe('bucket b is ready');
+      now += 1;
+      expect(clients.recentlyPassed('bucket')).toBeUndefined();
+      const first = clients.get(storage('http://s3.test'), keys).client;
+      now += 600_000;
+      expect(clients.get(storage('http://s3.test'), keys).client).not.toBe(first);
+    } finally {
+      clients.destroy();
+    }
   });
 });
