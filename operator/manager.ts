@@ -134,6 +134,7 @@ export class Manager {
     const controllers = CONTROLLERS.map((definition) => {
       const controller = new Controller({
         kind: definition.kind,
+        workers: definition.maxConcurrentReconciles,
         reconcile: (key) => definition.reconcile(context, key),
         metrics: this.metrics,
         log,

@@ -43,16 +43,10 @@ export async function reconcileRegistry(ctx: ReconcileContext, key: string): Pro
     (error: unknown): ConditionInput =>
       condition(onVolume ? 'VolumeReady' : 'BucketReady', false, 'Error', (error as Error).message),
   );
-  const client = await ensureGeneratedSecret(ctx, {
-    ...owned,
-    name: names.client,
-    keys: { password: randomPassword },
-  });
-  const signing = await ensureGeneratedSecret(ctx, {
-    ...owned,
-    name: names.signing,
-    keys: { 'private.pem': signingKey },
-  });
+  const [client, signing] = await Promise.all([
+    ensureGeneratedSecret(ctx, { ...owned, name: names.client, keys: { password: randomPassword } }),
+    ensureGeneratedSecret(ctx, { ...owned, name: names.signing, keys: { 'private.pem': signingKey } }),
+  ]);
 
   const storageCondition = await storage;
   conditions.push(storageCondition);
@@ -172,6 +166,8 @@ export function secretsReferencedBy(registry: Registry): string[] {
 }
 
 export const registryController = new ControllerBuilder<Caches, ReconcileContext>('Registry', 'registries')
+  // Its reconciles mostly wait on the apiserver and S3: a burst of new Registries needs more than 4.
+  .maxConcurrentReconciles(16)
   .owns(...WORKLOAD_OWNED)
   // The volume mode's claim carries no owner reference (it may outlive the Registry): its labels say whose it is.
   .watches('volumeClaims', (claim) => keysOfComponent(claim, 'registry'))

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { S3Clients } from '../../operator/reconcile/s3-clients.ts';
 import { rolloutCondition } from '../../operator/reconcile/workload.ts';
+import { changedBesidesStatus } from '../../operator/runtime/builder.ts';
 import { isSubset, stableHash } from '../../operator/runtime/compare.ts';
 import { condition, readyCondition, setCondition, setConditions } from '../../operator/runtime/conditions.ts';
 import { RateLimiter, WorkQueue } from '../../operator/runtime/queue.ts';
@@ -222,6 +223,34 @@ describe('comparison', () => {
   it('hashes equal content alike whatever the key order', () => {
     expect(stableHash({ a: 1, b: [1, { c: 2, d: 3 }] })).toBe(stableHash({ b: [1, { d: 3, c: 2 }], a: 1 }));
     expect(stableHash({ a: 1 })).not.toBe(stableHash({ a: 2 }));
+  });
+});
+
+describe('watch predicates', () => {
+  it('does not queue a resource for its own status write, but does for spec, finalizers and deletion', () => {
+    const object = {
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name: 'r', namespace: 'n', resourceVersion: '1', generation: 1 },
+      spec: { replicas: 1 },
+      status: { credentialsHash: 'x' },
+    };
+    const statusWritten = { ...object, metadata: { ...object.metadata, resourceVersion: '2' }, status: {} };
+    expect(changedBesidesStatus(object, statusWritten)).toBe(false);
+    const respecified = { ...object, spec: { replicas: 2 } };
+    expect(changedBesidesStatus(object, respecified)).toBe(true);
+    expect(
+      changedBesidesStatus(object, {
+        ...object,
+        metadata: { ...object.metadata, finalizers: ['wharf.dev/bucket'] },
+      }),
+    ).toBe(true);
+    expect(
+      changedBesidesStatus(object, {
+        ...object,
+        metadata: { ...object.metadata, deletionTimestamp: new Date() },
+      }),
+    ).toBe(true);
   });
 });
 
