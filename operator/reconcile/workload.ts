@@ -383,6 +383,32 @@ export function rolloutCondition(deployment: DeploymentObject | undefined, want:
 }
 
 /**
+ * Available: some pod of the Deployment answers (the old ones while a rollout replaces them), as
+ * the Deployment's own availableReplicas says; what those that depend on the resource need, where
+ * RolloutComplete says whether the latest configuration is everywhere.
+ */
+export function availableCondition(deployment: DeploymentObject | undefined, want: number): ConditionInput {
+  const available = deployment?.status?.availableReplicas ?? 0;
+  if (available > 0) return condition('Available', true, 'PodsAvailable', `${available} pods available`);
+  if ((deployment?.spec?.replicas ?? want) === 0)
+    return condition('Available', true, 'ScaledToZero', 'no pods asked for');
+  return condition('Available', false, 'NoPodsAvailable', 'no pod is available yet');
+}
+
+/** The owner's Deployment as the API answered this reconcile's apply, otherwise from the cache. */
+export function liveDeployment(
+  ctx: ReconcileContext,
+  owner: Workload,
+  deploymentName: string,
+  live?: ReadonlyMap<string, KubernetesObject>,
+): DeploymentObject | undefined {
+  return (live?.get(`Deployment/${deploymentName}`) ??
+    ctx.caches.deployments.get(`${owner.metadata.namespace}/${deploymentName}`)) as
+    | DeploymentObject
+    | undefined;
+}
+
+/**
  * RolloutComplete of the owner's Deployment: as the API answered this reconcile's apply when it
  * did (a Deployment just given a new template must not look rolled out from the cache's older
  * copy), otherwise from the informer cache.
@@ -393,11 +419,7 @@ export function deploymentCondition(
   deploymentName: string,
   live?: ReadonlyMap<string, KubernetesObject>,
 ): ConditionInput {
-  const deployment = (live?.get(`Deployment/${deploymentName}`) ??
-    ctx.caches.deployments.get(`${owner.metadata.namespace}/${deploymentName}`)) as
-    | DeploymentObject
-    | undefined;
-  return rolloutCondition(deployment, deploymentReplicas(owner));
+  return rolloutCondition(liveDeployment(ctx, owner, deploymentName, live), deploymentReplicas(owner));
 }
 
 /** Writes conditions + Ready + extra fields; records an event when Ready flips or fails anew. */

@@ -1,7 +1,9 @@
 /** The operator's pure parts: work queue, rate limiter, conditions, comparison, hashing. */
 import { describe, expect, it } from 'vitest';
+import { servedServices } from '../../operator/reconcile/auth-service.ts';
+import { RESTAUTH_SERVICES_ANNOTATION } from '../../operator/reconcile/names.ts';
 import { S3Clients } from '../../operator/reconcile/s3-clients.ts';
-import { rolloutCondition } from '../../operator/reconcile/workload.ts';
+import { type DeploymentObject, rolloutCondition } from '../../operator/reconcile/workload.ts';
 import { changedBesidesStatus } from '../../operator/runtime/builder.ts';
 import { isSubset, stableHash } from '../../operator/runtime/compare.ts';
 import { condition, readyCondition, setCondition, setConditions } from '../../operator/runtime/conditions.ts';
@@ -223,6 +225,32 @@ describe('comparison', () => {
   it('hashes equal content alike whatever the key order', () => {
     expect(stableHash({ a: 1, b: [1, { c: 2, d: 3 }] })).toBe(stableHash({ b: [1, { d: 3, c: 2 }], a: 1 }));
     expect(stableHash({ a: 1 })).not.toBe(stableHash({ a: 2 }));
+  });
+});
+
+describe('registered services (what every available AuthService pod serves)', () => {
+  const a = { name: 'registry-a', credentialsHash: 'a1' };
+  const b = { name: 'registry-b', credentialsHash: 'b1' };
+  const aRotated = { name: 'registry-a', credentialsHash: 'a2' };
+  const deployment = (services: unknown[], availableReplicas: number): DeploymentObject => ({
+    metadata: { annotations: { [RESTAUTH_SERVICES_ANNOTATION]: JSON.stringify(services) } },
+    status: { availableReplicas },
+  });
+
+  it('lists what the Deployment was made with once rolled out, and while it rolls only what old and new pods share', () => {
+    expect(servedServices(deployment([a, b], 1), true, [a])).toEqual([a, b]);
+    // b is only on the new pods, a's old password only on the old ones.
+    expect(servedServices(deployment([a, b], 1), false, [a])).toEqual([a]);
+    expect(servedServices(deployment([aRotated, b], 1), false, [a, b])).toEqual([b]);
+    // A Registry deleted: gone at once, not when the rollout ends.
+    expect(servedServices(deployment([b], 2), false, [a, b])).toEqual([b]);
+  });
+
+  it('lists nothing without an available pod, and what it said before for a Deployment it cannot read', () => {
+    expect(servedServices(deployment([a], 0), false, [a])).toEqual([]);
+    expect(servedServices({ metadata: {}, status: { availableReplicas: 1 } }, true, [a])).toEqual([a]);
+    const garbled = { metadata: { annotations: { [RESTAUTH_SERVICES_ANNOTATION]: '{' } } };
+    expect(servedServices(garbled, true, [b])).toEqual([b]);
   });
 });
 
