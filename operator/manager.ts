@@ -181,6 +181,8 @@ export class Manager {
     for (const cache of session.informers) cache.stop();
     await Promise.all(session.controllers.map((controller) => controller.stop()));
     session.context.s3.destroy();
+    // What the last reconciles recorded still reaches the apiserver.
+    await session.context.events.flush();
   }
 
   /** Graceful shutdown: finish reconciles in progress, release the Lease, close the HTTP server. */

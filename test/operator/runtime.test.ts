@@ -1,5 +1,8 @@
 /** The operator's pure parts: work queue, rate limiter, conditions, comparison, hashing. */
+import { createServer, type Socket } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { KubeClient } from '../../operator/kube/client.ts';
 import { servedServices } from '../../operator/reconcile/auth-service.ts';
 import { RESTAUTH_SERVICES_ANNOTATION } from '../../operator/reconcile/names.ts';
 import { S3Clients } from '../../operator/reconcile/s3-clients.ts';
@@ -7,6 +10,7 @@ import { type DeploymentObject, rolloutCondition } from '../../operator/reconcil
 import { changedBesidesStatus } from '../../operator/runtime/builder.ts';
 import { isSubset, stableHash } from '../../operator/runtime/compare.ts';
 import { condition, readyCondition, setCondition, setConditions } from '../../operator/runtime/conditions.ts';
+import { EventRecorder } from '../../operator/runtime/events.ts';
 import { RateLimiter, WorkQueue } from '../../operator/runtime/queue.ts';
 
 describe('WorkQueue', () => {
@@ -317,6 +321,44 @@ describe('S3 clients and bucket checks', () => {
       expect(clients.get(storage('http://s3.test'), keys).client).not.toBe(first);
     } finally {
       clients.destroy();
+    }
+  });
+});
+
+describe('event recorder', () => {
+  it('records without waiting for the apiserver, and drops events past 1,000 pending instead of growing', async () => {
+    // An "apiserver" that accepts connections and never answers.
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    const config = new KubeConfig();
+    config.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const errors: string[] = [];
+    const recorder = new EventRecorder(new KubeClient(config), 'test', (error) =>
+      errors.push((error as Error).message),
+    );
+    const registry = {
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name: 'r', namespace: 'n' },
+    };
+    try {
+      const started = performance.now();
+      for (let i = 0; i < 1010; i++) await recorder.record(registry, 'Normal', 'Applied', `event ${i}`);
+      expect(performance.now() - started).toBeLessThan(2000);
+      // Four are being written (and hang), a thousand wait, the rest were dropped and said so.
+      expect(errors.filter((message) => message.includes('event queue full'))).toHaveLength(6);
+      expect(errors[0]).toContain('dropped Applied for n/r');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await recorder.flush();
     }
   });
 });
