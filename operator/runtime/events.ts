@@ -4,7 +4,8 @@
  * Recording does not wait for the apiserver, as client-go's recorder does not: an event is queued
  * and written in the background, a few at a time, so a reconcile that records three events does
  * not spend three round trips on them. The queue is bounded (client-go's 1000): past that, events
- * are dropped and onError says so, rather than memory growing while the apiserver is away.
+ * are dropped rather than memory growing while the apiserver is away or slow; onError says so once
+ * when dropping starts and once with the count when the queue has drained.
  */
 import { randomBytes } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -19,6 +20,7 @@ export class EventRecorder {
   private readonly onError: (error: unknown) => void;
   private readonly pending: { namespace: string | undefined; body: Record<string, unknown> }[] = [];
   private writers = 0;
+  private dropped = 0;
   private readonly idle: (() => void)[] = [];
 
   constructor(client: KubeClient, component: string, onError: (error: unknown) => void) {
@@ -36,9 +38,12 @@ export class EventRecorder {
   ): Promise<void> {
     const { name, namespace, uid, resourceVersion } = object.metadata ?? {};
     if (this.pending.length >= MAX_PENDING) {
-      this.onError(
-        new Error(`event queue full (${MAX_PENDING}): dropped ${reason} for ${namespace}/${name}`),
-      );
+      if (this.dropped++ === 0)
+        this.onError(
+          new Error(
+            `event queue full (${MAX_PENDING}): dropping events, the first ${reason} for ${namespace}/${name}`,
+          ),
+        );
       return;
     }
     const now = new Date().toISOString();
@@ -88,6 +93,11 @@ export class EventRecorder {
       }
     }
     this.writers--;
-    if (this.writers === 0) for (const resolve of this.idle.splice(0)) resolve();
+    if (this.writers > 0) return;
+    if (this.dropped > 0) {
+      this.onError(new Error(`dropped ${this.dropped} events while the event queue was full`));
+      this.dropped = 0;
+    }
+    for (const resolve of this.idle.splice(0)) resolve();
   }
 }
