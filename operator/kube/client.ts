@@ -119,23 +119,29 @@ export class KubeClient {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
     const verb = verbOf(method, path);
-    const { headers, dispatcher } = await this.authenticate(url, method);
-    if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
     let response: Awaited<ReturnType<typeof fetch>>;
-    try {
-      response = await fetch(url, {
-        method,
-        headers,
-        body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        dispatcher: dispatcher as never,
-        signal: options.signal ?? AbortSignal.timeout(30_000),
-      });
-    } catch (error) {
-      this.notify(verb, path, 0);
-      throw error;
+    let text: string;
+    for (let attempt = 1; ; attempt++) {
+      const { headers, dispatcher } = await this.authenticate(url, method);
+      if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+      try {
+        response = await fetch(url, {
+          method,
+          headers,
+          body: options.body === undefined ? undefined : JSON.stringify(options.body),
+          dispatcher: dispatcher as never,
+          signal: options.signal ?? AbortSignal.timeout(30_000),
+        });
+      } catch (error) {
+        this.notify(verb, path, 0);
+        throw error;
+      }
+      this.notify(verb, path, response.status);
+      text = await response.text();
+      const wait = retryAfterMs(response, attempt);
+      if (wait === undefined) break;
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
-    this.notify(verb, path, response.status);
-    const text = await response.text();
     const parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
     if (!response.ok) {
       throw new KubeError(
@@ -261,6 +267,21 @@ export class KubeClient {
     stream().then(() => finish(), finish);
     return controller;
   }
+}
+
+/** Attempts at a request the apiserver turns away with 429 before its error is given up. */
+const MAX_ATTEMPTS = 10;
+
+/**
+ * How long to wait before sending again: as client-go does, a 429 (Too Many Requests: the
+ * apiserver's priority and fairness, or a custom resource's storage still initializing) with a
+ * Retry-After header was not processed and is sent again after that many seconds (at most 10).
+ */
+function retryAfterMs(response: { status: number; headers: Headers }, attempt: number): number | undefined {
+  if (response.status !== 429 || attempt >= MAX_ATTEMPTS) return undefined;
+  const seconds = Number(response.headers.get('retry-after'));
+  if (!Number.isFinite(seconds) || seconds < 0) return undefined;
+  return Math.min(seconds, 10) * 1000;
 }
 
 function verbOf(method: string, path: string): Verb {

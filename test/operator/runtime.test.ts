@@ -1,4 +1,5 @@
 /** The operator's pure parts: work queue, rate limiter, conditions, comparison, hashing. */
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
@@ -361,5 +362,55 @@ describe('event recorder', () => {
     }
     // Drained (every write failed: no apiserver any more), and the count said.
     expect(errors.at(-1)).toBe('dropped 6 events while the event queue was full');
+  });
+});
+
+describe('API client', () => {
+  const clientFor = (port: number) => {
+    const config = new KubeConfig();
+    config.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return new KubeClient(config);
+  };
+
+  it('sends a request again that the apiserver turned away with 429 and Retry-After, as client-go does', async () => {
+    // Answers 429 (as while a custom resource's storage initializes) `refusals` times, then 200.
+    let refusals = 2;
+    const seen: string[] = [];
+    const server = createHttpServer((request, response) => {
+      seen.push(`${request.method} ${request.url}`);
+      if (request.url?.startsWith('/api/v1/namespaces/always') || refusals-- > 0)
+        return void response.writeHead(429, { 'retry-after': '0', 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            kind: 'Status',
+            reason: 'TooManyRequests',
+            message: 'storage is (re)initializing',
+          }),
+        );
+      if (request.url?.startsWith('/api/v1/namespaces/plain')) return void response.writeHead(429).end('{}');
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"kind":"ConfigMap"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = clientFor((server.address() as { port: number }).port);
+    try {
+      expect(await client.get('/api/v1/namespaces/n/configmaps/c')).toEqual({ kind: 'ConfigMap' });
+      expect(seen).toHaveLength(3);
+      // Without Retry-After a 429 is the caller's to handle; and the retries have an end.
+      await expect(client.get('/api/v1/namespaces/plain/configmaps/c')).rejects.toMatchObject({
+        status: 429,
+      });
+      seen.length = 0;
+      await expect(client.get('/api/v1/namespaces/always/configmaps/c')).rejects.toMatchObject({
+        status: 429,
+        message: expect.stringContaining('storage is (re)initializing'),
+      });
+      expect(seen).toHaveLength(10);
+    } finally {
+      server.close();
+    }
   });
 });
