@@ -14,6 +14,7 @@ import type { ReconcileContext } from './reconcile/context.ts';
 import { FIELD_MANAGER } from './reconcile/names.ts';
 import { openIdProviderController } from './reconcile/openid-provider.ts';
 import { registryController } from './reconcile/registry.ts';
+import { S3Clients } from './reconcile/s3-clients.ts';
 import { type ControllerDefinition, resyncKeys, wireController } from './runtime/builder.ts';
 import { Controller } from './runtime/controller.ts';
 import { EventRecorder } from './runtime/events.ts';
@@ -127,11 +128,13 @@ export class Manager {
       ),
       defaultImage: this.options.defaultImage,
       externalRecheckMs: this.options.externalRecheckSeconds * 1000,
+      s3: new S3Clients({ recheckMs: this.options.externalRecheckSeconds * 1000 }),
       fetch: globalThis.fetch,
     };
     const controllers = CONTROLLERS.map((definition) => {
       const controller = new Controller({
         kind: definition.kind,
+        workers: definition.maxConcurrentReconciles,
         reconcile: (key) => definition.reconcile(context, key),
         metrics: this.metrics,
         log,
@@ -177,6 +180,9 @@ export class Manager {
     clearInterval(session.resync);
     for (const cache of session.informers) cache.stop();
     await Promise.all(session.controllers.map((controller) => controller.stop()));
+    session.context.s3.destroy();
+    // What the last reconciles recorded still reaches the apiserver.
+    await session.context.events.flush();
   }
 
   /** Graceful shutdown: finish reconciles in progress, release the Lease, close the HTTP server. */

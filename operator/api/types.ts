@@ -406,7 +406,7 @@ export const authServiceSchema = {
         registeredServices: {
           type: 'array',
           description:
-            'RestAuth services in the configuration the AuthService has applied, each with the SHA-256 of its password: a Registry is registered once its own credentialsHash is here.',
+            'RestAuth services that every available pod of the AuthService serves (its rollout complete), each with the SHA-256 of its password: a Registry is registered once its own credentialsHash is here.',
           items: {
             type: 'object',
             properties: {

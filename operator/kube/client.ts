@@ -67,6 +67,12 @@ export class KubeClient {
   readonly fieldManager: string;
   private readonly server: string;
   private readonly observers: RequestObserver[] = [];
+  /**
+   * One connection pool for every call, as client-go keeps one transport per config: client-node
+   * hands out a new agent with each authentication, and using it would open (and TLS-handshake) a
+   * new connection for every request, which on a busy apiserver costs more than the request.
+   */
+  private dispatcher: unknown;
 
   constructor(kubeConfig: KubeConfig, fieldManager = 'wharf-operator') {
     this.kubeConfig = kubeConfig;
@@ -91,32 +97,51 @@ export class KubeClient {
     for (const observer of this.observers) observer(verb, path, status);
   }
 
+  /**
+   * The request's headers, authenticated afresh each time (a projected service-account token is
+   * re-read as the kubelet rotates it), and the shared connection pool, made on the first call.
+   */
+  private async authenticate(
+    url: URL,
+    method: string,
+  ): Promise<{ headers: Record<string, string>; dispatcher: unknown }> {
+    const context = new RequestContext(url.toString(), method as never);
+    await this.kubeConfig.applySecurityAuthentication(context);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    for (const [key, value] of Object.entries(context.getHeaders())) headers[key] = String(value);
+    this.dispatcher ??= context.getDispatcher();
+    return { headers, dispatcher: this.dispatcher };
+  }
+
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
     const verb = verbOf(method, path);
-    const context = new RequestContext(url.toString(), method as never);
-    await this.kubeConfig.applySecurityAuthentication(context);
-    const headers: Record<string, string> = { accept: 'application/json' };
-    for (const [key, value] of Object.entries(context.getHeaders())) headers[key] = String(value);
-    if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
     let response: Awaited<ReturnType<typeof fetch>>;
-    try {
-      response = await fetch(url, {
-        method,
-        headers,
-        body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        dispatcher: context.getDispatcher() as never,
-        signal: options.signal ?? AbortSignal.timeout(30_000),
-      });
-    } catch (error) {
-      this.notify(verb, path, 0);
-      throw error;
+    let text: string;
+    for (let attempt = 1; ; attempt++) {
+      const { headers, dispatcher } = await this.authenticate(url, method);
+      if (options.body !== undefined) headers['content-type'] = options.contentType ?? 'application/json';
+      try {
+        response = await fetch(url, {
+          method,
+          headers,
+          body: options.body === undefined ? undefined : JSON.stringify(options.body),
+          dispatcher: dispatcher as never,
+          signal: options.signal ?? AbortSignal.timeout(30_000),
+        });
+      } catch (error) {
+        this.notify(verb, path, 0);
+        throw error;
+      }
+      this.notify(verb, path, response.status);
+      text = await response.text();
+      const wait = retryAfterMs(response, attempt);
+      if (wait === undefined) break;
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
-    this.notify(verb, path, response.status);
-    const text = await response.text();
     const parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
     if (!response.ok) {
       throw new KubeError(
@@ -192,10 +217,7 @@ export class KubeClient {
     const url = new URL(this.server + path);
     url.searchParams.set('watch', 'true');
     for (const [key, value] of Object.entries(query)) url.searchParams.set(key, String(value));
-    const context = new RequestContext(url.toString(), 'GET' as never);
-    await this.kubeConfig.applySecurityAuthentication(context);
-    const headers: Record<string, string> = { accept: 'application/json' };
-    for (const [key, value] of Object.entries(context.getHeaders())) headers[key] = String(value);
+    const { headers, dispatcher } = await this.authenticate(url, 'GET');
 
     const controller = new AbortController();
     const idleMs = (Number(query.timeoutSeconds ?? 300) + 30) * 1000;
@@ -217,7 +239,7 @@ export class KubeClient {
     const stream = async () => {
       const response = await fetch(url, {
         headers,
-        dispatcher: context.getDispatcher() as never,
+        dispatcher: dispatcher as never,
         signal: controller.signal,
       });
       if (!response.ok || !response.body) {
@@ -245,6 +267,21 @@ export class KubeClient {
     stream().then(() => finish(), finish);
     return controller;
   }
+}
+
+/** Attempts at a request the apiserver turns away with 429 before its error is given up. */
+const MAX_ATTEMPTS = 10;
+
+/**
+ * How long to wait before sending again: as client-go does, a 429 (Too Many Requests: the
+ * apiserver's priority and fairness, or a custom resource's storage still initializing) with a
+ * Retry-After header was not processed and is sent again after that many seconds (at most 10).
+ */
+function retryAfterMs(response: { status: number; headers: Headers }, attempt: number): number | undefined {
+  if (response.status !== 429 || attempt >= MAX_ATTEMPTS) return undefined;
+  const seconds = Number(response.headers.get('retry-after'));
+  if (!Number.isFinite(seconds) || seconds < 0) return undefined;
+  return Math.min(seconds, 10) * 1000;
 }
 
 function verbOf(method: string, path: string): Verb {

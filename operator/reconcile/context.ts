@@ -7,6 +7,7 @@ import type { ObjectCache } from '../kube/cache.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import type { Caches } from './caches.ts';
+import type { S3Clients } from './s3-clients.ts';
 
 export interface ReconcileContext {
   client: KubeClient;
@@ -19,6 +20,8 @@ export interface ReconcileContext {
   defaultImage: string;
   /** How often external state (buckets, OpenID discovery) is re-checked. */
   externalRecheckMs: number;
+  /** S3 clients shared across reconciles, and which buckets passed their checks lately. */
+  s3: S3Clients;
   /** Lets the OpenIdProvider reconciler reach plain-http issuers (tests, in-cluster providers). */
   fetch: typeof fetch;
 }

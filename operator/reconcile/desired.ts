@@ -22,6 +22,7 @@ import {
   labels,
   METRICS_PORT,
   ownerReference,
+  RESTAUTH_SERVICES_ANNOTATION,
   registryNames,
   SERVER_PORT,
 } from './names.ts';
@@ -64,11 +65,19 @@ export interface ProviderInput {
 /** Key of the generated Secret <name>-auth-signing that encrypts users' tokens kept for OpenID logins. */
 export const TOKEN_KEY = 'token-encryption-key';
 
+/** A RestAuth service as the AuthService reports it: its name and the SHA-256 of its password. */
+export interface ServiceCredentials {
+  name: string;
+  credentialsHash: string;
+}
+
 export interface AuthServiceInputs {
   image: string;
   bucket: string;
   adminSecret: { name: string; key: string };
   registries: RegistryService[];
+  /** Every RestAuth service configured, recorded on the Deployment (RESTAUTH_SERVICES_ANNOTATION). */
+  services?: ServiceCredentials[];
   providers: ProviderInput[];
   /** Digest of the Secrets the pods read, so a rotated password rolls the pods too. */
   secretsDigest: string;
@@ -354,6 +363,8 @@ interface WorkloadShape {
   volumes: Volume[];
   /** The PersistentVolumeClaim mounted read-write at DATA_DIR (volume mode). */
   claimName: string;
+  /** Annotations of the Deployment itself (not of its pods). */
+  deploymentAnnotations?: Record<string, string>;
 }
 
 /** Requests of a server container when the spec names neither a request nor a limit for them. */
@@ -422,7 +433,10 @@ function workloadObjects(shape: WorkloadShape): {
   const deployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: metadata(workloadName),
+    metadata: {
+      ...metadata(workloadName),
+      ...(shape.deploymentAnnotations ? { annotations: shape.deploymentAnnotations } : {}),
+    },
     spec: {
       replicas,
       selector: { matchLabels: selector },
@@ -729,6 +743,9 @@ export function authServiceObjects(auth: AuthService, inputs: AuthServiceInputs)
     image: auth.spec.image ?? inputs.image,
     volumes: authVolumes(auth, inputs),
     claimName: names.data,
+    ...(inputs.services
+      ? { deploymentAnnotations: { [RESTAUTH_SERVICES_ANNOTATION]: JSON.stringify(inputs.services) } }
+      : {}),
   });
   const objects = ordered(workload);
   if (auth.spec.storage.mode === 'volume') objects.unshift(volumeClaimObject(auth, 'auth', names.data));

@@ -5,6 +5,11 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 export const FIELD_MANAGER = 'wharf-operator';
 export const CONFIG_HASH_ANNOTATION = 'wharf.dev/config-hash';
 export const DESIRED_HASH_ANNOTATION = 'wharf.dev/desired-hash';
+/**
+ * On an AuthService's Deployment: the RestAuth services (name, SHA-256 of the password) its pod
+ * template is configured with, so the operator knows what a finished rollout serves.
+ */
+export const RESTAUTH_SERVICES_ANNOTATION = 'wharf.dev/restauth-services';
 export const BUCKET_FINALIZER = 'wharf.dev/bucket';
 export const SERVER_PORT = 8080;
 /** The servers' `/metrics` listener (`metricsPort`): a pod port no Service or Ingress routes. */

@@ -3,11 +3,11 @@
  * objects, reading the Deployment's availability, and writing status and events only on change.
  */
 
-import type { S3Client } from '@aws-sdk/client-s3';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { probeConditionalWrites } from '../../server/store/s3-conditional-probe.ts';
 import { type AuthService, type Registry, VOLUME_REPLICAS_MESSAGE } from '../api/types.ts';
 import { resourcePath } from '../kube/client.ts';
+import { canonicalJson } from '../runtime/compare.ts';
 import {
   type ConditionInput,
   condition,
@@ -16,10 +16,11 @@ import {
   setConditions,
 } from '../runtime/conditions.ts';
 import { ensureApplied, ensureStatus, readSecret, setFinalizer } from '../runtime/objects.ts';
-import { deleteBucket, ensureBucket, s3Client } from './bucket.ts';
+import { deleteBucket, ensureBucket } from './bucket.ts';
 import type { ReconcileContext, ReconcileResult } from './context.ts';
 import { deploymentReplicas, optionalObjects, volumeSettings } from './desired.ts';
 import { authNames, BUCKET_FINALIZER, defaultBucketName, registryNames } from './names.ts';
+import type { PooledClient } from './s3-clients.ts';
 
 type Workload = AuthService | Registry;
 
@@ -43,22 +44,31 @@ export function storageStatus(object: Workload, component: 'auth' | 'registry'):
 }
 
 /**
- * The S3 client for the resource's bucket, or why there is none: a credentialsSecretRef whose
- * Secret lacks the key pair. Without a reference the SDK's default chain is used (workload identity).
+ * The shared S3 client for the resource's bucket, or why there is none: a credentialsSecretRef
+ * whose Secret lacks the key pair. Without a reference the SDK's default chain is used (workload
+ * identity).
  */
-async function s3For(
-  ctx: ReconcileContext,
-  object: Workload,
-): Promise<{ s3: S3Client } | { missing: string }> {
+function s3For(ctx: ReconcileContext, object: Workload): PooledClient | { missing: string } {
   const { storage } = object.spec;
   const ref = storage.credentialsSecretRef;
-  if (!ref) return { s3: s3Client(storage, undefined) };
+  if (!ref) return ctx.s3.get(storage, undefined);
   const secret = readSecret(ctx, object.metadata.namespace, ref.name);
   const accessKeyId = secret?.[ref.accessKeyIdKey];
   const secretAccessKey = secret?.[ref.secretAccessKeyKey];
   if (!accessKeyId || !secretAccessKey)
     return { missing: `Secret ${ref.name} is missing or lacks the access key pair` };
-  return { s3: s3Client(storage, { accessKeyId, secretAccessKey }) };
+  return ctx.s3.get(storage, { accessKeyId, secretAccessKey });
+}
+
+/** What a passed bucket check covers: the client, the bucket, and the storage settings checked. */
+function bucketCheckKey(object: Workload, component: 'auth' | 'registry', identity: string): string {
+  const { storage } = object.spec;
+  return canonicalJson({
+    identity,
+    bucket: bucketName(object, component),
+    prefix: storage.prefix,
+    abortAfterDays: storage.abortIncompleteUploadsAfterDays,
+  });
 }
 
 /**
@@ -94,7 +104,7 @@ export async function finalizeWorkload(
   }
   const bucket = bucketName(object, component);
   if (object.spec.storage.deletionPolicy === 'Delete') {
-    const client = await s3For(ctx, object);
+    const client = s3For(ctx, object);
     if ('missing' in client) {
       await ctx.events.record(
         object,
@@ -104,12 +114,8 @@ export async function finalizeWorkload(
       );
       return { requeueAfterMs: 10_000 };
     }
-    const { s3 } = client;
-    try {
-      await deleteBucket(s3, bucket);
-    } finally {
-      s3.destroy();
-    }
+    await deleteBucket(client.client, bucket);
+    ctx.s3.forget(bucketCheckKey(object, component, client.identity));
     await ctx.events.record(object, 'Normal', 'BucketDeleted', `Deleted bucket ${bucket}`);
   } else {
     await ctx.events.record(
@@ -136,9 +142,13 @@ export async function reconcileBucket(
   const { storage } = object.spec;
   const generation = object.metadata.generation ?? 0;
   const previous = conditionOf(object.status?.conditions, 'BucketReady');
-  const client = await s3For(ctx, object);
+  const client = s3For(ctx, object);
   if ('missing' in client) return condition('BucketReady', false, 'CredentialsMissing', client.missing);
-  const { s3 } = client;
+  const s3 = client.client;
+  const check = bucketCheckKey(object, component, client.identity);
+  // Checked a moment ago through this client with these settings: say what was said then.
+  const passed = ctx.s3.recentlyPassed(check);
+  if (passed) return condition('BucketReady', true, 'BucketReady', passed);
   try {
     const report = await ensureBucket(s3, bucket, storage.abortIncompleteUploadsAfterDays);
     if (report.created)
@@ -161,12 +171,25 @@ export async function reconcileBucket(
     const lifecycle = report.lifecycleSupported
       ? 'with a lifecycle rule for abandoned multipart uploads'
       : 'the endpoint rejects lifecycle rules for abandoned multipart uploads (MinIO expires them itself)';
-    return condition('BucketReady', true, 'BucketReady', `bucket ${bucket} is ready, ${lifecycle}`);
+    const message = `bucket ${bucket} is ready, ${lifecycle}`;
+    ctx.s3.markPassed(check, message);
+    return condition('BucketReady', true, 'BucketReady', message);
   } catch (error) {
     return condition('BucketReady', false, 'S3Error', `bucket ${bucket}: ${(error as Error).message}`);
-  } finally {
-    s3.destroy();
   }
+}
+
+/**
+ * When to look again: soon while the storage is not ready; for a bucket, once the recheck period
+ * is over (a resync longer than that would otherwise leave it unchecked); for a claim, on its events.
+ */
+export function storageRequeue(
+  ctx: ReconcileContext,
+  object: Workload,
+  storage: ConditionInput,
+): ReconcileResult {
+  if (storage.status !== true) return { requeueAfterMs: 15_000 };
+  return object.spec.storage.mode === 'volume' ? {} : { requeueAfterMs: ctx.externalRecheckMs };
 }
 
 /**
@@ -360,6 +383,32 @@ export function rolloutCondition(deployment: DeploymentObject | undefined, want:
 }
 
 /**
+ * Available: some pod of the Deployment answers (the old ones while a rollout replaces them), as
+ * the Deployment's own availableReplicas says; what those that depend on the resource need, where
+ * RolloutComplete says whether the latest configuration is everywhere.
+ */
+export function availableCondition(deployment: DeploymentObject | undefined, want: number): ConditionInput {
+  const available = deployment?.status?.availableReplicas ?? 0;
+  if (available > 0) return condition('Available', true, 'PodsAvailable', `${available} pods available`);
+  if ((deployment?.spec?.replicas ?? want) === 0)
+    return condition('Available', true, 'ScaledToZero', 'no pods asked for');
+  return condition('Available', false, 'NoPodsAvailable', 'no pod is available yet');
+}
+
+/** The owner's Deployment as the API answered this reconcile's apply, otherwise from the cache. */
+export function liveDeployment(
+  ctx: ReconcileContext,
+  owner: Workload,
+  deploymentName: string,
+  live?: ReadonlyMap<string, KubernetesObject>,
+): DeploymentObject | undefined {
+  return (live?.get(`Deployment/${deploymentName}`) ??
+    ctx.caches.deployments.get(`${owner.metadata.namespace}/${deploymentName}`)) as
+    | DeploymentObject
+    | undefined;
+}
+
+/**
  * RolloutComplete of the owner's Deployment: as the API answered this reconcile's apply when it
  * did (a Deployment just given a new template must not look rolled out from the cache's older
  * copy), otherwise from the informer cache.
@@ -370,11 +419,7 @@ export function deploymentCondition(
   deploymentName: string,
   live?: ReadonlyMap<string, KubernetesObject>,
 ): ConditionInput {
-  const deployment = (live?.get(`Deployment/${deploymentName}`) ??
-    ctx.caches.deployments.get(`${owner.metadata.namespace}/${deploymentName}`)) as
-    | DeploymentObject
-    | undefined;
-  return rolloutCondition(deployment, deploymentReplicas(owner));
+  return rolloutCondition(liveDeployment(ctx, owner, deploymentName, live), deploymentReplicas(owner));
 }
 
 /** Writes conditions + Ready + extra fields; records an event when Ready flips or fails anew. */

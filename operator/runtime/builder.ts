@@ -36,6 +36,8 @@ export interface ControllerDefinition<C extends CacheSet, Context> {
   primary: keyof C;
   owns: readonly (keyof C)[];
   watches: readonly Watch<C>[];
+  /** Workers of this controller (controller-runtime's MaxConcurrentReconciles); one key never runs twice at once. */
+  maxConcurrentReconciles: number;
   reconcile: (ctx: Context, key: string) => Promise<ReconcileResult>;
 }
 
@@ -44,6 +46,7 @@ export class ControllerBuilder<C extends CacheSet, Context> {
   private readonly primary: keyof C;
   private readonly owned: (keyof C)[] = [];
   private readonly watched: Watch<C>[] = [];
+  private workers = 4;
 
   constructor(kind: string, primary: keyof C) {
     this.kind = kind;
@@ -70,10 +73,26 @@ export class ControllerBuilder<C extends CacheSet, Context> {
     return this;
   }
 
+  /**
+   * How many keys are reconciled at once (4 unless set). A reconciler that mostly waits on the API
+   * and S3 keeps more workers busy without using more CPU.
+   */
+  maxConcurrentReconciles(workers: number): this {
+    this.workers = workers;
+    return this;
+  }
+
   complete(
     reconcile: (ctx: Context, key: string) => Promise<ReconcileResult>,
   ): ControllerDefinition<C, Context> {
-    return { kind: this.kind, primary: this.primary, owns: this.owned, watches: this.watched, reconcile };
+    return {
+      kind: this.kind,
+      primary: this.primary,
+      owns: this.owned,
+      watches: this.watched,
+      maxConcurrentReconciles: this.workers,
+      reconcile,
+    };
   }
 }
 
@@ -89,7 +108,12 @@ export function wireController<C extends CacheSet, Context>(
   caches: C,
   enqueue: (key: string) => void,
 ): void {
-  caches[definition.primary]!.on((_event, object: KubernetesObject) => enqueue(keyOf(object)));
+  // Its own status written (by this controller, as a rule) asks for nothing: skip those updates,
+  // as controller-runtime's predicates would. Spec, metadata (finalizers, deletion) do queue it.
+  caches[definition.primary]!.on((_event, object: KubernetesObject, previous?: KubernetesObject) => {
+    if (previous && !changedBesidesStatus(previous, object)) return;
+    enqueue(keyOf(object));
+  });
   for (const source of definition.owns) {
     caches[source]!.on((_event, object: KubernetesObject, previous?: KubernetesObject) => {
       for (const key of ownerKeys(object, definition.kind)) enqueue(key);
@@ -107,6 +131,15 @@ export function wireController<C extends CacheSet, Context>(
       }
     });
   }
+}
+
+/** Whether anything but status (and the version stamps a status write changes) differs. */
+export function changedBesidesStatus(previous: KubernetesObject, object: KubernetesObject): boolean {
+  const rest = ({ status: _status, metadata, ...others }: KubernetesObject & { status?: unknown }) => {
+    const { resourceVersion: _version, managedFields: _fields, ...meta } = metadata ?? {};
+    return canonicalJson({ ...others, metadata: meta });
+  };
+  return rest(previous) !== rest(object);
 }
 
 /** Queues every object of the definition's primary kind: the periodic resync. */

@@ -18,22 +18,33 @@ export interface Kube {
 
 type SecretObject = KubernetesObject & { data?: Record<string, string> };
 
-/**
- * Applies `desired` unless the live object already matches it: same desired-hash annotation (so a
- * field dropped from `desired` is noticed) and every desired field equal.
- */
-export async function ensureApplied(
-  { client, cache }: Kube,
-  desired: KubernetesObject,
-): Promise<{ changed: boolean; object: KubernetesObject }> {
+/** `desired` with the annotation that records its hash, as it is applied. */
+function withDesiredHash(desired: KubernetesObject): KubernetesObject {
   const hash = stableHash(desired).slice(0, 32);
-  const withHash = {
+  return {
     ...desired,
     metadata: {
       ...desired.metadata,
       annotations: { ...desired.metadata?.annotations, [DESIRED_HASH_ANNOTATION]: hash },
     },
   };
+}
+
+/**
+ * Whether the cached object already matches `desired`: same desired-hash annotation (so a field
+ * dropped from `desired` is noticed) and every desired field equal.
+ */
+export function isApplied(cache: ObjectCache, desired: KubernetesObject): boolean {
+  const observed = cache.getLike(desired);
+  return observed !== undefined && isSubset(withDesiredHash(desired), observed);
+}
+
+/** Applies `desired` unless the live object already matches it (see isApplied). */
+export async function ensureApplied(
+  { client, cache }: Kube,
+  desired: KubernetesObject,
+): Promise<{ changed: boolean; object: KubernetesObject }> {
+  const withHash = withDesiredHash(desired);
   const observed = cache.getLike(desired);
   if (observed && isSubset(withHash, observed)) return { changed: false, object: observed };
   return { changed: true, object: await client.apply(withHash) };

@@ -34,6 +34,7 @@ import {
   markDeploymentsAvailable,
   OPERATOR_NAMESPACE,
   startHarness,
+  waitForRegistryConfigured,
   wharfPath,
 } from './harness.ts';
 
@@ -116,19 +117,8 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
       '--set',
       `quickstart.registry.host=${HOST},quickstart.trustedProxies[0]=${ingressAddress}`,
     );
-    await eventually(
-      async () =>
-        condition(await h.admin.get(wharfPath('Registry', NS, 'wharf')), 'CredentialsRegistered')?.status ===
-        'True',
-      'Registry reconciled',
-      60_000,
-    );
-    await eventually(
-      async () =>
-        condition(await h.admin.get(wharfPath('AuthService', NS, 'wharf')), 'ComponentsApplied')?.status ===
-        'True',
-      'AuthService reconciled',
-    );
+    // The AuthService's configuration lists the Registry before its pod starts.
+    await waitForRegistryConfigured(h, NS, 'wharf', 'wharf');
 
     volumesRoot = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-volumes-'));
     for (const claim of ['wharf-auth-data', 'wharf-registry-data']) {
@@ -138,6 +128,13 @@ describe.runIf(canRunPods())('operator end to end in storage mode volume (kubele
     addresses = Object.fromEntries(DEPLOYMENTS.map((name) => [name, loopbackAddress()]));
     await startPods();
     await markDeploymentsAvailable(h.admin, NS);
+    // Registered once the AuthService's pods that know its credentials run.
+    await eventually(
+      async () =>
+        condition(await h.admin.get(wharfPath('Registry', NS, 'wharf')), 'CredentialsRegistered')?.status ===
+        'True',
+      'Registry registered',
+    );
     const ingress = (await h.admin.get<IngressObject>(
       resourcePath('networking.k8s.io/v1', 'Ingress', NS, 'wharf-registry'),
     ))!;

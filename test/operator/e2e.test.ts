@@ -35,6 +35,7 @@ import {
   markDeploymentsAvailable,
   OPERATOR_NAMESPACE,
   startHarness,
+  waitForRegistryConfigured,
   wharfPath,
 } from './harness.ts';
 
@@ -113,20 +114,8 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
         ingress: { host: HOST, trustedProxies: [ingressAddress] },
       },
     } as KubernetesObject);
-    await eventually(
-      async () =>
-        condition(await h.admin.get(wharfPath('Registry', NS, 'crates')), 'CredentialsRegistered')?.status ===
-        'True',
-      'Registry reconciled',
-      60_000,
-    );
     // The AuthService's configuration must already list the Registry before its pod starts.
-    await eventually(
-      async () =>
-        condition(await h.admin.get(wharfPath('AuthService', NS, 'main')), 'ComponentsApplied')?.status ===
-        'True',
-      'AuthService reconciled',
-    );
+    await waitForRegistryConfigured(h, NS, 'main', 'crates');
 
     // The stand-in: one pod per Deployment, Service names resolving to the pod addresses.
     const deployments = ['main-auth', 'crates-registry'];
@@ -138,6 +127,13 @@ describe.runIf(canRunPods())('operator end to end (kubelet stand-in)', () => {
     }
     for (const pod of pods) await waitReady(pod);
     await markDeploymentsAvailable(h.admin, NS);
+    // Registered once the AuthService's pods that know its credentials run.
+    await eventually(
+      async () =>
+        condition(await h.admin.get(wharfPath('Registry', NS, 'crates')), 'CredentialsRegistered')?.status ===
+        'True',
+      'Registry registered',
+    );
 
     const ingress = (await h.admin.get<IngressObject>(
       resourcePath('networking.k8s.io/v1', 'Ingress', NS, 'crates-registry'),

@@ -186,6 +186,36 @@ export async function markDeploymentsAvailable(admin: KubeClient, namespace: str
 }
 
 /**
+ * Resolves once the AuthService's applied configuration lists the Registry's RestAuth service: its
+ * pods, started from then on, know the Registry's credentials. (CredentialsRegistered follows only
+ * once those pods run and the Deployment says so.)
+ */
+export async function waitForRegistryConfigured(
+  h: Harness,
+  namespace: string,
+  authName: string,
+  registryName: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  await eventually(
+    async () => {
+      const auth = await h.admin.get(wharfPath('AuthService', namespace, authName));
+      const config = await h.admin.get<KubernetesObject & { data?: Record<string, string> }>(
+        resourcePath('v1', 'ConfigMap', namespace, `${authName}-auth-config`),
+      );
+      const services: { name: string }[] =
+        JSON.parse(config?.data?.['config.yaml'] ?? '{}').auth?.services ?? [];
+      return (
+        condition(auth, 'ComponentsApplied')?.status === 'True' &&
+        services.some((service) => service.name === `registry-${registryName}`)
+      );
+    },
+    `AuthService ${authName} configured with Registry ${registryName}`,
+    timeoutMs,
+  );
+}
+
+/**
  * Writes a Deployment's status as the Deployment controller would (the stand-in's other half, for
  * rollouts that do not finish: a status the tests spell out instead of one a kubelet produced).
  */

@@ -577,7 +577,10 @@ describe('AuthService and Registry', () => {
       metadata: { name: 'late', namespace: NS },
       spec: { storage: storage() },
     } as KubernetesObject);
+    // Registered once the AuthService's pods have its credentials: its rollout complete (the
+    // stand-in plays the Deployment controller).
     const registered = await eventually(async () => {
+      await markDeploymentsAvailable(h.admin, NS);
       const object = await getRegistry('early');
       return condition(object, 'CredentialsRegistered')?.status === 'True' && object;
     }, 'the Registry registered at the new AuthService');
@@ -591,6 +594,7 @@ describe('AuthService and Registry', () => {
     await h.admin.mergePatch(secretPath, { stringData: { password: 'rotated-by-hand' } });
     const rotatedHash = createHash('sha256').update('rotated-by-hand').digest('hex');
     await eventually(async () => {
+      await markDeploymentsAvailable(h.admin, NS);
       const [object, late] = [await getRegistry('early'), await getAuth('late')];
       return (
         object?.status?.credentialsHash === rotatedHash &&

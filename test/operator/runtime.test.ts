@@ -1,8 +1,17 @@
 /** The operator's pure parts: work queue, rate limiter, conditions, comparison, hashing. */
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, type Socket } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { rolloutCondition } from '../../operator/reconcile/workload.ts';
+import { KubeClient } from '../../operator/kube/client.ts';
+import { servedServices } from '../../operator/reconcile/auth-service.ts';
+import { RESTAUTH_SERVICES_ANNOTATION } from '../../operator/reconcile/names.ts';
+import { S3Clients } from '../../operator/reconcile/s3-clients.ts';
+import { type DeploymentObject, rolloutCondition } from '../../operator/reconcile/workload.ts';
+import { changedBesidesStatus } from '../../operator/runtime/builder.ts';
 import { isSubset, stableHash } from '../../operator/runtime/compare.ts';
 import { condition, readyCondition, setCondition, setConditions } from '../../operator/runtime/conditions.ts';
+import { EventRecorder } from '../../operator/runtime/events.ts';
 import { RateLimiter, WorkQueue } from '../../operator/runtime/queue.ts';
 
 describe('WorkQueue', () => {
@@ -221,5 +230,187 @@ describe('comparison', () => {
   it('hashes equal content alike whatever the key order', () => {
     expect(stableHash({ a: 1, b: [1, { c: 2, d: 3 }] })).toBe(stableHash({ b: [1, { d: 3, c: 2 }], a: 1 }));
     expect(stableHash({ a: 1 })).not.toBe(stableHash({ a: 2 }));
+  });
+});
+
+describe('registered services (what every available AuthService pod serves)', () => {
+  const a = { name: 'registry-a', credentialsHash: 'a1' };
+  const b = { name: 'registry-b', credentialsHash: 'b1' };
+  const aRotated = { name: 'registry-a', credentialsHash: 'a2' };
+  const deployment = (services: unknown[], availableReplicas: number): DeploymentObject => ({
+    metadata: { annotations: { [RESTAUTH_SERVICES_ANNOTATION]: JSON.stringify(services) } },
+    status: { availableReplicas },
+  });
+
+  it('lists what the Deployment was made with once rolled out, and while it rolls only what old and new pods share', () => {
+    expect(servedServices(deployment([a, b], 1), true, [a])).toEqual([a, b]);
+    // b is only on the new pods, a's old password only on the old ones.
+    expect(servedServices(deployment([a, b], 1), false, [a])).toEqual([a]);
+    expect(servedServices(deployment([aRotated, b], 1), false, [a, b])).toEqual([b]);
+    // A Registry deleted: gone at once, not when the rollout ends.
+    expect(servedServices(deployment([b], 2), false, [a, b])).toEqual([b]);
+  });
+
+  it('lists nothing without an available pod, and what it said before for a Deployment it cannot read', () => {
+    expect(servedServices(deployment([a], 0), false, [a])).toEqual([]);
+    expect(servedServices({ metadata: {}, status: { availableReplicas: 1 } }, true, [a])).toEqual([a]);
+    const garbled = { metadata: { annotations: { [RESTAUTH_SERVICES_ANNOTATION]: '{' } } };
+    expect(servedServices(garbled, true, [b])).toEqual([b]);
+  });
+});
+
+describe('watch predicates', () => {
+  it('does not queue a resource for its own status write, but does for spec, finalizers and deletion', () => {
+    const object = {
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name: 'r', namespace: 'n', resourceVersion: '1', generation: 1 },
+      spec: { replicas: 1 },
+      status: { credentialsHash: 'x' },
+    };
+    const statusWritten = { ...object, metadata: { ...object.metadata, resourceVersion: '2' }, status: {} };
+    expect(changedBesidesStatus(object, statusWritten)).toBe(false);
+    const respecified = { ...object, spec: { replicas: 2 } };
+    expect(changedBesidesStatus(object, respecified)).toBe(true);
+    expect(
+      changedBesidesStatus(object, {
+        ...object,
+        metadata: { ...object.metadata, finalizers: ['wharf.dev/bucket'] },
+      }),
+    ).toBe(true);
+    expect(
+      changedBesidesStatus(object, {
+        ...object,
+        metadata: { ...object.metadata, deletionTimestamp: new Date() },
+      }),
+    ).toBe(true);
+  });
+});
+
+describe('S3 clients and bucket checks', () => {
+  const storage = (endpoint: string) =>
+    ({ mode: 's3', endpoint, region: 'us-east-1', forcePathStyle: true }) as never;
+  const keys = { accessKeyId: 'a', secretAccessKey: 's' };
+
+  it('shares one client per endpoint and key pair, and never puts the secret in its identity', () => {
+    const clients = new S3Clients({ recheckMs: 1000 });
+    try {
+      const first = clients.get(storage('http://s3.test'), keys);
+      expect(clients.get(storage('http://s3.test'), { ...keys }).client).toBe(first.client);
+      expect(clients.get(storage('http://s3.test'), { ...keys, secretAccessKey: 't' }).client).not.toBe(
+        first.client,
+      );
+      expect(clients.get(storage('http://other.test'), keys).client).not.toBe(first.client);
+      expect(first.identity).not.toContain('s3.test');
+      expect(first.identity).toMatch(/^[0-9a-f]{64}$/);
+    } finally {
+      clients.destroy();
+    }
+  });
+
+  it('trusts a passed check for the recheck period only, and drops clients left unused', () => {
+    let now = 0;
+    const clients = new S3Clients({ recheckMs: 300_000, idleMs: 600_000, now: () => now });
+    try {
+      clients.markPassed('bucket', 'bucket b is ready');
+      now += 299_999;
+      expect(clients.recentlyPassed('bucket')).toBe('bucket b is ready');
+      now += 1;
+      expect(clients.recentlyPassed('bucket')).toBeUndefined();
+      const first = clients.get(storage('http://s3.test'), keys).client;
+      now += 600_000;
+      expect(clients.get(storage('http://s3.test'), keys).client).not.toBe(first);
+    } finally {
+      clients.destroy();
+    }
+  });
+});
+
+describe('event recorder', () => {
+  it('records without waiting for the apiserver, and drops events past 1,000 pending instead of growing', async () => {
+    // An "apiserver" that accepts connections and never answers.
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    const config = new KubeConfig();
+    config.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const errors: string[] = [];
+    const recorder = new EventRecorder(new KubeClient(config), 'test', (error) =>
+      errors.push((error as Error).message),
+    );
+    const registry = {
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name: 'r', namespace: 'n' },
+    };
+    try {
+      const started = performance.now();
+      for (let i = 0; i < 1010; i++) await recorder.record(registry, 'Normal', 'Applied', `event ${i}`);
+      expect(performance.now() - started).toBeLessThan(2000);
+      // Four are being written (and hang), a thousand wait, the rest were dropped: said once.
+      expect(errors).toEqual(['event queue full (1000): dropping events, the first Applied for n/r']);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await recorder.flush();
+    }
+    // Drained (every write failed: no apiserver any more), and the count said.
+    expect(errors.at(-1)).toBe('dropped 6 events while the event queue was full');
+  });
+});
+
+describe('API client', () => {
+  const clientFor = (port: number) => {
+    const config = new KubeConfig();
+    config.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return new KubeClient(config);
+  };
+
+  it('sends a request again that the apiserver turned away with 429 and Retry-After, as client-go does', async () => {
+    // Answers 429 (as while a custom resource's storage initializes) `refusals` times, then 200.
+    let refusals = 2;
+    const seen: string[] = [];
+    const server = createHttpServer((request, response) => {
+      seen.push(`${request.method} ${request.url}`);
+      if (request.url?.startsWith('/api/v1/namespaces/always') || refusals-- > 0)
+        return void response.writeHead(429, { 'retry-after': '0', 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            kind: 'Status',
+            reason: 'TooManyRequests',
+            message: 'storage is (re)initializing',
+          }),
+        );
+      if (request.url?.startsWith('/api/v1/namespaces/plain')) return void response.writeHead(429).end('{}');
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"kind":"ConfigMap"}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = clientFor((server.address() as { port: number }).port);
+    try {
+      expect(await client.get('/api/v1/namespaces/n/configmaps/c')).toEqual({ kind: 'ConfigMap' });
+      expect(seen).toHaveLength(3);
+      // Without Retry-After a 429 is the caller's to handle; and the retries have an end.
+      await expect(client.get('/api/v1/namespaces/plain/configmaps/c')).rejects.toMatchObject({
+        status: 429,
+      });
+      seen.length = 0;
+      await expect(client.get('/api/v1/namespaces/always/configmaps/c')).rejects.toMatchObject({
+        status: 429,
+        message: expect.stringContaining('storage is (re)initializing'),
+      });
+      expect(seen).toHaveLength(10);
+    } finally {
+      server.close();
+    }
   });
 });
