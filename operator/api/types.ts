@@ -205,6 +205,9 @@ const storageSchema = {
  */
 export const VOLUME_REPLICAS_MESSAGE =
   'storage mode volume runs one replica: the fs store is not shared between pods (use mode s3 to scale out)';
+/** A size in bytes, or binary units as a Kubernetes quantity writes them (`20Gi`). */
+export const BLOB_CACHE_SIZE_PATTERN = '^[1-9][0-9]{0,15}(Ki|Mi|Gi|Ti)?$';
+
 const specValidations = [
   { rule: "self.storage.mode != 'volume' || self.replicas <= 1", message: VOLUME_REPLICAS_MESSAGE },
   {
@@ -566,12 +569,33 @@ export const registrySchema = {
                 required: ['namespace', 'upstream'],
               },
             },
+            blobCache: {
+              type: 'object',
+              description:
+                'Blobs pulled from S3 kept on each pod\'s local disk (an emptyDir), so repeated pulls of a layer need no S3 request (docs/oci.md, "Local blob cache"). Storage mode s3 only.',
+              properties: {
+                sizeLimit: {
+                  type: 'string',
+                  pattern: BLOB_CACHE_SIZE_PATTERN,
+                  description:
+                    "The emptyDir's size limit, e.g. 20Gi (node ephemeral storage); the cache keeps at most 95% of it.",
+                },
+              },
+              required: ['sizeLimit'],
+            },
           },
         },
         superusers: { type: 'array', items: { type: 'string' }, default: [] },
       },
       required: ['authServiceRef', 'storage'],
-      'x-kubernetes-validations': specValidations,
+      'x-kubernetes-validations': [
+        ...specValidations,
+        {
+          rule: "!has(self.oci.blobCache) || self.storage.mode == 's3'",
+          message:
+            'oci.blobCache keeps blobs read from S3; on storage mode volume they are local files already',
+        },
+      ],
     },
     status: {
       type: 'object',

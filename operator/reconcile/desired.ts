@@ -6,6 +6,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
   type AuthService,
+  BLOB_CACHE_SIZE_PATTERN,
   DEFAULT_VOLUME_SIZE,
   type IngressSpec,
   type OpenIdProvider,
@@ -232,6 +233,9 @@ export function registryConfig(registry: Registry, inputs: RegistryInputs): Reco
         anonymousPull: oci.anonymousPull,
         ...(oci.gc ? { gc: oci.gc } : {}),
         ...(oci.proxies.length ? { proxies: oci.proxies.map(proxyConfig) } : {}),
+        ...(oci.blobCache
+          ? { blobCache: { directory: BLOB_CACHE_DIR, maxBytes: blobCacheBytes(oci.blobCache.sizeLimit) } }
+          : {}),
         // The generated ES256 key (PKCS#8 PEM) signs the registry's Docker tokens.
         signingKeyFile: `${SIGNING_DIR}/private.pem`,
       },
@@ -259,6 +263,23 @@ interface Volume {
   name: string;
   mountPath: string;
   volume: Record<string, unknown>;
+  /** Mounted read-write (the others are read-only). */
+  writable?: true;
+}
+
+/** Where a Registry's local blob cache lives in its pods (spec.oci.blobCache). */
+export const BLOB_CACHE_DIR = '/var/cache/wharf/blobs';
+
+/**
+ * What the cache may hold in an emptyDir of `sizeLimit`: 95% of it. The kubelet counts everything
+ * on the volume (file system overhead included) and evicts the pod beyond the limit; the cache
+ * itself never holds more than its maxBytes, copies in progress included.
+ */
+export function blobCacheBytes(sizeLimit: string): number {
+  const match = new RegExp(BLOB_CACHE_SIZE_PATTERN).exec(sizeLimit);
+  if (!match) throw new Error(`not a size: ${sizeLimit}`);
+  const unit = { Ki: 1, Mi: 2, Gi: 3, Ti: 4 }[match[1] ?? ''] ?? 0;
+  return Math.floor(Number.parseInt(sizeLimit, 10) * 1024 ** unit * 0.95);
 }
 
 function authVolumes(auth: AuthService, inputs: AuthServiceInputs): Volume[] {
@@ -346,6 +367,16 @@ function registryVolumes(registry: Registry): Volume[] {
                 })),
               },
             },
+          },
+        ]
+      : []),
+    ...(registry.spec.oci.blobCache
+      ? [
+          {
+            name: 'blob-cache',
+            mountPath: BLOB_CACHE_DIR,
+            writable: true as const,
+            volume: { emptyDir: { sizeLimit: registry.spec.oci.blobCache.sizeLimit } },
           },
         ]
       : []),
@@ -531,7 +562,7 @@ function workloadObjects(shape: WorkloadShape): {
                 ...volumes.map((volume) => ({
                   name: volume.name,
                   mountPath: volume.mountPath,
-                  readOnly: true,
+                  ...(volume.writable ? {} : { readOnly: true }),
                 })),
                 { name: 'tmp', mountPath: '/tmp' },
                 ...(onVolume ? [{ name: 'data', mountPath: DATA_DIR }] : []),

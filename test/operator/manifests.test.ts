@@ -14,6 +14,8 @@ import { registrySchema } from '../../operator/api/types.ts';
 import { generatedCrdFiles } from '../../operator/gen-crds.ts';
 import {
   authServiceObjects,
+  BLOB_CACHE_DIR,
+  blobCacheBytes,
   containerResources,
   IDENTITY_PATHS,
   optionalObjects,
@@ -568,6 +570,47 @@ describe('desired objects', () => {
     expect(mounts.every((mount) => mount.readOnly)).toBe(true);
   });
 
+  it('keeps pulled blobs on an emptyDir of spec.oci.blobCache.sizeLimit, and lets the server fill 95% of it', () => {
+    type Pod = {
+      volumes: { name: string; emptyDir?: { sizeLimit: string } }[];
+      containers: { volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] }[];
+    };
+    const podOf = (objects: ReturnType<typeof registryObjects>) =>
+      (
+        objects.find((object) => object.kind === 'Deployment') as unknown as {
+          spec: { template: { spec: Pod } };
+        }
+      ).spec.template.spec;
+    const cached = {
+      ...registry,
+      spec: { ...registry.spec, oci: { ...registry.spec.oci, blobCache: { sizeLimit: '20Gi' } } },
+    };
+    const objects = registryObjects(cached, registryInputs);
+    const pod = podOf(objects);
+    expect(pod.volumes).toContainEqual({ name: 'blob-cache', emptyDir: { sizeLimit: '20Gi' } });
+    const mounts = pod.containers[0]!.volumeMounts;
+    expect(mounts).toContainEqual({ name: 'blob-cache', mountPath: BLOB_CACHE_DIR });
+    expect(mounts.filter((mount) => mount.mountPath.startsWith('/etc/wharf')).every((m) => m.readOnly)).toBe(
+      true,
+    );
+    const ajv = new Ajv({ useDefaults: true, strict: false });
+    addFormats.default(ajv);
+    const config = configOf(objects);
+    expect(ajv.validate(configSchema, structuredClone(config)), JSON.stringify(ajv.errors)).toBe(true);
+    expect(config.registry.oci.blobCache).toEqual({
+      directory: BLOB_CACHE_DIR,
+      maxBytes: Math.floor(20 * 1024 ** 3 * 0.95),
+    });
+    expect([blobCacheBytes('512Mi'), blobCacheBytes('1000')]).toEqual([
+      Math.floor(512 * 1024 ** 2 * 0.95),
+      950,
+    ]);
+
+    const plain = registryObjects(registry, registryInputs);
+    expect(podOf(plain).volumes.map((volume) => volume.name)).not.toContain('blob-cache');
+    expect(configOf(plain).registry.oci.blobCache).toBeUndefined();
+  });
+
   it('requests cpu and memory by default, and leaves to the spec what it sets (a limit alone included)', () => {
     expect(containerResources(undefined)).toEqual({ requests: { cpu: '100m', memory: '256Mi' } });
     expect(containerResources({ requests: { memory: '1Gi' } })).toEqual({
@@ -791,6 +834,22 @@ describe('Helm chart', () => {
     await expect(
       helm('template', 'w', 'charts/wharf', '--set', 'quickstart.registry.oci.proxies[0].namespace=hub'),
     ).rejects.toThrow(/upstream/);
+    // A local blob cache in front of S3; refused on volumes, where blobs are local files already.
+    const onS3 = ['--set', 'quickstart.enabled=true', '--set', 'quickstart.storage.mode=s3'];
+    const cached = await registryOf(...onS3, '--set', 'quickstart.registry.oci.blobCacheSizeLimit=20Gi');
+    expect(cached.spec.oci).toEqual({ blobCache: { sizeLimit: '20Gi' } });
+    expect(validate(cached.spec), JSON.stringify(validate.errors)).toBe(true);
+    await expect(
+      registryOf(
+        '--set',
+        'quickstart.enabled=true',
+        '--set',
+        'quickstart.registry.oci.blobCacheSizeLimit=20Gi',
+      ),
+    ).rejects.toThrow(/needs quickstart.storage.mode s3/);
+    await expect(
+      registryOf(...onS3, '--set', 'quickstart.registry.oci.blobCacheSizeLimit=20GB'),
+    ).rejects.toThrow(/blobCacheSizeLimit/);
   }, 60_000);
 
   it('rejects values its schema does not allow', async () => {

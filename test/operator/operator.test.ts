@@ -171,6 +171,18 @@ describe('CRD validation in the apiserver', () => {
       /spec\.ingress\.trustedProxies\[0\].*should match/,
     );
     expect(await rejected(withProxies('anyone', ['*']))).toMatch(/trustedProxies\[0\]/);
+    const withBlobCache = (name: string, storage: Record<string, unknown>, sizeLimit: string) => ({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'Registry',
+      metadata: { name, namespace: NS },
+      spec: { authServiceRef: { name: 'main' }, replicas: 0, storage, oci: { blobCache: { sizeLimit } } },
+    });
+    expect(await rejected(withBlobCache('cachevolume', { mode: 'volume' }, '20Gi'))).toMatch(
+      /on storage mode volume they are local files already/,
+    );
+    expect(
+      await rejected(withBlobCache('cachesize', { credentialsSecretRef: { name: 's3' } }, '20GB')),
+    ).toMatch(/spec\.oci\.blobCache\.sizeLimit.*should match/);
     const created = await h.admin.create<AuthService>(auth('defaults', {}) as never);
     expect(created.spec).toMatchObject({
       signup: 'admin',
