@@ -10,11 +10,13 @@
  * There is no peer operator to compare with; the figures stand alone. A stand-in for the Deployment
  * controller/kubelet marks Deployments available (envtest has neither), polling every 200 ms.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { parse } from 'yaml';
 import { WRITE_VERBS } from '../operator/kube/client.ts';
 import {
   condition,
@@ -29,6 +31,15 @@ import {
   wharfPath,
 } from '../test/operator/harness.ts';
 import { REPO_ROOT } from '../test/support/tools.ts';
+import { memoryCgroup, quantityBytes } from './memory-cgroup.ts';
+
+/** The operator Deployment's memory limit in the chart's values (`resources.limits.memory`). */
+function chartOperatorMemoryLimit(): string {
+  const values = parse(readFileSync(path.join(REPO_ROOT, 'charts/wharf/values.yaml'), 'utf8')) as {
+    resources: { limits: { memory: string } };
+  };
+  return values.resources.limits.memory;
+}
 
 const count = Number(process.argv[2] ?? 100);
 const memoryCount = Number(process.argv[3] ?? 1000);
@@ -98,20 +109,39 @@ async function measureMemory(operator: RunningOperator): Promise<void> {
   // make the wait for 900 more Ready Registries far longer than the figure is worth.
   await createRegistries(count, memoryCount, { mode: 'volume' });
   const port = await freePort();
-  const child = spawn(process.execPath, ['operator/main.ts'], {
+  // As the chart runs it: the compiled program (`node dist/operator/main.js`), not the sources,
+  // whose type stripping alone costs a process some 30 MB.
+  execFileSync(path.join(REPO_ROOT, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], {
     cwd: REPO_ROOT,
-    env: {
-      ...process.env,
-      KUBECONFIG: h.plane.kubeconfigFor(OPERATOR_USER),
-      WHARF_LEADER_ELECT: 'false',
-      WHARF_OPERATOR_HOST: '127.0.0.1',
-      WHARF_OPERATOR_PORT: String(port),
-      WHARF_OPERATOR_LOG_LEVEL: 'warn',
-      WHARF_IMAGE: 'wharf:test',
-      WHARF_RESYNC_SECONDS: '3600',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
   });
+  const snapshotDir = process.env.BENCH_HEAP_SNAPSHOT_DIR;
+  const command = [
+    process.execPath,
+    ...(snapshotDir ? [`--heapsnapshot-signal=SIGUSR2`, `--diagnostic-dir=${snapshotDir}`] : []),
+    'dist/operator/main.js',
+  ];
+  // Under the chart's memory limit, as in its pod: Node sizes its heap from it, and the kernel
+  // kills the process beyond it (where this machine lets a benchmark make a memory cgroup).
+  const limit = chartOperatorMemoryLimit();
+  const cgroup = memoryCgroup(`wharf-bench-operator-${process.pid}`, quantityBytes(limit));
+  const child = spawn(
+    cgroup ? 'sh' : (command[0] as string),
+    cgroup ? ['-c', `${cgroup.enter} "$@"`, 'sh', ...command] : command.slice(1),
+    {
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        KUBECONFIG: h.plane.kubeconfigFor(OPERATOR_USER),
+        WHARF_LEADER_ELECT: 'false',
+        WHARF_OPERATOR_HOST: '127.0.0.1',
+        WHARF_OPERATOR_PORT: String(port),
+        WHARF_OPERATOR_LOG_LEVEL: 'warn',
+        WHARF_IMAGE: 'wharf:test',
+        WHARF_RESYNC_SECONDS: '3600',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   // Its warnings (pino writes to stdout) go to stderr, apart from the figures.
   child.stdout!.pipe(process.stderr);
   try {
@@ -121,6 +151,10 @@ async function measureMemory(operator: RunningOperator): Promise<void> {
     const deadline = Date.now() + 1_800_000;
     while (!(await allReady(h, memoryCount).catch(() => false))) {
       if (Date.now() > deadline) throw new Error(`not all ${memoryCount} Registries Ready in 30 min`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(
+          `the operator exited (${child.signalCode ?? child.exitCode}) before all were Ready; OOM kills in its ${limit} cgroup: ${cgroup?.oomKills() ?? 'no cgroup'}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 2000));
     }
     const programReady = performance.now();
@@ -130,13 +164,37 @@ async function measureMemory(operator: RunningOperator): Promise<void> {
     const memory = memoryOf(child.pid!);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     const heap = Number(/^wharf_operator_nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? 0);
+    const sample = (pattern: RegExp) => Number(pattern.exec(metrics)?.[1] ?? 0) / 1024;
+    const spaces = [
+      ...metrics.matchAll(/^wharf_operator_nodejs_heap_space_size_total_bytes\{space="(\w+)"\} (\S+)/gm),
+    ]
+      .map((match) => `${match[1]} ${mib(Number(match[2]) / 1024)}`)
+      .join(', ');
+    console.log(
+      `  its heap total ${mib(sample(/^wharf_operator_nodejs_heap_size_total_bytes (\S+)/m))} (${spaces}), external ${mib(sample(/^wharf_operator_nodejs_external_memory_bytes (\S+)/m))}`,
+    );
     console.log(
       `operator program with ${memoryCount} Registries (${count} on S3, ${memoryCount - count} on claims; +1 AuthService, and what they own in its caches): ` +
         `RSS ${mib(memory.rss)}, peak RSS ${mib(memory.peak)}, heap used ${mib(heap / 1024)} ` +
         `(${memoryCount - count} new ones Ready ${((programReady - programStarted) / 1000).toFixed(1)} s after it started)`,
     );
+    console.log(
+      cgroup
+        ? `  in a memory cgroup of the chart's limit (${limit}): peak usage ${mib(cgroup.peak() / 1024)}, OOM kills ${cgroup.oomKills()}`
+        : `  without the chart's memory limit (${limit}): this machine gave the benchmark no memory cgroup`,
+    );
+    if (snapshotDir) {
+      // What the heap holds, for a look in DevTools (BENCH_HEAP_SNAPSHOT_DIR).
+      child.kill('SIGUSR2');
+      await new Promise((resolve) => setTimeout(resolve, 20_000));
+      console.log(`heap snapshot written to ${snapshotDir}`);
+    }
   } finally {
     child.kill('SIGTERM');
+    await new Promise((resolve) =>
+      child.exitCode === null && child.signalCode === null ? child.once('exit', resolve) : resolve(null),
+    );
+    cgroup?.remove();
   }
 }
 
