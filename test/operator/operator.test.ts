@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuthService, Registry } from '../../operator/api/types.ts';
 import { resourcePath } from '../../operator/kube/client.ts';
 import { LIFECYCLE_RULE_ID } from '../../operator/reconcile/bucket.ts';
-import { CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
+import { BUCKET_FINALIZER, CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
+import { setFinalizer } from '../../operator/runtime/objects.ts';
 import { startS3Gateway } from '../support/s3-gateway.ts';
 import { REPO_ROOT } from '../support/tools.ts';
 import {
@@ -753,11 +754,15 @@ describe('AuthService and Registry', () => {
       const failuresBefore = await failures();
       const resyncs = operator.manager.resyncCount;
       await h.admin.delete(wharfPath('AuthService', NS, 'stubborn'));
+      const deleting = (await getAuth('stubborn'))!;
       await eventually(async () => (await failures()) > failuresBefore, 'the finalizer removal refused');
       await h.admin.delete(bindingPath);
       // The policy gone, the next retry releases it: seconds, not the 300 s recheck.
       await eventually(async () => !(await getAuth('stubborn')), 'the AuthService gone', 20_000);
       expect(operator.manager.resyncCount).toBe(resyncs);
+      // A reconcile from a cache that still holds it (queued again meanwhile) finds nothing to do.
+      expect(deleting.metadata.finalizers).toContain(BUCKET_FINALIZER);
+      expect(await setFinalizer(operator.client, deleting, BUCKET_FINALIZER, false)).toBe(false);
     } finally {
       await h.admin.delete(bindingPath);
       await h.admin.delete(`${policy}/${name}`);
