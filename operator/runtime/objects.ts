@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectCache } from '../kube/cache.ts';
-import { isConflict, type KubeClient, objectPath, resourcePath } from '../kube/client.ts';
+import { isConflict, isNotFound, type KubeClient, objectPath, resourcePath } from '../kube/client.ts';
 import { DESIRED_HASH_ANNOTATION, FIELD_MANAGER } from '../reconcile/names.ts';
 import { canonicalJson, isSubset, stableHash } from './compare.ts';
 
@@ -164,9 +164,16 @@ export async function setFinalizer(
   const finalizers = object.metadata?.finalizers ?? [];
   if (finalizers.includes(finalizer) === present) return false;
   const next = present ? [...finalizers, finalizer] : finalizers.filter((item) => item !== finalizer);
-  await client.mergePatch(objectPath(object), {
-    metadata: { finalizers: next, resourceVersion: object.metadata?.resourceVersion },
-  });
+  try {
+    await client.mergePatch(objectPath(object), {
+      metadata: { finalizers: next, resourceVersion: object.metadata?.resourceVersion },
+    });
+  } catch (error) {
+    // Removing it from an object already gone: an earlier reconcile removed it and the cache has
+    // not seen the deletion yet. Nothing is left to do; not a failure.
+    if (!present && isNotFound(error)) return false;
+    throw error;
+  }
   return true;
 }
 

@@ -70,7 +70,8 @@ export class WorkQueue {
   private readonly order: string[] = [];
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Keys waiting to be added, with when each is due. */
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; dueAt: number }>();
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private shuttingDown = false;
   readonly limiter: RateLimiter;
@@ -95,21 +96,27 @@ export class WorkQueue {
     } else this.order.push(key);
   }
 
-  /** Adds the key after a delay; an earlier pending delay for the key wins. */
+  /**
+   * Adds the key after a delay. A key already waiting keeps the sooner of the two times, as
+   * client-go's AddAfter does: a retry 5 ms after a failure must not wait behind the periodic
+   * recheck a successful reconcile asked for minutes away.
+   */
   addAfter(key: string, delayMs: number): void {
     if (this.shuttingDown) return;
     if (delayMs <= 0) {
       this.add(key);
       return;
     }
+    const dueAt = Date.now() + delayMs;
     const existing = this.timers.get(key);
-    if (existing) return;
+    if (existing && existing.dueAt <= dueAt) return;
+    if (existing) clearTimeout(existing.timer);
     const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, delayMs);
     timer.unref();
-    this.timers.set(key, timer);
+    this.timers.set(key, { timer, dueAt });
   }
 
   addRateLimited(key: string): void {
@@ -144,7 +151,7 @@ export class WorkQueue {
   /** Stops handing out keys and drops everything pending (e.g. on losing leadership). */
   shutDown(): void {
     this.shuttingDown = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.order.length = 0;
     this.dirty.clear();

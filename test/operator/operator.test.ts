@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuthService, Registry } from '../../operator/api/types.ts';
 import { resourcePath } from '../../operator/kube/client.ts';
 import { LIFECYCLE_RULE_ID } from '../../operator/reconcile/bucket.ts';
-import { CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
+import { BUCKET_FINALIZER, CONFIG_HASH_ANNOTATION } from '../../operator/reconcile/names.ts';
+import { setFinalizer } from '../../operator/runtime/objects.ts';
 import { startS3Gateway } from '../support/s3-gateway.ts';
 import { REPO_ROOT } from '../support/tools.ts';
 import {
@@ -674,6 +675,98 @@ describe('AuthService and Registry', () => {
     await h.admin.delete(wharfPath('AuthService', NS, 'kept'));
     await eventually(async () => !(await getAuth('kept')), 'AuthService gone');
     await h.minio.client.send(new HeadBucketCommand({ Bucket: kept.status!.bucket! }));
+  });
+
+  it('retries a finalizer removal the apiserver refused with backoff, not at the recheck minutes away', async () => {
+    // Every reconcile of an S3 resource ends by asking to come back at the recheck (300 s here). A
+    // failure's retry must still come within moments: deleting an AuthService whose finalizer patch
+    // meets a 409 (a cache a moment behind the operator's own status write, which queues nothing)
+    // has only that retry. An admission policy refuses the removal here, deterministically.
+    await h.admin.create({
+      apiVersion: 'wharf.dev/v1alpha1',
+      kind: 'AuthService',
+      metadata: { name: 'stubborn', namespace: NS },
+      spec: { storage: { ...storage(), deletionPolicy: 'Retain' } },
+    } as KubernetesObject);
+    await eventually(
+      async () => condition(await getAuth('stubborn'), 'BucketReady')?.status === 'True',
+      'the AuthService with its bucket',
+    );
+    const policy = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies';
+    const binding = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings';
+    const name = 'wharf-test-keep-finalizer';
+    await h.admin.request('POST', policy, {
+      body: {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingAdmissionPolicy',
+        metadata: { name },
+        spec: {
+          failurePolicy: 'Fail',
+          matchConstraints: {
+            resourceRules: [
+              {
+                apiGroups: ['wharf.dev'],
+                apiVersions: ['*'],
+                operations: ['UPDATE'],
+                resources: ['authservices'],
+              },
+            ],
+          },
+          validations: [
+            {
+              expression:
+                "object.metadata.name != 'stubborn' || (has(object.metadata.finalizers) && size(object.metadata.finalizers) > 0)",
+              message: 'the test holds this finalizer',
+            },
+          ],
+        },
+      },
+    });
+    const bindingPath = `${binding}/${name}`;
+    try {
+      await h.admin.request('POST', binding, {
+        body: {
+          apiVersion: 'admissionregistration.k8s.io/v1',
+          kind: 'ValidatingAdmissionPolicyBinding',
+          metadata: { name },
+          spec: { policyName: name, validationActions: ['Deny'] },
+        },
+      });
+      // The apiserver takes up a new policy asynchronously: wait until a dry run is refused.
+      const removal = () =>
+        h.admin.request('PATCH', wharfPath('AuthService', NS, 'stubborn'), {
+          body: { metadata: { finalizers: null } },
+          contentType: 'application/merge-patch+json',
+          query: { dryRun: 'All' },
+        });
+      await eventually(
+        () =>
+          removal().then(
+            () => false,
+            (error: Error) => /the test holds this finalizer/.test(error.message),
+          ),
+        'the admission policy in force',
+      );
+      const failures = async () =>
+        (await operator.manager.metrics.errors.get()).values.find(
+          (value) => value.labels.kind === 'AuthService',
+        )?.value ?? 0;
+      const failuresBefore = await failures();
+      const resyncs = operator.manager.resyncCount;
+      await h.admin.delete(wharfPath('AuthService', NS, 'stubborn'));
+      const deleting = (await getAuth('stubborn'))!;
+      await eventually(async () => (await failures()) > failuresBefore, 'the finalizer removal refused');
+      await h.admin.delete(bindingPath);
+      // The policy gone, the next retry releases it: seconds, not the 300 s recheck.
+      await eventually(async () => !(await getAuth('stubborn')), 'the AuthService gone', 20_000);
+      expect(operator.manager.resyncCount).toBe(resyncs);
+      // A reconcile from a cache that still holds it (queued again meanwhile) finds nothing to do.
+      expect(deleting.metadata.finalizers).toContain(BUCKET_FINALIZER);
+      expect(await setFinalizer(operator.client, deleting, BUCKET_FINALIZER, false)).toBe(false);
+    } finally {
+      await h.admin.delete(bindingPath);
+      await h.admin.delete(`${policy}/${name}`);
+    }
   });
 });
 

@@ -2,7 +2,8 @@
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
-import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
 import { KubeClient } from '../../operator/kube/client.ts';
 import { servedServices } from '../../operator/reconcile/auth-service.ts';
 import { RESTAUTH_SERVICES_ANNOTATION } from '../../operator/reconcile/names.ts';
@@ -11,7 +12,9 @@ import { type DeploymentObject, rolloutCondition } from '../../operator/reconcil
 import { changedBesidesStatus } from '../../operator/runtime/builder.ts';
 import { isSubset, stableHash } from '../../operator/runtime/compare.ts';
 import { condition, readyCondition, setCondition, setConditions } from '../../operator/runtime/conditions.ts';
+import { Controller } from '../../operator/runtime/controller.ts';
 import { EventRecorder } from '../../operator/runtime/events.ts';
+import { createMetrics } from '../../operator/runtime/metrics.ts';
 import { RateLimiter, WorkQueue } from '../../operator/runtime/queue.ts';
 
 describe('WorkQueue', () => {
@@ -43,6 +46,57 @@ describe('WorkQueue', () => {
     expect(await waiting).toBeUndefined();
     queue.add('x');
     expect(queue.depth).toBe(0);
+  });
+});
+
+/** The key `get` hands out within `ms`, or 'nothing'. */
+const nextWithin = (queue: WorkQueue, ms: number) =>
+  Promise.race([queue.get(), new Promise<string>((resolve) => setTimeout(() => resolve('nothing'), ms))]);
+
+describe('WorkQueue delays', () => {
+  it('keeps the sooner of two delays for a key, whichever came first', async () => {
+    const queue = new WorkQueue();
+    queue.addAfter('recheck', 300_000); // a successful reconcile's periodic recheck
+    queue.addAfter('recheck', 5); // then a failure's first retry
+    expect(await nextWithin(queue, 1_000)).toBe('recheck');
+    queue.done('recheck');
+    queue.addAfter('retry', 5);
+    queue.addAfter('retry', 300_000);
+    expect(await nextWithin(queue, 1_000)).toBe('retry');
+    queue.done('retry');
+    // Each handed out once: no second timer was left behind.
+    expect(await nextWithin(queue, 100)).toBe('nothing');
+    queue.shutDown();
+  });
+});
+
+describe('Controller', () => {
+  it('retries a failed reconcile at once even though the last success asked to come back in minutes', async () => {
+    // What deleting an S3 AuthService does: its reconciles end with a 300 s recheck pending, the
+    // finalizer's removal meets a 409 (the cache had not yet seen the operator's own status write,
+    // which queues nothing), and only the retry is left to remove it.
+    const runs: string[] = [];
+    const controller = new Controller({
+      kind: 'Test',
+      metrics: createMetrics(),
+      log: pino({ level: 'silent' }),
+      workers: 1,
+      reconcile: async () => {
+        runs.push(['recheck', 'conflict', 'finalized'][runs.length] ?? 'again');
+        if (runs.length === 1) return { requeueAfterMs: 300_000 };
+        if (runs.length === 2) throw new Error('409 Conflict');
+        return {};
+      },
+    });
+    controller.start();
+    try {
+      controller.enqueue('team/late');
+      await vi.waitFor(() => expect(runs).toEqual(['recheck']));
+      controller.enqueue('team/late'); // the deletion's watch event
+      await vi.waitFor(() => expect(runs).toEqual(['recheck', 'conflict', 'finalized']), { timeout: 2_000 });
+    } finally {
+      await controller.stop();
+    }
   });
 });
 
