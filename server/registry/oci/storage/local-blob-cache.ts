@@ -120,8 +120,7 @@ export class LocalBlobCache {
       }
     }
     if (found) {
-      this.entries.delete(key);
-      this.entries.set(key, cached as number);
+      this.remember(key, link.size); // now the most recently pulled
       this.reads.inc({ result: 'hit' });
       return found;
     }
@@ -139,7 +138,7 @@ export class LocalBlobCache {
     // half-written copies included (a volume's size limit can be set just above it).
     if (this.reserved + link.size > this.settings.maxBytes) return;
     this.reserved += link.size;
-    const fill = this.store(key, digest, link)
+    const fill = this.copyIn(key, digest, link)
       .catch((error: unknown) => {
         this.copies.inc({ result: 'failed' });
         this.logger.warn({ err: error, digest: digest.text }, 'could not copy a blob into the local cache');
@@ -151,7 +150,7 @@ export class LocalBlobCache {
     this.fills.set(key, fill);
   }
 
-  private async store(key: string, digest: Digest, link: BlobLink): Promise<void> {
+  private async copyIn(key: string, digest: Digest, link: BlobLink): Promise<void> {
     await this.evict();
     const object = await this.source.get(link.dataKey);
     if (!object) return; // deleted meanwhile (GC): nothing to keep
