@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OCI_DEFAULTS } from '../../server/registry/oci/settings.ts';
 import { cargo, cargoHome, registryToml, writeCrate } from '../cargo/cargo-cli.ts';
 import { metadata, publishBody, simpleCrate } from '../cargo/crate-file.ts';
 import { writeOciLayout } from '../oci/layout.ts';
@@ -402,6 +403,9 @@ describe('web UI in Chromium', () => {
       await page.getByRole('button', { name: 'Add' }).click();
       await page.getByText('bob now has write.').waitFor();
       await check(page, '12-repository-permissions');
+      // The harness runs two replicas: the one that did not write the grant serves it within
+      // registry.oci.metadataCacheMillis (docs/oci.md, "Caching"), and skopeo may reach either.
+      await new Promise((resolve) => setTimeout(resolve, OCI_DEFAULTS.metadataCacheMillis + 200));
       await skopeo('bob', 'bob-password-123', source, `docker://${host}/admin/app:bob`);
     });
 
